@@ -1,0 +1,181 @@
+// Package chain is the audit log's domain: entries linked in a SHA-256 hash
+// chain, how the next entry is made from the head, and how a sequence of
+// stored entries is checked for tampering.
+//
+// Each entry's hash covers the previous entry's hash, its own chain index,
+// the event id, the time it was recorded and the exact bytes of the audited
+// event, so changing, removing, reordering or inserting any entry breaks
+// every hash after it.
+package chain
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// GenesisHash is the prev_hash of the first entry.
+var GenesisHash = strings.Repeat("0", 64)
+
+// SubjectPrefix is the first token of every audit entry's subject.
+const SubjectPrefix = "audit"
+
+// Sentinel errors of the audit log.
+var (
+	// ErrNotFound means no entry exists for what was asked.
+	ErrNotFound = errors.New("no audit entries")
+	// ErrUndecodable marks stored bytes that are not an audit entry.
+	ErrUndecodable = errors.New("undecodable audit entry")
+	// ErrInvalidRecord marks a record that cannot be appended.
+	ErrInvalidRecord = errors.New("invalid audit record")
+)
+
+// Record is one event to audit, with where it was read from.
+type Record struct {
+	EventID   string
+	Type      string
+	Source    string
+	OrderID   string
+	TraceID   string
+	Stream    string
+	StreamSeq uint64
+	// Raw is the event exactly as it was published (a JSON object).
+	Raw []byte
+}
+
+// Entry is one link of the chain, stored as JSON on
+// audit.<order_id>.<event token>.
+type Entry struct {
+	Index      uint64 `json:"index"`
+	EventID    string `json:"event_id"`
+	Type       string `json:"type"`
+	Source     string `json:"source"`
+	OrderID    string `json:"order_id"`
+	TraceID    string `json:"trace_id"`
+	Stream     string `json:"stream"`
+	StreamSeq  uint64 `json:"stream_seq"`
+	RecordedAt string `json:"recorded_at"`
+	PrevHash   string `json:"prev_hash"`
+	Hash       string `json:"hash"`
+	// Event is the audited event; its bytes are part of the hash.
+	Event json.RawMessage `json:"event"`
+}
+
+// Head is the end of the chain an append builds on.
+type Head struct {
+	Index uint64 // chain index of the last entry (0: empty chain)
+	Hash  string // hash of the last entry (GenesisHash: empty chain)
+	Seq   uint64 // stream sequence of the last message in the audit stream
+}
+
+// Genesis is the head of an empty chain.
+func Genesis() Head { return Head{Hash: GenesisHash} }
+
+// Hash returns hex(sha256(prev_hash "\n" index "\n" event_id "\n"
+// recorded_at "\n" event)).
+func Hash(prevHash string, index uint64, eventID, recordedAt string, event []byte) string {
+	h := sha256.New()
+	h.Write([]byte(prevHash))
+	h.Write([]byte{'\n'})
+	h.Write([]byte(strconv.FormatUint(index, 10)))
+	h.Write([]byte{'\n'})
+	h.Write([]byte(eventID))
+	h.Write([]byte{'\n'})
+	h.Write([]byte(recordedAt))
+	h.Write([]byte{'\n'})
+	h.Write(event)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ComputeHash recomputes e's hash from its content.
+func (e Entry) ComputeHash() string {
+	return Hash(e.PrevHash, e.Index, e.EventID, e.RecordedAt, e.Event)
+}
+
+// Next returns the entry that appends rec after head, recorded at now.
+//
+// The event is stored compacted (insignificant whitespace removed, nothing
+// else changed) and that is the form that is hashed: the JSON encoder
+// compacts a raw message anyway, so hashing the original bytes would make a
+// whitespace-formatted event unverifiable.
+func Next(head Head, rec Record, now time.Time) (Entry, error) {
+	if rec.EventID == "" || rec.OrderID == "" {
+		return Entry{}, fmt.Errorf("%w: event id and order id are required", ErrInvalidRecord)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, rec.Raw); err != nil {
+		return Entry{}, fmt.Errorf("%w: event is not JSON: %w", ErrInvalidRecord, err)
+	}
+	e := Entry{
+		Index:      head.Index + 1,
+		EventID:    rec.EventID,
+		Type:       rec.Type,
+		Source:     rec.Source,
+		OrderID:    rec.OrderID,
+		TraceID:    rec.TraceID,
+		Stream:     rec.Stream,
+		StreamSeq:  rec.StreamSeq,
+		RecordedAt: now.UTC().Format(time.RFC3339Nano),
+		PrevHash:   head.Hash,
+		Event:      compact.Bytes(),
+	}
+	e.Hash = e.ComputeHash()
+	return e, nil
+}
+
+// Encode returns the stored form of e. HTML escaping is off so the event
+// bytes are stored exactly as hashed.
+func Encode(e Entry) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(e); err != nil {
+		return nil, fmt.Errorf("encode audit entry %d: %w", e.Index, err)
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}
+
+// Decode parses a stored entry.
+func Decode(raw []byte) (Entry, error) {
+	var e Entry
+	if err := json.Unmarshal(raw, &e); err != nil {
+		return Entry{}, fmt.Errorf("%w: %w", ErrUndecodable, err)
+	}
+	if e.Index == 0 || e.Hash == "" || e.PrevHash == "" || len(e.Event) == 0 {
+		return Entry{}, fmt.Errorf("%w: index, hashes and event are required", ErrUndecodable)
+	}
+	return e, nil
+}
+
+var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+// EventToken returns the subject token of an event id: the id itself when
+// it is a safe subject token (the publishers' UUIDs are), otherwise a hash
+// of it, so ids with dots or wildcards cannot escape their subject.
+func EventToken(eventID string) string {
+	if tokenPattern.MatchString(eventID) {
+		return eventID
+	}
+	sum := sha256.Sum256([]byte(eventID))
+	return "h-" + hex.EncodeToString(sum[:16])
+}
+
+// Subject returns the subject of the entry auditing eventID of orderID:
+// audit.<order_id>.<event token>. Its one message, for ever, is what makes
+// each event appear in the log once.
+func Subject(orderID, eventID string) string {
+	return SubjectPrefix + "." + orderID + "." + EventToken(eventID)
+}
+
+// OrderFilter returns the subject filter of every entry of orderID.
+func OrderFilter(orderID string) string { return SubjectPrefix + "." + orderID + ".>" }
+
+// AllFilter is the subject filter of the whole chain.
+const AllFilter = SubjectPrefix + ".>"

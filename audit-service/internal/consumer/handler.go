@@ -1,0 +1,70 @@
+// Package consumer feeds the audit chain: one consumer per domain stream
+// hands every valid event, with where it was read from, to the appender.
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/audit-service/internal/chain"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/logging"
+)
+
+// Appender appends a record to the audit chain (idempotent per event).
+type Appender interface {
+	Append(ctx context.Context, rec chain.Record) (chain.Entry, bool, error)
+}
+
+// Durable returns the audit consumer's name on a domain stream, for
+// example audit-orders on ORDERS.
+func Durable(stream string) string { return "audit-" + strings.ToLower(stream) }
+
+// Handler audits events.
+type Handler struct {
+	app      Appender
+	log      *zap.Logger
+	registry *events.Registry
+}
+
+// NewHandler returns a handler appending to app.
+func NewHandler(app Appender, log *zap.Logger) *Handler {
+	return &Handler{app: app, log: log, registry: events.DefaultRegistry()}
+}
+
+// Handle is the consumer.Handler of every audit consumer. An event that
+// fails its schema is dead-lettered, not audited: the log holds only events
+// the system could have acted on. A failed append is retried.
+func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
+	env, err := h.registry.Parse(msg.Data())
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))
+	}
+	rec := chain.Record{
+		EventID:   env.ID,
+		Type:      string(env.Type),
+		Source:    env.Source,
+		OrderID:   env.Subject,
+		TraceID:   env.TraceID(),
+		Stream:    meta.Stream,
+		StreamSeq: meta.Sequence.Stream,
+		Raw:       msg.Data(),
+	}
+	e, dup, err := h.app.Append(ctx, rec)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", env.ID, err)
+	}
+	h.log.Debug("event audited", append(logging.Order(rec.OrderID, rec.TraceID),
+		zap.String("event_id", rec.EventID), zap.String("type", rec.Type),
+		zap.Uint64("index", e.Index), zap.Bool("duplicate", dup))...)
+	return nil
+}

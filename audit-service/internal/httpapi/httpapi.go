@@ -1,0 +1,106 @@
+// Package httpapi is the audit service's HTTP API: an order's audit
+// timeline and the verification of the whole chain. It also holds the
+// service's one mapping from errors to RFC 9457 problems.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/eventshop/audit-service/internal/chain"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/problem"
+)
+
+// Reader reads the audit chain.
+type Reader interface {
+	Timeline(ctx context.Context, orderID string) ([]chain.Entry, error)
+	Verify(ctx context.Context) (chain.Result, error)
+}
+
+// TimelineEntry is one event of an order's audit timeline.
+type TimelineEntry struct {
+	Index      uint64          `json:"index"`
+	Type       string          `json:"type"`
+	Source     string          `json:"source"`
+	EventID    string          `json:"event_id"`
+	TraceID    string          `json:"trace_id"`
+	Time       *time.Time      `json:"time,omitempty"`
+	RecordedAt string          `json:"recorded_at"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Timeline is the body of GET /audit/orders/{id}.
+type Timeline struct {
+	OrderID string          `json:"order_id"`
+	Entries []TimelineEntry `json:"entries"`
+}
+
+// Register mounts the API on e.
+func Register(e *gin.Engine, r Reader) {
+	h := &handlers{reader: r}
+	e.GET("/audit/orders/:id", h.timeline)
+	e.GET("/audit/verify", h.verify)
+}
+
+type handlers struct {
+	reader Reader
+}
+
+func (h *handlers) timeline(c *gin.Context) {
+	orderID := c.Param("id")
+	if !events.ValidID(orderID) {
+		c.Error(fmt.Errorf("order id %q: %w", orderID, events.ErrInvalidID))
+		return
+	}
+	c.Set("order_id", orderID)
+	entries, err := h.reader.Timeline(c.Request.Context(), orderID)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	out := Timeline{OrderID: orderID, Entries: make([]TimelineEntry, 0, len(entries))}
+	for _, e := range entries {
+		// The event was valid when audited; only its time and data are
+		// lifted out of it here.
+		var ev struct {
+			Time *time.Time      `json:"time"`
+			Data json.RawMessage `json:"data"`
+		}
+		_ = json.Unmarshal(e.Event, &ev) // a tampered event shows without time or data
+		out.Entries = append(out.Entries, TimelineEntry{
+			Index: e.Index, Type: e.Type, Source: e.Source, EventID: e.EventID, TraceID: e.TraceID,
+			Time: ev.Time, RecordedAt: e.RecordedAt, Data: ev.Data,
+		})
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (h *handlers) verify(c *gin.Context) {
+	res, err := h.reader.Verify(c.Request.Context())
+	if err != nil {
+		c.Error(fmt.Errorf("verify audit chain: %w", err))
+		return
+	}
+	c.JSON(http.StatusOK, res)
+}
+
+// MapError is the service's one mapping of errors to problems.
+func MapError(err error) problem.Problem {
+	switch {
+	case errors.Is(err, events.ErrInvalidID):
+		return problem.New(http.StatusBadRequest, "invalid-id", err.Error())
+	case errors.Is(err, chain.ErrNotFound):
+		return problem.New(http.StatusNotFound, "not-found", err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return problem.New(http.StatusServiceUnavailable, "unavailable", "the audit stream did not answer in time")
+	default:
+		return problem.Internal()
+	}
+}

@@ -1,0 +1,53 @@
+// Command inventory-service owns the catalogue and its stock: it reserves,
+// releases and commits the units of the orders of the saga.
+// "inventory-service healthcheck" probes a running instance.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/eventshop/inventory-service/internal/config"
+	"github.com/eventshop/inventory-service/internal/service"
+	"github.com/eventshop/shared/platform/healthcheck"
+	"github.com/eventshop/shared/platform/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "inventory-service:", err)
+		os.Exit(1)
+	}
+}
+
+// run reads the configuration once, then either probes a running instance
+// (healthcheck) or runs the service until ctx ends.
+func run(ctx context.Context, args []string) error {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck.Probe(ctx, cfg.HTTPAddr)
+	}
+	log, err := logging.New(service.Name, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }() // stderr sync errors are expected and meaningless
+	log.Info("starting", cfg.Fields()...)
+	svc, err := service.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("listening", zap.String("addr", svc.Addr()))
+	return svc.Run(ctx)
+}

@@ -1,0 +1,200 @@
+// Package httpapi is the inventory's HTTP API: the catalogue with its stock
+// counts, readable by anyone and set by an administrator.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/httpserver"
+	"github.com/eventshop/shared/platform/problem"
+)
+
+// maxBody bounds a PUT body; a valid one is a few hundred bytes.
+const maxBody = 64 << 10
+
+// PutRequestSchema names the request schema a PUT body must satisfy.
+const PutRequestSchema = "inventory.put-request"
+
+// Catalogue is the state the API reads and writes.
+type Catalogue interface {
+	Item(ctx context.Context, sku string) (stock.Item, uint64, error)
+	Items(ctx context.Context) ([]stock.Item, error)
+	CreateItem(ctx context.Context, it stock.Item) (uint64, error)
+	UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint64, error)
+}
+
+// Retrier re-runs an operation that lost a compare-and-set race.
+type Retrier interface {
+	Do(ctx context.Context, op string, fn func(ctx context.Context) error) error
+}
+
+// API serves /inventory.
+type API struct {
+	cat   Catalogue
+	retry Retrier
+	log   *zap.Logger
+	now   func() time.Time
+}
+
+// New returns the API; now stamps updated items.
+func New(cat Catalogue, retry Retrier, log *zap.Logger, now func() time.Time) *API {
+	if now == nil {
+		now = time.Now
+	}
+	return &API{cat: cat, retry: retry, log: log, now: now}
+}
+
+// Register mounts the routes on r; PUT needs "Authorization: Bearer
+// <adminToken>".
+func (a *API) Register(r gin.IRouter, adminToken string) {
+	r.GET("/inventory", a.list)
+	r.GET("/inventory/:sku", a.get)
+	r.PUT("/inventory/:sku", httpserver.BearerAuth(adminToken), a.put)
+}
+
+// Item is the public view of a catalogue item.
+type Item struct {
+	SKU        string `json:"sku"`
+	Name       string `json:"name"`
+	PriceCents int64  `json:"price_cents"`
+	Currency   string `json:"currency"`
+	Available  int64  `json:"available"`
+	Reserved   int64  `json:"reserved"`
+	Sold       int64  `json:"sold"`
+}
+
+func view(it stock.Item) Item {
+	return Item{SKU: it.SKU, Name: it.Name, PriceCents: it.PriceCents, Currency: it.Currency,
+		Available: it.Available, Reserved: it.Reserved, Sold: it.Sold}
+}
+
+// List is the body of GET /inventory.
+type List struct {
+	Items []Item `json:"items"`
+}
+
+func (a *API) list(c *gin.Context) {
+	items, err := a.cat.Items(c.Request.Context())
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	out := List{Items: make([]Item, 0, len(items))}
+	for _, it := range items {
+		out.Items = append(out.Items, view(it))
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) get(c *gin.Context) {
+	sku, err := skuParam(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	it, _, err := a.cat.Item(c.Request.Context(), sku)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	c.JSON(http.StatusOK, view(it))
+}
+
+func (a *API) put(c *gin.Context) {
+	sku, err := skuParam(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+	if err != nil {
+		c.Error(fmt.Errorf("read body: %w", err))
+		return
+	}
+	if err := events.DefaultRegistry().ValidateRequest(PutRequestSchema, body); err != nil {
+		c.Error(fmt.Errorf("request body: %w", err))
+		return
+	}
+	var p stock.Put
+	if err := json.Unmarshal(body, &p); err != nil {
+		c.Error(fmt.Errorf("request body: %w: %w", events.ErrInvalidEvent, err))
+		return
+	}
+	var (
+		out     stock.Item
+		created bool
+	)
+	// Reservations move the same record concurrently: read, apply, write
+	// at the revision read, and start again if it moved.
+	err = a.retry.Do(c.Request.Context(), "put", func(ctx context.Context) error {
+		cur, rev, err := a.cat.Item(ctx, sku)
+		if errors.Is(err, stock.ErrUnknownSKU) {
+			it := stock.ApplyPut(stock.Item{}, sku, p, a.now())
+			if _, err := a.cat.CreateItem(ctx, it); err != nil {
+				return err
+			}
+			out, created = it, true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		it := stock.ApplyPut(cur, sku, p, a.now())
+		if _, err := a.cat.UpdateItem(ctx, it, rev); err != nil {
+			return err
+		}
+		out, created = it, false
+		return nil
+	})
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	a.log.Info("stock set", zap.String("sku", sku), zap.Bool("created", created), zap.Int64("available", out.Available),
+		zap.Int64("reserved", out.Reserved), zap.Int64("sold", out.Sold), zap.Int64("price_cents", out.PriceCents),
+		zap.String("currency", out.Currency))
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+		c.Header("Location", "/inventory/"+sku)
+	}
+	c.JSON(status, view(out))
+}
+
+func skuParam(c *gin.Context) (string, error) {
+	sku := c.Param("sku")
+	if !events.ValidID(sku) {
+		return "", fmt.Errorf("sku %q (want 1-64 of A-Z a-z 0-9 _ -): %w", sku, events.ErrInvalidID)
+	}
+	return sku, nil
+}
+
+// MapError is the service's one mapping from errors to problem responses.
+func MapError(err error) problem.Problem {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return problem.New(http.StatusRequestEntityTooLarge, "body-too-large", fmt.Sprintf("the body exceeds %d bytes", tooLarge.Limit))
+	case errors.Is(err, events.ErrInvalidID):
+		return problem.New(http.StatusBadRequest, "invalid-sku", err.Error())
+	case errors.Is(err, events.ErrInvalidEvent):
+		return problem.New(http.StatusBadRequest, "invalid-request", err.Error())
+	case errors.Is(err, stock.ErrUnknownSKU):
+		return problem.New(http.StatusNotFound, "unknown-sku", err.Error())
+	case errors.Is(err, stock.ErrConflict):
+		return problem.New(http.StatusConflict, "conflict", "the item kept changing while it was written; try again")
+	default:
+		return problem.Internal()
+	}
+}

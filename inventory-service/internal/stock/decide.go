@@ -1,0 +1,122 @@
+package stock
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/eventshop/shared/events"
+)
+
+// MergeLines sums the quantities of repeated SKUs, keeping the order in
+// which each SKU first appears: a SKU is one KV key, so it may appear only
+// once in an atomic batch.
+func MergeLines(items []events.Item) []events.Item {
+	idx := make(map[string]int, len(items))
+	out := make([]events.Item, 0, len(items))
+	for _, it := range items {
+		if i, ok := idx[it.SKU]; ok {
+			out[i].Quantity += it.Quantity
+			continue
+		}
+		idx[it.SKU] = len(out)
+		out = append(out, it)
+	}
+	return out
+}
+
+// Decision is the outcome of trying to reserve an order: either priced
+// lines to reserve, or a rejection with its reason.
+type Decision struct {
+	Accepted   bool
+	Lines      []events.PricedLine
+	TotalCents int64
+	Currency   string
+	// Rejection: one of the events.Reason* values, the SKU at fault and a
+	// human-readable detail.
+	Reason string
+	SKU    string
+	Detail string
+}
+
+func reject(reason, sku, detail string) Decision {
+	return Decision{Reason: reason, SKU: sku, Detail: detail}
+}
+
+// Decide decides whether lines (already merged) can be reserved against
+// catalogue, which holds the current state of every known SKU among them.
+//
+// Rejections are checked in this order: an unknown SKU, then SKUs priced
+// in different currencies (the order can never be paid, whatever the
+// stock), then a line asking for more than is available.
+//
+// Money cannot overflow: the order schema bounds a line to 10 000 units and
+// 100 lines, the put schema a price to 10^11 cents, so a total stays under
+// 10^17.
+func Decide(lines []events.Item, catalogue map[string]Item) Decision {
+	for _, l := range lines {
+		if _, ok := catalogue[l.SKU]; !ok {
+			return reject(events.ReasonUnknownSKU, l.SKU, fmt.Sprintf("sku %s is not in the catalogue", l.SKU))
+		}
+	}
+	if len(lines) == 0 {
+		return reject(events.ReasonUnknownSKU, "", "the order has no lines")
+	}
+	first := catalogue[lines[0].SKU]
+	for _, l := range lines[1:] {
+		if it := catalogue[l.SKU]; it.Currency != first.Currency {
+			return reject(events.ReasonCurrencyMismatch, l.SKU,
+				fmt.Sprintf("sku %s is priced in %s, sku %s in %s", l.SKU, it.Currency, first.SKU, first.Currency))
+		}
+	}
+	d := Decision{Accepted: true, Currency: first.Currency, Lines: make([]events.PricedLine, 0, len(lines))}
+	for _, l := range lines {
+		it := catalogue[l.SKU]
+		if l.Quantity > it.Available {
+			return reject(events.ReasonInsufficientStock, l.SKU, fmt.Sprintf("want %d, available %d", l.Quantity, it.Available))
+		}
+		line := events.PricedLine{
+			SKU:            l.SKU,
+			Name:           it.Name,
+			Quantity:       l.Quantity,
+			UnitPriceCents: it.PriceCents,
+			LineTotalCents: l.Quantity * it.PriceCents,
+		}
+		d.Lines = append(d.Lines, line)
+		d.TotalCents += line.LineTotalCents
+	}
+	return d
+}
+
+// Reservation returns the record of the decision for orderID.
+func (d Decision) Reservation(orderID, traceparent string, now time.Time) Reservation {
+	r := Reservation{OrderID: orderID, TraceParent: traceparent, UpdatedAt: now.UTC()}
+	if !d.Accepted {
+		r.Status, r.Reason, r.SKU, r.Detail = StatusRejected, d.Reason, d.SKU, d.Detail
+		return r
+	}
+	r.Status, r.Lines, r.TotalCents, r.Currency = StatusReserved, d.Lines, d.TotalCents, d.Currency
+	return r
+}
+
+// Reserve moves the accepted lines' units from available to reserved and
+// returns the new state of each SKU, in line order. It re-checks what
+// Decide checked, so it never returns a negative count.
+func (d Decision) Reserve(catalogue map[string]Item, now time.Time) ([]Item, error) {
+	if !d.Accepted {
+		return nil, fmt.Errorf("reserve a rejected decision: %w", ErrInvalidTransition)
+	}
+	out := make([]Item, 0, len(d.Lines))
+	for _, l := range d.Lines {
+		it, ok := catalogue[l.SKU]
+		if !ok {
+			return nil, fmt.Errorf("sku %s: %w", l.SKU, ErrUnknownSKU)
+		}
+		it, err := move(it, l.Quantity, available, reserved)
+		if err != nil {
+			return nil, err
+		}
+		it.UpdatedAt = now.UTC()
+		out = append(out, it)
+	}
+	return out, nil
+}

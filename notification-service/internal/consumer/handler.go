@@ -1,0 +1,208 @@
+// Package consumer turns final order events into notifications: it parses
+// and validates each event, keeps the notification's delivery state in the
+// store, sends through the configured channel and announces the delivery with
+// a shop.notification.sent event.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/notification-service/internal/notification"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/trace"
+)
+
+// Durable is the name of the notification consumer on ORDERS.
+const Durable = "notification-orders"
+
+// FilterSubjects are the final order transitions that cause a notification.
+var FilterSubjects = []string{events.FilterSubject(events.OrderConfirmed), events.FilterSubject(events.OrderCancelled)}
+
+// Store keeps notification records with compare-and-set on a revision.
+type Store interface {
+	Get(ctx context.Context, orderID string, k notification.Kind) (notification.Notification, uint64, error)
+	Create(ctx context.Context, n notification.Notification) (uint64, error)
+	Update(ctx context.Context, n notification.Notification, rev uint64) (uint64, error)
+}
+
+// Channel delivers one notification to the customer. An error wrapping
+// notification.ErrRejected is permanent; any other error is retried.
+type Channel interface {
+	Send(ctx context.Context, n notification.Notification) error
+}
+
+// Publisher publishes an event create-once (see events.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, t events.Type, orderID, traceparent string, data any) (events.Published, error)
+}
+
+// Option configures a Handler.
+type Option func(*Handler) error
+
+// WithClock sets the clock used for created_at and sent_at.
+func WithClock(now func() time.Time) Option {
+	return func(h *Handler) error {
+		if now == nil {
+			return errors.New("clock is nil")
+		}
+		h.now = now
+		return nil
+	}
+}
+
+// WithMetrics records deliveries and failures in m.
+func WithMetrics(m *Metrics) Option {
+	return func(h *Handler) error {
+		if m == nil {
+			return errors.New("metrics are nil")
+		}
+		h.metrics = m
+		return nil
+	}
+}
+
+// Handler handles shop.order.confirmed and shop.order.cancelled events.
+//
+// Delivery is at-least-once towards the receiver and exactly-once in the
+// record: the record is put "pending" (compare-and-set) before the channel
+// is called and marked "sent" after. A crash, timeout or lost ack between a
+// successful Send and the "sent" write makes the redelivered event send again
+// with the SAME notification id (notification.ID is derived from order id
+// and kind), so the receiver can drop the repeat. Once the record says
+// "sent", redeliveries only re-publish the (create-once) sent event.
+type Handler struct {
+	store       Store
+	channel     Channel
+	channelName string
+	pub         Publisher
+	log         *zap.Logger
+	now         func() time.Time
+	metrics     *Metrics
+	registry    *events.Registry
+}
+
+// NewHandler returns a handler delivering through channel, named
+// channelName in records and events.
+func NewHandler(store Store, channel Channel, channelName string, pub Publisher, log *zap.Logger, opts ...Option) (*Handler, error) {
+	if store == nil || channel == nil || channelName == "" || pub == nil || log == nil {
+		return nil, errors.New("notification handler: store, channel, channel name, publisher and logger are required")
+	}
+	h := &Handler{
+		store: store, channel: channel, channelName: channelName, pub: pub, log: log,
+		now: time.Now, registry: events.DefaultRegistry(),
+	}
+	for _, opt := range opts {
+		if err := opt(h); err != nil {
+			return nil, fmt.Errorf("notification handler option: %w", err)
+		}
+	}
+	return h, nil
+}
+
+// Handle is the consumer.Handler of the notification consumer.
+func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
+	env, err := h.registry.Parse(msg.Data())
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+	}
+	want, err := notification.FromEvent(env, h.channelName, h.now())
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("event %s: %w", env.ID, err))
+	}
+	log := h.log.With(logging.Order(want.OrderID, env.TraceID())...).With(
+		zap.String("notification_id", want.ID), zap.String("kind", string(want.Kind)))
+
+	n, rev, err := h.begin(ctx, want)
+	if err != nil {
+		return err
+	}
+	if n.Sent() {
+		log.Debug("notification already sent, re-publishing its event")
+		return h.publishSent(ctx, env, n)
+	}
+	if err := h.channel.Send(ctx, n); err != nil {
+		permanent := errors.Is(err, notification.ErrRejected)
+		h.metrics.failed(n, permanent)
+		if permanent {
+			return consumer.Permanent(fmt.Errorf("send %s: %w", n.ID, err))
+		}
+		return fmt.Errorf("send %s: %w", n.ID, err)
+	}
+	n, err = h.markSent(ctx, n, rev)
+	if err != nil {
+		return err
+	}
+	h.metrics.sent(n)
+	log.Info("notification sent", zap.String("channel", n.Channel), zap.Int("attempts", n.Attempts))
+	return h.publishSent(ctx, env, n)
+}
+
+// begin returns the record to deliver and its revision: a new pending
+// record, or the stored one with one more attempt counted. A record already
+// sent is returned as is.
+func (h *Handler) begin(ctx context.Context, want notification.Notification) (notification.Notification, uint64, error) {
+	for {
+		n, rev, err := h.store.Get(ctx, want.OrderID, want.Kind)
+		switch {
+		case errors.Is(err, notification.ErrNotFound):
+			n = want
+			n.Attempt(h.channelName)
+			rev, err = h.store.Create(ctx, n)
+		case err != nil:
+			return n, 0, err
+		case n.Sent():
+			return n, rev, nil
+		default:
+			n.Attempt(h.channelName)
+			rev, err = h.store.Update(ctx, n, rev)
+		}
+		if errors.Is(err, notification.ErrConflict) {
+			continue // a concurrent delivery wrote first: look again
+		}
+		if err != nil {
+			return n, 0, err
+		}
+		return n, rev, nil
+	}
+}
+
+// markSent records n as sent. A concurrent delivery may have moved the
+// record on; then the fresh record is marked (or found already sent).
+func (h *Handler) markSent(ctx context.Context, n notification.Notification, rev uint64) (notification.Notification, error) {
+	for {
+		n.MarkSent(h.now())
+		_, err := h.store.Update(ctx, n, rev)
+		if err == nil {
+			return n, nil
+		}
+		if !errors.Is(err, notification.ErrConflict) {
+			return n, fmt.Errorf("mark %s sent: %w", n.ID, err)
+		}
+		n, rev, err = h.store.Get(ctx, n.OrderID, n.Kind)
+		if err != nil {
+			return n, fmt.Errorf("mark %s sent: %w", n.ID, err)
+		}
+		if n.Sent() {
+			return n, nil
+		}
+	}
+}
+
+// publishSent announces n; the publish is create-once, so a repeat after a
+// crash or a redelivery is harmless.
+func (h *Handler) publishSent(ctx context.Context, env events.Envelope, n notification.Notification) error {
+	_, err := h.pub.Publish(ctx, events.NotificationSent, n.OrderID, trace.Child(env.TraceParent).String(),
+		events.NotificationSentData{OrderID: n.OrderID, NotificationID: n.ID, Kind: string(n.Kind), Channel: n.Channel})
+	if err != nil {
+		return fmt.Errorf("publish notification sent for %s: %w", n.ID, err)
+	}
+	return nil
+}

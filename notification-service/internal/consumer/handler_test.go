@@ -1,0 +1,280 @@
+package consumer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	notifyconsumer "github.com/eventshop/notification-service/internal/consumer"
+	"github.com/eventshop/notification-service/internal/notification"
+	"github.com/eventshop/notification-service/internal/store"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/trace"
+)
+
+// recorder is a channel outside the system: it records what it was asked to
+// deliver and fails with err when set.
+type recorder struct {
+	mu   sync.Mutex
+	sent []notification.Notification
+	err  error
+}
+
+func (r *recorder) Send(_ context.Context, n notification.Notification) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.sent = append(r.sent, n)
+	return nil
+}
+
+func (r *recorder) calls() []notification.Notification {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]notification.Notification(nil), r.sent...)
+}
+
+type fixture struct {
+	js    jetstream.JetStream
+	store *store.Notifications
+	ch    *recorder
+	h     *notifyconsumer.Handler
+	pub   *events.Publisher
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	for _, s := range []string{events.StreamOrders, events.StreamNotifications} {
+		if _, err := events.EnsureStream(ctx, js, s, events.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := store.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubNotify, err := events.NewPublisher(js, "notification-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := &recorder{}
+	h, err := notifyconsumer.NewHandler(st, ch, "log", pubNotify, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubOrder, err := events.NewPublisher(js, "order-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{js: js, store: st, ch: ch, h: h, pub: pubOrder}
+}
+
+// confirmed publishes shop.order.confirmed for orderID and returns the
+// stored message as a consumer would receive it.
+func (f *fixture) confirmed(t *testing.T, orderID string) jetstream.Msg {
+	t.Helper()
+	ctx := context.Background()
+	_, err := f.pub.Publish(ctx, events.OrderConfirmed, orderID, trace.New().String(),
+		events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-1", TotalCents: 1999, Currency: "EUR"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f.fetch(t, "orders."+orderID+".confirmed")
+}
+
+func (f *fixture) fetch(t *testing.T, subject string) jetstream.Msg {
+	t.Helper()
+	ctx := context.Background()
+	c, err := f.js.CreateConsumer(ctx, events.StreamOrders, jetstream.ConsumerConfig{
+		FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy, InactiveThreshold: time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func (f *fixture) sentEvents(t *testing.T, orderID string) []events.NotificationSentData {
+	t.Helper()
+	s, err := f.js.Stream(context.Background(), events.StreamNotifications)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.NotificationSentData
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := events.DefaultRegistry().Parse(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d events.NotificationSentData
+		if err := env.DecodeData(&d); err != nil {
+			t.Fatal(err)
+		}
+		if d.OrderID == orderID {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestCrashAfterSendResendsWithTheSameID(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	msg := f.confirmed(t, "o-crash")
+	// A previous process put the record pending, sent, and died before
+	// marking it sent.
+	env, err := events.DefaultRegistry().Parse(msg.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending, err := notification.FromEvent(env, "log", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pending.Attempt("log")
+	if _, err := f.store.Create(ctx, pending); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := f.h.Handle(ctx, msg); err != nil {
+		t.Fatalf("Handle: %v", err)
+	}
+	calls := f.ch.calls()
+	if len(calls) != 1 || calls[0].ID != notification.ID("o-crash", notification.KindOrderConfirmed) {
+		t.Fatalf("channel calls = %+v, want one with the deterministic id", calls)
+	}
+	n, _, err := f.store.Get(ctx, "o-crash", notification.KindOrderConfirmed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !n.Sent() || n.Attempts != 2 || n.SentAt == nil || *n.Payload.TotalCents != 1999 {
+		t.Fatalf("record = %+v, want sent after 2 attempts", n)
+	}
+	if got := f.sentEvents(t, "o-crash"); len(got) != 1 || got[0].NotificationID != n.ID || got[0].Kind != "order_confirmed" {
+		t.Fatalf("sent events = %+v", got)
+	}
+}
+
+func TestRedeliveryAfterSentOnlyRepublishes(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	msg := f.confirmed(t, "o-again")
+	for i := range 3 {
+		if err := f.h.Handle(ctx, msg); err != nil {
+			t.Fatalf("Handle #%d: %v", i+1, err)
+		}
+	}
+	if got := len(f.ch.calls()); got != 1 {
+		t.Fatalf("channel called %d times, want 1", got)
+	}
+	if got := f.sentEvents(t, "o-again"); len(got) != 1 {
+		t.Fatalf("sent events = %+v, want 1", got)
+	}
+}
+
+func TestConcurrentDeliveriesRecordOneNotification(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	msg := f.confirmed(t, "o-race")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() { errs <- f.h.Handle(ctx, msg) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+	}
+	id := notification.ID("o-race", notification.KindOrderConfirmed)
+	for _, c := range f.ch.calls() {
+		if c.ID != id {
+			t.Fatalf("delivery with id %s, want %s", c.ID, id)
+		}
+	}
+	n, _, err := f.store.Get(ctx, "o-race", notification.KindOrderConfirmed)
+	if err != nil || !n.Sent() {
+		t.Fatalf("record = %+v, %v", n, err)
+	}
+	if got := f.sentEvents(t, "o-race"); len(got) != 1 {
+		t.Fatalf("sent events = %+v, want 1", got)
+	}
+}
+
+func TestChannelFailures(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	tests := []struct {
+		name          string
+		err           error
+		wantPermanent bool
+	}{
+		{name: "transient", err: errors.New("connection refused")},
+		{name: "rejected", err: fmt.Errorf("receiver answered 400: %w", notification.ErrRejected), wantPermanent: true},
+	}
+	for i, tt := range tests { // sequential: they share the fixture's channel
+		orderID := fmt.Sprintf("o-fail-%d", i)
+		msg := f.confirmed(t, orderID)
+		f.ch.mu.Lock()
+		f.ch.err = tt.err
+		f.ch.mu.Unlock()
+		err := f.h.Handle(ctx, msg)
+		if err == nil || consumer.IsPermanent(err) != tt.wantPermanent {
+			t.Fatalf("%s: Handle = %v, want permanent=%v", tt.name, err, tt.wantPermanent)
+		}
+		n, _, err := f.store.Get(ctx, orderID, notification.KindOrderConfirmed)
+		if err != nil || n.Sent() || n.Attempts != 1 {
+			t.Fatalf("%s: record = %+v, %v; want pending after 1 attempt", tt.name, n, err)
+		}
+		if got := f.sentEvents(t, orderID); len(got) != 0 {
+			t.Fatalf("%s: sent events = %+v, want none", tt.name, got)
+		}
+	}
+}
+
+func TestInvalidEventIsPermanent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	m := nats.NewMsg("orders.o-bad.confirmed")
+	m.Data = []byte(`{"specversion":"1.0","id":"x"}`)
+	if _, err := f.js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	err := f.h.Handle(ctx, f.fetch(t, "orders.o-bad.confirmed"))
+	if !consumer.IsPermanent(err) || !errors.Is(err, events.ErrInvalidEvent) {
+		t.Fatalf("Handle = %v, want permanent ErrInvalidEvent", err)
+	}
+}

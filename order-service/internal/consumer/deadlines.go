@@ -1,0 +1,125 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/order-service/internal/order"
+	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/logging"
+)
+
+// DeadlinesDurable is the durable name of the deadline consumer.
+const DeadlinesDurable = "order-deadlines"
+
+// DeadlinesMaxAckPending bounds the created events the deadline consumer
+// holds unacknowledged. Each order still in flight holds one (its timer is
+// its created event, redelivered with NakWithDelay) until it is final and
+// looked at, at most recheckEvery later: so this must exceed the orders
+// created within recheckEvery plus every order stuck waiting for its
+// deadline. Past it the server stops delivering created events until
+// some are acknowledged: deadlines then fire late, never early, and
+// nothing is lost.
+const DeadlinesMaxAckPending = 50_000
+
+// recheckEvery is the longest a deadline message waits between looks at
+// its order. An order that finished is acknowledged at the next look, so
+// with a long deadline it does not hold its place in MaxAckPending for the
+// whole deadline; each look is one KV read.
+const recheckEvery = 10 * time.Second
+
+// minWait keeps a wait positive when the deadline is a hair away.
+const minWait = 10 * time.Millisecond
+
+// errNotLooked means the order's first look is still ahead: no read was
+// made.
+var errNotLooked = errors.New("order not looked at yet")
+
+// DeadlinesConfig is the consumer of created orders that enforces the order
+// deadline. The created event is the timer, so the deadline costs no write
+// per order: the message is redelivered (NakWithDelay, a wait that spends
+// no delivery attempt) until the order is final or its deadline has
+// passed. MaxDeliver is therefore unlimited; poison is still dead-lettered
+// at once.
+func DeadlinesConfig(concurrency int) consumer.Config {
+	return consumer.Config{
+		Stream:         events.StreamOrders,
+		Durable:        DeadlinesDurable,
+		FilterSubjects: []string{events.FilterSubject(events.OrderCreated)},
+		Concurrency:    concurrency,
+		MaxAckPending:  DeadlinesMaxAckPending,
+		MaxDeliver:     -1,
+		Retry:          retry,
+	}
+}
+
+// Deadlines cancels orders that have not reached a final state within the
+// deadline, with reason timeout. The cancellation is a compare-and-set like
+// every other transition, so it cannot overwrite an outcome stored a moment
+// before; a payment that lands after it is refunded by the payment service.
+type Deadlines struct {
+	h        *Handler
+	deadline time.Duration
+}
+
+// NewDeadlines returns the deadline handler over h's store, publisher and
+// clock.
+func NewDeadlines(h *Handler, deadline time.Duration) (*Deadlines, error) {
+	if h == nil || deadline <= 0 {
+		return nil, fmt.Errorf("deadlines need a handler and a deadline > 0 (got %s): %w", deadline, ErrInvalidOption)
+	}
+	return &Deadlines{h: h, deadline: deadline}, nil
+}
+
+// Handle handles one orders.<id>.created event: acknowledge once the order
+// is final, wait while its deadline is ahead, cancel it when it has passed.
+func (d *Deadlines) Handle(ctx context.Context, msg jetstream.Msg) error {
+	env, err := d.h.registry.Parse(msg.Data())
+	if err != nil {
+		return consumer.Permanent(err)
+	}
+	if want, err := events.Subject(env.Type, env.Subject); err != nil || want != msg.Subject() || env.Type != events.OrderCreated {
+		return consumer.Permanent(fmt.Errorf("%w: %s event about %q arrived on %s", events.ErrInvalidEvent, env.Type, env.Subject, msg.Subject()))
+	}
+	var data events.OrderCreatedData
+	if err := env.DecodeData(&data); err != nil {
+		return consumer.Permanent(err)
+	}
+	if data.OrderID != env.Subject {
+		return consumer.Permanent(fmt.Errorf("%w: created event of %q carries order %q", events.ErrInvalidEvent, env.Subject, data.OrderID))
+	}
+	due := data.CreatedAt.Add(d.deadline)
+	// The first delivery comes right after the order was placed: it cannot
+	// be final yet, so do not read it, just come back at the first look.
+	now := d.h.now()
+	if look := data.CreatedAt.Add(min(recheckEvery, d.deadline)); now.Before(look) {
+		return consumer.Wait(errNotLooked, max(look.Sub(now), minWait))
+	}
+
+	log := d.h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
+	o, err := d.h.apply(ctx, env.Subject, func(o order.Order, now time.Time) (order.Order, bool, error) {
+		return order.ApplyDeadline(o, d.deadline, now)
+	}, log)
+	switch {
+	case errors.Is(err, order.ErrNotDue):
+		return consumer.Wait(err, max(min(recheckEvery, due.Sub(d.h.now())), minWait))
+	case errors.Is(err, order.ErrNotFound), errors.Is(err, order.ErrInvalidEvent), errors.Is(err, store.ErrCorrupt):
+		return consumer.Permanent(err)
+	case err != nil:
+		return err
+	}
+	if o.Status != order.StatusCancelled || o.CancelReason != order.ReasonTimeout {
+		return nil // decided by an outcome in time: the other consumers announce it
+	}
+	// Published for every look at a timed-out order, not only the one that
+	// cancelled it: create-once makes a repeat harmless, and it is how a
+	// crash between the compare-and-set and the publish converges.
+	return d.h.publishFinal(ctx, o, env.TraceParent, log)
+}

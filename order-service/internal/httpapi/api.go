@@ -1,0 +1,356 @@
+// Package httpapi is the order service's HTTP API: create an order, read
+// one, list a customer's orders.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/order-service/internal/order"
+	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/trace"
+)
+
+// Limits of the API.
+const (
+	maxIdempotencyKey = 255
+	maxBody           = 1 << 20
+	headerIdemKey     = "Idempotency-Key"
+	headerTraceparent = "traceparent"
+)
+
+// Orders is what the API needs from the order store.
+type Orders interface {
+	Get(ctx context.Context, orderID string) (order.Order, uint64, error)
+	Find(ctx context.Context, orderID string) (order.Order, error)
+	Created(ctx context.Context, orderID string) (order.Order, error)
+	Materialize(ctx context.Context, o order.Order) error
+	ListByCustomer(ctx context.Context, customerID string) ([]order.Order, error)
+}
+
+// Idempotency remembers which order an Idempotency-Key created.
+type Idempotency interface {
+	Claim(ctx context.Context, clientKey, orderID, requestHash string) (ownerID, ownerHash string, err error)
+}
+
+// Publisher publishes an event create-once.
+type Publisher interface {
+	Publish(ctx context.Context, t events.Type, orderID, traceparent string, data any) (events.Published, error)
+}
+
+// API holds the order endpoints.
+type API struct {
+	orders    Orders
+	idem      Idempotency
+	pub       Publisher
+	registry  *events.Registry
+	log       *zap.Logger
+	connected func() error
+	timeout   time.Duration
+	now       func() time.Time
+	newID     func() string
+}
+
+// Option configures an API.
+type Option func(*API) error
+
+// ErrInvalidOption is returned by an option given a value it cannot use.
+var ErrInvalidOption = errors.New("invalid option")
+
+// WithClock sets the clock used for created_at.
+func WithClock(now func() time.Time) Option {
+	return func(a *API) error {
+		if now == nil {
+			return fmt.Errorf("clock: %w", ErrInvalidOption)
+		}
+		a.now = now
+		return nil
+	}
+}
+
+// WithIDSource sets the order id generator (UUIDv7 by default).
+func WithIDSource(newID func() string) Option {
+	return func(a *API) error {
+		if newID == nil {
+			return fmt.Errorf("id source: %w", ErrInvalidOption)
+		}
+		a.newID = newID
+		return nil
+	}
+}
+
+// WithRequestTimeout bounds the NATS work of one request (5s by default).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(a *API) error {
+		if d <= 0 {
+			return fmt.Errorf("request timeout %s: %w", d, ErrInvalidOption)
+		}
+		a.timeout = d
+		return nil
+	}
+}
+
+// WithConnCheck makes every order request fail fast with 503 while check
+// reports NATS unreachable, instead of waiting for a timeout.
+func WithConnCheck(check func() error) Option {
+	return func(a *API) error {
+		if check == nil {
+			return fmt.Errorf("connection check: %w", ErrInvalidOption)
+		}
+		a.connected = check
+		return nil
+	}
+}
+
+// New returns the API.
+func New(orders Orders, idem Idempotency, pub Publisher, registry *events.Registry, log *zap.Logger, opts ...Option) (*API, error) {
+	if orders == nil || idem == nil || pub == nil || registry == nil || log == nil {
+		return nil, fmt.Errorf("store, idempotency, publisher, registry and logger are required: %w", ErrInvalidOption)
+	}
+	a := &API{
+		orders: orders, idem: idem, pub: pub, registry: registry, log: log,
+		connected: func() error { return nil },
+		timeout:   5 * time.Second,
+		now:       time.Now,
+		newID:     func() string { return uuid.Must(uuid.NewV7()).String() },
+	}
+	for _, opt := range opts {
+		if err := opt(a); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// Register mounts the endpoints on r.
+func (a *API) Register(r gin.IRouter) {
+	g := r.Group("/orders", a.requireNATS)
+	g.POST("", a.create)
+	g.GET("", a.list)
+	g.GET("/:id", a.get)
+}
+
+// requireNATS answers 503 at once while NATS is unreachable.
+func (a *API) requireNATS(c *gin.Context) {
+	if err := a.connected(); err != nil {
+		c.Error(fmt.Errorf("%w: %w", ErrUnavailable, err))
+		c.Abort()
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), a.timeout)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
+}
+
+// createRequest is the body of POST /orders, already schema-valid when
+// decoded. Its re-marshalled form is the canonical body that is hashed for
+// idempotency, so key order and whitespace do not matter.
+type createRequest struct {
+	CustomerID   string        `json:"customer_id"`
+	Items        []events.Item `json:"items"`
+	PaymentToken string        `json:"payment_token"`
+}
+
+type createResponse struct {
+	OrderID string       `json:"order_id"`
+	Status  order.Status `json:"status"`
+}
+
+// create accepts an order. The created event is the source of truth, so it
+// is published first; the KV copy is then materialized from it. Either step
+// may die: a retry with the same Idempotency-Key, or the consumers, finish it.
+func (a *API) create(c *gin.Context) {
+	ctx := c.Request.Context()
+	tp := c.GetHeader(headerTraceparent)
+	if _, err := trace.Parse(tp); err != nil {
+		tp = trace.New().String()
+	}
+	c.Header(headerTraceparent, tp)
+	c.Set("trace_id", trace.TraceID(tp))
+
+	clientKey := c.GetHeader(headerIdemKey)
+	if len(clientKey) > maxIdempotencyKey {
+		c.Error(fmt.Errorf("%w: %d characters, at most %d", ErrInvalidIdempotencyKey, len(clientKey), maxIdempotencyKey))
+		return
+	}
+	req, canonical, err := a.decode(c)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+
+	orderID, replay := a.newID(), false
+	if clientKey != "" {
+		sum := sha256.Sum256(canonical)
+		hash := hex.EncodeToString(sum[:])
+		owner, ownerHash, err := a.idem.Claim(ctx, clientKey, orderID, hash)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		if ownerHash != hash {
+			c.Error(ErrIdempotencyKeyReused)
+			return
+		}
+		replay = owner != orderID
+		orderID = owner
+	}
+	c.Set("order_id", orderID)
+	log := a.log.With(logging.Order(orderID, trace.TraceID(tp))...)
+
+	eventTP := trace.Child(tp).String()
+	now := a.now().UTC()
+	pub, err := a.pub.Publish(ctx, events.OrderCreated, orderID, eventTP, events.OrderCreatedData{
+		OrderID: orderID, CustomerID: req.CustomerID, Items: req.Items, PaymentToken: req.PaymentToken, CreatedAt: now,
+	})
+	if err != nil {
+		c.Error(publishError(err))
+		return
+	}
+	// A duplicate means an earlier attempt published: materialize what it
+	// published, not this request's clock and trace.
+	var o order.Order
+	if pub.Duplicate {
+		o, err = a.orders.Created(ctx, orderID)
+	} else {
+		o, err = order.New(order.Draft{ID: orderID, CustomerID: req.CustomerID, Items: store.Items(req.Items), CreatedAt: now, TraceParent: eventTP})
+	}
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	if err := a.orders.Materialize(ctx, o); err != nil {
+		c.Error(err)
+		return
+	}
+	status := order.StatusPending
+	if replay {
+		cur, err := a.orders.Find(ctx, orderID)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		status = cur.Status
+		log.Info("order request replayed", zap.String("status", string(status)))
+	} else {
+		log.Info("order accepted", zap.String("customer_id", req.CustomerID), zap.Int("items", len(req.Items)))
+	}
+	c.Header("Location", "/orders/"+orderID)
+	c.JSON(http.StatusAccepted, createResponse{OrderID: orderID, Status: status})
+}
+
+// decode reads, validates and decodes the body, and returns its canonical
+// form.
+func (a *API) decode(c *gin.Context) (createRequest, []byte, error) {
+	var req createRequest
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+	if err != nil {
+		return req, nil, &RequestError{Errors: []string{"body: " + err.Error()}}
+	}
+	if err := a.registry.ValidateRequest("order.create-request", body); err != nil {
+		if errors.Is(err, events.ErrInvalidEvent) {
+			return req, nil, requestError(err)
+		}
+		return req, nil, err
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return req, nil, &RequestError{Errors: []string{"body: " + err.Error()}}
+	}
+	canonical, err := json.Marshal(req)
+	if err != nil {
+		return req, nil, fmt.Errorf("canonical body: %w", err)
+	}
+	return req, canonical, nil
+}
+
+// publishError tells a bug (an event our own code built is invalid) from
+// NATS being unreachable.
+func publishError(err error) error {
+	if errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, events.ErrInvalidID) || errors.Is(err, events.ErrUnknownType) {
+		return fmt.Errorf("publish order created: %w", err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// orderView is an order as the API shows it. The total is absent until
+// known; the payment token is never stored, so it cannot leak.
+type orderView struct {
+	OrderID      string       `json:"order_id"`
+	CustomerID   string       `json:"customer_id"`
+	Status       order.Status `json:"status"`
+	Items        []order.Item `json:"items"`
+	Lines        []order.Line `json:"lines,omitempty"`
+	TotalCents   *int64       `json:"total_cents,omitempty"`
+	Currency     string       `json:"currency,omitempty"`
+	CancelReason string       `json:"cancel_reason,omitempty"`
+	CancelDetail string       `json:"cancel_detail,omitempty"`
+	CreatedAt    time.Time    `json:"created_at"`
+	UpdatedAt    time.Time    `json:"updated_at"`
+}
+
+func view(o order.Order) orderView {
+	v := orderView{
+		OrderID: o.ID, CustomerID: o.CustomerID, Status: o.Status, Items: o.Items, Lines: o.Lines,
+		CancelReason: o.CancelReason, CancelDetail: o.CancelDetail, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+	}
+	if o.TotalKnown() {
+		total := o.TotalCents
+		v.TotalCents, v.Currency = &total, o.Currency
+	}
+	return v
+}
+
+// get returns one order: the stored one, or the PENDING one its created
+// event describes if it has not been stored yet.
+func (a *API) get(c *gin.Context) {
+	id := c.Param("id")
+	if !events.ValidID(id) {
+		c.Error(fmt.Errorf("order id %q: %w", id, events.ErrInvalidID))
+		return
+	}
+	c.Set("order_id", id)
+	o, err := a.orders.Find(c.Request.Context(), id)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	c.Set("trace_id", trace.TraceID(o.TraceParent))
+	c.JSON(http.StatusOK, view(o))
+}
+
+type listResponse struct {
+	Orders []orderView `json:"orders"`
+}
+
+// list returns a customer's orders, newest first.
+func (a *API) list(c *gin.Context) {
+	customerID := c.Query("customer_id")
+	if customerID == "" {
+		c.Error(ErrMissingCustomer)
+		return
+	}
+	orders, err := a.orders.ListByCustomer(c.Request.Context(), customerID)
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	out := listResponse{Orders: make([]orderView, 0, len(orders))}
+	for _, o := range orders {
+		out.Orders = append(out.Orders, view(o))
+	}
+	c.JSON(http.StatusOK, out)
+}

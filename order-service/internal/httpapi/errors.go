@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/eventshop/order-service/internal/order"
+	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/problem"
+)
+
+// Sentinel errors of the HTTP API.
+var (
+	// ErrInvalidRequest marks a body that fails the request schema.
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrInvalidIdempotencyKey marks an Idempotency-Key header that is too long.
+	ErrInvalidIdempotencyKey = errors.New("invalid idempotency key")
+	// ErrIdempotencyKeyReused marks an Idempotency-Key sent again with a
+	// different body.
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
+	// ErrMissingCustomer marks GET /orders without customer_id.
+	ErrMissingCustomer = errors.New("customer_id is required")
+	// ErrUnavailable marks a request that could not reach NATS.
+	ErrUnavailable = errors.New("service unavailable")
+)
+
+// RequestError is a request body that fails validation, with each problem.
+type RequestError struct {
+	Errors []string
+}
+
+func (e *RequestError) Error() string {
+	return ErrInvalidRequest.Error() + ": " + strings.Join(e.Errors, "; ")
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidRequest) true.
+func (e *RequestError) Unwrap() error { return ErrInvalidRequest }
+
+// requestError turns a schema validation error into a RequestError listing
+// each failing location.
+func requestError(err error) *RequestError {
+	msg := strings.TrimPrefix(err.Error(), events.ErrInvalidEvent.Error()+": ")
+	return &RequestError{Errors: strings.Split(msg, "; ")}
+}
+
+// MapError is the one place the order service's errors become problems.
+func MapError(err error) problem.Problem {
+	var re *RequestError
+	switch {
+	case errors.As(err, &re):
+		p := problem.New(http.StatusBadRequest, "invalid-request", "the request body is not a valid order")
+		p.Errors = re.Errors
+		return p
+	case errors.Is(err, ErrInvalidIdempotencyKey):
+		return problem.New(http.StatusBadRequest, "invalid-idempotency-key", err.Error())
+	case errors.Is(err, ErrIdempotencyKeyReused):
+		return problem.New(http.StatusUnprocessableEntity, "idempotency-key-reused",
+			"this Idempotency-Key was already used with a different request body")
+	case errors.Is(err, ErrMissingCustomer):
+		return problem.New(http.StatusBadRequest, "missing-customer-id", "the customer_id query parameter is required")
+	case errors.Is(err, events.ErrInvalidID):
+		return problem.New(http.StatusBadRequest, "invalid-order-id", "an order id is 1-64 letters, digits, '_' or '-'")
+	case errors.Is(err, order.ErrNotFound):
+		return problem.New(http.StatusNotFound, "order-not-found", "no such order")
+	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrUnavailable),
+		errors.Is(err, context.DeadlineExceeded):
+		return problem.New(http.StatusServiceUnavailable, "unavailable", "the order store is unreachable; retry later")
+	}
+	return problem.Internal()
+}

@@ -1,0 +1,322 @@
+// Package order is the order domain: the Order aggregate, its statuses and
+// the state machine that moves it through the saga. The transitions are pure
+// functions so that they can be tested without NATS and replayed safely:
+// events about one order arrive from different streams and consumers, in any
+// order and possibly more than once, and the functions are written so that
+// the outcome does not depend on that order.
+package order
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Status is where an order stands in the saga.
+type Status string
+
+// The statuses of an order. CONFIRMED and CANCELLED are final.
+const (
+	StatusPending   Status = "PENDING"
+	StatusReserved  Status = "RESERVED"
+	StatusConfirmed Status = "CONFIRMED"
+	StatusCancelled Status = "CANCELLED"
+)
+
+// Cancellation reasons an order can carry.
+const (
+	ReasonUnknownSKU        = "unknown_sku"
+	ReasonInsufficientStock = "insufficient_stock"
+	ReasonCurrencyMismatch  = "currency_mismatch"
+	ReasonPaymentDeclined   = "payment_declined"
+	ReasonTimeout           = "timeout"
+)
+
+// maxDetail bounds cancel_detail: the order.cancelled schema allows 1024.
+const maxDetail = 1024
+
+// Sentinel errors of the domain.
+var (
+	// ErrNotFound means no order with that id exists.
+	ErrNotFound = errors.New("order not found")
+	// ErrInvalidOrder means the data for a new order breaks an invariant.
+	ErrInvalidOrder = errors.New("invalid order")
+	// ErrInvalidEvent means an event's content cannot apply to any order
+	// (wrong order id, unknown reason, missing amounts): redelivery cannot
+	// fix it.
+	ErrInvalidEvent = errors.New("invalid event for order")
+	// ErrInvalidTransition means the event contradicts what the order has
+	// already recorded in a way the saga cannot produce (an inventory
+	// rejection for an order whose stock was reserved).
+	ErrInvalidTransition = errors.New("invalid order transition")
+	// ErrPaidAfterCancel means a payment succeeded for an order that was
+	// already cancelled (it missed its deadline, say). The order stays
+	// cancelled; the payment service refunds the charge when it sees the
+	// cancellation, so the caller logs it and moves on.
+	ErrPaidAfterCancel = errors.New("payment succeeded for a cancelled order")
+	// ErrNotDue means the order's deadline has not passed yet.
+	ErrNotDue = errors.New("order deadline not due yet")
+)
+
+// Item is one requested line: a SKU and a quantity.
+type Item struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+// Line is an order line priced by the inventory service.
+type Line struct {
+	SKU            string `json:"sku"`
+	Name           string `json:"name"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+	LineTotalCents int64  `json:"line_total_cents"`
+}
+
+// Order is the order aggregate. Its JSON form is what the order store keeps.
+// TotalCents is meaningful only when Currency is set: before inventory has
+// priced the order (or payment has reported the amount), neither is known.
+type Order struct {
+	ID           string    `json:"order_id"`
+	CustomerID   string    `json:"customer_id"`
+	Status       Status    `json:"status"`
+	Items        []Item    `json:"items"`
+	Lines        []Line    `json:"lines,omitempty"`
+	TotalCents   int64     `json:"total_cents"`
+	Currency     string    `json:"currency,omitempty"`
+	CancelReason string    `json:"cancel_reason,omitempty"`
+	CancelDetail string    `json:"cancel_detail,omitempty"`
+	ChargeID     string    `json:"charge_id,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	TraceParent  string    `json:"traceparent,omitempty"`
+}
+
+// Draft is what a new order is made from: the content of its created event.
+type Draft struct {
+	ID          string
+	CustomerID  string
+	Items       []Item
+	CreatedAt   time.Time
+	TraceParent string
+}
+
+// New returns a PENDING order made from d.
+func New(d Draft) (Order, error) {
+	switch {
+	case d.ID == "":
+		return Order{}, fmt.Errorf("%w: empty id", ErrInvalidOrder)
+	case d.CustomerID == "":
+		return Order{}, fmt.Errorf("%w: empty customer id", ErrInvalidOrder)
+	case len(d.Items) == 0:
+		return Order{}, fmt.Errorf("%w: no items", ErrInvalidOrder)
+	case d.CreatedAt.IsZero():
+		return Order{}, fmt.Errorf("%w: no creation time", ErrInvalidOrder)
+	}
+	for _, it := range d.Items {
+		if it.SKU == "" || it.Quantity < 1 {
+			return Order{}, fmt.Errorf("%w: item %+v", ErrInvalidOrder, it)
+		}
+	}
+	return Order{
+		ID:          d.ID,
+		CustomerID:  d.CustomerID,
+		Status:      StatusPending,
+		Items:       append([]Item(nil), d.Items...),
+		CreatedAt:   d.CreatedAt.UTC(),
+		UpdatedAt:   d.CreatedAt.UTC(),
+		TraceParent: d.TraceParent,
+	}, nil
+}
+
+// Final reports whether the order reached a status it never leaves.
+func (o Order) Final() bool { return o.Status == StatusConfirmed || o.Status == StatusCancelled }
+
+// TotalKnown reports whether the order's total and currency are known.
+func (o Order) TotalKnown() bool { return o.Currency != "" }
+
+// Reservation is the content of an inventory.reserved event.
+type Reservation struct {
+	OrderID    string
+	Lines      []Line
+	TotalCents int64
+	Currency   string
+}
+
+// Rejection is the content of an inventory.rejected event.
+type Rejection struct {
+	OrderID string
+	Reason  string
+	SKU     string
+	Detail  string
+}
+
+// Payment is the content of a payments.succeeded event.
+type Payment struct {
+	OrderID     string
+	ChargeID    string
+	AmountCents int64
+	Currency    string
+}
+
+// Decline is the content of a payments.failed event.
+type Decline struct {
+	OrderID     string
+	DeclineCode string
+}
+
+// The Apply functions below return the order after the event, whether it
+// changed (and so must be stored), and an error. They never mutate their
+// argument's slices.
+
+// ApplyReserved applies an inventory reservation. PENDING becomes RESERVED
+// with the priced lines and total. A payment outcome may have been handled
+// first (it comes from another stream): on a final order the reservation
+// only fills the lines and total if they are still unknown. A replay on a
+// RESERVED order changes nothing.
+func ApplyReserved(o Order, r Reservation, now time.Time) (Order, bool, error) {
+	if err := sameOrder(o, r.OrderID); err != nil {
+		return o, false, err
+	}
+	if len(r.Lines) == 0 || r.Currency == "" || r.TotalCents < 0 {
+		return o, false, fmt.Errorf("%w: reservation without lines, total or currency", ErrInvalidEvent)
+	}
+	switch o.Status {
+	case StatusPending:
+		o.Status = StatusReserved
+		o.Lines = append([]Line(nil), r.Lines...)
+		o.TotalCents, o.Currency = r.TotalCents, r.Currency
+		o.UpdatedAt = now.UTC()
+		return o, true, nil
+	case StatusReserved:
+		return o, false, nil
+	default:
+		changed := false
+		if len(o.Lines) == 0 {
+			o.Lines = append([]Line(nil), r.Lines...)
+			changed = true
+		}
+		if !o.TotalKnown() {
+			o.TotalCents, o.Currency = r.TotalCents, r.Currency
+			changed = true
+		}
+		if changed {
+			o.UpdatedAt = now.UTC()
+		}
+		return o, changed, nil
+	}
+}
+
+// ApplyRejected applies an inventory rejection: PENDING becomes CANCELLED
+// with the rejection's reason. A final order is left alone. A RESERVED order
+// cannot be rejected too: inventory answers each order once, so that is an
+// ErrInvalidTransition for an operator to look at.
+func ApplyRejected(o Order, r Rejection, now time.Time) (Order, bool, error) {
+	if err := sameOrder(o, r.OrderID); err != nil {
+		return o, false, err
+	}
+	switch r.Reason {
+	case ReasonUnknownSKU, ReasonInsufficientStock, ReasonCurrencyMismatch:
+	default:
+		return o, false, fmt.Errorf("%w: rejection reason %q", ErrInvalidEvent, r.Reason)
+	}
+	switch o.Status {
+	case StatusPending:
+		detail := r.Detail
+		if detail == "" && r.SKU != "" {
+			detail = "sku " + r.SKU
+		}
+		return cancel(o, r.Reason, detail, now), true, nil
+	case StatusReserved:
+		return o, false, fmt.Errorf("%w: %s rejected after its stock was reserved", ErrInvalidTransition, o.ID)
+	default:
+		return o, false, nil
+	}
+}
+
+// ApplyPaymentSucceeded applies a successful charge: PENDING or RESERVED
+// becomes CONFIRMED, keeping the charge id, and the amount charged becomes
+// the total if inventory has not priced the order yet. A replay on a
+// CONFIRMED order changes nothing. On a CANCELLED order the order stays
+// cancelled and ErrPaidAfterCancel tells the caller money must go back.
+func ApplyPaymentSucceeded(o Order, p Payment, now time.Time) (Order, bool, error) {
+	if err := sameOrder(o, p.OrderID); err != nil {
+		return o, false, err
+	}
+	if p.ChargeID == "" || p.Currency == "" || p.AmountCents < 0 {
+		return o, false, fmt.Errorf("%w: payment without charge id, amount or currency", ErrInvalidEvent)
+	}
+	switch o.Status {
+	case StatusPending, StatusReserved:
+		o.Status = StatusConfirmed
+		o.ChargeID = p.ChargeID
+		if !o.TotalKnown() {
+			o.TotalCents, o.Currency = p.AmountCents, p.Currency
+		}
+		o.UpdatedAt = now.UTC()
+		return o, true, nil
+	case StatusCancelled:
+		return o, false, fmt.Errorf("%w: order %s (charge %s)", ErrPaidAfterCancel, o.ID, p.ChargeID)
+	default:
+		return o, false, nil
+	}
+}
+
+// ApplyPaymentFailed applies a declined charge: PENDING or RESERVED becomes
+// CANCELLED with reason payment_declined and the decline code as detail. A
+// final order is left alone.
+func ApplyPaymentFailed(o Order, d Decline, now time.Time) (Order, bool, error) {
+	if err := sameOrder(o, d.OrderID); err != nil {
+		return o, false, err
+	}
+	switch o.Status {
+	case StatusPending, StatusReserved:
+		return cancel(o, ReasonPaymentDeclined, d.DeclineCode, now), true, nil
+	default:
+		return o, false, nil
+	}
+}
+
+// Due returns when an order not final by then is cancelled, given the
+// deadline every order has from its creation.
+func (o Order) Due(deadline time.Duration) time.Time { return o.CreatedAt.Add(deadline) }
+
+// ApplyDeadline enforces the deadline: a PENDING or RESERVED order whose
+// deadline has passed becomes CANCELLED with reason timeout (whatever it
+// was waiting for: stock, or a payment that never answered). Before the
+// deadline the error wraps ErrNotDue. A final order is left alone: the
+// deadline only ever decides for an order nothing else has decided.
+func ApplyDeadline(o Order, deadline time.Duration, now time.Time) (Order, bool, error) {
+	switch o.Status {
+	case StatusPending, StatusReserved:
+	default:
+		return o, false, nil
+	}
+	if due := o.Due(deadline); now.Before(due) {
+		return o, false, fmt.Errorf("%w: order %s is due at %s", ErrNotDue, o.ID, due.Format(time.RFC3339Nano))
+	}
+	return cancel(o, ReasonTimeout, fmt.Sprintf("no final outcome within %s (was %s)", deadline, o.Status), now), true, nil
+}
+
+func cancel(o Order, reason, detail string, now time.Time) Order {
+	o.Status = StatusCancelled
+	o.CancelReason = reason
+	o.CancelDetail = truncate(strings.TrimSpace(detail), maxDetail)
+	o.UpdatedAt = now.UTC()
+	return o
+}
+
+func sameOrder(o Order, eventOrderID string) error {
+	if eventOrderID != o.ID {
+		return fmt.Errorf("%w: event is about order %q, not %q", ErrInvalidEvent, eventOrderID, o.ID)
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

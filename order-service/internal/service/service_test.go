@@ -1,0 +1,505 @@
+package service_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/trace"
+)
+
+func TestCreateThenGetPending(t *testing.T) {
+	h := start(t)
+	tp := trace.New().String()
+	status, hdr, out := h.do(http.MethodPost, "/orders", []byte(validBody), map[string]string{"traceparent": tp})
+	if status != http.StatusAccepted {
+		t.Fatalf("POST = %d %s", status, out)
+	}
+	var c created
+	if err := json.Unmarshal(out, &c); err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Get("traceparent") != tp || hdr.Get("Location") != "/orders/"+c.OrderID || c.Status != "PENDING" {
+		t.Fatalf("POST answered %s with traceparent %q, Location %q", out, hdr.Get("traceparent"), hdr.Get("Location"))
+	}
+	code, v := h.get(c.OrderID)
+	if code != http.StatusOK || v.Status != "PENDING" || v.CustomerID != "c-42" || len(v.Items) != 1 || v.Items[0].Quantity != 2 {
+		t.Fatalf("GET = %d %+v", code, v)
+	}
+	if v.TotalCents != nil || v.Currency != "" || len(v.Lines) != 0 {
+		t.Fatalf("a PENDING order shows a total before inventory priced it: %+v", v)
+	}
+	subject := "orders." + c.OrderID + ".created"
+	if n := h.count(events.StreamOrders, subject); n != 1 {
+		t.Fatalf("%d created events, want 1", n)
+	}
+	env := h.last(events.StreamOrders, subject)
+	var d events.OrderCreatedData
+	if err := env.DecodeData(&d); err != nil {
+		t.Fatal(err)
+	}
+	if env.Source != "order-service" || env.TraceID() != trace.TraceID(tp) || d.PaymentToken != "tok_visa" || d.CreatedAt.IsZero() {
+		t.Fatalf("created event = %+v %+v", env, d)
+	}
+	if strings.Contains(string(out), "tok_visa") {
+		t.Fatal("the payment token leaked into the response")
+	}
+
+	// Without a valid incoming traceparent the service starts a trace.
+	_, hdr, _ = h.do(http.MethodPost, "/orders", []byte(validBody), map[string]string{"traceparent": "garbage"})
+	if _, err := trace.Parse(hdr.Get("traceparent")); err != nil {
+		t.Fatalf("response traceparent: %v", err)
+	}
+}
+
+func TestHappyPathConfirmsOnce(t *testing.T) {
+	h := start(t)
+	id := h.create(validBody)
+	h.reserve(id)
+	v := h.waitStatus(id, "RESERVED")
+	if v.TotalCents == nil || *v.TotalCents != 2598 || v.Currency != "USD" || len(v.Lines) != 1 || v.Lines[0].Name != "Mug" {
+		t.Fatalf("reserved order = %+v", v)
+	}
+	h.paid(id)
+	v = h.waitStatus(id, "CONFIRMED")
+	if *v.TotalCents != 2598 || !v.UpdatedAt.After(v.CreatedAt) {
+		t.Fatalf("confirmed order = %+v", v)
+	}
+	subject := "orders." + id + ".confirmed"
+	natstest.Eventually(t, "confirmed event", func() bool { return h.count(events.StreamOrders, subject) == 1 })
+	env := h.last(events.StreamOrders, subject)
+	var d events.OrderConfirmedData
+	if err := env.DecodeData(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d != (events.OrderConfirmedData{OrderID: id, CustomerID: "c-42", TotalCents: 2598, Currency: "USD"}) {
+		t.Fatalf("confirmed data = %+v", d)
+	}
+	if n := h.count(events.StreamOrders, "orders."+id+".cancelled"); n != 0 {
+		t.Fatalf("%d cancelled events for a confirmed order", n)
+	}
+}
+
+func TestInventoryRejectionCancels(t *testing.T) {
+	h := start(t)
+	id := h.create(validBody)
+	h.mustPublish(h.inv, events.InventoryRejected, id, events.InventoryRejectedData{
+		OrderID: id, Reason: events.ReasonInsufficientStock, SKU: "SKU-1", Detail: "SKU-1: 2 requested, 1 available",
+	})
+	v := h.waitStatus(id, "CANCELLED")
+	if v.CancelReason != "insufficient_stock" || v.CancelDetail != "SKU-1: 2 requested, 1 available" {
+		t.Fatalf("cancelled order = %+v", v)
+	}
+	subject := "orders." + id + ".cancelled"
+	natstest.Eventually(t, "cancelled event", func() bool { return h.count(events.StreamOrders, subject) == 1 })
+	var d events.OrderCancelledData
+	if err := h.last(events.StreamOrders, subject).DecodeData(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Reason != "insufficient_stock" || d.CustomerID != "c-42" {
+		t.Fatalf("cancelled data = %+v", d)
+	}
+
+	// A payment for the cancelled order (needs a refund, issue #4) is
+	// acknowledged, not dead-lettered, and does not revive the order.
+	h.paid(id)
+	seq := h.lastSeq(events.StreamPayments)
+	h.waitAcked(events.StreamPayments, "order-payments", seq)
+	if _, v := h.get(id); v.Status != "CANCELLED" {
+		t.Fatalf("paid cancelled order = %+v", v)
+	}
+	if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 0 {
+		t.Fatalf("%d confirmed events for a cancelled order", n)
+	}
+	if n := h.count(consumer.DeadLetterStream, fmt.Sprintf("dlq.order-payments.PAYMENTS.%d", seq)); n != 0 {
+		t.Fatal("the late payment was dead-lettered")
+	}
+}
+
+func TestPaymentDeclineCancels(t *testing.T) {
+	h := start(t)
+	id := h.create(validBody)
+	h.reserve(id)
+	h.waitStatus(id, "RESERVED")
+	h.mustPublish(h.pay, events.PaymentFailed, id, events.PaymentFailedData{
+		OrderID: id, Reason: events.ReasonCardDeclined, DeclineCode: "insufficient_funds", AmountCents: 2598, Currency: "USD",
+	})
+	v := h.waitStatus(id, "CANCELLED")
+	if v.CancelReason != "payment_declined" || v.CancelDetail != "insufficient_funds" || len(v.Lines) != 1 {
+		t.Fatalf("cancelled order = %+v", v)
+	}
+	subject := "orders." + id + ".cancelled"
+	natstest.Eventually(t, "cancelled event", func() bool { return h.count(events.StreamOrders, subject) == 1 })
+	var d events.OrderCancelledData
+	if err := h.last(events.StreamOrders, subject).DecodeData(&d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Reason != "payment_declined" || d.Detail != "insufficient_funds" {
+		t.Fatalf("cancelled data = %+v", d)
+	}
+}
+
+func TestPaymentBeforeReservationStillConfirms(t *testing.T) {
+	h := start(t)
+	id := h.create(validBody)
+	h.paid(id)
+	v := h.waitStatus(id, "CONFIRMED")
+	if v.TotalCents == nil || *v.TotalCents != 2598 || v.Currency != "USD" {
+		t.Fatalf("order confirmed by payment = %+v", v)
+	}
+	h.reserve(id)
+	natstest.EventuallyNil(t, "lines filled in", func() error {
+		if _, v = h.get(id); len(v.Lines) != 1 {
+			return fmt.Errorf("order = %+v", v)
+		}
+		return nil
+	})
+	if v.Status != "CONFIRMED" || *v.TotalCents != 2598 {
+		t.Fatalf("order after late reservation = %+v", v)
+	}
+	if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 1 {
+		t.Fatalf("%d confirmed events, want 1", n)
+	}
+}
+
+func TestRedeliveryDoesNotDoublePublish(t *testing.T) {
+	h := start(t)
+	id := h.create(validBody)
+	h.reserve(id)
+	h.waitStatus(id, "RESERVED")
+	h.paid(id)
+	before := h.waitStatus(id, "CONFIRMED")
+	for range 2 {
+		h.redeliver(events.StreamInventory, "order-inventory", "inventory."+id+".reserved")
+		h.redeliver(events.StreamPayments, "order-payments", "payments."+id+".succeeded")
+	}
+	_, after := h.get(id)
+	if after.Status != "CONFIRMED" || !after.UpdatedAt.Equal(before.UpdatedAt) || *after.TotalCents != 2598 {
+		t.Fatalf("redelivery changed the order: before %+v after %+v", before, after)
+	}
+	if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 1 {
+		t.Fatalf("%d confirmed events, want 1", n)
+	}
+}
+
+// TestCrashBetweenStoreAndPublishConverges simulates a handler that stored
+// CONFIRMED and died before publishing: the redelivered payment event must
+// publish the confirmation.
+func TestCrashBetweenStoreAndPublishConverges(t *testing.T) {
+	h := start(t)
+	id := h.create(validBody)
+	h.waitStatus(id, "PENDING")
+	ctx := context.Background()
+	kv, err := h.js.KeyValue(ctx, store.OrdersBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, store.OrderKey(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o map[string]any
+	if err := json.Unmarshal(e.Value(), &o); err != nil {
+		t.Fatal(err)
+	}
+	o["status"], o["charge_id"], o["total_cents"], o["currency"] = "CONFIRMED", "ch_"+id, 2598, "USD"
+	raw, _ := json.Marshal(o)
+	if _, err := kv.Update(ctx, store.OrderKey(id), raw, e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 0 {
+		t.Fatalf("%d confirmed events before redelivery", n)
+	}
+	h.paid(id) // the delivery the crashed handler never acknowledged
+	natstest.Eventually(t, "confirmation re-published", func() bool {
+		return h.count(events.StreamOrders, "orders."+id+".confirmed") == 1
+	})
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	h := start(t)
+	key := map[string]string{"Idempotency-Key": "checkout-7f3a"}
+	status, _, out := h.do(http.MethodPost, "/orders", []byte(validBody), key)
+	if status != http.StatusAccepted {
+		t.Fatalf("first POST = %d %s", status, out)
+	}
+	var first created
+	_ = json.Unmarshal(out, &first)
+
+	// Same body, other key order and spacing: the same order.
+	same := `{ "payment_token":"tok_visa", "items":[{"quantity":2,"sku":"SKU-1"}], "customer_id":"c-42" }`
+	status, hdr, out := h.do(http.MethodPost, "/orders", []byte(same), key)
+	var second created
+	_ = json.Unmarshal(out, &second)
+	if status != http.StatusAccepted || second.OrderID != first.OrderID || hdr.Get("Location") != "/orders/"+first.OrderID {
+		t.Fatalf("replay = %d %s, want 202 with order %s", status, out, first.OrderID)
+	}
+	if n := h.count(events.StreamOrders, "orders."+first.OrderID+".created"); n != 1 {
+		t.Fatalf("%d created events, want 1", n)
+	}
+	// A replay answers the order's current status.
+	h.reserve(first.OrderID)
+	h.waitStatus(first.OrderID, "RESERVED")
+	_, _, out = h.do(http.MethodPost, "/orders", []byte(validBody), key)
+	if err := json.Unmarshal(out, &second); err != nil || second.OrderID != first.OrderID || second.Status != "RESERVED" {
+		t.Fatalf("replay after reservation = %s", out)
+	}
+
+	other := `{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":3}],"payment_token":"tok_visa"}`
+	status, hdr, out = h.do(http.MethodPost, "/orders", []byte(other), key)
+	wantProblem(t, status, hdr, out, http.StatusUnprocessableEntity, "idempotency-key-reused")
+
+	status, hdr, out = h.do(http.MethodPost, "/orders", []byte(validBody), map[string]string{"Idempotency-Key": strings.Repeat("k", 256)})
+	wantProblem(t, status, hdr, out, http.StatusBadRequest, "invalid-idempotency-key")
+}
+
+// TestIdempotentRetryAfterCrashBeforePublish: a first attempt claimed the
+// key and died before publishing; the retry publishes for the claimed id.
+func TestIdempotentRetryAfterCrashBeforePublish(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	kv, err := h.js.KeyValue(ctx, store.IdempotencyBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The canonical body is the request re-marshalled in field order.
+	sum := sha256.Sum256([]byte(validBody))
+	rec, _ := json.Marshal(map[string]string{"order_id": "claimed-1", "request_hash": hex.EncodeToString(sum[:])})
+	if _, err := kv.Create(ctx, store.IdempotencyKey("retry-me"), rec); err != nil {
+		t.Fatal(err)
+	}
+	status, _, out := h.do(http.MethodPost, "/orders", []byte(validBody), map[string]string{"Idempotency-Key": "retry-me"})
+	if status != http.StatusAccepted || !strings.Contains(string(out), `"claimed-1"`) {
+		t.Fatalf("retry = %d %s", status, out)
+	}
+	if n := h.count(events.StreamOrders, "orders.claimed-1.created"); n != 1 {
+		t.Fatalf("%d created events, want 1", n)
+	}
+	h.waitStatus("claimed-1", "PENDING")
+}
+
+func TestBadRequests(t *testing.T) {
+	h := start(t)
+	tests := []struct {
+		name       string
+		method     string
+		path       string
+		body       string
+		wantStatus int
+		wantType   string
+		wantErrors bool
+	}{
+		{name: "client sets a price", method: http.MethodPost, path: "/orders", wantStatus: 400, wantType: "invalid-request", wantErrors: true,
+			body: `{"customer_id":"c","items":[{"sku":"S","quantity":1,"price_cents":1}],"payment_token":"t"}`},
+		{name: "no items", method: http.MethodPost, path: "/orders", wantStatus: 400, wantType: "invalid-request", wantErrors: true,
+			body: `{"customer_id":"c","items":[],"payment_token":"t"}`},
+		{name: "missing fields", method: http.MethodPost, path: "/orders", wantStatus: 400, wantType: "invalid-request", wantErrors: true,
+			body: `{"items":[{"sku":"S","quantity":0}]}`},
+		{name: "not json", method: http.MethodPost, path: "/orders", body: `{nope`, wantStatus: 400, wantType: "invalid-request", wantErrors: true},
+		{name: "unknown order", method: http.MethodGet, path: "/orders/no-such-order", wantStatus: 404, wantType: "order-not-found"},
+		{name: "invalid order id", method: http.MethodGet, path: "/orders/bad.id", wantStatus: 400, wantType: "invalid-order-id"},
+		{name: "list without customer", method: http.MethodGet, path: "/orders", wantStatus: 400, wantType: "missing-customer-id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var body []byte
+			if tt.body != "" {
+				body = []byte(tt.body)
+			}
+			status, hdr, out := h.do(tt.method, tt.path, body, nil)
+			p := wantProblem(t, status, hdr, out, tt.wantStatus, tt.wantType)
+			if tt.wantErrors && len(p.Errors) == 0 {
+				t.Fatalf("problem lists no errors: %s", out)
+			}
+		})
+	}
+}
+
+func TestListByCustomer(t *testing.T) {
+	h := start(t)
+	if _, _, out := h.do(http.MethodGet, "/orders?customer_id=alice@example.com", nil, nil); strings.TrimSpace(string(out)) != `{"orders":[]}` {
+		t.Fatalf("list on an empty store = %s", out)
+	}
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, h.create(fmt.Sprintf(`{"customer_id":"alice@example.com","items":[{"sku":"SKU-%d","quantity":1}],"payment_token":"t"}`, i)))
+	}
+	h.create(`{"customer_id":"bob","items":[{"sku":"SKU-1","quantity":1}],"payment_token":"t"}`)
+	h.reserve(ids[1])
+	h.waitStatus(ids[1], "RESERVED")
+
+	status, _, out := h.do(http.MethodGet, "/orders?customer_id=alice@example.com", nil, nil)
+	var list struct {
+		Orders []orderView `json:"orders"`
+	}
+	if err := json.Unmarshal(out, &list); status != http.StatusOK || err != nil {
+		t.Fatalf("list = %d %s %v", status, out, err)
+	}
+	var got []string
+	for _, o := range list.Orders {
+		got = append(got, o.OrderID+":"+o.Status)
+	}
+	want := []string{ids[2] + ":PENDING", ids[1] + ":RESERVED", ids[0] + ":PENDING"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("list = %v, want newest first %v", got, want)
+	}
+	_, _, out = h.do(http.MethodGet, "/orders?customer_id=nobody", nil, nil)
+	if strings.TrimSpace(string(out)) != `{"orders":[]}` {
+		t.Fatalf("empty list = %s", out)
+	}
+}
+
+// TestOrderMaterializedFromCreatedEvent covers a POST that died after
+// publishing orders.<id>.created and before storing the order.
+func TestOrderMaterializedFromCreatedEvent(t *testing.T) {
+	h := start(t)
+	id := "crashed-post-1"
+	// Recent: an order created long ago would be past its deadline.
+	createdAt := time.Now().UTC().Truncate(time.Millisecond)
+	h.mustPublish(h.ord, events.OrderCreated, id, events.OrderCreatedData{
+		OrderID: id, CustomerID: "carol", Items: []events.Item{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "t", CreatedAt: createdAt,
+	})
+	code, v := h.get(id)
+	if code != http.StatusOK || v.Status != "PENDING" || v.CustomerID != "carol" {
+		t.Fatalf("GET before materialization = %d %+v", code, v)
+	}
+	h.reserve(id)
+	v = h.waitStatus(id, "RESERVED")
+	if *v.TotalCents != 2598 || !v.CreatedAt.Equal(createdAt) {
+		t.Fatalf("materialized order = %+v", v)
+	}
+	ctx := context.Background()
+	kv, _ := h.js.KeyValue(ctx, store.OrdersBucket)
+	if _, err := kv.Get(ctx, store.OrderKey(id)); err != nil {
+		t.Fatalf("order not stored: %v", err)
+	}
+	_, _, out := h.do(http.MethodGet, "/orders?customer_id=carol", nil, nil)
+	if !strings.Contains(string(out), id) {
+		t.Fatalf("materialized order not listed: %s", out)
+	}
+}
+
+func TestPoisonEventsAreDeadLettered(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	// Valid JSON, invalid schema: no envelope at all.
+	ack, err := h.js.Publish(ctx, "inventory.x-1.reserved", []byte(`{"order_id":"x-1","total_cents":1.5}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wantDeadLetter("order-inventory", events.StreamInventory, ack.Sequence, "invalid event")
+
+	// A well-formed event about an order that never existed.
+	h.reserve("ghost-1")
+	ghost := h.lastSeq(events.StreamInventory)
+	h.wantDeadLetter("order-inventory", events.StreamInventory, ghost, "order not found")
+
+	// A well-formed event on a subject of another order.
+	env, raw, err := h.pay.Build(events.PaymentSucceeded, "o-a", trace.New().String(),
+		events.PaymentSucceededData{OrderID: "o-a", ChargeID: "ch", AmountCents: 1, Currency: "USD"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := nats.NewMsg("payments.o-b.succeeded")
+	msg.Data = raw
+	msg.Header.Set("Nats-Msg-Id", env.ID)
+	pa, err := h.js.PublishMsg(ctx, msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.wantDeadLetter("order-payments", events.StreamPayments, pa.Sequence, "arrived on")
+
+	// The poison did not block the consumers.
+	id := h.create(validBody)
+	h.reserve(id)
+	h.waitStatus(id, "RESERVED")
+	h.paid(id)
+	h.waitStatus(id, "CONFIRMED")
+}
+
+func (h *harness) lastSeq(stream string) uint64 {
+	h.t.Helper()
+	s, err := h.js.Stream(context.Background(), stream)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+func (h *harness) wantDeadLetter(durable, stream string, seq uint64, reason string) {
+	h.t.Helper()
+	m := natstest.DeadLetter(h.t, h.js, durable, stream, seq)
+	if e := m.Header.Get(consumer.HeaderDLQError); !strings.Contains(e, reason) {
+		h.t.Fatalf("Dlq-Error = %q, want it to mention %q", e, reason)
+	}
+}
+
+func TestNATSDownAnswers503(t *testing.T) {
+	h := start(t)
+	h.nats.Stop()
+	natstest.EventuallyNil(t, "/ready to fail while NATS is down", func() error {
+		if status, _, out := h.do(http.MethodGet, "/ready", nil, nil); status != http.StatusServiceUnavailable {
+			return fmt.Errorf("/ready = %d %s", status, out)
+		}
+		return nil
+	})
+	status, hdr, out := h.do(http.MethodPost, "/orders", []byte(validBody), nil)
+	wantProblem(t, status, hdr, out, http.StatusServiceUnavailable, "unavailable")
+	status, hdr, out = h.do(http.MethodGet, "/orders/some-id", nil, nil)
+	wantProblem(t, status, hdr, out, http.StatusServiceUnavailable, "unavailable")
+}
+
+// TestConcurrentOutcomesConverge delivers each order's reservation and
+// payment at the same time, so the two consumers race on the same KV entry:
+// every order must end CONFIRMED with its lines and exactly one event.
+func TestConcurrentOutcomesConverge(t *testing.T) {
+	h := start(t)
+	var ids []string
+	for range 20 {
+		ids = append(ids, h.create(validBody))
+	}
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(2)
+		publish := func(p *events.Publisher, typ events.Type, data any) {
+			defer wg.Done()
+			if _, err := p.Publish(context.Background(), typ, id, trace.New().String(), data); err != nil {
+				t.Error(err) // not Fatal: this is not the test goroutine
+			}
+		}
+		go publish(h.inv, events.InventoryReserved, reservedData(id))
+		go publish(h.pay, events.PaymentSucceeded, paidData(id))
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, id := range ids {
+		natstest.EventuallyNil(t, id+" confirmed with lines", func() error {
+			if _, v := h.get(id); v.Status != "CONFIRMED" || len(v.Lines) != 1 || v.TotalCents == nil || *v.TotalCents != 2598 {
+				return fmt.Errorf("order = %+v", v)
+			}
+			return nil
+		})
+		if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 1 {
+			t.Fatalf("order %s has %d confirmed events, want 1", id, n)
+		}
+	}
+}

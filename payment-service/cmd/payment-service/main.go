@@ -1,0 +1,47 @@
+// Command payment-service charges reserved orders through the card gateway
+// and publishes payments.<id>.succeeded or payments.<id>.failed.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/eventshop/payment-service/internal/config"
+	"github.com/eventshop/payment-service/internal/service"
+	"github.com/eventshop/shared/platform/healthcheck"
+	"github.com/eventshop/shared/platform/logging"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, service.Name+":", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg, err := config.Load(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck.Probe(ctx, cfg.HTTPAddr)
+	}
+	log, err := logging.New(service.Name, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }() // stderr sync fails on some platforms; nothing to do about it
+	log.Info("starting", cfg.Fields()...)
+	svc, err := service.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}

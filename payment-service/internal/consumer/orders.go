@@ -1,0 +1,84 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/payment-service/internal/payment"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+)
+
+// OrdersDurable is the durable name of the consumer of cancelled orders.
+const OrdersDurable = "payment-orders"
+
+// Canceller makes sure a cancelled order is charged nothing
+// (payment.Processor).
+type Canceller interface {
+	Cancel(ctx context.Context, c payment.Cancellation) (payment.Record, error)
+}
+
+// Cancelled handles orders.<id>.cancelled: whatever the order was charged
+// goes back (a payment that arrived after the order's deadline), and an
+// order not charged yet never will be.
+type Cancelled struct {
+	canceller Canceller
+	reg       *events.Registry
+	wait      consumer.Backoff
+}
+
+// OrdersConfig returns the runner configuration of the cancelled-order
+// consumer. Like the reserved-order consumer, MaxDeliver is unlimited: a
+// refund that waits for the gateway must never be given up on; poison
+// messages are still dead-lettered at once as permanent.
+func OrdersConfig(concurrency, dlqReplicas int) consumer.Config {
+	return consumer.Config{
+		Stream:             events.StreamOrders,
+		Durable:            OrdersDurable,
+		FilterSubjects:     []string{events.FilterSubject(events.OrderCancelled)},
+		Concurrency:        concurrency,
+		MaxDeliver:         -1,
+		Retry:              retry,
+		DeadLetterReplicas: dlqReplicas,
+	}
+}
+
+// NewCancelled returns the handler; wait is the redelivery schedule while
+// the gateway fails (as for NewReserved).
+func NewCancelled(c Canceller, wait consumer.Backoff) (*Cancelled, error) {
+	if c == nil {
+		return nil, errors.New("cancelled handler needs a canceller")
+	}
+	if wait.Initial <= 0 || wait.Max < wait.Initial || wait.Multiplier < 1 {
+		return nil, fmt.Errorf("wait schedule %+v: %w", wait, consumer.ErrInvalidConfig)
+	}
+	return &Cancelled{canceller: c, reg: events.DefaultRegistry(), wait: wait}, nil
+}
+
+// Handle is the consumer.Handler.
+func (h *Cancelled) Handle(ctx context.Context, msg jetstream.Msg) error {
+	env, err := h.reg.Parse(msg.Data())
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
+	}
+	if env.Type != events.OrderCancelled {
+		return consumer.Permanent(fmt.Errorf("%s: %w: a %s event", msg.Subject(), events.ErrInvalidEvent, env.Type))
+	}
+	var data events.OrderCancelledData
+	if err := env.DecodeData(&data); err != nil {
+		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
+	}
+	if data.OrderID != env.Subject || events.OrderIDFromSubject(msg.Subject()) != data.OrderID {
+		return consumer.Permanent(fmt.Errorf("%s: %w: subject %q and data order %q disagree",
+			msg.Subject(), events.ErrInvalidEvent, env.Subject, data.OrderID))
+	}
+	_, err = h.canceller.Cancel(ctx, payment.Cancellation{
+		OrderID:     data.OrderID,
+		Reason:      data.Reason,
+		TraceParent: env.TraceParent,
+	})
+	return verdict(msg, err, h.wait)
+}

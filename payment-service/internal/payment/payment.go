@@ -1,0 +1,220 @@
+// Package payment is the payment domain: the record of an order's payment,
+// the charge the gateway is asked for and its outcomes, and the Processor
+// that turns a reserved order into exactly one charge and one payment event,
+// and a cancelled order into no charge at all: voided before it was
+// charged, or refunded once after.
+package payment
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventshop/shared/events"
+)
+
+// Status is where an order's payment stands.
+//
+//	(none) ── reserved ──▶ charging ──▶ succeeded ── cancelled ──▶ refunded
+//	   │                      │    └──▶ failed
+//	   │                      └── cancelled ──▶ refunded (charged, then refunded) or failed
+//	   └── cancelled ──▶ void (a later reserved event charges nothing)
+//
+// charging is written before the gateway is first asked, so that a
+// cancellation knows a charge may exist (a timed-out attempt may have been
+// charged) and settles it instead of voiding. Outages leave the record as it
+// was; the work waits in JetStream.
+type Status string
+
+// Payment statuses.
+const (
+	StatusCharging  Status = "charging"
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+	StatusVoid      Status = "void"
+	StatusRefunded  Status = "refunded"
+)
+
+// NoRefundID is the refund id of a refunded order whose charge moved no
+// money (NoChargeID): there is nothing to give back.
+const NoRefundID = "no_refund"
+
+// RefundKey is the gateway idempotency key of an order's refund: one refund
+// per order, whatever is repeated.
+func RefundKey(orderID string) string { return "refund-" + orderID }
+
+// Sentinel errors of the domain.
+var (
+	// ErrNotFound: no payment is recorded for the order.
+	ErrNotFound = errors.New("payment not found")
+	// ErrInvalidOrderID: the order id cannot be a key or subject token.
+	ErrInvalidOrderID = errors.New("invalid order id")
+	// ErrNoPaymentToken: the order's created event, which carries the
+	// payment token, cannot be found or read. Permanent.
+	ErrNoPaymentToken = errors.New("no payment token for order")
+	// ErrGatewayUnavailable: the gateway did not answer usefully (5xx,
+	// timeout, refused connection, circuit open). Transient: wait and retry,
+	// never a failed payment.
+	ErrGatewayUnavailable = errors.New("payment gateway unavailable")
+	// ErrGatewayRejected: the gateway refused the request itself (a 4xx
+	// other than a decline): a bug on our side that retrying cannot fix.
+	ErrGatewayRejected = errors.New("payment gateway rejected the request")
+	// ErrInvalidRecord: a stored record that breaks the invariants.
+	ErrInvalidRecord = errors.New("invalid payment record")
+	// ErrConflict: the record changed since it was read (or exists when it
+	// was to be created): read it again and decide afresh.
+	ErrConflict = errors.New("payment record changed concurrently")
+)
+
+// Record is the payment of one order, as stored in the payments bucket.
+type Record struct {
+	OrderID     string `json:"order_id"`
+	Status      Status `json:"status"`
+	ChargeID    string `json:"charge_id"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+	DeclineCode string `json:"decline_code"`
+	// RefundID is the gateway's refund of ChargeID (refunded only).
+	RefundID string `json:"refund_id,omitempty"`
+	// CancelReason is why the order was cancelled (void and refunded).
+	CancelReason string    `json:"cancel_reason,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+	UpdatedAt    time.Time `json:"updated_at"`
+}
+
+// Validate checks the invariants of a record.
+func (r Record) Validate() error {
+	switch {
+	case !events.ValidID(r.OrderID):
+		return fmt.Errorf("%w: order id %q", ErrInvalidRecord, r.OrderID)
+	case r.AmountCents < 0:
+		return fmt.Errorf("%w: negative amount %d", ErrInvalidRecord, r.AmountCents)
+	}
+	switch r.Status {
+	case StatusVoid:
+		return nil // cancelled before any amount was known
+	case StatusCharging, StatusFailed:
+	case StatusSucceeded:
+		if r.ChargeID == "" {
+			return fmt.Errorf("%w: succeeded without a charge id", ErrInvalidRecord)
+		}
+	case StatusRefunded:
+		if r.ChargeID == "" || r.RefundID == "" || r.CancelReason == "" {
+			return fmt.Errorf("%w: refunded without a charge id, refund id or reason", ErrInvalidRecord)
+		}
+	default:
+		return fmt.Errorf("%w: status %q", ErrInvalidRecord, r.Status)
+	}
+	if len(r.Currency) != 3 {
+		return fmt.Errorf("%w: currency %q", ErrInvalidRecord, r.Currency)
+	}
+	return nil
+}
+
+// Event returns the type and payload of the event that announces the
+// record; ok is false for the statuses that announce nothing (charging and
+// void: no outcome to tell).
+func (r Record) Event() (t events.Type, data any, ok bool) {
+	switch r.Status {
+	case StatusSucceeded:
+		return events.PaymentSucceeded, events.PaymentSucceededData{
+			OrderID: r.OrderID, ChargeID: r.ChargeID, AmountCents: r.AmountCents, Currency: r.Currency,
+		}, true
+	case StatusFailed:
+		return events.PaymentFailed, events.PaymentFailedData{
+			OrderID: r.OrderID, Reason: events.ReasonCardDeclined, DeclineCode: r.DeclineCode,
+			ChargeID: r.ChargeID, AmountCents: r.AmountCents, Currency: r.Currency,
+		}, true
+	case StatusRefunded:
+		return events.PaymentRefunded, events.PaymentRefundedData{
+			OrderID: r.OrderID, ChargeID: r.ChargeID, RefundID: r.RefundID,
+			AmountCents: r.AmountCents, Currency: r.Currency, Reason: r.CancelReason,
+		}, true
+	}
+	return "", nil, false
+}
+
+// ChargeRequest is what the gateway is asked to charge.
+type ChargeRequest struct {
+	OrderID     string
+	AmountCents int64
+	Currency    string
+	Token       string
+	// IdempotencyKey makes a repeated charge (after a crash or a timeout)
+	// a replay of the first one at the gateway: it is the order id.
+	IdempotencyKey string
+	TraceParent    string
+}
+
+// ChargeResult is the gateway's answer to a charge: succeeded, or declined
+// with a code. Outages are errors, never results.
+type ChargeResult struct {
+	ChargeID    string
+	Succeeded   bool
+	DeclineCode string
+	// Replayed is true when the gateway answered from its idempotency
+	// store (the order had been charged before).
+	Replayed bool
+}
+
+// NewRecord builds the record of a charge's result.
+func NewRecord(req ChargeRequest, res ChargeResult, now time.Time) Record {
+	return NewIntent(req, now).Charged(res, now)
+}
+
+// NewIntent builds the charging record written before the gateway is asked
+// to charge req.
+func NewIntent(req ChargeRequest, now time.Time) Record {
+	return Record{
+		OrderID:     req.OrderID,
+		Status:      StatusCharging,
+		AmountCents: req.AmountCents,
+		Currency:    req.Currency,
+		CreatedAt:   now.UTC(),
+		UpdatedAt:   now.UTC(),
+	}
+}
+
+// NewVoid builds the record of an order cancelled before it was charged:
+// it stops any later charge.
+func NewVoid(orderID, reason string, now time.Time) Record {
+	return Record{OrderID: orderID, Status: StatusVoid, CancelReason: reason, CreatedAt: now.UTC(), UpdatedAt: now.UTC()}
+}
+
+// Charged returns the record after the gateway answered the charge.
+func (r Record) Charged(res ChargeResult, now time.Time) Record {
+	r.ChargeID = res.ChargeID
+	r.UpdatedAt = now.UTC()
+	if res.Succeeded {
+		r.Status, r.DeclineCode = StatusSucceeded, ""
+	} else {
+		r.Status, r.DeclineCode = StatusFailed, res.DeclineCode
+	}
+	return r
+}
+
+// Refunded returns the record after its charge was refunded because the
+// order was cancelled for reason.
+func (r Record) Refunded(refundID, reason string, now time.Time) Record {
+	r.Status, r.RefundID, r.CancelReason = StatusRefunded, refundID, reason
+	r.UpdatedAt = now.UTC()
+	return r
+}
+
+// RefundRequest is what the gateway is asked to refund: the whole charge.
+type RefundRequest struct {
+	OrderID     string
+	ChargeID    string
+	AmountCents int64
+	// IdempotencyKey is RefundKey(OrderID): a repeated refund is a replay.
+	IdempotencyKey string
+	TraceParent    string
+}
+
+// RefundResult is the gateway's answer to a refund. Outages are errors.
+type RefundResult struct {
+	RefundID string
+	// Replayed is true when the gateway answered from its idempotency
+	// store (the charge had been refunded before).
+	Replayed bool
+}

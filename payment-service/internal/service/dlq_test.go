@@ -1,0 +1,81 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+)
+
+const adminToken = "test-admin-token"
+
+// TestDeadLetterAdmin: the payment service manages the dead letters of
+// PAYMENTS events behind the admin token and replays them to their subject.
+func TestDeadLetterAdmin(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	id := newOrderID("dlq")
+	h.placeOrder(id, "tok_visa", 1000)
+	h.paymentEvent(id, "succeeded")
+	orig, err := h.lastMsg(events.StreamPayments, "payments."+id+".succeeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The order service's runner gave up on the payment outcome.
+	if _, err := consumer.WriteDeadLetter(ctx, h.js, consumer.Letter{
+		Consumer: "order-payments", Stream: events.StreamPayments, Sequence: orig.Sequence, Subject: orig.Subject,
+		Data: orig.Data, Header: orig.Header, Deliveries: 10, Reason: "gave up", Time: time.Now(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	call := func(method, path, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(method, h.svcURL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s = %d with %s, want problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return resp.StatusCode, string(body)
+	}
+	if code, body := call(http.MethodGet, "/admin/dlq", ""); code != http.StatusUnauthorized || !strings.Contains(body, "unauthorized") {
+		t.Fatalf("without token = %d %s, want 401 problem", code, body)
+	}
+	code, body := call(http.MethodGet, "/admin/dlq?consumer=order-payments", adminToken)
+	var list struct {
+		DeadLetters []struct {
+			Sequence uint64 `json:"sequence"`
+		} `json:"dead_letters"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &list) != nil || len(list.DeadLetters) != 1 {
+		t.Fatalf("list = %d %s", code, body)
+	}
+	if code, body := call(http.MethodPost, "/admin/dlq/replay?consumer=order-payments", adminToken); code != http.StatusOK ||
+		!strings.Contains(body, `"sequence":`+strconv.FormatUint(list.DeadLetters[0].Sequence, 10)) {
+		t.Fatalf("replay by consumer = %d %s", code, body)
+	}
+	if n := h.countMsgs(events.StreamPayments, "payments."+id+".succeeded"); n != 2 {
+		t.Fatalf("payments.%s.succeeded holds %d messages, want the original and the replayed copy", id, n)
+	}
+	if code, body := call(http.MethodGet, "/admin/dlq", adminToken); code != http.StatusOK || !strings.Contains(body, `"count":0`) {
+		t.Fatalf("after replay = %d %s", code, body)
+	}
+}

@@ -1,0 +1,72 @@
+package service
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/eventshop/payment-service/internal/breaker"
+)
+
+// paymentMetrics are the payment-specific metrics: charge and refund
+// outcomes, gateway latency and the circuit breaker.
+type paymentMetrics struct {
+	charges     *prometheus.CounterVec
+	refunds     *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	transitions *prometheus.CounterVec
+	reg         prometheus.Registerer
+}
+
+func newPaymentMetrics(reg prometheus.Registerer) (*paymentMetrics, error) {
+	m := &paymentMetrics{
+		reg: reg,
+		charges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_payment_charges_total",
+			Help: "Charge attempts by outcome (succeeded, declined, unavailable, rejected, breaker_open).",
+		}, []string{"outcome"}),
+		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_payment_refunds_total",
+			Help: "Refund attempts of cancelled orders' charges by outcome (succeeded, unavailable, rejected, breaker_open).",
+		}, []string{"outcome"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "eventshop_payment_gateway_request_seconds",
+			Help:    "Latency of payment gateway charge calls, by outcome.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"outcome"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_payment_breaker_transitions_total",
+			Help: "Gateway circuit breaker state transitions.",
+		}, []string{"from", "to"}),
+	}
+	for _, c := range []prometheus.Collector{m.charges, m.refunds, m.latency, m.transitions} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// watchBreaker exports the breaker's state, read at scrape time so that an
+// open breaker whose timeout has passed shows half-open.
+func (m *paymentMetrics) watchBreaker(b *breaker.Breaker) error {
+	return m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "eventshop_payment_breaker_state",
+		Help: "Gateway circuit breaker state: 0 closed, 1 half-open, 2 open.",
+	}, func() float64 { return float64(b.State()) }))
+}
+
+// ChargeOutcome implements gateway.Observer.
+func (m *paymentMetrics) ChargeOutcome(outcome string) { m.charges.WithLabelValues(outcome).Inc() }
+
+// RefundOutcome implements gateway.Observer.
+func (m *paymentMetrics) RefundOutcome(outcome string) { m.refunds.WithLabelValues(outcome).Inc() }
+
+// GatewayLatency implements gateway.Observer.
+func (m *paymentMetrics) GatewayLatency(outcome string, d time.Duration) {
+	m.latency.WithLabelValues(outcome).Observe(d.Seconds())
+}
+
+func (m *paymentMetrics) transition(t breaker.Transition) {
+	m.transitions.WithLabelValues(t.From.String(), t.To.String()).Inc()
+}

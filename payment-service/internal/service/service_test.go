@@ -1,0 +1,554 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/eventshop/payment-service/internal/config"
+	"github.com/eventshop/payment-service/internal/consumer"
+	"github.com/eventshop/payment-service/internal/gatewaysim"
+	"github.com/eventshop/payment-service/internal/httpapi"
+	"github.com/eventshop/payment-service/internal/payment"
+	"github.com/eventshop/payment-service/internal/service"
+	"github.com/eventshop/shared/events"
+	platformconfig "github.com/eventshop/shared/platform/config"
+	platformconsumer "github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/metrics"
+	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/trace"
+)
+
+// harness is one running payment service with its real NATS server and real
+// gateway simulator, plus the publishers of the upstream services.
+type harness struct {
+	t         *testing.T
+	js        jetstream.JetStream
+	svcURL    string
+	gwURL     string
+	orders    *events.Publisher
+	inventory *events.Publisher
+}
+
+var orderSeq atomic.Int64
+
+func newOrderID(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, orderSeq.Add(1))
+}
+
+func start(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	for _, s := range []string{events.StreamOrders, events.StreamInventory} {
+		if _, err := events.EnsureStream(ctx, js, s, events.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sim, err := gatewaysim.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	gsrv, err := gatewaysim.NewServer("127.0.0.1:0", sim, zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(gsrv.Engine)
+	t.Cleanup(gw.Close)
+
+	cfg := config.Config{
+		Base:           platformconfig.Base{NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AdminToken: adminToken},
+		Consumers:      platformconfig.Consumers{ConsumerConcurrency: 4},
+		GatewayURL:     gw.URL,
+		GatewayTimeout: time.Second,
+	}
+	cfg.Breaker.FailureThreshold = 2
+	cfg.Breaker.OpenTimeout = 300 * time.Millisecond
+	cfg.SetDefaults()
+	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
+	svc, err := service.New(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("service did not stop in 10s")
+		}
+	})
+
+	h := &harness{t: t, js: js, svcURL: "http://" + svc.Addr(), gwURL: gw.URL}
+	if h.orders, err = events.NewPublisher(js, "order-service"); err != nil {
+		t.Fatal(err)
+	}
+	if h.inventory, err = events.NewPublisher(js, "inventory-service"); err != nil {
+		t.Fatal(err)
+	}
+	natstest.EventuallyNil(t, "service ready", func() error {
+		status, body := h.get(h.svcURL + "/ready")
+		if status != http.StatusOK {
+			return fmt.Errorf("ready = %d %s", status, body)
+		}
+		return nil
+	})
+	return h
+}
+
+func (h *harness) get(url string) (int, []byte) {
+	h.t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return resp.StatusCode, body
+}
+
+func (h *harness) getJSON(url string, v any) int {
+	h.t.Helper()
+	status, body := h.get(url)
+	if status == http.StatusOK {
+		if err := json.Unmarshal(body, v); err != nil {
+			h.t.Fatalf("GET %s: %v in %s", url, err, body)
+		}
+	}
+	return status
+}
+
+func (h *harness) setGatewayMode(s gatewaysim.Settings) {
+	h.t.Helper()
+	raw, _ := json.Marshal(s)
+	req, _ := http.NewRequest(http.MethodPut, h.gwURL+"/admin/mode", bytes.NewReader(raw))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		h.t.Fatalf("PUT /admin/mode = %d", resp.StatusCode)
+	}
+}
+
+const total = 2598
+
+// placeOrder publishes what the order and inventory services would:
+// orders.<id>.created with the token, then inventory.<id>.reserved. It
+// returns the reserved event's publish result.
+func (h *harness) placeOrder(orderID, token string, totalCents int64) events.Published {
+	h.t.Helper()
+	ctx := context.Background()
+	tp := trace.New().String()
+	if token != "" {
+		if _, err := h.orders.Publish(ctx, events.OrderCreated, orderID, tp, events.OrderCreatedData{
+			OrderID: orderID, CustomerID: "c-42", Items: []events.Item{{SKU: "MUG-1", Quantity: 2}},
+			PaymentToken: token, CreatedAt: time.Now().UTC(),
+		}); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	unit := totalCents / 2
+	p, err := h.inventory.Publish(ctx, events.InventoryReserved, orderID, trace.Child(tp).String(), events.InventoryReservedData{
+		OrderID:    orderID,
+		Lines:      []events.PricedLine{{SKU: "MUG-1", Name: "Mug", Quantity: 2, UnitPriceCents: unit, LineTotalCents: 2 * unit}},
+		TotalCents: 2 * unit, Currency: "USD",
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+// paymentEvent waits for payments.<id>.<verb> and returns it.
+func (h *harness) paymentEvent(orderID, verb string) events.Envelope {
+	h.t.Helper()
+	var env events.Envelope
+	natstest.EventuallyNil(h.t, "payments."+orderID+"."+verb, func() error {
+		msg, err := h.lastMsg(events.StreamPayments, "payments."+orderID+"."+verb)
+		if err != nil {
+			return err
+		}
+		env, err = events.DefaultRegistry().Parse(msg.Data)
+		return err
+	})
+	return env
+}
+
+func (h *harness) lastMsg(stream, subject string) (*jetstream.RawStreamMsg, error) {
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, stream)
+	if err != nil {
+		return nil, err
+	}
+	return s.GetLastMsgForSubject(ctx, subject)
+}
+
+// countMsgs counts the messages of stream under subject filter.
+func (h *harness) countMsgs(stream, filter string) uint64 {
+	h.t.Helper()
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
+func (h *harness) charges(orderID string) gatewaysim.OrderCharges {
+	h.t.Helper()
+	var oc gatewaysim.OrderCharges
+	if status := h.getJSON(h.gwURL+"/charges?order_id="+orderID, &oc); status != http.StatusOK {
+		h.t.Fatalf("GET /charges = %d", status)
+	}
+	return oc
+}
+
+func (h *harness) record(orderID string) (payment.Record, int) {
+	h.t.Helper()
+	var rec payment.Record
+	status := h.getJSON(h.svcURL+"/payments/"+orderID, &rec)
+	return rec, status
+}
+
+func (h *harness) breakerState() string {
+	h.t.Helper()
+	var v httpapi.BreakerView
+	if status := h.getJSON(h.svcURL+"/breaker", &v); status != http.StatusOK {
+		h.t.Fatalf("GET /breaker = %d", status)
+	}
+	return v.State
+}
+
+// waitSettled waits until the payment consumer has acknowledged every
+// message up to stream sequence seq.
+func (h *harness) waitSettled(seq uint64) {
+	h.t.Helper()
+	natstest.EventuallyNil(h.t, fmt.Sprintf("consumer settled up to %d", seq), func() error {
+		c, err := h.js.Consumer(context.Background(), events.StreamInventory, consumer.ReservedDurable)
+		if err != nil {
+			return err
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.AckFloor.Stream < seq || info.NumAckPending > 0 || info.NumPending > 0 {
+			return fmt.Errorf("ack floor %d, pending %d/%d", info.AckFloor.Stream, info.NumAckPending, info.NumPending)
+		}
+		return nil
+	})
+}
+
+func TestPaysReservedOrders(t *testing.T) {
+	h := start(t)
+	tests := []struct {
+		name        string
+		token       string
+		total       int64
+		wantVerb    string
+		wantDecline string
+		wantCharges int // successful charges at the gateway
+	}{
+		{name: "visa is charged once", token: gatewaysim.TokenVisa, total: total, wantVerb: "succeeded", wantCharges: 1},
+		{name: "amex is charged once", token: gatewaysim.TokenAmex, total: total, wantVerb: "succeeded", wantCharges: 1},
+		{name: "declined card fails the payment", token: gatewaysim.TokenDeclined, total: total, wantVerb: "failed", wantDecline: "card_declined"},
+		{name: "insufficient funds fails the payment", token: gatewaysim.TokenInsufficientFunds, total: total, wantVerb: "failed", wantDecline: "insufficient_funds"},
+		{name: "unknown token fails the payment", token: "tok_stolen", total: total, wantVerb: "failed", wantDecline: "invalid_token"},
+		{name: "free order needs no charge", token: gatewaysim.TokenVisa, total: 0, wantVerb: "succeeded"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orderID := newOrderID("o")
+			reserved := h.placeOrder(orderID, tt.token, tt.total)
+			env := h.paymentEvent(orderID, tt.wantVerb)
+			if env.Source != service.Name || env.TraceID() != reserved.Envelope.TraceID() {
+				t.Fatalf("event source %q trace %q, want %q and the order's trace %q",
+					env.Source, env.TraceID(), service.Name, reserved.Envelope.TraceID())
+			}
+			rec, status := h.record(orderID)
+			if status != http.StatusOK {
+				t.Fatalf("GET /payments/%s = %d", orderID, status)
+			}
+			if string(rec.Status) != tt.wantVerb || rec.AmountCents != tt.total || rec.Currency != "USD" || rec.DeclineCode != tt.wantDecline {
+				t.Fatalf("record = %+v", rec)
+			}
+			switch tt.wantVerb {
+			case "succeeded":
+				var d events.PaymentSucceededData
+				if err := env.DecodeData(&d); err != nil || d.ChargeID != rec.ChargeID || d.AmountCents != tt.total {
+					t.Fatalf("succeeded data = %+v (%v), record %+v", d, err, rec)
+				}
+			case "failed":
+				var d events.PaymentFailedData
+				if err := env.DecodeData(&d); err != nil || d.Reason != events.ReasonCardDeclined || d.DeclineCode != tt.wantDecline {
+					t.Fatalf("failed data = %+v (%v)", d, err)
+				}
+				if n := h.countMsgs(events.StreamPayments, "payments."+orderID+".succeeded"); n != 0 {
+					t.Fatalf("a declined order also has %d succeeded events", n)
+				}
+			}
+			if oc := h.charges(orderID); oc.Succeeded != tt.wantCharges {
+				t.Fatalf("gateway charges = %+v, want %d succeeded", oc, tt.wantCharges)
+			}
+		})
+	}
+}
+
+func TestGatewayOutageWaitsThenCompletes(t *testing.T) {
+	h := start(t)
+	h.setGatewayMode(gatewaysim.Settings{Mode: gatewaysim.ModeDown})
+	orderID := newOrderID("outage")
+	h.placeOrder(orderID, gatewaysim.TokenVisa, total)
+
+	natstest.EventuallyNil(t, "breaker open", func() error {
+		if s := h.breakerState(); s != "open" {
+			return fmt.Errorf("breaker %s", s)
+		}
+		return nil
+	})
+	// Stay down across a few probe cycles: the order must keep waiting.
+	time.Sleep(800 * time.Millisecond)
+	if n := h.countMsgs(events.StreamPayments, "payments."+orderID+".>"); n != 0 {
+		t.Fatalf("%d payment events during the outage, want none", n)
+	}
+	// The record says a charge is under way, and nothing more.
+	if rec, status := h.record(orderID); status != http.StatusOK || rec.Status != payment.StatusCharging {
+		t.Fatalf("GET /payments during the outage = %d %+v, want the charging record", status, rec)
+	}
+	if n := h.countMsgs(platformconsumer.DeadLetterStream, "dlq.>"); n != 0 {
+		t.Fatalf("%d dead letters during the outage, want none", n)
+	}
+	if oc := h.charges(orderID); len(oc.Charges) != 0 {
+		t.Fatalf("gateway recorded %+v while down", oc)
+	}
+	// An open breaker does not make the service unready: it is waiting.
+	if status, body := h.get(h.svcURL + "/ready"); status != http.StatusOK || !strings.Contains(string(body), `"gateway_breaker":"open"`) {
+		t.Fatalf("ready while the breaker is open = %d %s; want 200 naming the open breaker", status, body)
+	}
+
+	h.setGatewayMode(gatewaysim.Settings{Mode: gatewaysim.ModeHealthy})
+	h.paymentEvent(orderID, "succeeded")
+	if oc := h.charges(orderID); oc.Succeeded != 1 || len(oc.Charges) != 1 {
+		t.Fatalf("gateway charges after recovery = %+v, want exactly one", oc)
+	}
+	if s := h.breakerState(); s != "closed" {
+		t.Fatalf("breaker %s after recovery, want closed", s)
+	}
+	_, body := h.get(h.svcURL + "/metrics")
+	for _, want := range []string{
+		`eventshop_payment_breaker_transitions_total{from="closed",service="payment-service",to="open"}`,
+		`eventshop_payment_breaker_transitions_total{from="half-open",service="payment-service",to="closed"} 1`,
+		`eventshop_payment_breaker_state{service="payment-service"} 0`,
+		`eventshop_payment_charges_total{outcome="breaker_open",service="payment-service"}`,
+		`eventshop_consumer_messages_total{consumer="payment-inventory",outcome="wait",service="payment-service"}`,
+	} {
+		if !bytes.Contains(body, []byte(want)) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+func TestRedeliveryChargesOnce(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	orderID := newOrderID("redeliver")
+	h.placeOrder(orderID, gatewaysim.TokenVisa, total)
+	msg, err := h.lastMsg(events.StreamInventory, "inventory."+orderID+".reserved")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two more deliveries of the same event, concurrent with the first.
+	var last uint64
+	for range 2 {
+		ack, err := h.js.Publish(ctx, msg.Subject, msg.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ack.Sequence
+	}
+	h.waitSettled(last)
+	first := h.paymentEvent(orderID, "succeeded")
+	// And one more after the payment is recorded.
+	ack, err := h.js.Publish(ctx, msg.Subject, msg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitSettled(ack.Sequence)
+
+	if oc := h.charges(orderID); oc.Succeeded != 1 || len(oc.Charges) != 1 {
+		t.Fatalf("gateway charges = %+v, want exactly one", oc)
+	}
+	if n := h.countMsgs(events.StreamPayments, "payments."+orderID+".>"); n != 1 {
+		t.Fatalf("%d payment events, want 1", n)
+	}
+	var d events.PaymentSucceededData
+	if err := first.DecodeData(&d); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := h.record(orderID)
+	if rec.ChargeID != d.ChargeID || rec.ChargeID != h.charges(orderID).Charges[0].ID {
+		t.Fatalf("record charge %s, event charge %s: want the gateway's one charge", rec.ChargeID, d.ChargeID)
+	}
+}
+
+func TestChargeBeforeCrashIsReplayed(t *testing.T) {
+	h := start(t)
+	orderID := newOrderID("crash")
+	// A previous incarnation charged the card (idempotency key = order id)
+	// and crashed before recording the payment.
+	body, _ := json.Marshal(gatewaysim.ChargeRequest{OrderID: orderID, AmountCents: total, Currency: "USD", Token: gatewaysim.TokenVisa})
+	req, _ := http.NewRequest(http.MethodPost, h.gwURL+"/charges", bytes.NewReader(body))
+	req.Header.Set(gatewaysim.HeaderIdempotencyKey, orderID)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first gatewaysim.Charge
+	if err := json.NewDecoder(resp.Body).Decode(&first); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	h.placeOrder(orderID, gatewaysim.TokenVisa, total)
+	h.paymentEvent(orderID, "succeeded")
+	rec, _ := h.record(orderID)
+	if rec.ChargeID != first.ID {
+		t.Fatalf("recorded charge %s, want the earlier charge %s replayed", rec.ChargeID, first.ID)
+	}
+	if oc := h.charges(orderID); oc.Succeeded != 1 {
+		t.Fatalf("gateway charges = %+v, want exactly one", oc)
+	}
+}
+
+func TestPoisonMessagesAreDeadLettered(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	wrongType := func(orderID string) []byte {
+		_, raw, err := h.inventory.Build(events.InventoryRejected, orderID, trace.New().String(),
+			events.InventoryRejectedData{OrderID: orderID, Reason: events.ReasonUnknownSKU})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return raw
+	}
+	tests := []struct {
+		name    string
+		publish func(orderID string) uint64
+		wantErr string
+	}{
+		{
+			name: "not json",
+			publish: func(orderID string) uint64 {
+				ack, err := h.js.Publish(ctx, "inventory."+orderID+".reserved", []byte("{not json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ack.Sequence
+			},
+			wantErr: "invalid event",
+		},
+		{
+			name: "wrong event type on the reserved subject",
+			publish: func(orderID string) uint64 {
+				ack, err := h.js.Publish(ctx, "inventory."+orderID+".reserved", wrongType(orderID))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return ack.Sequence
+			},
+			wantErr: "invalid event",
+		},
+		{
+			name:    "no order created event, so no payment token",
+			publish: func(orderID string) uint64 { return h.placeOrder(orderID, "", total).Sequence },
+			wantErr: "no payment token",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			orderID := newOrderID("poison")
+			seq := tt.publish(orderID)
+			dl := natstest.DeadLetter(t, h.js, consumer.ReservedDurable, events.StreamInventory, seq)
+			if got := dl.Header.Get(platformconsumer.HeaderDLQError); !strings.Contains(got, tt.wantErr) {
+				t.Fatalf("Dlq-Error = %q, want it to mention %q", got, tt.wantErr)
+			}
+			if oc := h.charges(orderID); len(oc.Charges) != 0 {
+				t.Fatalf("poison message charged: %+v", oc)
+			}
+			if n := h.countMsgs(events.StreamPayments, "payments."+orderID+".>"); n != 0 {
+				t.Fatalf("poison message produced %d payment events", n)
+			}
+		})
+	}
+}
+
+func TestHTTPProblems(t *testing.T) {
+	h := start(t)
+	tests := []struct {
+		name     string
+		path     string
+		want     int
+		wantType string
+	}{
+		{name: "unknown order", path: "/payments/nope", want: http.StatusNotFound, wantType: "payment-not-found"},
+		{name: "invalid order id", path: "/payments/bad.id", want: http.StatusBadRequest, wantType: "invalid-order-id"},
+		{name: "no route", path: "/charges", want: http.StatusNotFound, wantType: "not-found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := http.Get(h.svcURL + tt.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var p struct {
+				Type   string `json:"type"`
+				Status int    `json:"status"`
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.want || resp.Header.Get("Content-Type") != "application/problem+json" ||
+				p.Type != "urn:eventshop:problem:"+tt.wantType || p.Status != tt.want {
+				t.Fatalf("GET %s = %d %q %+v, want %d %s", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), p, tt.want, tt.wantType)
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/payment-service/internal/payment"
+	"github.com/eventshop/shared/events"
+)
+
+// ErrCreatedNotVisible: the order's created event is not (yet) readable.
+var ErrCreatedNotVisible = errors.New("order created event not visible")
+
+// OrderTokens reads an order's payment token from its orders.<id>.created
+// event in the ORDERS stream: the token travels only there, so the payment
+// service keeps no copy of it.
+type OrderTokens struct {
+	js  jetstream.JetStream
+	reg *events.Registry
+
+	mu     sync.Mutex
+	stream jetstream.Stream
+}
+
+// NewOrderTokens returns a token source over js.
+func NewOrderTokens(js jetstream.JetStream) *OrderTokens {
+	return &OrderTokens{js: js, reg: events.DefaultRegistry()}
+}
+
+// Token returns the payment token of the order. An order whose created
+// event is unreadable has no token: the error wraps
+// payment.ErrNoPaymentToken. A created event not found is transient, not
+// permanent: an inventory reserved event proves the created event was
+// stored, and on a replicated stream a direct get may be answered by a
+// replica that has not caught up yet (seen on the 3-node cluster). Retrying
+// lets it catch up; a reserved event for an order that truly never existed
+// exhausts its deliveries and is dead-lettered. Other errors (stream not
+// there yet, NATS unreachable) are transient too.
+func (o *OrderTokens) Token(ctx context.Context, orderID string) (string, error) {
+	subject, err := events.Subject(events.OrderCreated, orderID)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", payment.ErrNoPaymentToken, err)
+	}
+	s, err := o.ordersStream(ctx)
+	if err != nil {
+		return "", err
+	}
+	msg, err := s.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return "", fmt.Errorf("%w: no %s event visible yet: %w", ErrCreatedNotVisible, subject, err)
+		}
+		return "", fmt.Errorf("read %s: %w", subject, err)
+	}
+	env, err := o.reg.Parse(msg.Data)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %w", payment.ErrNoPaymentToken, subject, err)
+	}
+	var data events.OrderCreatedData
+	if err := env.DecodeData(&data); err != nil {
+		return "", fmt.Errorf("%w: %s: %w", payment.ErrNoPaymentToken, subject, err)
+	}
+	if env.Type != events.OrderCreated || data.OrderID != orderID || data.PaymentToken == "" {
+		return "", fmt.Errorf("%w: %s holds a %s event for order %q", payment.ErrNoPaymentToken, subject, env.Type, data.OrderID)
+	}
+	return data.PaymentToken, nil
+}
+
+// ordersStream returns the ORDERS stream handle, looked up once.
+func (o *OrderTokens) ordersStream(ctx context.Context) (jetstream.Stream, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.stream != nil {
+		return o.stream, nil
+	}
+	s, err := o.js.Stream(ctx, events.StreamOrders)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", events.StreamOrders, err)
+	}
+	o.stream = s
+	return s, nil
+}

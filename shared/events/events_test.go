@@ -1,0 +1,177 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/trace"
+)
+
+func TestRegistryKnowsEveryType(t *testing.T) {
+	t.Parallel()
+	reg, err := events.NewRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []events.Type{events.OrderCreated, events.OrderConfirmed, events.OrderCancelled,
+		events.InventoryReserved, events.InventoryRejected, events.InventoryReleased, events.InventoryCommitted,
+		events.PaymentSucceeded, events.PaymentFailed, events.PaymentRefunded, events.NotificationSent}
+	for _, typ := range want {
+		if _, err := reg.SchemaFor(typ); err != nil {
+			t.Errorf("SchemaFor(%s): %v", typ, err)
+		}
+		if _, err := events.Subject(typ, "o-1"); err != nil {
+			t.Errorf("Subject(%s): %v", typ, err)
+		}
+	}
+	if got := len(reg.Types()); got != len(want) {
+		t.Errorf("registry has %d types, want %d", got, len(want))
+	}
+}
+
+func validEnvelope(t *testing.T) map[string]any {
+	t.Helper()
+	return map[string]any{
+		"specversion": "1.0", "id": "e-1", "source": "order-service", "type": "shop.order.confirmed",
+		"subject": "o-1", "time": "2026-11-23T10:00:00Z", "datacontenttype": "application/json",
+		"dataschema":  "https://schemas.eventshop.dev/events/order.confirmed/v1.json",
+		"traceparent": trace.New().String(),
+		"data":        map[string]any{"order_id": "o-1", "customer_id": "c-1", "total_cents": 100, "currency": "USD"},
+	}
+}
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	reg := events.DefaultRegistry()
+	tests := []struct {
+		name    string
+		mutate  func(m map[string]any)
+		raw     string
+		wantErr string
+	}{
+		{name: "valid", mutate: func(map[string]any) {}},
+		{name: "not json", raw: "{nope", wantErr: "not JSON"},
+		{name: "missing id", mutate: func(m map[string]any) { delete(m, "id") }, wantErr: "envelope"},
+		{name: "bad specversion", mutate: func(m map[string]any) { m["specversion"] = "0.3" }, wantErr: "/specversion"},
+		{name: "unknown schema", mutate: func(m map[string]any) { m["dataschema"] = "https://x/y.json" }, wantErr: "unknown event type"},
+		{name: "schema of another type", mutate: func(m map[string]any) { m["type"] = "shop.order.created" }, wantErr: "is for shop.order.confirmed"},
+		{name: "float money", mutate: func(m map[string]any) { m["data"].(map[string]any)["total_cents"] = 1.5 }, wantErr: "/total_cents"},
+		{name: "bad currency", mutate: func(m map[string]any) { m["data"].(map[string]any)["currency"] = "usd" }, wantErr: "/currency"},
+		{name: "extra field", mutate: func(m map[string]any) { m["data"].(map[string]any)["x"] = 1 }, wantErr: "data"},
+		{name: "dotted order id", mutate: func(m map[string]any) { m["subject"] = "o.1" }, wantErr: "/subject"},
+		{name: "bad traceparent", mutate: func(m map[string]any) { m["traceparent"] = "x" }, wantErr: "/traceparent"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			raw := []byte(tt.raw)
+			if tt.raw == "" {
+				m := validEnvelope(t)
+				tt.mutate(m)
+				raw, _ = json.Marshal(m)
+			}
+			env, err := reg.Parse(raw)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				var d events.OrderConfirmedData
+				if err := env.DecodeData(&d); err != nil || d.TotalCents != 100 {
+					t.Fatalf("DecodeData = %+v, %v", d, err)
+				}
+				return
+			}
+			if !errors.Is(err, events.ErrInvalidEvent) {
+				t.Fatalf("err = %v, want ErrInvalidEvent", err)
+			}
+			if !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %q, want it to mention %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestValidateRequest(t *testing.T) {
+	t.Parallel()
+	reg := events.DefaultRegistry()
+	ok := `{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa"}`
+	if err := reg.ValidateRequest("order.create-request", []byte(ok)); err != nil {
+		t.Fatalf("valid request: %v", err)
+	}
+	for _, bad := range []string{
+		`{"customer_id":"c","items":[],"payment_token":"t"}`,
+		`{"customer_id":"c","items":[{"sku":"S","quantity":0}],"payment_token":"t"}`,
+		`{"customer_id":"c","items":[{"sku":"S","quantity":1,"price_cents":1}],"payment_token":"t"}`,
+		`{"items":[{"sku":"S","quantity":1}],"payment_token":"t"}`,
+	} {
+		if err := reg.ValidateRequest("order.create-request", []byte(bad)); !errors.Is(err, events.ErrInvalidEvent) {
+			t.Errorf("ValidateRequest(%s) = %v, want ErrInvalidEvent", bad, err)
+		}
+	}
+}
+
+func TestPublishIsCreateOnce(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := events.NewPublisher(js, "order-service", events.WithClock(func() time.Time { return time.Unix(0, 0) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 2598, Currency: "USD"}
+	tp := trace.New().String()
+	first, err := pub.Publish(ctx, events.OrderConfirmed, "o-1", tp, data)
+	if err != nil || first.Duplicate || first.Sequence == 0 {
+		t.Fatalf("first publish = %+v, %v", first, err)
+	}
+	second, err := pub.Publish(ctx, events.OrderConfirmed, "o-1", tp, data)
+	if err != nil || !second.Duplicate {
+		t.Fatalf("second publish = %+v, %v; want a duplicate", second, err)
+	}
+	s, _ := js.Stream(ctx, events.StreamOrders)
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages, want 1", info.State.Msgs)
+	}
+	stored, err := s.GetLastMsgForSubject(ctx, "orders.o-1.confirmed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Header.Get("traceparent") != tp {
+		t.Errorf("traceparent header = %q, want %q", stored.Header.Get("traceparent"), tp)
+	}
+	env, err := events.DefaultRegistry().Parse(stored.Data)
+	if err != nil || env.ID != first.Envelope.ID {
+		t.Fatalf("stored event = %+v, %v", env, err)
+	}
+	// Producer-side validation refuses an invalid payload before it is sent.
+	if _, err := pub.Publish(ctx, events.OrderConfirmed, "o-2", tp, events.OrderConfirmedData{OrderID: "o-2", Currency: "dollars"}); !errors.Is(err, events.ErrInvalidEvent) {
+		t.Fatalf("invalid publish err = %v, want ErrInvalidEvent", err)
+	}
+	if _, err := pub.Publish(ctx, events.OrderConfirmed, "bad.id", tp, data); !errors.Is(err, events.ErrInvalidID) {
+		t.Fatalf("dotted id err = %v, want ErrInvalidID", err)
+	}
+}
+
+func TestValidateRequestListsEveryProblem(t *testing.T) {
+	t.Parallel()
+	err := events.DefaultRegistry().ValidateRequest("order.create-request",
+		[]byte(`{"customer_id":"","items":[{"sku":"S","quantity":0}],"payment_token":"t"}`))
+	var ve *events.ValidationError
+	if !errors.As(err, &ve) || !errors.Is(err, events.ErrInvalidEvent) {
+		t.Fatalf("err = %v, want a *ValidationError wrapping ErrInvalidEvent", err)
+	}
+	if len(ve.Problems) != 2 || !strings.HasPrefix(ve.Problems[0], "/") {
+		t.Fatalf("problems = %q, want two located problems", ve.Problems)
+	}
+}

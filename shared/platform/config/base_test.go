@@ -1,0 +1,194 @@
+package config_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventshop/shared/platform/config"
+)
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func TestBase(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    config.Base
+		wantErr string
+	}{
+		{name: "defaults", env: map[string]string{}, want: config.Base{
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1,
+		}},
+		{name: "explicit zeros mean the defaults", env: map[string]string{"STREAM_REPLICAS": "0", "SHUTDOWN_TIMEOUT": "0s"}, want: config.Base{
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1,
+		}},
+		{name: "overrides", env: map[string]string{
+			"NATS_URL": "nats://n1:4222,nats://n2:4222", "NATS_USER": "u", "NATS_PASSWORD": "pw", "NATS_CREDS": "/c.creds",
+			"HTTP_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": "tok", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "5s", "STREAM_REPLICAS": "3",
+		}, want: config.Base{
+			NATSURL: "nats://n1:4222,nats://n2:4222", NATSUser: "u", NATSPassword: "pw", NATSCreds: "/c.creds",
+			HTTPAddr: "127.0.0.1:0", AdminToken: "tok", LogLevel: "debug", ShutdownTimeout: 5 * time.Second, StreamReplicas: 3,
+		}},
+		{name: "http addr without port", env: map[string]string{"HTTP_ADDR": "8080"}, wantErr: "HTTP_ADDR"},
+		{name: "negative shutdown timeout", env: map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, wantErr: "SHUTDOWN_TIMEOUT"},
+		{name: "too many replicas", env: map[string]string{"STREAM_REPLICAS": "7"}, wantErr: "STREAM_REPLICAS"},
+		{name: "negative replicas", env: map[string]string{"STREAM_REPLICAS": "-1"}, wantErr: "STREAM_REPLICAS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := config.New(lookup(tt.env))
+			b := config.ReadBase(r)
+			if err := r.Err(); err != nil {
+				t.Fatal(err)
+			}
+			b.SetDefaults(":8080")
+			err := b.Validate()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Validate = %v, want an error mentioning %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || b != tt.want {
+				t.Fatalf("Base = %+v, %v; want %+v", b, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBaseValidateZeroValues(t *testing.T) {
+	t.Parallel()
+	// A Config built by hand without SetDefaults must not pass.
+	err := config.Base{}.Validate()
+	for _, key := range []string{"NATS_URL", "HTTP_ADDR", "SHUTDOWN_TIMEOUT", "STREAM_REPLICAS"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("Validate(zero) = %v, want it to mention %s", err, key)
+		}
+	}
+}
+
+func TestBaseMalformed(t *testing.T) {
+	t.Parallel()
+	r := config.New(lookup(map[string]string{"STREAM_REPLICAS": "three", "SHUTDOWN_TIMEOUT": "soon"}))
+	config.ReadBase(r)
+	err := r.Err()
+	if err == nil || !strings.Contains(err.Error(), "STREAM_REPLICAS") || !strings.Contains(err.Error(), "SHUTDOWN_TIMEOUT") {
+		t.Fatalf("Err = %v, want both malformed values", err)
+	}
+}
+
+func TestBaseFieldsMaskSecrets(t *testing.T) {
+	t.Parallel()
+	b := config.Base{NATSURL: "nats://u:hunter2@n1:4222,nats://n2:4222", NATSUser: "u", NATSPassword: "hunter2", AdminToken: "hunter2"}
+	for _, f := range b.Fields() {
+		if strings.Contains(f.String, "hunter2") {
+			t.Errorf("field %s leaks the password: %q", f.Key, f.String)
+		}
+	}
+}
+
+func TestBaseNATS(t *testing.T) {
+	t.Parallel()
+	b := config.Base{NATSURL: "nats://n1:4222", NATSUser: "u", NATSPassword: "pw", NATSCreds: "/c.creds"}
+	got := b.NATS("order-service")
+	if got.URL != b.NATSURL || got.Name != "order-service" || got.User != "u" || got.Password != "pw" || got.CredsFile != "/c.creds" {
+		t.Fatalf("NATS = %+v", got)
+	}
+}
+
+func TestConsumers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    int
+		wantErr bool
+	}{
+		{name: "default", env: map[string]string{}, want: 8},
+		{name: "explicit zero means the default", env: map[string]string{"CONSUMER_CONCURRENCY": "0"}, want: 8},
+		{name: "override", env: map[string]string{"CONSUMER_CONCURRENCY": "2"}, want: 2},
+		{name: "negative", env: map[string]string{"CONSUMER_CONCURRENCY": "-1"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.ReadConsumers(config.New(lookup(tt.env)))
+			c.SetDefaults()
+			err := c.Validate()
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Validate = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err == nil && c.ConsumerConcurrency != tt.want {
+				t.Fatalf("ConsumerConcurrency = %d, want %d", c.ConsumerConcurrency, tt.want)
+			}
+		})
+	}
+}
+
+var errTestInvalid = errors.New("invalid test configuration")
+
+// testConfig is a service Config as Load expects it.
+type testConfig struct {
+	config.Base
+	Extra int
+}
+
+func (c *testConfig) SetDefaults() {
+	c.Base.SetDefaults(":9999")
+	if c.Extra == 0 {
+		c.Extra = 3
+	}
+}
+
+func (c testConfig) Validate() error {
+	errs := []error{c.Base.Validate()}
+	if c.Extra < 1 {
+		errs = append(errs, fmt.Errorf("EXTRA=%d: want >= 1", c.Extra))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", errTestInvalid, err)
+	}
+	return nil
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+	read := func(r *config.Reader) testConfig {
+		return testConfig{Base: config.ReadBase(r), Extra: r.Int("EXTRA", 0)}
+	}
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    testConfig
+		wantErr string
+	}{
+		{name: "defaults", env: map[string]string{}, want: testConfig{Base: config.Base{
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":9999", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1,
+		}, Extra: 3}},
+		{name: "malformed", env: map[string]string{"EXTRA": "many"}, wantErr: "EXTRA"},
+		{name: "invalid shared setting", env: map[string]string{"STREAM_REPLICAS": "9"}, wantErr: "STREAM_REPLICAS"},
+		{name: "invalid own setting", env: map[string]string{"EXTRA": "-1"}, wantErr: "EXTRA"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := config.Load(lookup(tt.env), errTestInvalid, read)
+			if tt.wantErr != "" {
+				if !errors.Is(err, errTestInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Load err = %v, want errTestInvalid mentioning %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("Load = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,173 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DeadLetterStream is the default name of the stream holding poison
+// messages, under subjects dlq.<consumer>.<stream>.<stream sequence>.
+const DeadLetterStream = "DLQ"
+
+// Headers set on a dead-lettered message, beside the original ones.
+const (
+	HeaderDLQSubject    = "Dlq-Original-Subject"
+	HeaderDLQStream     = "Dlq-Original-Stream"
+	HeaderDLQSequence   = "Dlq-Original-Sequence"
+	HeaderDLQConsumer   = "Dlq-Consumer"
+	HeaderDLQDeliveries = "Dlq-Deliveries"
+	HeaderDLQError      = "Dlq-Error"
+	HeaderDLQTime       = "Dlq-Time"
+	// HeaderDLQMissing is "true" on a dead letter written after the
+	// original message had already left its stream: it records the loss,
+	// and there is no payload to replay.
+	HeaderDLQMissing = "Dlq-Original-Missing"
+)
+
+// maxReasonLen bounds the error text kept in a dead letter's header.
+const maxReasonLen = 2048
+
+// EnsureDeadLetterStream creates the dead-letter stream if it is missing,
+// and turns on what resolving a dead letter needs (rollup, per-message
+// TTL) on one created before those were used.
+func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
+	_, err := js.CreateStream(ctx, DeadLetterStreamConfig(name, replicas))
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return fmt.Errorf("ensure dead-letter stream %s: %w", name, err)
+	}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("dead-letter stream %s: %w", name, err)
+	}
+	cfg := s.CachedInfo().Config
+	if cfg.AllowRollup && cfg.AllowMsgTTL {
+		return nil
+	}
+	cfg.AllowRollup, cfg.AllowMsgTTL = true, true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("enable rollup and message TTL on dead-letter stream %s: %w", name, err)
+	}
+	return nil
+}
+
+// DeadLetterStreamConfig is the configuration of the dead-letter stream.
+// Limits retention keeps every letter until an operator resolves it. A
+// resolved letter is replaced, in one write, by a small tombstone on the
+// same subject (a rollup, hence AllowRollup) that expires after a while
+// (per-message TTL, hence AllowMsgTTL): while it is there, no second
+// dead letter can be written for that message.
+func DeadLetterStreamConfig(name string, replicas int) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        name,
+		Description: "eventshop dead letters: poison or exhausted messages with the reason",
+		Subjects:    []string{"dlq.>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    replicas,
+		AllowDirect: true,
+		Duplicates:  2 * time.Minute,
+		AllowRollup: true,
+		AllowMsgTTL: true,
+	}
+}
+
+// DeadLetterSubject is the subject of the dead letter consumer wrote for
+// the message at seq of stream: one subject per consumer and message, so
+// each message is dead-lettered at most once by each consumer.
+func DeadLetterSubject(consumer, stream string, seq uint64) string {
+	return fmt.Sprintf("dlq.%s.%s.%d", consumer, stream, seq)
+}
+
+// Letter is a message given up on, and why.
+type Letter struct {
+	Consumer   string      // durable that gave up
+	Stream     string      // stream of the original message
+	Sequence   uint64      // its stream sequence
+	Subject    string      // its subject ("" if it was already gone)
+	Data       []byte      // its payload
+	Header     nats.Header // its headers (trace and correlation ids)
+	Deliveries uint64      // deliveries it had
+	Reason     string      // the last error
+	Time       time.Time   // when it was given up on
+	// Missing says the original had left its stream before it could be
+	// copied: the letter records the loss instead of the payload.
+	Missing bool
+}
+
+// WriteDeadLetter copies l into the dead-letter stream, once: the publish
+// expects the letter's subject to be empty, so a second attempt for the
+// same message and consumer, from the runner or from the server's
+// advisory, stores nothing and reports created false. A subject that
+// holds the tombstone of a resolved letter refuses it too, so a replayed
+// or discarded message is never dead-lettered again from an old report.
+func WriteDeadLetter(ctx context.Context, js jetstream.JetStream, l Letter) (created bool, err error) {
+	dl := nats.NewMsg(DeadLetterSubject(l.Consumer, l.Stream, l.Sequence))
+	dl.Data = l.Data
+	for k, vs := range l.Header {
+		// Nats-* headers steer JetStream (expected sequences, message id,
+		// TTL, rollup) or describe where a direct get found the message;
+		// copied, they would act on the dead-letter stream instead.
+		if isControlHeader(k) {
+			continue
+		}
+		for _, v := range vs {
+			dl.Header.Add(k, v)
+		}
+	}
+	dl.Header.Set(HeaderDLQSubject, l.Subject)
+	dl.Header.Set(HeaderDLQStream, l.Stream)
+	dl.Header.Set(HeaderDLQSequence, strconv.FormatUint(l.Sequence, 10))
+	dl.Header.Set(HeaderDLQConsumer, l.Consumer)
+	dl.Header.Set(HeaderDLQDeliveries, strconv.FormatUint(l.Deliveries, 10))
+	dl.Header.Set(HeaderDLQError, truncate(l.Reason, maxReasonLen))
+	dl.Header.Set(HeaderDLQTime, l.Time.UTC().Format(time.RFC3339Nano))
+	if l.Missing {
+		dl.Header.Set(HeaderDLQMissing, "true")
+	}
+	if _, err := js.PublishMsg(ctx, dl, jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
+		if IsWrongLastSequence(err) {
+			return false, nil // already dead-lettered (or resolved) for this consumer
+		}
+		return false, fmt.Errorf("dead-letter %s: %w", l.Subject, err)
+	}
+	return true, nil
+}
+
+// IsWrongLastSequence reports a refused compare-and-set publish: the
+// subject did not hold the expected last sequence.
+func IsWrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// isControlHeader reports a JetStream control or metadata header (Nats-*).
+func isControlHeader(k string) bool {
+	return len(k) >= 5 && strings.EqualFold(k[:5], "nats-")
+}
+
+// deadLetter copies the message the runner gives up on into the
+// dead-letter stream (see WriteDeadLetter).
+func (r *Runner) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error) (bool, error) {
+	return WriteDeadLetter(ctx, r.js, Letter{
+		Consumer:   r.cfg.Durable,
+		Stream:     meta.Stream,
+		Sequence:   meta.Sequence.Stream,
+		Subject:    msg.Subject(),
+		Data:       msg.Data(),
+		Header:     msg.Headers(),
+		Deliveries: meta.NumDelivered,
+		Reason:     reason.Error(),
+		Time:       r.now(),
+	})
+}

@@ -1,0 +1,73 @@
+package consumer
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcome labels.
+const (
+	OutcomeAck        = "ack"
+	OutcomeRetry      = "retry"
+	OutcomeWait       = "wait"
+	OutcomeDeadLetter = "dead_letter"
+)
+
+// Metrics are the consumer metrics of one service, shared by its runners.
+type Metrics struct {
+	handled     *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	attempts    *prometheus.HistogramVec
+	deadLetters *prometheus.CounterVec
+}
+
+// NewMetrics registers the consumer metrics with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_consumer_messages_total",
+			Help: "Messages handled, by consumer and outcome (ack, retry, wait, dead_letter).",
+		}, []string{"consumer", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "eventshop_consumer_handle_seconds",
+			Help:    "Time to handle and settle one message.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"consumer"}),
+		attempts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "eventshop_consumer_delivery_attempt",
+			Help: "Delivery attempt number of each handled message (1 = first delivery), by consumer and outcome: " +
+				"how many tries an ack took, and after how many a message was dead-lettered.",
+			Buckets: []float64{1, 2, 3, 5, 10, 20, 50, 100},
+		}, []string{"consumer", "outcome"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_dead_letters_total",
+			Help: "Messages moved to the dead-letter stream, by consumer (by the runner or from a server advisory).",
+		}, []string{"consumer"}),
+	}
+	for _, c := range []prometheus.Collector{m.handled, m.duration, m.attempts, m.deadLetters} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) observe(consumer, outcome string, attempt uint64, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.handled.WithLabelValues(consumer, outcome).Inc()
+	m.duration.WithLabelValues(consumer).Observe(d.Seconds())
+	m.attempts.WithLabelValues(consumer, outcome).Observe(float64(attempt))
+}
+
+// DeadLettered counts one message consumer gave up on and that was written
+// to the dead-letter stream (only when the letter was created, never for a
+// second attempt at the same message).
+func (m *Metrics) DeadLettered(consumer string) {
+	if m == nil {
+		return
+	}
+	m.deadLetters.WithLabelValues(consumer).Inc()
+}

@@ -1,0 +1,377 @@
+// Package consumer runs durable JetStream pull consumers: bounded
+// concurrency, explicit acks, a retry schedule applied with NakWithDelay,
+// dead-lettering of poison messages, metrics, and a drain that finishes and
+// acknowledges in-flight work.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+)
+
+// Handler handles one message. It returns nil to acknowledge, an error
+// marked Permanent to dead-letter, or any other error to retry.
+type Handler func(ctx context.Context, msg jetstream.Msg) error
+
+// Middleware wraps a Handler with a cross-cutting concern.
+type Middleware func(Handler) Handler
+
+// Option configures a Runner.
+type Option func(*Runner) error
+
+// WithMetrics records the runner's outcomes in m.
+func WithMetrics(m *Metrics) Option {
+	return func(r *Runner) error {
+		if m == nil {
+			return fmt.Errorf("metrics: %w", ErrInvalidConfig)
+		}
+		r.metrics = m
+		return nil
+	}
+}
+
+// WithMiddleware wraps the handler; the first middleware is the outermost.
+func WithMiddleware(mw ...Middleware) Option {
+	return func(r *Runner) error {
+		r.middleware = append(r.middleware, mw...)
+		return nil
+	}
+}
+
+// WithClock sets the clock used for dead-letter timestamps.
+func WithClock(now func() time.Time) Option {
+	return func(r *Runner) error {
+		if now == nil {
+			return fmt.Errorf("clock: %w", ErrInvalidConfig)
+		}
+		r.now = now
+		return nil
+	}
+}
+
+// Runner runs one durable consumer.
+type Runner struct {
+	js         jetstream.JetStream
+	cfg        Config
+	handler    Handler
+	log        *zap.Logger
+	metrics    *Metrics
+	middleware []Middleware
+	now        func() time.Time
+
+	mu      sync.Mutex
+	cc      jetstream.ConsumeContext
+	started atomic.Bool
+	wg      sync.WaitGroup
+	sem     chan struct{}
+	base    context.Context
+}
+
+// New returns a runner for cfg that hands each message to h.
+func New(js jetstream.JetStream, cfg Config, h Handler, log *zap.Logger, opts ...Option) (*Runner, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if js == nil || h == nil || log == nil {
+		return nil, fmt.Errorf("jetstream, handler and logger are required: %w", ErrInvalidConfig)
+	}
+	r := &Runner{js: js, cfg: cfg, log: log.With(zap.String("consumer", cfg.Durable)), now: time.Now}
+	for _, opt := range opts {
+		if err := opt(r); err != nil {
+			return nil, err
+		}
+	}
+	for i := len(r.middleware) - 1; i >= 0; i-- {
+		h = r.middleware[i](h)
+	}
+	r.handler = h
+	r.sem = make(chan struct{}, cfg.Concurrency)
+	return r, nil
+}
+
+// Name returns the durable name.
+func (r *Runner) Name() string { return r.cfg.Durable }
+
+// Stream returns the name of the stream the runner consumes.
+func (r *Runner) Stream() string { return r.cfg.Stream }
+
+// ConsumerConfig returns the JetStream consumer configuration the runner
+// creates.
+func (r *Runner) ConsumerConfig() jetstream.ConsumerConfig {
+	cc := jetstream.ConsumerConfig{
+		Durable:       r.cfg.Durable,
+		Description:   "eventshop consumer " + r.cfg.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       r.cfg.AckWait,
+		MaxDeliver:    r.cfg.MaxDeliver,
+		MaxAckPending: r.cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if len(r.cfg.FilterSubjects) == 1 {
+		cc.FilterSubject = r.cfg.FilterSubjects[0]
+	} else {
+		cc.FilterSubjects = r.cfg.FilterSubjects
+	}
+	return cc
+}
+
+// Start waits for the stream to exist, creates or updates the durable
+// consumer and the dead-letter stream, and starts consuming. Handlers run
+// with contexts derived from ctx without its cancellation, so stopping is
+// done by Drain, which lets in-flight work finish.
+func (r *Runner) Start(ctx context.Context) error {
+	if err := EnsureDeadLetterStream(ctx, r.js, r.cfg.DeadLetterStream, r.cfg.DeadLetterReplicas); err != nil {
+		return err
+	}
+	var stream jetstream.Stream
+	wait := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		s, err := r.js.Stream(ctx, r.cfg.Stream)
+		if err == nil {
+			stream = s
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for stream %s: %w", r.cfg.Stream, ctx.Err())
+		}
+		if attempt%20 == 0 { // say it once in a while, not at every poll
+			r.log.Info("waiting for stream", zap.String("stream", r.cfg.Stream), zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+	cons, err := stream.CreateOrUpdateConsumer(ctx, r.ConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("create consumer %s on %s: %w", r.cfg.Durable, r.cfg.Stream, err)
+	}
+	r.base = context.WithoutCancel(ctx)
+	cc, err := cons.Consume(r.dispatch,
+		jetstream.PullMaxMessages(r.cfg.Concurrency),
+		// Short pull requests: when the server holding one goes away (a
+		// cluster node stopped, the consumer leader moved), the client
+		// notices within a few seconds from missing heartbeats and pulls
+		// again, instead of idling out the 30 s default.
+		jetstream.PullExpiry(5*time.Second),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || strings.Contains(err.Error(), "disconnect") {
+				r.log.Warn("consume interrupted", zap.Error(err))
+				return
+			}
+			r.log.Debug("consume status", zap.Error(err))
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", r.cfg.Durable, err)
+	}
+	r.mu.Lock()
+	r.cc = cc
+	r.mu.Unlock()
+	r.started.Store(true)
+	r.log.Info("consumer started", zap.String("stream", r.cfg.Stream), zap.Strings("filters", r.cfg.FilterSubjects),
+		zap.Int("concurrency", r.cfg.Concurrency), zap.Int("max_ack_pending", r.cfg.MaxAckPending))
+	return nil
+}
+
+// Ready reports whether the runner is consuming.
+func (r *Runner) Ready() error {
+	if !r.started.Load() {
+		return fmt.Errorf("consumer %s not started", r.cfg.Durable)
+	}
+	r.mu.Lock()
+	cc := r.cc
+	r.mu.Unlock()
+	select {
+	case <-cc.Closed():
+		return fmt.Errorf("consumer %s stopped", r.cfg.Durable)
+	default:
+		return nil
+	}
+}
+
+// Drain stops pulling new messages, lets the buffered and in-flight ones be
+// handled and acknowledged, and returns when they are, or when ctx ends.
+func (r *Runner) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	cc := r.cc
+	r.mu.Unlock()
+	if cc == nil {
+		return nil
+	}
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-ctx.Done():
+		return fmt.Errorf("drain %s: %w", r.cfg.Durable, ctx.Err())
+	}
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		r.started.Store(false)
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("drain %s in-flight: %w", r.cfg.Durable, ctx.Err())
+	}
+}
+
+// dispatch runs on the consume goroutine: it blocks while Concurrency
+// handlers are busy, which stops the pull loop from buffering more.
+func (r *Runner) dispatch(msg jetstream.Msg) {
+	r.sem <- struct{}{}
+	r.wg.Add(1)
+	go func() {
+		defer func() { <-r.sem; r.wg.Done() }()
+		r.process(msg)
+	}()
+}
+
+func (r *Runner) process(msg jetstream.Msg) {
+	start := r.now()
+	meta, err := msg.Metadata()
+	if err != nil {
+		r.log.Error("message without metadata", zap.String("subject", msg.Subject()), zap.Error(err))
+		r.settle(msg.Term(), msg.Subject())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.base, r.cfg.AckWait)
+	herr := r.safeHandle(ctx, msg)
+	cancel()
+	fields := []zap.Field{
+		zap.String("subject", msg.Subject()),
+		zap.String("order_id", aggregateID(msg.Subject())),
+		zap.String("trace_id", traceID(msg.Headers().Get("traceparent"))),
+		zap.Uint64("stream_seq", meta.Sequence.Stream),
+		zap.Uint64("delivered", meta.NumDelivered),
+	}
+	outcome := r.decide(ctx, msg, meta, herr, fields)
+	r.metrics.observe(r.cfg.Durable, outcome, meta.NumDelivered, time.Since(start))
+}
+
+// decide settles the message according to the handler's result and returns
+// the outcome label.
+func (r *Runner) decide(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, herr error, fields []zap.Field) string {
+	switch {
+	case herr == nil:
+		r.settle(msg.Ack(), msg.Subject())
+		return OutcomeAck
+	case IsPermanent(herr):
+		return r.toDeadLetter(msg, meta, herr, fields)
+	}
+	waiting := errors.Is(herr, ErrWait)
+	if !waiting && r.cfg.MaxDeliver > 0 && int(meta.NumDelivered) >= r.cfg.MaxDeliver {
+		return r.toDeadLetter(msg, meta, fmt.Errorf("gave up after %d deliveries: %w", meta.NumDelivered, herr), fields)
+	}
+	delay := r.delay(meta.NumDelivered, herr)
+	if waiting {
+		r.log.Debug("waiting, redelivery scheduled", append(fields, zap.Duration("delay", delay), zap.Error(herr))...)
+		r.settle(msg.NakWithDelay(delay), msg.Subject())
+		return OutcomeWait
+	}
+	r.log.Warn("handler failed, retry scheduled", append(fields, zap.Duration("delay", delay), zap.Error(herr))...)
+	r.settle(msg.NakWithDelay(delay), msg.Subject())
+	return OutcomeRetry
+}
+
+func (r *Runner) toDeadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error, fields []zap.Field) string {
+	ctx, cancel := context.WithTimeout(r.base, 10*time.Second)
+	defer cancel()
+	created, err := r.deadLetter(ctx, msg, meta, reason)
+	if err != nil {
+		// Never drop it: try again later.
+		r.log.Error("dead-letter publish failed, message kept", append(fields, zap.Error(err))...)
+		r.settle(msg.NakWithDelay(r.delay(meta.NumDelivered, err)), msg.Subject())
+		return OutcomeRetry
+	}
+	if created {
+		r.log.Error("message dead-lettered", append(fields, zap.Error(reason))...)
+		r.metrics.DeadLettered(r.cfg.Durable)
+	} else {
+		// The server's max-deliveries advisory got there first (the
+		// handler outlived AckWait on the last delivery), or an earlier
+		// attempt wrote it before its Term was lost.
+		r.log.Info("message was already dead-lettered", append(fields, zap.Error(reason))...)
+	}
+	// The letter is stored before the Term: the MSG_TERMINATED advisory
+	// this causes finds it there and writes nothing.
+	r.settle(msg.TermWithReason(truncate(reason.Error(), 256)), msg.Subject())
+	return OutcomeDeadLetter
+}
+
+func (r *Runner) safeHandle(ctx context.Context, msg jetstream.Msg) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("handler panic: %v", p)
+		}
+	}()
+	return r.handler(ctx, msg)
+}
+
+// delay returns the redelivery delay for the given delivery count: a
+// RetryAfter hint if the error carries one, otherwise exponential backoff
+// with full jitter.
+func (r *Runner) delay(delivered uint64, err error) time.Duration {
+	var ra *retryAfter
+	if errors.As(err, &ra) && ra.after > 0 {
+		return ra.after
+	}
+	return Delay(r.cfg.Retry, delivered)
+}
+
+// Delay returns the backoff delay before delivery attempt n+1 under b:
+// a random duration in [d/2, d] where d = Initial x Multiplier^(n-1), capped
+// at Max.
+func Delay(b Backoff, n uint64) time.Duration {
+	if n < 1 {
+		n = 1
+	}
+	d := float64(b.Initial) * math.Pow(b.Multiplier, float64(n-1))
+	if d > float64(b.Max) || math.IsInf(d, 0) {
+		d = float64(b.Max)
+	}
+	half := d / 2
+	return time.Duration(half + rand.Float64()*half)
+}
+
+func (r *Runner) settle(err error, subject string) {
+	if err != nil {
+		r.log.Warn("ack/nak failed; the server will redeliver after AckWait", zap.String("subject", subject), zap.Error(err))
+	}
+}
+
+// aggregateID returns the second subject token, the order id by convention.
+func aggregateID(subject string) string {
+	parts := strings.SplitN(subject, ".", 3)
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[1]
+}
+
+func traceID(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) != 4 {
+		return ""
+	}
+	return parts[1]
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,306 @@
+package deadletter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/shared/platform/consumer"
+)
+
+// Advisory subject prefixes the server publishes on, followed by
+// .<stream>.<consumer>.
+const (
+	MaxDeliveriesPrefix = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
+	TerminatedPrefix    = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED"
+)
+
+// CaptureDurable is the name of the consumer of a capture stream.
+const CaptureDurable = "dlq-advisories"
+
+// DefaultCaptureMaxAge bounds how long a captured advisory waits for its
+// consumer. It is shorter than DefaultTombstoneTTL, so an advisory never
+// outlives the tombstone of a letter resolved meanwhile.
+const DefaultCaptureMaxAge = 14 * 24 * time.Hour
+
+// Source is one consumer whose given-up messages are captured: a
+// *consumer.Runner.
+type Source interface {
+	Name() string   // durable name
+	Stream() string // stream it consumes
+}
+
+// CaptureConfig describes the advisories one service captures.
+type CaptureConfig struct {
+	// Service names the capture stream (CaptureStreamName) and the logs.
+	Service string
+	// Consumers are the service's durables.
+	Consumers []Source
+	// Replicas of the capture stream (default 1).
+	Replicas int
+	// MaxAge of a captured advisory (default DefaultCaptureMaxAge).
+	MaxAge time.Duration
+}
+
+// CaptureStreamName is the name of service's capture stream, e.g.
+// DLQ_ADVISORIES_ORDER for "order-service".
+func CaptureStreamName(service string) string {
+	name := strings.TrimSuffix(service, "-service")
+	return "DLQ_ADVISORIES_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
+}
+
+// Capture turns the server's advisories about a service's consumers into
+// dead letters. The server sends an advisory only while someone listens,
+// and a process that is down (or has not started) hears nothing, so a
+// stream captures them: the stream is always listening, and the capture
+// consumer reads what it stored whenever the service runs.
+//
+//   - MAX_DELIVERIES: a message ran out of deliveries without the runner
+//     seeing its last failure, typically because the handler outlived
+//     AckWait on the last delivery (or the process died holding it). The
+//     runner never wrote a letter; Capture does, with the delivery count
+//     and reason "max deliveries exceeded".
+//   - MSG_TERMINATED: a message was terminated. The runner writes its
+//     letter before it terminates, so Capture usually finds it there and
+//     writes nothing; a message terminated by anyone else still lands.
+//
+// Capture fetches the original by its stream sequence. That works because
+// the domain streams use limits retention: a terminated or exhausted
+// message stays in the stream. On a work-queue (or interest) stream the
+// server deletes a message once it is terminated or no consumer needs it,
+// and the advisory would point at nothing; such a letter is written with
+// Dlq-Original-Missing so the loss is on record.
+type Capture struct {
+	js     jetstream.JetStream
+	cfg    CaptureConfig
+	log    *zap.Logger
+	o      options
+	runner *consumer.Runner
+
+	mu      sync.Mutex
+	streams map[string]jetstream.Stream
+}
+
+// NewCapture returns the advisory capture of cfg.Consumers. Start it
+// before the consumers it watches, so the stream listens from their first
+// delivery on.
+func NewCapture(js jetstream.JetStream, cfg CaptureConfig, log *zap.Logger, opts ...Option) (*Capture, error) {
+	if js == nil || log == nil || cfg.Service == "" || len(cfg.Consumers) == 0 {
+		return nil, fmt.Errorf("jetstream, logger, service and consumers are required: %w", ErrInvalidOption)
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.MaxAge == 0 {
+		cfg.MaxAge = DefaultCaptureMaxAge
+	}
+	o, err := newOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	c := &Capture{js: js, cfg: cfg, log: log.With(zap.String("component", "dlq-capture")), o: o, streams: map[string]jetstream.Stream{}}
+	var ropts []consumer.Option
+	if o.consumerMet != nil {
+		ropts = append(ropts, consumer.WithMetrics(o.consumerMet))
+	}
+	c.runner, err = consumer.New(js, consumer.Config{
+		Stream:      CaptureStreamName(cfg.Service),
+		Durable:     CaptureDurable,
+		Concurrency: 1,
+		// Only NATS failing makes a letter fail to be written: keep the
+		// advisory until it can be, never give up on it.
+		MaxDeliver:         -1,
+		Retry:              consumer.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
+		DeadLetterStream:   o.dlqStream,
+		DeadLetterReplicas: cfg.Replicas,
+	}, c.handle, log, ropts...)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// StreamConfig returns the capture stream's configuration: exactly the
+// two advisory subjects of each of the service's durables. It is a
+// work-queue stream (an advisory is deleted once handled) with no-ack
+// (the server's advisories expect no reply; it also keeps the stream
+// valid under the rule that a stream over $JS.> subjects must not ack).
+func (c *Capture) StreamConfig() jetstream.StreamConfig {
+	var subjects []string
+	for _, s := range c.cfg.Consumers {
+		subjects = append(subjects,
+			MaxDeliveriesPrefix+"."+s.Stream()+"."+s.Name(),
+			TerminatedPrefix+"."+s.Stream()+"."+s.Name())
+	}
+	return jetstream.StreamConfig{
+		Name:        CaptureStreamName(c.cfg.Service),
+		Description: "advisories about " + c.cfg.Service + "'s consumers giving up on messages, until turned into dead letters",
+		Subjects:    subjects,
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.cfg.Replicas,
+		MaxAge:      c.cfg.MaxAge,
+		NoAck:       true,
+	}
+}
+
+// Ensure creates or updates the capture stream.
+func (c *Capture) Ensure(ctx context.Context) error {
+	if _, err := c.js.CreateOrUpdateStream(ctx, c.StreamConfig()); err != nil {
+		return fmt.Errorf("ensure advisory capture stream %s: %w", CaptureStreamName(c.cfg.Service), err)
+	}
+	return nil
+}
+
+// Start ensures the capture stream, waiting for NATS while ctx allows,
+// and starts consuming it.
+func (c *Capture) Start(ctx context.Context) error {
+	wait := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := c.Ensure(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if attempt%20 == 0 {
+			c.log.Warn("advisory capture stream not ready, retrying", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+	return c.runner.Start(ctx)
+}
+
+// Drain stops consuming advisories after the one in hand.
+func (c *Capture) Drain(ctx context.Context) error { return c.runner.Drain(ctx) }
+
+// Name names the capture in logs and readiness checks.
+func (c *Capture) Name() string { return CaptureDurable }
+
+// Ready reports whether advisories are being consumed.
+func (c *Capture) Ready() error { return c.runner.Ready() }
+
+// advisory holds the fields of the MAX_DELIVERIES and MSG_TERMINATED
+// advisories (io.nats.jetstream.advisory.v1.max_deliver / .terminated).
+type advisory struct {
+	Type       string    `json:"type"`
+	Time       time.Time `json:"timestamp"`
+	Stream     string    `json:"stream"`
+	Consumer   string    `json:"consumer"`
+	StreamSeq  uint64    `json:"stream_seq"`
+	Deliveries uint64    `json:"deliveries"`
+	Reason     string    `json:"reason"`
+}
+
+func (c *Capture) handle(ctx context.Context, msg jetstream.Msg) error {
+	kind := KindMaxDeliveries
+	switch {
+	case strings.HasPrefix(msg.Subject(), MaxDeliveriesPrefix+"."):
+	case strings.HasPrefix(msg.Subject(), TerminatedPrefix+"."):
+		kind = KindTerminated
+	default:
+		c.log.Error("not an advisory this capture knows, dropped", zap.String("subject", msg.Subject()))
+		c.o.metrics.advisory("unknown", AdvisoryIgnored)
+		return nil
+	}
+	var a advisory
+	if err := json.Unmarshal(msg.Data(), &a); err != nil || a.Stream == "" || a.Consumer == "" || a.StreamSeq == 0 {
+		// The server wrote it: retrying cannot make it readable.
+		c.log.Error("unreadable advisory, dropped", zap.String("subject", msg.Subject()),
+			zap.ByteString("advisory", msg.Data()), zap.Error(err))
+		c.o.metrics.advisory(kind, AdvisoryIgnored)
+		return nil
+	}
+	letter := consumer.Letter{
+		Consumer:   a.Consumer,
+		Stream:     a.Stream,
+		Sequence:   a.StreamSeq,
+		Deliveries: a.Deliveries,
+		Reason:     reason(kind, a),
+		Time:       c.o.now(),
+	}
+	orig, err := c.original(ctx, a.Stream, a.StreamSeq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		letter.Missing = true
+		letter.Reason += "; the original message had already left stream " + a.Stream
+	case err != nil:
+		return fmt.Errorf("fetch %s #%d for its dead letter: %w", a.Stream, a.StreamSeq, err)
+	default:
+		letter.Subject, letter.Data, letter.Header = orig.Subject, orig.Data, orig.Header
+	}
+	created, err := consumer.WriteDeadLetter(ctx, c.js, letter)
+	if err != nil {
+		return err
+	}
+	fields := []zap.Field{
+		zap.String("advisory", kind), zap.String("consumer", a.Consumer), zap.String("stream", a.Stream),
+		zap.Uint64("stream_seq", a.StreamSeq), zap.Uint64("delivered", a.Deliveries),
+		zap.String("subject", letter.Subject), zap.String("order_id", orderID(letter.Subject)),
+		zap.String("trace_id", traceID(letter.Header.Get("traceparent"))),
+	}
+	if !created {
+		c.log.Debug("advisory about a message already dead-lettered", fields...)
+		c.o.metrics.advisory(kind, AdvisoryAlready)
+		return nil
+	}
+	c.log.Error("message dead-lettered from a server advisory", append(fields, zap.String("reason", letter.Reason))...)
+	c.o.metrics.advisory(kind, AdvisoryWritten)
+	c.o.consumerMet.DeadLettered(a.Consumer)
+	return nil
+}
+
+func reason(kind string, a advisory) string {
+	if kind == KindMaxDeliveries {
+		return fmt.Sprintf("max deliveries exceeded: no ack after %d deliveries (the handler failed or outlived AckWait every time)", a.Deliveries)
+	}
+	if a.Reason == "" {
+		return "terminated"
+	}
+	return "terminated: " + a.Reason
+}
+
+// original reads the message at seq of stream (a direct get by sequence).
+func (c *Capture) original(ctx context.Context, stream string, seq uint64) (*jetstream.RawStreamMsg, error) {
+	c.mu.Lock()
+	s, ok := c.streams[stream]
+	c.mu.Unlock()
+	if !ok {
+		var err error
+		if s, err = c.js.Stream(ctx, stream); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		c.streams[stream] = s
+		c.mu.Unlock()
+	}
+	return s.GetMsg(ctx, seq)
+}
+
+func orderID(subject string) string {
+	parts := strings.Split(subject, ".")
+	if len(parts) < 3 {
+		return ""
+	}
+	return parts[1]
+}
+
+func traceID(traceparent string) string {
+	parts := strings.Split(traceparent, "-")
+	if len(parts) != 4 {
+		return ""
+	}
+	return parts[1]
+}

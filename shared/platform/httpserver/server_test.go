@@ -1,0 +1,104 @@
+package httpserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gin-gonic/gin"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/shared/platform/httpserver"
+	"github.com/eventshop/shared/platform/metrics"
+	"github.com/eventshop/shared/platform/problem"
+)
+
+var errMissing = errors.New("missing")
+
+func newServer(t *testing.T) *httpserver.Server {
+	t.Helper()
+	s, err := httpserver.New(httpserver.Config{Addr: "127.0.0.1:0", Service: "test"}, zap.NewNop(), metrics.NewRegistry("test"),
+		func(err error) problem.Problem {
+			if errors.Is(err, errMissing) {
+				return problem.New(http.StatusNotFound, "missing", err.Error())
+			}
+			return problem.Internal()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Engine.GET("/thing", func(c *gin.Context) { _ = c.Error(errMissing) })
+	s.Engine.GET("/boom", func(c *gin.Context) { panic("boom") })
+	s.Engine.GET("/admin", httpserver.BearerAuth("tok"), func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	return s
+}
+
+func TestResponses(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	ready := true
+	s.AddReadyCheck("dep", func(context.Context) error {
+		if !ready {
+			return errors.New("dep down")
+		}
+		return nil
+	})
+	tests := []struct {
+		name, method, path, auth string
+		wantStatus               int
+		wantProblem              string
+	}{
+		{name: "health", method: "GET", path: "/health", wantStatus: 200},
+		{name: "ready", method: "GET", path: "/ready", wantStatus: 200},
+		{name: "metrics", method: "GET", path: "/metrics", wantStatus: 200},
+		{name: "mapped error", method: "GET", path: "/thing", wantStatus: 404, wantProblem: "urn:eventshop:problem:missing"},
+		{name: "panic", method: "GET", path: "/boom", wantStatus: 500, wantProblem: "urn:eventshop:problem:internal"},
+		{name: "no route", method: "GET", path: "/nope", wantStatus: 404, wantProblem: "urn:eventshop:problem:not-found"},
+		{name: "wrong method", method: "POST", path: "/thing", wantStatus: 405, wantProblem: "urn:eventshop:problem:method-not-allowed"},
+		{name: "admin without token", method: "GET", path: "/admin", wantStatus: 401, wantProblem: "urn:eventshop:problem:unauthorized"},
+		{name: "admin wrong token", method: "GET", path: "/admin", auth: "Bearer nope", wantStatus: 401, wantProblem: "urn:eventshop:problem:unauthorized"},
+		{name: "admin", method: "GET", path: "/admin", auth: "Bearer tok", wantStatus: 204},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(tt.method, tt.path, nil)
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			w := httptest.NewRecorder()
+			s.Engine.ServeHTTP(w, req)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status = %d, want %d (%s)", w.Code, tt.wantStatus, w.Body)
+			}
+			if tt.wantProblem == "" {
+				return
+			}
+			if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, problem.ContentType) {
+				t.Fatalf("Content-Type = %q", ct)
+			}
+			var p problem.Problem
+			if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Type != tt.wantProblem || p.Status != tt.wantStatus || p.Instance != tt.path {
+				t.Fatalf("problem = %+v", p)
+			}
+		})
+	}
+	s.AddReadyInfo("breaker", func() string { return "open" })
+	w0 := httptest.NewRecorder()
+	s.Engine.ServeHTTP(w0, httptest.NewRequest("GET", "/ready", nil))
+	if w0.Code != http.StatusOK || !strings.Contains(w0.Body.String(), `"info":{"breaker":"open"}`) {
+		t.Fatalf("ready with info = %d %s", w0.Code, w0.Body)
+	}
+	ready = false
+	w := httptest.NewRecorder()
+	s.Engine.ServeHTTP(w, httptest.NewRequest("GET", "/ready", nil))
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(w.Body.String(), "dep down") {
+		t.Fatalf("ready while dep down = %d %s", w.Code, w.Body)
+	}
+}

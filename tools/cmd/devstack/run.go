@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/eventshop/tools/natsauth"
+	"github.com/eventshop/tools/stack"
+)
+
+type config struct {
+	root       string
+	dataDir    string
+	natsHost   string
+	natsPort   int
+	portOffset int
+	natsSync   string
+	natsHTTP   int
+	adminToken string
+	natsPw     natsauth.Passwords
+	follow     bool
+}
+
+func parse(args []string, getenv func(string) string) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("devstack", flag.ContinueOnError)
+	fs.StringVar(&c.root, "root", "", "repository root holding go.work (default: search upwards from the working directory)")
+	fs.StringVar(&c.dataDir, "data", ".data", "data directory (NATS storage, logs, binaries), relative to the root")
+	fs.StringVar(&c.natsHost, "nats-host", "127.0.0.1", "NATS listen host")
+	fs.IntVar(&c.natsPort, "nats-port", 4222, "NATS listen port")
+	fs.IntVar(&c.natsHTTP, "nats-monitor-port", 8222, "NATS monitoring port (0: off)")
+	fs.IntVar(&c.portOffset, "port-offset", 0, "add this to every port (services, gateway, NATS), to run a second stack beside the first")
+	fs.StringVar(&c.natsSync, "nats-sync", "always", `JetStream fsync: "always" (as production, every write) or "default" (the server's periodic 2-minute sync)`)
+	fs.BoolVar(&c.follow, "follow", false, "copy every service's log lines to this terminal")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if c.natsSync != "always" && c.natsSync != "default" {
+		return c, fmt.Errorf("-nats-sync %q: want always or default", c.natsSync)
+	}
+	c.natsPort += c.portOffset
+	if c.natsHTTP != 0 {
+		c.natsHTTP += c.portOffset
+	}
+	if c.root == "" {
+		r, err := findRoot()
+		if err != nil {
+			return c, err
+		}
+		c.root = r
+	}
+	if !filepath.IsAbs(c.dataDir) {
+		c.dataDir = filepath.Join(c.root, c.dataDir)
+	}
+	c.adminToken = getenv("ADMIN_TOKEN")
+	if c.adminToken == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b) // never fails (Go 1.24+)
+		c.adminToken = hex.EncodeToString(b)
+	}
+	// One password per NATS user: NATS_PASSWORD_<X> when set, else a fresh
+	// random one for this run (nothing stored needs them across runs).
+	c.natsPw = natsauth.NewPasswords(getenv)
+	return c, nil
+}
+
+func findRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work found above the working directory; pass -root")
+		}
+		dir = parent
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string) error {
+	cfg, err := parse(args, getenv)
+	if err != nil {
+		return err
+	}
+	// The services inherit this environment: each gets its own NATS
+	// password below, never the others' or the admin's.
+	for _, u := range natsauth.Users {
+		if err := os.Unsetenv(u.PasswordEnv); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{"nats", "logs", "bin"} {
+		if err := os.MkdirAll(filepath.Join(cfg.dataDir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	fmt.Println("devstack: building services ...")
+	bins, err := stack.Build(ctx, cfg.root, filepath.Join(cfg.dataDir, "bin"), os.Stderr)
+	if err != nil {
+		return err
+	}
+
+	ns, err := startNATS(cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		fmt.Println("devstack: nats-server stopped")
+	}()
+	natsURL := ns.ClientURL()
+
+	procs := make([]*stack.Process, 0, len(stack.Specs))
+	var logFiles []*os.File
+	defer func() {
+		for _, f := range logFiles {
+			f.Close()
+		}
+	}()
+	for _, s := range stack.Specs {
+		f, err := os.OpenFile(filepath.Join(cfg.dataDir, "logs", s.Name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		logFiles = append(logFiles, f)
+		var w io.Writer = f
+		if cfg.follow {
+			w = io.MultiWriter(f, prefixed(s.Name))
+		}
+		env := []string{
+			"NATS_URL=" + natsURL,
+			"HTTP_ADDR=127.0.0.1:" + strconv.Itoa(s.Port+cfg.portOffset),
+			"GATEWAY_ADDR=127.0.0.1:" + strconv.Itoa(8090+cfg.portOffset),
+			"GATEWAY_URL=http://127.0.0.1:" + strconv.Itoa(8090+cfg.portOffset),
+			"ADMIN_TOKEN=" + cfg.adminToken,
+		}
+		if creds, err := cfg.natsPw.ClientEnv(s.Name); err == nil { // the gateway simulator does not use NATS
+			env = append(env, creds...)
+		}
+		p := &stack.Process{Name: s.Name, Bin: bins[s.Name], Log: w, Env: env}
+		if err := p.Start(); err != nil {
+			stopAll(procs)
+			return err
+		}
+		procs = append(procs, p)
+	}
+
+	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	for _, s := range stack.Specs {
+		path := "/ready"
+		if s.Name == "payment-gateway" {
+			path = "/health"
+		}
+		if err := stack.WaitReady(readyCtx, fmt.Sprintf("http://127.0.0.1:%d%s", s.Port+cfg.portOffset, path)); err != nil {
+			stopAll(procs)
+			return fmt.Errorf("%s: %w (see %s)", s.Name, err, filepath.Join(cfg.dataDir, "logs", s.Name+".log"))
+		}
+	}
+	banner(cfg, natsURL)
+
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() { defer wg.Done(); supervise(ctx, p) }()
+	}
+	<-ctx.Done()
+	fmt.Println("\ndevstack: stopping services (SIGTERM) ...")
+	wg.Wait()
+	stopAll(procs)
+	return nil
+}
+
+// supervise restarts a process that exits while the stack is running, as a
+// container runtime's restart policy would.
+func supervise(ctx context.Context, p *stack.Process) {
+	delay := 500 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.Done():
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		fmt.Printf("devstack: %s exited; restarting in %s\n", p.Name, delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if err := p.Start(); err != nil {
+			fmt.Printf("devstack: restart %s: %v\n", p.Name, err)
+		}
+		delay = min(2*delay, 10*time.Second)
+	}
+}
+
+func stopAll(procs []*stack.Process) {
+	var wg sync.WaitGroup
+	for _, p := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.Stop(25 * time.Second); err != nil {
+				fmt.Printf("devstack: %s: %v\n", p.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// startNATS runs nats-server with the production configuration
+// (deployments/nats/nats.conf and its users), listening on the loopback
+// interface and storing under the data directory.
+func startNATS(cfg config) (*server.Server, error) {
+	for _, port := range []int{cfg.natsPort, cfg.natsHTTP} {
+		if port == 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.natsHost, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("nats port %d is taken (is another devstack or nats-server running?): %w", port, err)
+		}
+		ln.Close()
+	}
+	opts, err := natsauth.Options(cfg.root, cfg.natsPw, natsauth.Overrides{
+		Host:     cfg.natsHost,
+		Port:     cfg.natsPort,
+		StoreDir: filepath.Join(cfg.dataDir, "nats"),
+		HTTPPort: cfg.natsHTTP,
+		LogFile:  filepath.Join(cfg.dataDir, "logs", "nats.log"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.natsSync == "default" {
+		opts.SyncAlways, opts.SyncInterval = false, 0 // the server's default periodic sync
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("nats-server: %w", err)
+	}
+	ns.ConfigureLogger()
+	go ns.Start()
+	if !ns.ReadyForConnections(15 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats-server not ready in 15s (see %s)", opts.LogFile)
+	}
+	return ns, nil
+}
+
+func banner(cfg config, natsURL string) {
+	port := func(p int) int { return p + cfg.portOffset }
+	fmt.Printf(`
+eventshop is running
+  order-service         http://127.0.0.1:%d   (POST /orders, GET /orders/{id})
+  inventory-service     http://127.0.0.1:%d   (PUT /inventory/{sku} needs the admin token)
+  payment-service       http://127.0.0.1:%d
+  notification-service  http://127.0.0.1:%d
+  audit-service         http://127.0.0.1:%d   (GET /audit/verify)
+  payment-gateway (sim) http://127.0.0.1:%d   (PUT /admin/mode)
+  nats                  %s   (JetStream data in %s, fsync %s)
+  logs                  %s
+
+  ADMIN_TOKEN=%s   (every service's /admin/dlq: go run ./tools/cmd/shopctl dlq list)
+  NATS admin            user %s, password %s
+                        (e.g. nats --server %s --user %s --password %s stream ls)
+
+Press Ctrl-C to stop.
+`, port(8080), port(8081), port(8082), port(8083), port(8084), port(8090),
+		natsURL, filepath.Join(cfg.dataDir, "nats"), cfg.natsSync, filepath.Join(cfg.dataDir, "logs"), cfg.adminToken,
+		natsauth.Admin, cfg.natsPw[natsauth.Admin], natsURL, natsauth.Admin, cfg.natsPw[natsauth.Admin])
+}
+
+type prefixWriter struct {
+	prefix string
+	mu     sync.Mutex
+}
+
+func prefixed(name string) io.Writer { return &prefixWriter{prefix: fmt.Sprintf("%-21s| ", name)} }
+
+func (w *prefixWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, err := os.Stdout.Write(append([]byte(w.prefix), b...)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}

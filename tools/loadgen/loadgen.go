@@ -1,0 +1,447 @@
+// Package loadgen drives the eventshop HTTP API with orders, measures each
+// order's time from POST /orders to its final event, and checks the
+// business invariants through the public APIs afterwards.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Config says what to drive and how.
+type Config struct {
+	OrderURL, InventoryURL, GatewayURL, NotificationURL, AuditURL string
+	NATSURL, NATSUser, NATSPassword                               string
+	AdminToken                                                    string
+
+	Mode        string        // "closed" (Concurrency in flight) or "open" (Rate per second)
+	Concurrency int           // closed loop: orders in flight
+	Rate        float64       // open loop: orders offered per second
+	Duration    time.Duration // how long to offer load
+	MaxOrders   int           // stop after this many accepted orders (0: no limit)
+
+	SKUs         int     // catalogue size
+	StockPerSKU  int64   // initial stock of each SKU
+	HotShare     float64 // share of lines on the hot SKU
+	DeclineShare float64 // share of orders paid with a declined card
+	UnknownShare float64 // share of orders naming an unknown SKU
+
+	SettleTimeout time.Duration // how long to wait for every order to finish
+	Check         bool          // check the invariants at the end
+	Seed          uint64
+}
+
+func (c *Config) setDefaults() {
+	if c.Mode == "" {
+		c.Mode = "closed"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 16
+	}
+	if c.Duration == 0 {
+		c.Duration = 10 * time.Second
+	}
+	if c.SKUs == 0 {
+		c.SKUs = 20
+	}
+	if c.StockPerSKU == 0 {
+		c.StockPerSKU = 1_000_000
+	}
+	if c.SettleTimeout == 0 {
+		c.SettleTimeout = 2 * time.Minute
+	}
+	if c.Seed == 0 {
+		c.Seed = uint64(time.Now().UnixNano())
+	}
+}
+
+// Validate reports a configuration that cannot run.
+func (c Config) Validate() error {
+	switch {
+	case c.Mode != "closed" && c.Mode != "open":
+		return fmt.Errorf("mode %q: want closed or open", c.Mode)
+	case c.Mode == "open" && c.Rate <= 0:
+		return errors.New("open loop needs a rate > 0")
+	case c.OrderURL == "" || c.InventoryURL == "":
+		return errors.New("order and inventory URLs are required")
+	case c.AdminToken == "":
+		return errors.New("the admin token is required to stock the catalogue")
+	case c.HotShare < 0 || c.DeclineShare < 0 || c.UnknownShare < 0 || c.DeclineShare+c.UnknownShare > 1:
+		return errors.New("shares must be >= 0 and decline+unknown <= 1")
+	}
+	return nil
+}
+
+type line struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+// placed is one accepted order.
+type placed struct {
+	id      string
+	start   time.Time // intended start in open loop (no coordinated omission)
+	lines   []line
+	decline bool
+	unknown bool
+}
+
+type final struct {
+	status string
+	at     time.Time
+}
+
+// Runner runs one load test.
+type Runner struct {
+	cfg    Config
+	client *http.Client
+	out    io.Writer
+	run    string
+	skus   []string
+
+	mu       sync.Mutex
+	orders   []*placed
+	finals   map[string]final
+	postLat  Latencies
+	refused  atomic.Int64
+	accepted atomic.Int64
+}
+
+// New returns a runner for cfg that logs progress to out.
+func New(cfg Config, out io.Writer) (*Runner, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 1024
+	tr.MaxConnsPerHost = 0
+	return &Runner{
+		cfg:    cfg,
+		client: &http.Client{Timeout: 30 * time.Second, Transport: tr},
+		out:    out,
+		run:    fmt.Sprintf("%x", cfg.Seed&0xffffff),
+		finals: map[string]final{},
+	}, nil
+}
+
+// Run stocks the catalogue, offers load, waits for every order to finish and
+// (if configured) checks the invariants.
+func (r *Runner) Run(ctx context.Context) (Report, error) {
+	var nc *nats.Conn
+	if r.cfg.NATSURL != "" {
+		opts := []nats.Option{nats.Name("loadgen"), nats.MaxReconnects(-1)}
+		if r.cfg.NATSUser != "" {
+			opts = append(opts, nats.UserInfo(r.cfg.NATSUser, r.cfg.NATSPassword))
+		}
+		var err error
+		nc, err = nats.Connect(r.cfg.NATSURL, opts...)
+		if err != nil {
+			return Report{}, fmt.Errorf("connect to nats for final-event timestamps: %w", err)
+		}
+		defer nc.Close()
+		for _, subj := range []string{"orders.*.confirmed", "orders.*.cancelled"} {
+			sub, err := nc.Subscribe(subj, r.onFinal)
+			if err != nil {
+				return Report{}, fmt.Errorf("subscribe %s: %w", subj, err)
+			}
+			if err := sub.SetPendingLimits(-1, -1); err != nil {
+				return Report{}, err
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			return Report{}, err
+		}
+	}
+	if err := r.stock(ctx); err != nil {
+		return Report{}, err
+	}
+	fmt.Fprintf(r.out, "loadgen: run %s, %d SKUs stocked, offering %s load for %s\n", r.run, len(r.skus), r.cfg.Mode, r.cfg.Duration)
+	start := time.Now()
+	if r.cfg.Mode == "closed" {
+		r.closedLoop(ctx)
+	} else {
+		r.openLoop(ctx)
+	}
+	offered := time.Since(start)
+	fmt.Fprintf(r.out, "loadgen: %d orders accepted in %s; waiting for them to finish\n", r.accepted.Load(), offered.Round(time.Millisecond))
+	notFinal := r.settle(ctx, nc != nil)
+	rep := r.report(start, offered, notFinal)
+	if r.cfg.Check {
+		rep.Violations = r.check(ctx, nc)
+	}
+	return rep, nil
+}
+
+func (r *Runner) onFinal(m *nats.Msg) {
+	now := time.Now()
+	parts := strings.Split(m.Subject, ".")
+	if len(parts) != 3 {
+		return
+	}
+	status := "CONFIRMED"
+	if parts[2] == "cancelled" {
+		status = "CANCELLED"
+	}
+	r.mu.Lock()
+	if _, ok := r.finals[parts[1]]; !ok {
+		r.finals[parts[1]] = final{status: status, at: now}
+	}
+	r.mu.Unlock()
+}
+
+func (r *Runner) stock(ctx context.Context) error {
+	for i := range r.cfg.SKUs {
+		sku := fmt.Sprintf("LG-%s-%03d", r.run, i)
+		body := map[string]any{"name": "load " + sku, "price_cents": 100 + i, "currency": "USD", "available": r.cfg.StockPerSKU}
+		code, err := r.do(ctx, http.MethodPut, r.cfg.InventoryURL+"/inventory/"+sku, body, map[string]string{"Authorization": "Bearer " + r.cfg.AdminToken}, nil)
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK && code != http.StatusCreated {
+			return fmt.Errorf("PUT /inventory/%s = %d", sku, code)
+		}
+		r.skus = append(r.skus, sku)
+	}
+	return nil
+}
+
+// next builds a random order from the configured mix.
+func (r *Runner) next(rng *rand.Rand) *placed {
+	p := &placed{}
+	pick := func() string {
+		if rng.Float64() < r.cfg.HotShare || len(r.skus) == 1 {
+			return r.skus[0]
+		}
+		return r.skus[1+rng.IntN(len(r.skus)-1)]
+	}
+	n := 1 + rng.IntN(2)
+	seen := map[string]bool{}
+	for range n {
+		sku := pick()
+		if seen[sku] {
+			continue
+		}
+		seen[sku] = true
+		p.lines = append(p.lines, line{SKU: sku, Quantity: 1})
+	}
+	switch x := rng.Float64(); {
+	case x < r.cfg.UnknownShare:
+		p.unknown = true
+		p.lines = append(p.lines, line{SKU: "LG-" + r.run + "-unknown", Quantity: 1})
+	case x < r.cfg.UnknownShare+r.cfg.DeclineShare:
+		p.decline = true
+	}
+	return p
+}
+
+// place posts one order; start is when it was meant to be sent.
+func (r *Runner) place(ctx context.Context, p *placed, start time.Time) {
+	token := "tok_visa"
+	if p.decline {
+		token = "tok_chargeDeclined"
+	}
+	body := map[string]any{"customer_id": "lg-" + r.run, "items": p.lines, "payment_token": token}
+	var resp struct {
+		OrderID string `json:"order_id"`
+	}
+	sent := time.Now()
+	code, err := r.do(ctx, http.MethodPost, r.cfg.OrderURL+"/orders", body, nil, &resp)
+	took := time.Since(sent)
+	if err != nil || code != http.StatusAccepted || resp.OrderID == "" {
+		r.refused.Add(1)
+		return
+	}
+	p.id, p.start = resp.OrderID, start
+	r.accepted.Add(1)
+	r.mu.Lock()
+	r.orders = append(r.orders, p)
+	r.postLat.Add(took)
+	r.mu.Unlock()
+}
+
+func (r *Runner) full() bool {
+	return r.cfg.MaxOrders > 0 && int(r.accepted.Load()) >= r.cfg.MaxOrders
+}
+
+func (r *Runner) closedLoop(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
+	defer cancel()
+	var wg sync.WaitGroup
+	for w := range r.cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(w)))
+			for ctx.Err() == nil && !r.full() {
+				r.place(context.WithoutCancel(ctx), r.next(rng), time.Now())
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// openLoop offers orders at a fixed rate whatever the system does, and
+// measures each from its scheduled time, so a slow system cannot slow the
+// offered load down and hide its own latency (no coordinated omission).
+func (r *Runner) openLoop(ctx context.Context) {
+	rng := rand.New(rand.NewPCG(r.cfg.Seed, 0))
+	interval := time.Duration(float64(time.Second) / r.cfg.Rate)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; ; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if at.Sub(start) >= r.cfg.Duration || ctx.Err() != nil || r.full() {
+			break
+		}
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		}
+		p := r.next(rng)
+		wg.Add(1)
+		go func() { defer wg.Done(); r.place(ctx, p, at) }()
+	}
+	wg.Wait()
+}
+
+// settle waits until every accepted order has a final event (or, without
+// NATS, a final status over HTTP) and returns how many never got one.
+func (r *Runner) settle(ctx context.Context, haveEvents bool) int {
+	deadline := time.Now().Add(r.cfg.SettleTimeout)
+	for {
+		missing := r.missing()
+		if len(missing) == 0 {
+			return 0
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return len(missing)
+		}
+		if !haveEvents || time.Until(deadline) < r.cfg.SettleTimeout/2 {
+			r.pollStatuses(ctx, missing)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (r *Runner) missing() []*placed {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*placed
+	for _, p := range r.orders {
+		if _, ok := r.finals[p.id]; !ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// pollStatuses asks the order service for orders whose final event was not
+// seen (a NATS reconnect during chaos can lose a live message).
+func (r *Runner) pollStatuses(ctx context.Context, ps []*placed) {
+	r.parallel(ps, func(p *placed) {
+		var o struct {
+			Status string `json:"status"`
+		}
+		code, err := r.do(ctx, http.MethodGet, r.cfg.OrderURL+"/orders/"+p.id, nil, nil, &o)
+		if err == nil && code == http.StatusOK && (o.Status == "CONFIRMED" || o.Status == "CANCELLED") {
+			r.mu.Lock()
+			if _, ok := r.finals[p.id]; !ok {
+				r.finals[p.id] = final{status: o.Status, at: time.Now()}
+			}
+			r.mu.Unlock()
+		}
+	})
+}
+
+func (r *Runner) report(start time.Time, offered time.Duration, notFinal int) Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := Report{
+		Mode: r.cfg.Mode, DurationSeconds: offered.Seconds(),
+		Accepted: int(r.accepted.Load()), Rejected: int(r.refused.Load()),
+		Final: map[string]int{}, NotFinal: notFinal,
+		PostLatency: r.postLat.Summarize(),
+	}
+	if r.cfg.Mode == "closed" {
+		rep.Concurrency = r.cfg.Concurrency
+	} else {
+		rep.TargetRate = r.cfg.Rate
+	}
+	var e2e Latencies
+	last := start
+	for _, p := range r.orders {
+		f, ok := r.finals[p.id]
+		if !ok {
+			continue
+		}
+		rep.Final[f.status]++
+		e2e.Add(f.at.Sub(p.start))
+		if f.at.After(last) {
+			last = f.at
+		}
+	}
+	rep.EndToEnd = e2e.Summarize()
+	if span := last.Sub(start).Seconds(); span > 0 {
+		rep.Throughput = float64(e2e.Len()) / span
+		rep.ConfirmedPerS = float64(rep.Final["CONFIRMED"]) / span
+	}
+	return rep
+}
+
+// parallel runs f over ps with bounded concurrency.
+func (r *Runner) parallel(ps []*placed, f func(*placed)) {
+	sem := make(chan struct{}, 32)
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() { defer func() { <-sem; wg.Done() }(); f(p) }()
+	}
+	wg.Wait()
+}
+
+func (r *Runner) do(ctx context.Context, method, url string, body any, headers map[string]string, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && resp.StatusCode < 300 && len(raw) > 0 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("%s %s: decode: %w", method, url, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
