@@ -2,9 +2,12 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +26,8 @@ import (
 //     and no cancelled order stays charged (each of its successful charges
 //     was refunded);
 //   - one notification per final transition;
-//   - the audit chain verifies and holds every event of every stream once.
+//   - the audit chain verifies and holds every event of every stream once
+//     (a duplicate copy of an event is the same event), and nothing else.
 func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 	var mu sync.Mutex
 	var v []string
@@ -37,6 +41,9 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 	finals := make(map[string]final, len(r.finals))
 	for k, f := range r.finals {
 		finals[k] = f
+	}
+	for id := range r.conflicts {
+		fail("order %s has both a confirmed and a cancelled event", id)
 	}
 	r.mu.Unlock()
 
@@ -145,7 +152,10 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 }
 
 // checkAudit verifies the chain and, when NATS is reachable, that it holds
-// exactly as many entries as the domain streams hold events.
+// every event of the domain streams exactly once and nothing else. The
+// streams may hold an event more than once (a copy republished under
+// another message id): the chain holds it once. Poison the audit
+// dead-lettered is in the streams but never audited.
 func (r *Runner) checkAudit(ctx context.Context, nc *nats.Conn) []string {
 	var a struct {
 		OK      bool   `json:"ok"`
@@ -162,28 +172,138 @@ func (r *Runner) checkAudit(ctx context.Context, nc *nats.Conn) []string {
 	if err != nil {
 		return []string{err.Error()}
 	}
-	var total uint64
-	for _, name := range []string{"ORDERS", "INVENTORY", "PAYMENTS", "NOTIFICATIONS"} {
-		s, err := js.Stream(ctx, name)
-		if err != nil {
-			return []string{fmt.Sprintf("stream %s: %v", name, err)}
-		}
-		info, err := s.Info(ctx)
-		if err != nil {
-			return []string{fmt.Sprintf("stream %s info: %v", name, err)}
-		}
-		total += info.State.Msgs
-	}
-	// Poison messages sit in the streams too but are dead-lettered, not
-	// audited: every other message must be in the chain exactly once.
-	poison, err := AuditDeadLetters(ctx, js)
+	poison, err := auditDeadLettered(ctx, js)
 	if err != nil {
 		return []string{err.Error()}
 	}
-	if a.Entries != total-poison {
-		return []string{fmt.Sprintf("audit holds %d entries; the streams hold %d events, %d of them poison the audit dead-lettered", a.Entries, total, poison)}
+	want := map[string]string{} // event id -> where it was first seen
+	var out []string
+	for _, name := range domainStreams {
+		err := readStream(ctx, js, name, func(seq uint64, subject string, data []byte) {
+			if poison[name][seq] {
+				return
+			}
+			var e struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(data, &e) != nil || e.ID == "" {
+				out = append(out, fmt.Sprintf("%s seq %d (%s) is not an event, yet the audit did not dead-letter it", name, seq, subject))
+				return
+			}
+			if _, ok := want[e.ID]; !ok {
+				want[e.ID] = fmt.Sprintf("%s seq %d (%s)", name, seq, subject)
+			}
+		})
+		if err != nil {
+			return []string{err.Error()}
+		}
+	}
+	if a.Entries < uint64(len(want)) {
+		return append(out, fmt.Sprintf("audit holds %d entries; the streams hold %d distinct events", a.Entries, len(want)))
+	}
+	s, err := js.Stream(ctx, "AUDIT")
+	if err != nil {
+		return []string{fmt.Sprintf("stream AUDIT: %v", err)}
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("audit.>"))
+	if err != nil {
+		return []string{fmt.Sprintf("stream AUDIT info: %v", err)}
+	}
+	audited := map[string]bool{}
+	for subj, n := range info.State.Subjects {
+		id := subj[strings.LastIndexByte(subj, '.')+1:]
+		audited[id] = true
+		switch {
+		case n != 1:
+			out = append(out, fmt.Sprintf("audit holds event %s %d times", id, n))
+		case want[id] == "":
+			out = append(out, fmt.Sprintf("audit holds event %s (%s), which no domain stream holds", id, subj))
+		}
+	}
+	for id, where := range want {
+		if !audited[id] {
+			out = append(out, fmt.Sprintf("event %s at %s is not in the audit chain", id, where))
+		}
+	}
+	if a.Entries != uint64(len(info.State.Subjects)) {
+		out = append(out, fmt.Sprintf("audit verify counts %d entries, the AUDIT stream has %d entry subjects", a.Entries, len(info.State.Subjects)))
+	}
+	sort.Strings(out)
+	return out
+}
+
+var domainStreams = []string{"ORDERS", "INVENTORY", "PAYMENTS", "NOTIFICATIONS"}
+
+// readStream calls f for every message stored in the stream, in order.
+func readStream(ctx context.Context, js jetstream.JetStream, name string, f func(seq uint64, subject string, data []byte)) error {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", name, err)
+	}
+	last := s.CachedInfo().State.LastSeq
+	if s.CachedInfo().State.Msgs == 0 {
+		return nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	var seq uint64
+	for seq < last {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("read %s: %w", name, err)
+			}
+			seq = meta.Sequence.Stream
+			f(seq, m.Subject(), m.Data())
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		if n == 0 {
+			return nil // the tail was deleted
+		}
 	}
 	return nil
+}
+
+// auditDeadLettered returns, by stream, the sequences of the messages an
+// audit consumer dead-lettered.
+func auditDeadLettered(ctx context.Context, js jetstream.JetStream) (map[string]map[uint64]bool, error) {
+	out := map[string]map[uint64]bool{}
+	s, err := js.Stream(ctx, "DLQ")
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream DLQ: %w", err)
+	}
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter("dlq.>"))
+	if err != nil {
+		return nil, fmt.Errorf("stream DLQ info: %w", err)
+	}
+	for subj := range info.State.Subjects {
+		t := strings.Split(subj, ".") // dlq.<durable>.<stream>.<seq>
+		if len(t) != 4 || !strings.HasPrefix(t[1], "audit-") {
+			continue
+		}
+		seq, err := strconv.ParseUint(t[3], 10, 64)
+		if err != nil {
+			continue
+		}
+		if out[t[2]] == nil {
+			out[t[2]] = map[uint64]bool{}
+		}
+		out[t[2]][seq] = true
+	}
+	return out, nil
 }
 
 // AuditDeadLetters counts the distinct messages the audit consumers

@@ -41,6 +41,16 @@ type Config struct {
 	SettleTimeout time.Duration // how long to wait for every order to finish
 	Check         bool          // check the invariants at the end
 	Seed          uint64
+
+	// PostRetry is how long a POST /orders that got no answer (or a 5xx)
+	// is retried with the same Idempotency-Key, as a careful client
+	// would: an order the service stored before it died is then known by
+	// its id instead of leaking unseen. 0: no retries.
+	PostRetry time.Duration
+	// Disturb, if set, runs while load is offered, with a context that
+	// ends with the load; Run waits for it to return before it waits for
+	// the orders to finish (chaos.Monkey.Run).
+	Disturb func(ctx context.Context)
 }
 
 func (c *Config) setDefaults() {
@@ -111,12 +121,13 @@ type Runner struct {
 	run    string
 	skus   []string
 
-	mu       sync.Mutex
-	orders   []*placed
-	finals   map[string]final
-	postLat  Latencies
-	refused  atomic.Int64
-	accepted atomic.Int64
+	mu        sync.Mutex
+	orders    []*placed
+	finals    map[string]final
+	conflicts map[string]bool // orders with both a confirmed and a cancelled event
+	postLat   Latencies
+	refused   atomic.Int64
+	accepted  atomic.Int64
 }
 
 // New returns a runner for cfg that logs progress to out.
@@ -129,11 +140,12 @@ func New(cfg Config, out io.Writer) (*Runner, error) {
 	tr.MaxIdleConnsPerHost = 1024
 	tr.MaxConnsPerHost = 0
 	return &Runner{
-		cfg:    cfg,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: tr},
-		out:    out,
-		run:    fmt.Sprintf("%x", cfg.Seed&0xffffff),
-		finals: map[string]final{},
+		cfg:       cfg,
+		client:    &http.Client{Timeout: 30 * time.Second, Transport: tr},
+		out:       out,
+		run:       fmt.Sprintf("%x", cfg.Seed&0xffffff),
+		finals:    map[string]final{},
+		conflicts: map[string]bool{},
 	}, nil
 }
 
@@ -170,12 +182,24 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	}
 	fmt.Fprintf(r.out, "loadgen: run %s, %d SKUs stocked, offering %s load for %s\n", r.run, len(r.skus), r.cfg.Mode, r.cfg.Duration)
 	start := time.Now()
+	disturbed := make(chan struct{})
+	if r.cfg.Disturb != nil {
+		dctx, cancel := context.WithTimeout(ctx, r.cfg.Duration)
+		go func() {
+			defer close(disturbed)
+			defer cancel()
+			r.cfg.Disturb(dctx)
+		}()
+	} else {
+		close(disturbed)
+	}
 	if r.cfg.Mode == "closed" {
 		r.closedLoop(ctx)
 	} else {
 		r.openLoop(ctx)
 	}
 	offered := time.Since(start)
+	<-disturbed
 	fmt.Fprintf(r.out, "loadgen: %d orders accepted in %s; waiting for them to finish\n", r.accepted.Load(), offered.Round(time.Millisecond))
 	notFinal := r.settle(ctx, nc != nil)
 	rep := r.report(start, offered, notFinal)
@@ -196,8 +220,10 @@ func (r *Runner) onFinal(m *nats.Msg) {
 		status = "CANCELLED"
 	}
 	r.mu.Lock()
-	if _, ok := r.finals[parts[1]]; !ok {
+	if f, ok := r.finals[parts[1]]; !ok {
 		r.finals[parts[1]] = final{status: status, at: now}
+	} else if f.status != status {
+		r.conflicts[parts[1]] = true
 	}
 	r.mu.Unlock()
 }
@@ -247,18 +273,33 @@ func (r *Runner) next(rng *rand.Rand) *placed {
 	return p
 }
 
-// place posts one order; start is when it was meant to be sent.
-func (r *Runner) place(ctx context.Context, p *placed, start time.Time) {
+// place posts one order; start is when it was meant to be sent. With
+// PostRetry it retries an unanswered or failed POST with the same
+// Idempotency-Key.
+func (r *Runner) place(ctx context.Context, p *placed, start time.Time, key string) {
 	token := "tok_visa"
 	if p.decline {
 		token = "tok_chargeDeclined"
 	}
 	body := map[string]any{"customer_id": "lg-" + r.run, "items": p.lines, "payment_token": token}
+	headers := map[string]string{"Idempotency-Key": key}
 	var resp struct {
 		OrderID string `json:"order_id"`
 	}
 	sent := time.Now()
-	code, err := r.do(ctx, http.MethodPost, r.cfg.OrderURL+"/orders", body, nil, &resp)
+	giveUp := sent.Add(r.cfg.PostRetry)
+	backoff := 100 * time.Millisecond
+	var code int
+	var err error
+	for {
+		code, err = r.do(ctx, http.MethodPost, r.cfg.OrderURL+"/orders", body, headers, &resp)
+		retryable := err != nil || code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
+		if !retryable || time.Now().After(giveUp) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
 	took := time.Since(sent)
 	if err != nil || code != http.StatusAccepted || resp.OrderID == "" {
 		r.refused.Add(1)
@@ -270,6 +311,11 @@ func (r *Runner) place(ctx context.Context, p *placed, start time.Time) {
 	r.orders = append(r.orders, p)
 	r.postLat.Add(took)
 	r.mu.Unlock()
+}
+
+// key returns a fresh Idempotency-Key.
+func (r *Runner) key(rng *rand.Rand) string {
+	return fmt.Sprintf("lg-%s-%016x%016x", r.run, rng.Uint64(), rng.Uint64())
 }
 
 func (r *Runner) full() bool {
@@ -286,7 +332,7 @@ func (r *Runner) closedLoop(ctx context.Context) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(w)))
 			for ctx.Err() == nil && !r.full() {
-				r.place(context.WithoutCancel(ctx), r.next(rng), time.Now())
+				r.place(context.WithoutCancel(ctx), r.next(rng), time.Now(), r.key(rng))
 			}
 		}()
 	}
@@ -309,9 +355,9 @@ func (r *Runner) openLoop(ctx context.Context) {
 		if d := time.Until(at); d > 0 {
 			time.Sleep(d)
 		}
-		p := r.next(rng)
+		p, key := r.next(rng), r.key(rng)
 		wg.Add(1)
-		go func() { defer wg.Done(); r.place(ctx, p, at) }()
+		go func() { defer wg.Done(); r.place(ctx, p, at, key) }()
 	}
 	wg.Wait()
 }
@@ -319,7 +365,9 @@ func (r *Runner) openLoop(ctx context.Context) {
 // settle waits until every accepted order has a final event (or, without
 // NATS, a final status over HTTP) and returns how many never got one.
 func (r *Runner) settle(ctx context.Context, haveEvents bool) int {
-	deadline := time.Now().Add(r.cfg.SettleTimeout)
+	begin := time.Now()
+	deadline := begin.Add(r.cfg.SettleTimeout)
+	var polled time.Time
 	for {
 		missing := r.missing()
 		if len(missing) == 0 {
@@ -328,8 +376,11 @@ func (r *Runner) settle(ctx context.Context, haveEvents bool) int {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return len(missing)
 		}
-		if !haveEvents || time.Until(deadline) < r.cfg.SettleTimeout/2 {
+		// A final event can be missed (published while this connection
+		// was reconnecting): after a few seconds, ask for the stragglers.
+		if !haveEvents || (time.Since(begin) > 5*time.Second && time.Since(polled) > 2*time.Second) {
 			r.pollStatuses(ctx, missing)
+			polled = time.Now()
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/eventshop/tools/chaos"
 )
 
 // Latencies collects durations and reports percentiles exactly (the runs
@@ -67,6 +69,7 @@ type Report struct {
 	PostLatency     Summary        `json:"post_latency"`
 	EndToEnd        Summary        `json:"post_to_final_latency"`
 	Violations      []string       `json:"violations,omitempty"`
+	Chaos           *chaos.Summary `json:"chaos,omitempty"`
 }
 
 // Text renders the report for a terminal.
@@ -85,6 +88,9 @@ func (r Report) Text() string {
 	fmt.Fprintf(&b, "POST latency      ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", s.P50, s.P90, s.P99, s.P999, s.Max)
 	s = r.EndToEnd
 	fmt.Fprintf(&b, "POST->final       ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f  (n=%d)\n", s.P50, s.P90, s.P99, s.P999, s.Max, s.Count)
+	if r.Chaos != nil {
+		b.WriteString(r.Chaos.Text())
+	}
 	if len(r.Violations) == 0 {
 		b.WriteString("invariants: ok\n")
 	} else {

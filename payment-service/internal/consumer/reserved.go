@@ -94,6 +94,13 @@ func (h *Reserved) Handle(ctx context.Context, msg jetstream.Msg) error {
 	return verdict(msg, err, h.wait)
 }
 
+// tokenAttempts bounds the deliveries of a reserved event whose order's
+// created event cannot be found, tokenRetry spaces them (about 2 s in all).
+const (
+	tokenAttempts = 8
+	tokenRetry    = 250 * time.Millisecond
+)
+
 // retryHinter is an error that knows when trying again is worth it (an open
 // circuit breaker).
 type retryHinter interface{ RetryAfter() time.Duration }
@@ -109,6 +116,13 @@ func verdict(msg jetstream.Msg, err error, wait consumer.Backoff) error {
 		errors.Is(err, payment.ErrInvalidOrderID),
 		errors.Is(err, payment.ErrInvalidRecord):
 		return consumer.Permanent(err)
+	case errors.Is(err, payment.ErrTokenNotVisible):
+		// A replica catches up within milliseconds; an order that never
+		// existed is poison after a few tries (MaxDeliver is unlimited).
+		if meta, merr := msg.Metadata(); merr == nil && meta.NumDelivered >= tokenAttempts {
+			return consumer.Permanent(fmt.Errorf("%w after %d deliveries: %w", payment.ErrNoPaymentToken, meta.NumDelivered, err))
+		}
+		return consumer.RetryAfter(err, tokenRetry)
 	case errors.Is(err, payment.ErrGatewayUnavailable):
 		// Never a failed payment: the order waits in JetStream until the
 		// gateway is back, without spending delivery attempts.

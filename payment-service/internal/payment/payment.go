@@ -50,8 +50,12 @@ var (
 	// ErrInvalidOrderID: the order id cannot be a key or subject token.
 	ErrInvalidOrderID = errors.New("invalid order id")
 	// ErrNoPaymentToken: the order's created event, which carries the
-	// payment token, cannot be found or read. Permanent.
+	// payment token, cannot be read. Permanent.
 	ErrNoPaymentToken = errors.New("no payment token for order")
+	// ErrTokenNotVisible: the order's created event is not found (yet). An
+	// inventory reserved event proves it was stored, and a lagging replica
+	// may answer a read: transient for a bounded number of attempts.
+	ErrTokenNotVisible = errors.New("order created event not visible")
 	// ErrGatewayUnavailable: the gateway did not answer usefully (5xx,
 	// timeout, refused connection, circuit open). Transient: wait and retry,
 	// never a failed payment.

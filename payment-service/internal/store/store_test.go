@@ -90,7 +90,7 @@ func TestOrderTokens(t *testing.T) {
 		wantErr error
 	}{
 		{name: "found", orderID: "o-1", want: "tok_visa"},
-		{name: "no created event (transient)", orderID: "o-2", wantErr: store.ErrCreatedNotVisible},
+		{name: "no created event (transient)", orderID: "o-2", wantErr: payment.ErrTokenNotVisible},
 		{name: "unreadable created event", orderID: "o-3", wantErr: payment.ErrNoPaymentToken},
 		{name: "invalid id", orderID: "o.4", wantErr: payment.ErrNoPaymentToken},
 	}
@@ -100,7 +100,7 @@ func TestOrderTokens(t *testing.T) {
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) || got != tt.want {
 				t.Fatalf("Token(%s) = %q, %v; want %q, %v", tt.orderID, got, err, tt.want, tt.wantErr)
 			}
-			if tt.wantErr == store.ErrCreatedNotVisible && errors.Is(err, payment.ErrNoPaymentToken) {
+			if tt.wantErr == payment.ErrTokenNotVisible && errors.Is(err, payment.ErrNoPaymentToken) {
 				t.Fatalf("Token(%s) = %q, %v; want %q, %v", tt.orderID, got, err, tt.want, tt.wantErr)
 			}
 		})

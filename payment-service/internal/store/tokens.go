@@ -12,9 +12,6 @@ import (
 	"github.com/eventshop/shared/events"
 )
 
-// ErrCreatedNotVisible: the order's created event is not (yet) readable.
-var ErrCreatedNotVisible = errors.New("order created event not visible")
-
 // OrderTokens reads an order's payment token from its orders.<id>.created
 // event in the ORDERS stream: the token travels only there, so the payment
 // service keeps no copy of it.
@@ -33,12 +30,12 @@ func NewOrderTokens(js jetstream.JetStream) *OrderTokens {
 
 // Token returns the payment token of the order. An order whose created
 // event is unreadable has no token: the error wraps
-// payment.ErrNoPaymentToken. A created event not found is transient, not
-// permanent: an inventory reserved event proves the created event was
+// payment.ErrNoPaymentToken. A created event not found wraps
+// payment.ErrTokenNotVisible: transient, not permanent: an inventory reserved event proves the created event was
 // stored, and on a replicated stream a direct get may be answered by a
 // replica that has not caught up yet (seen on the 3-node cluster). Retrying
 // lets it catch up; a reserved event for an order that truly never existed
-// exhausts its deliveries and is dead-lettered. Other errors (stream not
+// is dead-lettered after a few attempts. Other errors (stream not
 // there yet, NATS unreachable) are transient too.
 func (o *OrderTokens) Token(ctx context.Context, orderID string) (string, error) {
 	subject, err := events.Subject(events.OrderCreated, orderID)
@@ -52,7 +49,7 @@ func (o *OrderTokens) Token(ctx context.Context, orderID string) (string, error)
 	msg, err := s.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return "", fmt.Errorf("%w: no %s event visible yet: %w", ErrCreatedNotVisible, subject, err)
+			return "", fmt.Errorf("%w: no %s event visible yet: %w", payment.ErrTokenNotVisible, subject, err)
 		}
 		return "", fmt.Errorf("read %s: %w", subject, err)
 	}

@@ -4,18 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/eventshop/tools/natsauth"
 	"github.com/eventshop/tools/stack"
@@ -56,7 +51,7 @@ func parse(args []string, getenv func(string) string) (config, error) {
 		c.natsHTTP += c.portOffset
 	}
 	if c.root == "" {
-		r, err := findRoot()
+		r, err := stack.FindRoot()
 		if err != nil {
 			return c, err
 		}
@@ -75,23 +70,6 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	// random one for this run (nothing stored needs them across runs).
 	c.natsPw = natsauth.NewPasswords(getenv)
 	return c, nil
-}
-
-func findRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.work found above the working directory; pass -root")
-		}
-		dir = parent
-	}
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string) error {
@@ -123,7 +101,6 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	}
 	defer func() {
 		ns.Shutdown()
-		ns.WaitForShutdown()
 		fmt.Println("devstack: nats-server stopped")
 	}()
 	natsURL := ns.ClientURL()
@@ -145,13 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		if cfg.follow {
 			w = io.MultiWriter(f, prefixed(s.Name))
 		}
-		env := []string{
-			"NATS_URL=" + natsURL,
-			"HTTP_ADDR=127.0.0.1:" + strconv.Itoa(s.Port+cfg.portOffset),
-			"GATEWAY_ADDR=127.0.0.1:" + strconv.Itoa(8090+cfg.portOffset),
-			"GATEWAY_URL=http://127.0.0.1:" + strconv.Itoa(8090+cfg.portOffset),
-			"ADMIN_TOKEN=" + cfg.adminToken,
-		}
+		env := s.Env(natsURL, cfg.portOffset, cfg.adminToken)
 		if creds, err := cfg.natsPw.ClientEnv(s.Name); err == nil { // the gateway simulator does not use NATS
 			env = append(env, creds...)
 		}
@@ -166,11 +137,7 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 	readyCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for _, s := range stack.Specs {
-		path := "/ready"
-		if s.Name == "payment-gateway" {
-			path = "/health"
-		}
-		if err := stack.WaitReady(readyCtx, fmt.Sprintf("http://127.0.0.1:%d%s", s.Port+cfg.portOffset, path)); err != nil {
+		if err := stack.WaitReady(readyCtx, s.ReadyURL(cfg.portOffset)); err != nil {
 			stopAll(procs)
 			return fmt.Errorf("%s: %w (see %s)", s.Name, err, filepath.Join(cfg.dataDir, "logs", s.Name+".log"))
 		}
@@ -216,33 +183,15 @@ func supervise(ctx context.Context, p *stack.Process) {
 }
 
 func stopAll(procs []*stack.Process) {
-	var wg sync.WaitGroup
-	for _, p := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.Stop(25 * time.Second); err != nil {
-				fmt.Printf("devstack: %s: %v\n", p.Name, err)
-			}
-		}()
-	}
-	wg.Wait()
+	stack.StopAll(procs, 25*time.Second, func(name string, err error) {
+		fmt.Printf("devstack: %s: %v\n", name, err)
+	})
 }
 
 // startNATS runs nats-server with the production configuration
 // (deployments/nats/nats.conf and its users), listening on the loopback
 // interface and storing under the data directory.
-func startNATS(cfg config) (*server.Server, error) {
-	for _, port := range []int{cfg.natsPort, cfg.natsHTTP} {
-		if port == 0 {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(cfg.natsHost, strconv.Itoa(port)))
-		if err != nil {
-			return nil, fmt.Errorf("nats port %d is taken (is another devstack or nats-server running?): %w", port, err)
-		}
-		ln.Close()
-	}
+func startNATS(cfg config) (*stack.NATS, error) {
 	opts, err := natsauth.Options(cfg.root, cfg.natsPw, natsauth.Overrides{
 		Host:     cfg.natsHost,
 		Port:     cfg.natsPort,
@@ -256,17 +205,7 @@ func startNATS(cfg config) (*server.Server, error) {
 	if cfg.natsSync == "default" {
 		opts.SyncAlways, opts.SyncInterval = false, 0 // the server's default periodic sync
 	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("nats-server: %w", err)
-	}
-	ns.ConfigureLogger()
-	go ns.Start()
-	if !ns.ReadyForConnections(15 * time.Second) {
-		ns.Shutdown()
-		return nil, fmt.Errorf("nats-server not ready in 15s (see %s)", opts.LogFile)
-	}
-	return ns, nil
+	return stack.StartNATS(opts, 15*time.Second)
 }
 
 func banner(cfg config, natsURL string) {
