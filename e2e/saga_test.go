@@ -215,6 +215,20 @@ func testGatewayOutage(t *testing.T) {
 			return o.Status == "RESERVED"
 		})
 	}
+	// The breaker opened, and the payment service paused its gateway
+	// consumers on the server: the outage costs no deliveries.
+	js, err := jetstream.New(sys.adminConn(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "payment-inventory paused while the breaker is open", func() bool {
+		cons, err := js.Consumer(context.Background(), "INVENTORY", "payment-inventory")
+		if err != nil {
+			return false
+		}
+		info, err := cons.Info(context.Background())
+		return err == nil && info.Paused
+	})
 	time.Sleep(2 * time.Second)
 	for _, id := range ids {
 		if o, _ := getOrder(t, id); o.Status != "RESERVED" {

@@ -77,8 +77,16 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 		return nil, err
 	}
 
+	pauser, err := newGatewayPauser(js, log, registerer,
+		pausedConsumer{events.StreamInventory, consumer.ReservedDurable},
+		pausedConsumer{events.StreamOrders, consumer.OrdersDurable})
+	if err != nil {
+		return nil, err
+	}
+	openTimeout := cfg.Breaker.OpenTimeout
 	br, err := breaker.New(cfg.Breaker, breaker.WithObserver(func(t breaker.Transition) {
 		pm.transition(t)
+		pauser.observe(t, openTimeout)
 		level := zap.WarnLevel
 		if t.To == breaker.Closed {
 			level = zap.InfoLevel

@@ -1,0 +1,80 @@
+package service
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/eventshop/payment-service/internal/breaker"
+)
+
+// pausedConsumer names a durable consumer whose work needs the gateway.
+type pausedConsumer struct{ stream, durable string }
+
+// gatewayPauser pauses, on the server, the consumers whose work needs the
+// gateway for as long as the circuit breaker stays open: JetStream stops
+// delivering to them, so an outage costs no deliveries, no CPU and never a
+// dead letter. The pause ends by itself when the breaker's open timeout
+// ends, which is when the breaker lets a probe through; a failed probe
+// re-opens the breaker and pauses them again. Messages already delivered
+// when the breaker opened wait with NakWithDelay until the same moment.
+type gatewayPauser struct {
+	js        jetstream.JetStream
+	log       *zap.Logger
+	consumers []pausedConsumer
+	pauses    *prometheus.CounterVec
+
+	mu sync.Mutex // one pause call sequence at a time, in transition order
+}
+
+func newGatewayPauser(js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, consumers ...pausedConsumer) (*gatewayPauser, error) {
+	p := &gatewayPauser{
+		js: js, log: log, consumers: consumers,
+		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_payment_consumer_pauses_total",
+			Help: "Server-side pauses of the gateway's consumers while the circuit breaker is open, by outcome (paused, failed).",
+		}, []string{"outcome"}),
+	}
+	if err := reg.Register(p.pauses); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// observe is called on every breaker transition (with the breaker's lock
+// held, so it must not block): an opening pauses the consumers until the
+// open timeout ends.
+func (p *gatewayPauser) observe(t breaker.Transition, openTimeout time.Duration) {
+	if t.To != breaker.Open {
+		return
+	}
+	until := t.At.Add(openTimeout)
+	go p.pause(until)
+}
+
+func (p *gatewayPauser) pause(until time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !time.Now().Before(until) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, c := range p.consumers {
+		if _, err := p.js.PauseConsumer(ctx, c.stream, c.durable, until); err != nil {
+			// Not fatal: the handler's wait-and-retry still keeps every
+			// message; it only costs deliveries.
+			p.log.Warn("could not pause consumer while the gateway breaker is open",
+				zap.String("stream", c.stream), zap.String("consumer", c.durable), zap.Error(err))
+			p.pauses.WithLabelValues("failed").Inc()
+			continue
+		}
+		p.log.Info("consumer paused while the gateway breaker is open",
+			zap.String("stream", c.stream), zap.String("consumer", c.durable), zap.Time("until", until))
+		p.pauses.WithLabelValues("paused").Inc()
+	}
+}
