@@ -42,6 +42,18 @@ type Base struct {
 	LogLevel        string        // LOG_LEVEL
 	ShutdownTimeout time.Duration // SHUTDOWN_TIMEOUT
 	StreamReplicas  int           // STREAM_REPLICAS
+	// Pprof (PPROF=true) serves Go's profiler on /debug/pprof/ behind the
+	// admin token.
+	Pprof bool
+}
+
+// ProfileToken is the token the profiler is served behind, or "" when it
+// is off (PPROF unset, or no admin token to guard it with).
+func (b Base) ProfileToken() string {
+	if !b.Pprof {
+		return ""
+	}
+	return b.AdminToken
 }
 
 // ReadBase reads the shared settings through r. Unset values stay zero until
@@ -58,6 +70,7 @@ func ReadBase(r *Reader) Base {
 		LogLevel:        r.String("LOG_LEVEL", ""),
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 0),
 		StreamReplicas:  r.Int("STREAM_REPLICAS", 0),
+		Pprof:           r.Bool("PPROF", false),
 	}
 }
 

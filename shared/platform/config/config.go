@@ -41,6 +41,20 @@ func (r *Reader) Int(key string, def int) int {
 	return n
 }
 
+// Bool returns the boolean value of key (1, t, true, 0, f, false, ...), or def.
+func (r *Reader) Bool(key string, def bool) bool {
+	v := r.String(key, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s=%q: not a boolean", key, v))
+		return def
+	}
+	return b
+}
+
 // Duration returns the duration value of key (for example "5s"), or def.
 func (r *Reader) Duration(key string, def time.Duration) time.Duration {
 	v := r.String(key, "")

@@ -9,7 +9,7 @@ import (
 
 func TestReader(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{"S": "x", "I": "7", "D": "3s", "F": "0.5", "BAD_I": "seven", "BAD_D": "soon", "EMPTY": ""}
+	env := map[string]string{"S": "x", "I": "7", "D": "3s", "F": "0.5", "B": "true", "BAD_B": "sure", "BAD_I": "seven", "BAD_D": "soon", "EMPTY": ""}
 	r := config.New(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if got := r.String("S", "d"); got != "x" {
 		t.Errorf("String = %q", got)
@@ -26,6 +26,12 @@ func TestReader(t *testing.T) {
 	if got := r.Float("F", 1); got != 0.5 {
 		t.Errorf("Float = %v", got)
 	}
+	if got := r.Bool("B", false); !got {
+		t.Errorf("Bool = %v", got)
+	}
+	if got := r.Bool("UNSET", true); !got {
+		t.Errorf("Bool(unset) = %v, want default", got)
+	}
 	if r.Err() != nil {
 		t.Fatalf("Err = %v before bad values", r.Err())
 	}
@@ -33,6 +39,9 @@ func TestReader(t *testing.T) {
 		t.Errorf("Int(bad) = %d, want default", got)
 	}
 	r.Duration("BAD_D", 0)
+	if got := r.Bool("BAD_B", true); !got {
+		t.Errorf("Bool(bad) = %v, want default", got)
+	}
 	if err := r.Err(); err == nil {
 		t.Fatal("Err = nil after two bad values")
 	}

@@ -33,6 +33,9 @@ type ReadyCheck func(ctx context.Context) error
 type Config struct {
 	Addr    string // listen address, e.g. ":8080"
 	Service string // service name, for logs and metrics
+	// ProfileToken, when set, mounts Go's profiler (net/http/pprof) under
+	// /debug/pprof/ behind this bearer token (the admin token, PPROF=true).
+	ProfileToken string
 }
 
 // Server is a service's HTTP server.
@@ -71,6 +74,9 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, mapErr ErrorMapp
 	e.GET("/health", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/ready", s.ready)
 	e.GET("/metrics", gin.WrapH(metrics.Handler(reg)))
+	if cfg.ProfileToken != "" {
+		mountProfiler(e, cfg.ProfileToken)
+	}
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           e,

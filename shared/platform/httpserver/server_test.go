@@ -102,3 +102,38 @@ func TestResponses(t *testing.T) {
 		t.Fatalf("ready while dep down = %d %s", w.Code, w.Body)
 	}
 }
+
+// TestProfiler: the profiler is served only when configured, and only with
+// the token.
+func TestProfiler(t *testing.T) {
+	t.Parallel()
+	mapErr := func(error) problem.Problem { return problem.Internal() }
+	on, err := httpserver.New(httpserver.Config{Addr: "127.0.0.1:0", Service: "test", ProfileToken: "tok"}, zap.NewNop(), metrics.NewRegistry("test"), mapErr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := newServer(t)
+	for _, tt := range []struct {
+		name string
+		srv  *httpserver.Server
+		auth string
+		want int
+	}{
+		{"on, with token", on, "Bearer tok", 200},
+		{"on, no token", on, "", 401},
+		{"off", off, "Bearer tok", 404},
+	} {
+		req := httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil)
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		w := httptest.NewRecorder()
+		tt.srv.Engine.ServeHTTP(w, req)
+		if w.Code != tt.want {
+			t.Errorf("%s: GET /debug/pprof/goroutine = %d, want %d", tt.name, w.Code, tt.want)
+		}
+		if tt.want == 200 && !strings.Contains(w.Body.String(), "goroutine profile") {
+			t.Errorf("%s: body is not a goroutine profile: %.100s", tt.name, w.Body.String())
+		}
+	}
+}
