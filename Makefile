@@ -50,3 +50,18 @@ compose-smoke:
 ## compose-cluster: the 3-node NATS cluster variant: a burst of orders while nats-2 is stopped, then it rejoins
 compose-cluster:
 	bash deployments/ci/compose-cluster.sh
+
+.PHONY: chaos
+
+## chaos: 45s of load (~1.5 min in all) while services are SIGKILLed, the gateway fails, NATS restarts and
+## duplicate and poison events are injected; fails on any broken invariant (docs/guarantees.md, "Chaos runs").
+## A longer one: go run ./tools/cmd/loadgen -chaos -duration 10m -port-offset 300 -mode open -rate 20
+chaos:
+	$(GO) run ./tools/cmd/loadgen -chaos -duration 45s -port-offset 300 -mode open -rate 20 -chaos-gap 2s
+
+.PHONY: bench
+
+## bench: the benchmark on the embedded default (devstack), both fsync settings, nats bench beside it;
+## writes the figures into docs/benchmarks.md (about 12 minutes; needs the machine to itself)
+bench:
+	$(GO) run ./tools/cmd/bench

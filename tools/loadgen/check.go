@@ -29,6 +29,9 @@ import (
 //   - the audit chain verifies and holds every event of every stream once
 //     (a duplicate copy of an event is the same event), and nothing else.
 func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
+	if nc != nil {
+		r.quiesce(ctx, nc, r.cfg.SettleTimeout)
+	}
 	var mu sync.Mutex
 	var v []string
 	fail := func(format string, args ...any) {
@@ -304,6 +307,58 @@ func auditDeadLettered(ctx context.Context, js jetstream.JetStream) (map[string]
 		out[t[2]][seq] = true
 	}
 	return out, nil
+}
+
+// quiesce waits until no durable consumer of a domain stream has a message
+// pending or unacknowledged: a final event is not the end of an order's
+// work (stock is committed or released, the customer notified, a late
+// charge refunded, everything audited after it), and after an outage the
+// consumers may have a long backlog to drain. It gives up after timeout
+// (or if it may not list the consumers) and the checks say what is left.
+func (r *Runner) quiesce(ctx context.Context, nc *nats.Conn, timeout time.Duration) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	start := time.Now()
+	for {
+		busy, err := busyConsumers(ctx, js)
+		if err != nil {
+			fmt.Fprintf(r.out, "loadgen: cannot watch the consumers drain (%v); checking now\n", err)
+			return
+		}
+		if len(busy) == 0 {
+			fmt.Fprintf(r.out, "loadgen: every consumer drained %s after the load\n", time.Since(start).Round(100*time.Millisecond))
+			return
+		}
+		if time.Since(start) > timeout || ctx.Err() != nil {
+			fmt.Fprintf(r.out, "loadgen: consumers still busy after %s: %s; checking now\n", timeout, strings.Join(busy, ", "))
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// busyConsumers returns the durables of the domain streams that have work
+// left, with how much.
+func busyConsumers(ctx context.Context, js jetstream.JetStream) ([]string, error) {
+	var busy []string
+	for _, name := range domainStreams {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+		l := s.ListConsumers(ctx)
+		for ci := range l.Info() {
+			if ci.Config.Durable != "" && (ci.NumPending > 0 || ci.NumAckPending > 0) {
+				busy = append(busy, fmt.Sprintf("%s (%d pending, %d unacknowledged)", ci.Name, ci.NumPending, ci.NumAckPending))
+			}
+		}
+		if err := l.Err(); err != nil {
+			return nil, fmt.Errorf("consumers of %s: %w", name, err)
+		}
+	}
+	return busy, nil
 }
 
 // AuditDeadLetters counts the distinct messages the audit consumers

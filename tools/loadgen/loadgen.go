@@ -111,6 +111,7 @@ type placed struct {
 type final struct {
 	status string
 	at     time.Time
+	polled bool // seen by polling, not by its event: at is only an upper bound
 }
 
 // Runner runs one load test.
@@ -125,6 +126,7 @@ type Runner struct {
 	orders    []*placed
 	finals    map[string]final
 	conflicts map[string]bool // orders with both a confirmed and a cancelled event
+	events    bool            // final events are watched on NATS (polling only fills gaps)
 	postLat   Latencies
 	refused   atomic.Int64
 	accepted  atomic.Int64
@@ -176,6 +178,7 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 		if err := nc.Flush(); err != nil {
 			return Report{}, err
 		}
+		r.events = true
 	}
 	if err := r.stock(ctx); err != nil {
 		return Report{}, err
@@ -409,7 +412,7 @@ func (r *Runner) pollStatuses(ctx context.Context, ps []*placed) {
 		if err == nil && code == http.StatusOK && (o.Status == "CONFIRMED" || o.Status == "CANCELLED") {
 			r.mu.Lock()
 			if _, ok := r.finals[p.id]; !ok {
-				r.finals[p.id] = final{status: o.Status, at: time.Now()}
+				r.finals[p.id] = final{status: o.Status, at: time.Now(), polled: r.events}
 			}
 			r.mu.Unlock()
 		}
@@ -438,6 +441,12 @@ func (r *Runner) report(start time.Time, offered time.Duration, notFinal int) Re
 			continue
 		}
 		rep.Final[f.status]++
+		if f.polled {
+			// Its event was missed (this connection was reconnecting):
+			// when it happened is unknown, so it is not a latency sample.
+			rep.FinalByPoll++
+			continue
+		}
 		e2e.Add(f.at.Sub(p.start))
 		if f.at.After(last) {
 			last = f.at

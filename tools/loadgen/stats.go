@@ -64,6 +64,7 @@ type Report struct {
 	Rejected        int            `json:"rejected_http"`
 	Final           map[string]int `json:"final"`
 	NotFinal        int            `json:"not_final"`
+	FinalByPoll     int            `json:"final_by_poll,omitempty"` // final events missed, status polled: no latency sample
 	Throughput      float64        `json:"final_orders_per_s"`
 	ConfirmedPerS   float64        `json:"confirmed_per_s"`
 	PostLatency     Summary        `json:"post_latency"`
@@ -83,6 +84,9 @@ func (r Report) Text() string {
 	}
 	fmt.Fprintf(&b, ", %.1fs\n", r.DurationSeconds)
 	fmt.Fprintf(&b, "accepted %d, refused %d, final %v, not final %d\n", r.Accepted, r.Rejected, r.Final, r.NotFinal)
+	if r.FinalByPoll > 0 {
+		fmt.Fprintf(&b, "%d final events missed while reconnecting (status polled; not in the latencies)\n", r.FinalByPoll)
+	}
 	fmt.Fprintf(&b, "throughput %.1f final orders/s (%.1f confirmed/s)\n", r.Throughput, r.ConfirmedPerS)
 	s := r.PostLatency
 	fmt.Fprintf(&b, "POST latency      ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", s.P50, s.P90, s.P99, s.P999, s.Max)

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/eventshop/tools/chaos"
+	"github.com/eventshop/tools/loadgen"
+	"github.com/eventshop/tools/natsauth"
+	"github.com/eventshop/tools/stack"
+)
+
+// options are the flags beyond loadgen.Config.
+type options struct {
+	jsonOut    string
+	selfHost   bool
+	chaos      bool
+	root       string
+	dataDir    string
+	portOffset int
+	gap        time.Duration
+	deadline   time.Duration
+	dlqTimeout time.Duration
+}
+
+func run(ctx context.Context, args []string) (int, error) {
+	var c loadgen.Config
+	var o options
+	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
+	fs.StringVar(&c.OrderURL, "order-url", "http://127.0.0.1:8080", "order-service base URL")
+	fs.StringVar(&c.InventoryURL, "inventory-url", "http://127.0.0.1:8081", "inventory-service base URL")
+	fs.StringVar(&c.NotificationURL, "notification-url", "http://127.0.0.1:8083", "notification-service base URL (empty: skip its check)")
+	fs.StringVar(&c.AuditURL, "audit-url", "http://127.0.0.1:8084", "audit-service base URL (empty: skip its check)")
+	fs.StringVar(&c.GatewayURL, "gateway-url", "http://127.0.0.1:8090", "gateway simulator base URL (empty: skip the charge check)")
+	fs.StringVar(&c.NATSURL, "nats-url", envOr("NATS_URL", "nats://127.0.0.1:4222"), "NATS URL for final-event timestamps (empty: poll HTTP)")
+	fs.StringVar(&c.NATSUser, "nats-user", os.Getenv("NATS_USER"), "NATS user (an operator account that may subscribe to orders.>)")
+	fs.StringVar(&c.NATSPassword, "nats-password", os.Getenv("NATS_PASSWORD"), "NATS password")
+	fs.StringVar(&c.AdminToken, "admin-token", os.Getenv("ADMIN_TOKEN"), "inventory admin token")
+	fs.StringVar(&c.Mode, "mode", "closed", "closed (N in flight) or open (fixed rate)")
+	fs.IntVar(&c.Concurrency, "concurrency", 16, "closed loop: orders in flight")
+	fs.Float64Var(&c.Rate, "rate", 100, "open loop: orders per second")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to offer load (and, with -chaos, to inject faults)")
+	fs.IntVar(&c.MaxOrders, "orders", 0, "stop after this many accepted orders (0: none)")
+	fs.IntVar(&c.SKUs, "skus", 20, "catalogue size")
+	fs.Float64Var(&c.HotShare, "hot", 0.2, "share of lines on the hot SKU")
+	fs.Float64Var(&c.DeclineShare, "declined", 0.05, "share of orders with a declined card")
+	fs.Float64Var(&c.UnknownShare, "unknown", 0.02, "share of orders naming an unknown SKU")
+	fs.BoolVar(&c.Check, "check", true, "check the business invariants at the end")
+	fs.DurationVar(&c.SettleTimeout, "settle", 2*time.Minute, "how long to wait for every order to reach a final state")
+	fs.Uint64Var(&c.Seed, "seed", 0, "random seed of the order mix and the chaos plan (0: from the clock; printed)")
+	fs.DurationVar(&c.PostRetry, "post-retry", 0, "retry an unanswered POST /orders with its Idempotency-Key this long (-chaos: 60s)")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this file")
+	fs.BoolVar(&o.selfHost, "stack", false, "run the system here: build it, start an embedded nats-server and every service (the URL and NATS flags are ignored)")
+	fs.BoolVar(&o.chaos, "chaos", false, "disturb the system while the load runs (implies -stack): kill services, gateway outages, NATS restarts, duplicate and poison events")
+	fs.StringVar(&o.root, "root", "", "-stack: repository root holding go.work (default: search upwards)")
+	fs.StringVar(&o.dataDir, "data", "", "-stack: data directory (NATS store, logs, binaries; default: a temporary one, removed after a clean run)")
+	fs.IntVar(&o.portOffset, "port-offset", 0, "-stack: add this to every default port (services 8080-8084, gateway 8090, NATS 4222 and 8222)")
+	fs.DurationVar(&o.gap, "chaos-gap", 3*time.Second, "-chaos: mean quiet time between two faults")
+	fs.DurationVar(&o.deadline, "order-deadline", 30*time.Second, "-stack: the order service's ORDER_DEADLINE")
+	fs.DurationVar(&o.dlqTimeout, "dlq-timeout", time.Minute, "-chaos: how long to wait for the dead letters to match the poison")
+	if err := fs.Parse(args); err != nil {
+		return 2, err
+	}
+	if c.Seed == 0 {
+		c.Seed = uint64(time.Now().UnixNano())
+	}
+	o.selfHost = o.selfHost || o.chaos
+	var monkey *chaos.Monkey
+	if o.selfHost {
+		local, cleanup, err := selfHost(ctx, &c, o)
+		if err != nil {
+			return 1, err
+		}
+		failed := true
+		defer func() { cleanup(failed) }()
+		if o.chaos {
+			if c.PostRetry == 0 {
+				c.PostRetry = time.Minute
+			}
+			monkey, err = chaos.New(chaos.Config{
+				Seed: c.Seed, Duration: c.Duration, Gap: o.gap, Services: services(),
+				GatewayURL: c.GatewayURL, SlowLatency: 3 * time.Second,
+				NATSURL: c.NATSURL, NATSUser: c.NATSUser, NATSPassword: c.NATSPassword,
+			}, local, os.Stderr)
+			if err != nil {
+				return 1, err
+			}
+			defer monkey.Close()
+			c.Disturb = monkey.Run
+		}
+		code, err := drive(ctx, c, o, monkey, local.LogFile("nats"))
+		failed = code != 0
+		return code, err
+	}
+	return drive(ctx, c, o, nil, "")
+}
+
+// drive runs the load (and the chaos), checks, and reports. natsLog, if
+// set, is the server's log, where a refused operation shows.
+func drive(ctx context.Context, c loadgen.Config, o options, monkey *chaos.Monkey, natsLog string) (int, error) {
+	fmt.Fprintf(os.Stderr, "loadgen: seed %d\n", c.Seed)
+	r, err := loadgen.New(c, os.Stderr)
+	if err != nil {
+		return 2, err
+	}
+	rep, err := r.Run(ctx)
+	if err != nil {
+		return 1, err
+	}
+	if monkey != nil {
+		if c.Check {
+			for _, v := range monkey.Check(ctx, o.dlqTimeout) {
+				rep.Violations = append(rep.Violations, "dead letters: "+v)
+			}
+		}
+		s := monkey.Summary()
+		rep.Chaos = &s
+		if s.Errors > 0 {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("chaos: %d fault actions failed (see the chaos log); the run proves less than planned", s.Errors))
+		}
+	}
+	if natsLog != "" {
+		v, err := permissionViolations(natsLog)
+		if err != nil {
+			return 1, err
+		}
+		rep.Violations = append(rep.Violations, v...)
+	}
+	if rep.Accepted == 0 {
+		rep.Violations = append(rep.Violations, "no order was accepted")
+	}
+	fmt.Print(rep.Text())
+	if o.jsonOut != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return 1, err
+		}
+		if err := os.WriteFile(o.jsonOut, b, 0o644); err != nil {
+			return 1, err
+		}
+	}
+	if len(rep.Violations) > 0 || rep.NotFinal > 0 {
+		return 1, fmt.Errorf("%d invariant violations, %d orders not final", len(rep.Violations), rep.NotFinal)
+	}
+	return 0, nil
+}
+
+// services are the programs chaos may kill: every one but the gateway
+// simulator, which keeps its charges in memory (killing it would lose the
+// record the charge check reads; its outages are modes instead).
+func services() []string {
+	var out []string
+	for _, s := range stack.Specs {
+		if s.Name != "payment-gateway" {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// selfHost starts the whole system on this machine and points c at it.
+// cleanup stops it and removes a temporary data directory unless the run
+// failed.
+func selfHost(ctx context.Context, c *loadgen.Config, o options) (*stack.Local, func(failed bool), error) {
+	root := o.root
+	if root == "" {
+		r, err := stack.FindRoot()
+		if err != nil {
+			return nil, nil, err
+		}
+		root = r
+	}
+	dir, temp := o.dataDir, false
+	if dir == "" {
+		d, err := os.MkdirTemp("", "eventshop-loadgen-")
+		if err != nil {
+			return nil, nil, err
+		}
+		dir, temp = d, true
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	c.AdminToken = hex.EncodeToString(b)
+	pw := natsauth.NewPasswords(func(string) string { return "" })
+	fmt.Fprintf(os.Stderr, "loadgen: building and starting the system in %s (port offset %d) ...\n", dir, o.portOffset)
+	start := time.Now()
+	local, err := stack.StartLocal(ctx, stack.LocalConfig{
+		Root: root, Dir: dir, PortOffset: o.portOffset, AdminToken: c.AdminToken, Passwords: pw, Out: os.Stderr,
+		Env: []string{
+			"ORDER_DEADLINE=" + o.deadline.String(),
+			// Short outages and timeouts, so chaos exercises the breaker and
+			// the replays of a charge whose answer was lost.
+			"GATEWAY_TIMEOUT=2s", "BREAKER_FAILURE_THRESHOLD=3", "BREAKER_OPEN_TIMEOUT=1s",
+			"SHUTDOWN_TIMEOUT=10s",
+		},
+	})
+	if err != nil {
+		if temp {
+			err = errors.Join(err, fmt.Errorf("logs kept in %s", dir))
+		}
+		return nil, nil, err
+	}
+	fmt.Fprintf(os.Stderr, "loadgen: system ready in %s; logs in %s\n", time.Since(start).Round(time.Millisecond), dir+"/logs")
+	c.OrderURL = local.URL("order-service")
+	c.InventoryURL = local.URL("inventory-service")
+	c.NotificationURL = local.URL("notification-service")
+	c.AuditURL = local.URL("audit-service")
+	c.GatewayURL = local.URL("payment-gateway")
+	c.NATSURL = local.NATS.ClientURL()
+	c.NATSUser, c.NATSPassword = natsauth.Admin, pw[natsauth.Admin]
+	cleanup := func(failed bool) {
+		local.Stop()
+		switch {
+		case failed:
+			fmt.Fprintf(os.Stderr, "loadgen: run failed; logs and NATS store kept in %s\n", dir)
+		case temp:
+			if err := os.RemoveAll(dir); err != nil {
+				fmt.Fprintf(os.Stderr, "loadgen: remove %s: %v\n", dir, err)
+			}
+		}
+	}
+	return local, cleanup, nil
+}
+
+// permissionViolations returns the nats-server log lines reporting a
+// refused publish or subscribe: a denied operation can hide behind
+// retries, and none may happen.
+func permissionViolations(file string) ([]string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("read the nats-server log: %w", err)
+	}
+	var out []string
+	for line := range strings.Lines(string(b)) {
+		if strings.Contains(line, "Publish Violation") || strings.Contains(line, "Subscription Violation") {
+			out = append(out, "nats-server refused: "+strings.TrimSpace(line))
+		}
+	}
+	return out, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,179 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/eventshop/tools/natsauth"
+)
+
+// ErrUnknownProcess is returned for a name that is not one of Specs.
+var ErrUnknownProcess = errors.New("unknown process")
+
+// LocalConfig says how to run a whole system on this machine.
+type LocalConfig struct {
+	Root       string             // repository root (go.work)
+	Dir        string             // holds bin/, logs/ and nats/ (the JetStream store)
+	PortOffset int                // added to every default port (services, gateway, NATS 4222, monitoring 8222)
+	AdminToken string             // every service's ADMIN_TOKEN
+	Passwords  natsauth.Passwords // one per NATS user
+	Env        []string           // extra environment for every process (e.g. ORDER_DEADLINE=30s)
+	Out        io.Writer          // build output and progress
+}
+
+// Local is a whole system running on this machine: an embedded nats-server
+// with the production configuration and every program of Specs as its own
+// OS process, logging to Dir/logs.
+type Local struct {
+	NATS  *NATS
+	cfg   LocalConfig
+	mu    sync.Mutex
+	procs map[string]*Process
+	logs  []*os.File
+}
+
+// StartLocal builds the binaries, starts NATS and every program, and waits
+// until each is ready.
+func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
+	for _, d := range []string{"bin", "logs", "nats"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	bins, err := Build(ctx, cfg.Root, filepath.Join(cfg.Dir, "bin"), cfg.Out)
+	if err != nil {
+		return nil, err
+	}
+	opts, err := natsauth.Options(cfg.Root, cfg.Passwords, natsauth.Overrides{
+		Host:     "127.0.0.1",
+		Port:     4222 + cfg.PortOffset,
+		StoreDir: filepath.Join(cfg.Dir, "nats"),
+		HTTPPort: 8222 + cfg.PortOffset,
+		LogFile:  filepath.Join(cfg.Dir, "logs", "nats.log"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	ns, err := StartNATS(opts, 15*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	l := &Local{NATS: ns, cfg: cfg, procs: map[string]*Process{}}
+	for _, s := range Specs {
+		f, err := os.OpenFile(l.LogFile(s.Name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+		if err != nil {
+			l.Stop()
+			return nil, err
+		}
+		l.logs = append(l.logs, f)
+		env := append(s.Env(ns.ClientURL(), cfg.PortOffset, cfg.AdminToken), cfg.Env...)
+		if creds, err := cfg.Passwords.ClientEnv(s.Name); err == nil { // the gateway simulator does not use NATS
+			env = append(env, creds...)
+		}
+		p := &Process{Name: s.Name, Bin: bins[s.Name], Log: f, Env: env}
+		if err := p.Start(); err != nil {
+			l.Stop()
+			return nil, err
+		}
+		l.procs[s.Name] = p
+	}
+	readyCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for _, s := range Specs {
+		if err := WaitReady(readyCtx, s.ReadyURL(cfg.PortOffset)); err != nil {
+			l.Stop()
+			return nil, fmt.Errorf("%s: %w (see %s)", s.Name, err, l.LogFile(s.Name))
+		}
+	}
+	return l, nil
+}
+
+// LogFile returns the log file of the named program ("nats" for the server).
+func (l *Local) LogFile(name string) string {
+	return filepath.Join(l.cfg.Dir, "logs", name+".log")
+}
+
+// URL returns the base URL of the named program.
+func (l *Local) URL(name string) string {
+	for _, s := range Specs {
+		if s.Name == name {
+			return s.URL(l.cfg.PortOffset)
+		}
+	}
+	return ""
+}
+
+// MonitorURL returns the base URL of the NATS monitoring endpoint.
+func (l *Local) MonitorURL() string {
+	return "http://127.0.0.1:" + strconv.Itoa(8222+l.cfg.PortOffset)
+}
+
+func (l *Local) proc(name string) (*Process, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p, ok := l.procs[name]
+	if !ok {
+		return nil, fmt.Errorf("%q: %w", name, ErrUnknownProcess)
+	}
+	return p, nil
+}
+
+// Kill SIGKILLs the named program and waits for it to die.
+func (l *Local) Kill(name string) error {
+	p, err := l.proc(name)
+	if err != nil {
+		return err
+	}
+	return p.Kill()
+}
+
+// Start starts the named program again if it is not running.
+func (l *Local) Start(name string) error {
+	p, err := l.proc(name)
+	if err != nil {
+		return err
+	}
+	if p.Running() {
+		return nil
+	}
+	return p.Start()
+}
+
+// Running reports whether the named program is running.
+func (l *Local) Running(name string) bool {
+	p, err := l.proc(name)
+	return err == nil && p.Running()
+}
+
+// Stop stops every program (SIGTERM, then SIGKILL after 20s), then NATS.
+func (l *Local) Stop() {
+	l.mu.Lock()
+	procs := make([]*Process, 0, len(l.procs))
+	for _, p := range l.procs {
+		procs = append(procs, p)
+	}
+	l.mu.Unlock()
+	StopAll(procs, 20*time.Second, func(name string, err error) {
+		if l.cfg.Out != nil {
+			fmt.Fprintf(l.cfg.Out, "stack: stop %s: %v\n", name, err)
+		}
+	})
+	l.NATS.Shutdown()
+	for _, f := range l.logs {
+		f.Close()
+	}
+}
+
+// StopNATS shuts the NATS server down, as a crash of its process would.
+func (l *Local) StopNATS() { l.NATS.Shutdown() }
+
+// StartNATS starts the NATS server again on the same port and store (a
+// no-op if it runs).
+func (l *Local) StartNATS() error { return l.NATS.Start() }
