@@ -145,8 +145,12 @@ func runSync(ctx context.Context, cfg Config, sync string) (Result, error) {
 			sc.DrainSeconds = r.LastFinal().Sub(recovered).Seconds()
 		}
 		fmt.Fprint(cfg.Log, rep.Text())
+		// A violation is reported in the results, not fatal: under an
+		// overload the load generator gives up on POSTs that the order
+		// service may still have taken, and the figures must still say
+		// so. The tests and make chaos are where violations fail.
 		if len(rep.Violations) > 0 || rep.NotFinal > 0 {
-			return sc, fmt.Errorf("%s: %d invariant violations, %d orders not final: %v", name, len(rep.Violations), rep.NotFinal, rep.Violations)
+			fmt.Fprintf(cfg.Log, "bench: %s: %d invariant violations, %d orders not final\n", name, len(rep.Violations), rep.NotFinal)
 		}
 		return sc, nil
 	}
@@ -154,13 +158,14 @@ func runSync(ctx context.Context, cfg Config, sync string) (Result, error) {
 	// Warm up (JIT-free Go, but connections, file handles and the
 	// catalogue), not reported.
 	warm := base
-	warm.Mode, warm.Concurrency, warm.Duration = "closed", 16, 5*time.Second
+	warm.Mode, warm.Concurrency, warm.Duration, warm.UntilFinal = "closed", 16, 5*time.Second, true
 	if _, err := run("warm-up", warm, nil); err != nil {
 		return res, err
 	}
 	maxRun := base
 	maxRun.Mode, maxRun.Concurrency, maxRun.Duration, maxRun.Check = "closed", cfg.MaxInFlight, cfg.MaxLoad, true
-	sc, err := run(fmt.Sprintf("closed loop, %d in flight", cfg.MaxInFlight), maxRun, nil)
+	maxRun.UntilFinal = true // whole sagas in flight: the rate the system sustains end to end
+	sc, err := run(fmt.Sprintf("closed loop, %d sagas in flight", cfg.MaxInFlight), maxRun, nil)
 	if err != nil {
 		return res, err
 	}

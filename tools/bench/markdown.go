@@ -57,11 +57,20 @@ func Render(results []Result, command string, at time.Time) string {
 			}
 			inv := "ok"
 			if len(rep.Violations) > 0 {
-				inv = fmt.Sprintf("%d violations", len(rep.Violations))
+				inv = fmt.Sprintf("%d violations (see below)", len(rep.Violations))
 			}
 			e := rep.EndToEnd
 			fmt.Fprintf(&b, "| %s | %s | %.1f | %.1f | %s | %s | %s | %s | %s | %s | %d | %s |\n", s.Name, offered,
 				rep.ConfirmedPerS, rep.Throughput, ms(e.P50), ms(e.P90), ms(e.P99), ms(e.P999), ms(e.Max), ms(rep.PostLatency.P99), rep.NotFinal, inv)
+		}
+		for _, s := range r.Scenarios {
+			if s.Report.Rejected > 0 || len(s.Report.Violations) > 0 {
+				fmt.Fprintf(&b, "\n%s: %d POSTs got no 202 within the client's retry window (%d accepted).", s.Name, s.Report.Rejected, s.Report.Accepted)
+				if len(s.Report.Violations) > 0 {
+					fmt.Fprintf(&b, " %d invariant checks failed, e.g. %q.", len(s.Report.Violations), s.Report.Violations[0])
+				}
+				b.WriteString("\n")
+			}
 		}
 		for _, s := range r.Scenarios {
 			if s.DrainSeconds > 0 {

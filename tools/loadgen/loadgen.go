@@ -47,6 +47,11 @@ type Config struct {
 	// would: an order the service stored before it died is then known by
 	// its id instead of leaking unseen. 0: no retries.
 	PostRetry time.Duration
+	// UntilFinal makes the closed loop keep each order in flight until
+	// its final event arrives (not only until POST answers), so
+	// Concurrency bounds whole sagas and the rate is what the system
+	// sustains end to end. Needs NATSURL.
+	UntilFinal bool
 	// Disturb, if set, runs while load is offered, with a context that
 	// ends with the load; Run waits for it to return before it waits for
 	// the orders to finish (chaos.Monkey.Run).
@@ -88,6 +93,8 @@ func (c Config) Validate() error {
 		return errors.New("order and inventory URLs are required")
 	case c.AdminToken == "":
 		return errors.New("the admin token is required to stock the catalogue")
+	case c.UntilFinal && (c.Mode != "closed" || c.NATSURL == ""):
+		return errors.New("until-final needs the closed loop and a NATS URL for the final events")
 	case c.HotShare < 0 || c.DeclineShare < 0 || c.UnknownShare < 0 || c.DeclineShare+c.UnknownShare > 1:
 		return errors.New("shares must be >= 0 and decline+unknown <= 1")
 	}
@@ -125,8 +132,9 @@ type Runner struct {
 	mu        sync.Mutex
 	orders    []*placed
 	finals    map[string]final
-	conflicts map[string]bool // orders with both a confirmed and a cancelled event
-	events    bool            // final events are watched on NATS (polling only fills gaps)
+	conflicts map[string]bool          // orders with both a confirmed and a cancelled event
+	waiters   map[string]chan struct{} // closed-loop orders waiting for their final event
+	events    bool                     // final events are watched on NATS (polling only fills gaps)
 	postLat   Latencies
 	refused   atomic.Int64
 	accepted  atomic.Int64
@@ -148,6 +156,7 @@ func New(cfg Config, out io.Writer) (*Runner, error) {
 		run:       fmt.Sprintf("%x", cfg.Seed&0xffffff),
 		finals:    map[string]final{},
 		conflicts: map[string]bool{},
+		waiters:   map[string]chan struct{}{},
 	}, nil
 }
 
@@ -225,6 +234,10 @@ func (r *Runner) onFinal(m *nats.Msg) {
 	r.mu.Lock()
 	if f, ok := r.finals[parts[1]]; !ok {
 		r.finals[parts[1]] = final{status: status, at: now}
+		if w, ok := r.waiters[parts[1]]; ok {
+			close(w)
+			delete(r.waiters, parts[1])
+		}
 	} else if f.status != status {
 		r.conflicts[parts[1]] = true
 	}
@@ -335,11 +348,36 @@ func (r *Runner) closedLoop(ctx context.Context) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(r.cfg.Seed, uint64(w)))
 			for ctx.Err() == nil && !r.full() {
-				r.place(context.WithoutCancel(ctx), r.next(rng), time.Now(), r.key(rng))
+				p := r.next(rng)
+				r.place(context.WithoutCancel(ctx), p, time.Now(), r.key(rng))
+				if r.cfg.UntilFinal && p.id != "" {
+					r.awaitFinal(ctx, p.id)
+				}
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// awaitFinal blocks until the order's final event arrived, the load ends, or
+// a minute passed (a missed event must not stall the worker for ever).
+func (r *Runner) awaitFinal(ctx context.Context, id string) {
+	r.mu.Lock()
+	if _, ok := r.finals[id]; ok {
+		r.mu.Unlock()
+		return
+	}
+	w, ok := r.waiters[id]
+	if !ok {
+		w = make(chan struct{})
+		r.waiters[id] = w
+	}
+	r.mu.Unlock()
+	select {
+	case <-w:
+	case <-ctx.Done():
+	case <-time.After(time.Minute):
+	}
 }
 
 // openLoop offers orders at a fixed rate whatever the system does, and

@@ -34,6 +34,10 @@ type Config struct {
 	// (ORDER_DEADLINE, default 2m): an order still PENDING or RESERVED
 	// after it is cancelled with reason timeout.
 	OrderDeadline time.Duration
+	// MaxInFlight bounds the POST /orders requests in progress at once
+	// (MAX_IN_FLIGHT, default 256); beyond it requests are shed with 503
+	// and Retry-After, so an overload costs neither memory nor latency.
+	MaxInFlight int
 }
 
 // Load reads the configuration through lookup (os.LookupEnv in main), fills
@@ -46,6 +50,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			IdempotencyTTL: r.Duration("IDEMPOTENCY_TTL", 0),
 			RequestTimeout: r.Duration("REQUEST_TIMEOUT", 0),
 			OrderDeadline:  r.Duration("ORDER_DEADLINE", 0),
+			MaxInFlight:    r.Int("MAX_IN_FLIGHT", 0),
 		}
 	})
 }
@@ -63,6 +68,9 @@ func (c *Config) SetDefaults() {
 	if c.OrderDeadline == 0 {
 		c.OrderDeadline = 2 * time.Minute
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = 256
+	}
 }
 
 // Validate reports settings the service cannot run with.
@@ -73,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("REQUEST_TIMEOUT=%s: want > 0", c.RequestTimeout))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("MAX_IN_FLIGHT=%d: want > 0", c.MaxInFlight))
 	}
 	if c.OrderDeadline <= 0 {
 		errs = append(errs, fmt.Errorf("ORDER_DEADLINE=%s: want > 0", c.OrderDeadline))

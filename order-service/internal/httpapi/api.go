@@ -20,6 +20,7 @@ import (
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -62,6 +63,8 @@ type API struct {
 	timeout   time.Duration
 	now       func() time.Time
 	newID     func() string
+	// maxInFlight bounds POST /orders in progress (0: no limit).
+	maxInFlight int
 }
 
 // Option configures an API.
@@ -103,6 +106,18 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
+// WithInFlightLimit sheds POST /orders beyond n in progress at once with
+// 503 and Retry-After (no limit by default).
+func WithInFlightLimit(n int) Option {
+	return func(a *API) error {
+		if n < 0 {
+			return fmt.Errorf("in-flight limit %d: %w", n, ErrInvalidOption)
+		}
+		a.maxInFlight = n
+		return nil
+	}
+}
+
 // WithConnCheck makes every order request fail fast with 503 while check
 // reports NATS unreachable, instead of waiting for a timeout.
 func WithConnCheck(check func() error) Option {
@@ -138,7 +153,7 @@ func New(orders Orders, idem Idempotency, pub Publisher, registry *events.Regist
 // Register mounts the endpoints on r.
 func (a *API) Register(r gin.IRouter) {
 	g := r.Group("/orders", a.requireNATS)
-	g.POST("", a.create)
+	g.POST("", httpserver.InFlightLimit(a.maxInFlight), a.create)
 	g.GET("", a.list)
 	g.GET("/:id", a.get)
 }

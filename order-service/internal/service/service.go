@@ -160,6 +160,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	apiOpts := []httpapi.Option{
 		httpapi.WithClock(o.now),
 		httpapi.WithRequestTimeout(cfg.RequestTimeout),
+		httpapi.WithInFlightLimit(cfg.MaxInFlight),
 		httpapi.WithConnCheck(func() error { return natsconn.Ready(nc) }),
 	}
 	if o.newID != nil {

@@ -137,3 +137,57 @@ func TestProfiler(t *testing.T) {
 		}
 	}
 }
+
+// TestInFlightLimit: with n requests in progress the next one is shed with
+// 503 problem+json and Retry-After; once one finishes, requests pass again.
+func TestInFlightLimit(t *testing.T) {
+	t.Parallel()
+	s := newServer(t)
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	s.Engine.GET("/slow", httpserver.InFlightLimit(2), func(c *gin.Context) {
+		entered <- struct{}{}
+		<-release
+		c.Status(http.StatusNoContent)
+	})
+	srv := httptest.NewServer(s.Engine)
+	defer srv.Close()
+	results := make(chan int, 2)
+	for range 2 {
+		go func() {
+			resp, err := http.Get(srv.URL + "/slow")
+			if err != nil {
+				results <- 0
+				return
+			}
+			resp.Body.Close()
+			results <- resp.StatusCode
+		}()
+	}
+	<-entered
+	<-entered
+	resp, err := http.Get(srv.URL + "/slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "1" ||
+		!strings.HasPrefix(resp.Header.Get("Content-Type"), problem.ContentType) {
+		t.Fatalf("third request = %d, Retry-After %q, %s; want 503 problem with Retry-After 1",
+			resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Content-Type"))
+	}
+	close(release)
+	for range 2 {
+		if code := <-results; code != http.StatusNoContent {
+			t.Fatalf("admitted request = %d, want 204", code)
+		}
+	}
+	resp, err = http.Get(srv.URL + "/slow") // release is closed: passes at once
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("request after the others finished = %d, want 204", resp.StatusCode)
+	}
+}

@@ -43,10 +43,12 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.MaxLoad, "max-duration", 30*time.Second, "closed-loop run for the sustained maximum")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight", 64, "orders in flight in the closed-loop run")
 	fs.StringVar(&rates, "rates", "100,300,1000", "open-loop rates, orders/s")
-	fs.DurationVar(&cfg.RateLoad, "rate-duration", 20*time.Second, "each open-loop run")
+	fs.DurationVar(&cfg.RateLoad, "rate-duration", 10*time.Second, "each open-loop run")
 	fs.DurationVar(&cfg.Outage, "outage", 60*time.Second, "gateway outage (0: skip)")
-	fs.Float64Var(&cfg.OutageRate, "outage-rate", 100, "orders/s offered during the outage")
+	fs.Float64Var(&cfg.OutageRate, "outage-rate", 50, "orders/s offered during the outage")
 	fs.IntVar(&cfg.PortOffset, "port-offset", 400, "added to every default port (the system runs beside make run)")
+	var merge string
+	fs.StringVar(&merge, "merge", "", "JSON results of an earlier run (-json) to render before this run's")
 	fs.StringVar(&cli, "nats-cli", "", "nats CLI for the broker's raw capacity (default: install "+natsCLI+" into .bin/; \"off\" skips)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -80,8 +82,19 @@ func run(ctx context.Context, args []string) error {
 	default:
 		cfg.NatsCLI = cli
 	}
+	var earlier []bench.Result
+	if merge != "" {
+		b, err := os.ReadFile(merge)
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(b, &earlier); err != nil {
+			return fmt.Errorf("-merge %s: %w", merge, err)
+		}
+	}
 	started := time.Now()
 	results, err := bench.Run(ctx, cfg)
+	results = append(earlier, results...)
 	if jsonOut != "" && len(results) > 0 {
 		b, jerr := json.MarshalIndent(results, "", "  ")
 		if jerr == nil {

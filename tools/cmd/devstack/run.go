@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -27,6 +28,8 @@ type config struct {
 	adminToken string
 	natsPw     natsauth.Passwords
 	follow     bool
+	// natsProfPort serves nats-server's profiler (NATS_PROF_PORT; 0: off).
+	natsProfPort int
 }
 
 func parse(args []string, getenv func(string) string) (config, error) {
@@ -59,6 +62,13 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	}
 	if !filepath.IsAbs(c.dataDir) {
 		c.dataDir = filepath.Join(c.root, c.dataDir)
+	}
+	if v := getenv("NATS_PROF_PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p <= 0 || p > 65535 {
+			return c, fmt.Errorf("NATS_PROF_PORT=%q: want a port number", v)
+		}
+		c.natsProfPort = p
 	}
 	c.adminToken = getenv("ADMIN_TOKEN")
 	if c.adminToken == "" {
@@ -204,6 +214,11 @@ func startNATS(cfg config) (*stack.NATS, error) {
 	}
 	if cfg.natsSync == "default" {
 		opts.SyncAlways, opts.SyncInterval = false, 0 // the server's default periodic sync
+	}
+	// NATS_PROF_PORT serves the embedded server's Go profiler (loopback
+	// only), to see where the broker spends its CPU under load.
+	if p := cfg.natsProfPort; p != 0 {
+		opts.ProfPort = p
 	}
 	return stack.StartNATS(opts, 15*time.Second)
 }

@@ -46,6 +46,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	fs.StringVar(&c.AdminToken, "admin-token", os.Getenv("ADMIN_TOKEN"), "inventory admin token")
 	fs.StringVar(&c.Mode, "mode", "closed", "closed (N in flight) or open (fixed rate)")
 	fs.IntVar(&c.Concurrency, "concurrency", 16, "closed loop: orders in flight")
+	fs.BoolVar(&c.UntilFinal, "until-final", false, "closed loop: keep each order in flight until its final event (whole sagas in flight), not only until POST answers")
 	fs.Float64Var(&c.Rate, "rate", 100, "open loop: orders per second")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to offer load (and, with -chaos, to inject faults)")
 	fs.IntVar(&c.MaxOrders, "orders", 0, "stop after this many accepted orders (0: none)")
