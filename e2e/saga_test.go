@@ -38,6 +38,7 @@ func TestSaga(t *testing.T) {
 	t.Run("a load mix keeps every business invariant", testLoadMixKeepsInvariants)
 	t.Run("dead letters are listed, replayed and discarded by an operator", testDeadLetterOperations)
 	t.Run("a payment after the order's deadline is refunded", testLatePaymentIsRefunded)
+	t.Run("a failing receiver is retried on schedule, then notified once", testRetryScheduleRedelivers)
 	t.Run("audit chain verifies and holds every event once", testAudit)
 }
 

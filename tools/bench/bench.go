@@ -210,19 +210,7 @@ func runSync(ctx context.Context, cfg Config, sync string) (Result, error) {
 }
 
 func setGateway(base, mode string) error {
-	req, err := http.NewRequest(http.MethodPut, base+"/admin/mode", strings.NewReader(`{"mode":"`+mode+`"}`))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("PUT /admin/mode %s = %d", mode, resp.StatusCode)
-	}
-	return nil
+	return call(context.Background(), http.MethodPut, base+"/admin/mode", `{"mode":"`+mode+`"}`, nil)
 }
 
 // system is devstack running as a child process: the embedded nats-server
@@ -378,7 +366,13 @@ func readBroker(ctx context.Context, cfg Config) (brokerSample, error) {
 }
 
 func getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	return call(ctx, http.MethodGet, url, "", v)
+}
+
+// call sends a request with an optional JSON body and decodes a 200 answer
+// into out (when not nil).
+func call(ctx context.Context, method, url, body string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -388,7 +382,10 @@ func getJSON(ctx context.Context, url string, v any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s = %d", url, resp.StatusCode)
+		return fmt.Errorf("%s %s = %d", method, url, resp.StatusCode)
 	}
-	return json.NewDecoder(resp.Body).Decode(v)
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
