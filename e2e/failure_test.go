@@ -49,10 +49,11 @@ func testPoisonIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// inventory-orders and audit-orders read every created event; each
-	// dead-letters each poison message exactly once, with the reason.
+	// inventory-orders, order-deadlines and audit-orders read every created
+	// event; each dead-letters each poison message exactly once, with the
+	// reason.
 	for seq, subj := range seqs {
-		for _, durable := range []string{"inventory-orders", "audit-orders"} {
+		for _, durable := range []string{"inventory-orders", "order-deadlines", "audit-orders"} {
 			eventually(t, 20*time.Second, durable+" dead-letters "+subj, func() bool {
 				m, err := dlq.GetLastMsgForSubject(ctx, "dlq."+durable+".ORDERS."+strconv.FormatUint(seq, 10))
 				if err != nil {
