@@ -46,7 +46,8 @@ type Record struct {
 	TraceID   string
 	Stream    string
 	StreamSeq uint64
-	// Raw is the event exactly as it was published (a JSON object).
+	// Raw is the event as it was published (a JSON object), with its
+	// secrets replaced by fingerprints (Redact).
 	Raw []byte
 }
 

@@ -49,6 +49,12 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))
 	}
+	// Secrets (the payment token) never enter the trail: it is served to
+	// whoever may read timelines.
+	raw, err := chain.Redact(msg.Data())
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("audit %s: %w", env.ID, err))
+	}
 	rec := chain.Record{
 		EventID:   env.ID,
 		Type:      string(env.Type),
@@ -57,7 +63,7 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		TraceID:   env.TraceID(),
 		Stream:    meta.Stream,
 		StreamSeq: meta.Sequence.Stream,
-		Raw:       msg.Data(),
+		Raw:       raw,
 	}
 	e, dup, err := h.app.Append(ctx, rec)
 	if err != nil {

@@ -239,6 +239,11 @@ func TestEveryStreamIsAuditedOnceAndTheChainVerifies(t *testing.T) {
 		if err := json.Unmarshal(e.Data, &d); err != nil || d.OrderID != "o-1" {
 			t.Fatalf("entry data = %s", e.Data)
 		}
+		// The payment token is never served: only its fingerprint.
+		if strings.Contains(string(e.Data), "tok_visa") ||
+			(e.Type == string(events.OrderCreated) && !strings.Contains(string(e.Data), `"payment_token":"sha256:`)) {
+			t.Fatalf("%s entry data = %s, want the payment token as a fingerprint only", e.Type, e.Data)
+		}
 		seen[e.EventID] = true
 	}
 	for _, id := range ids {

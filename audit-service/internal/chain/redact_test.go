@@ -1,0 +1,64 @@
+package chain
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestRedact(t *testing.T) {
+	sum := sha256.Sum256([]byte("tok_visa"))
+	fingerprint := "sha256:" + hex.EncodeToString(sum[:])
+	tests := []struct {
+		name      string
+		in        string
+		wantSame  bool
+		wantToken string
+		wantErr   error
+	}{
+		{name: "created event", in: `{"id":"e1","type":"shop.order.created","data":{"order_id":"o-1","payment_token":"tok_visa","items":[{"sku":"S","quantity":1}]}}`, wantToken: fingerprint},
+		{name: "no secret", in: `{"id":"e2","type":"shop.order.confirmed","data":{"order_id":"o-1"}}`, wantSame: true},
+		{name: "no data", in: `{"id":"e3"}`, wantSame: true},
+		{name: "not an object", in: `[1,2]`, wantErr: ErrInvalidRecord},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := Redact([]byte(tt.in))
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("Redact = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantSame {
+				if string(out) != tt.in {
+					t.Fatalf("Redact changed an event without secrets:\n%s\n%s", tt.in, out)
+				}
+				return
+			}
+			if strings.Contains(string(out), "tok_visa") {
+				t.Fatalf("token still in the clear: %s", out)
+			}
+			var ev struct {
+				ID   string `json:"id"`
+				Data struct {
+					OrderID      string `json:"order_id"`
+					PaymentToken string `json:"payment_token"`
+					Items        []any  `json:"items"`
+				} `json:"data"`
+			}
+			if err := json.Unmarshal(out, &ev); err != nil {
+				t.Fatal(err)
+			}
+			if ev.ID != "e1" || ev.Data.OrderID != "o-1" || len(ev.Data.Items) != 1 || ev.Data.PaymentToken != tt.wantToken {
+				t.Fatalf("redacted event = %+v, want everything kept but the token, which becomes %s", ev, tt.wantToken)
+			}
+		})
+	}
+}
