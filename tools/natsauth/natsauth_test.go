@@ -3,6 +3,7 @@ package natsauth
 import (
 	"context"
 	"errors"
+	"github.com/eventshop/shared/platform/natsconn"
 	"os"
 	"path/filepath"
 	"slices"
@@ -100,8 +101,8 @@ func checkUserSet(t *testing.T, opts *server.Options) {
 			t.Errorf("service user %s has no publish/subscribe restrictions", want.Name)
 			continue
 		}
-		if !slices.Equal(p.Subscribe.Allow, []string{"_INBOX.>"}) {
-			t.Errorf("%s may subscribe to %v, want only _INBOX.>", want.Name, p.Subscribe.Allow)
+		if inbox := "_INBOX_" + want.Name + ".>"; !slices.Equal(p.Subscribe.Allow, []string{inbox}) {
+			t.Errorf("%s may subscribe to %v, want only its own inboxes %s", want.Name, p.Subscribe.Allow, inbox)
 		}
 		for _, s := range p.Publish.Allow {
 			if s == ">" || strings.HasPrefix(s, "_INBOX") || s == "$JS.API.>" {
@@ -208,7 +209,8 @@ type conn struct {
 func (s *authServer) connect(t *testing.T, user string) *conn {
 	t.Helper()
 	c := &conn{}
-	nc, err := nats.Connect(s.srv.ClientURL(), nats.UserInfo(user, s.pw[user]),
+	// The inbox prefix the services connect with (natsconn.Connect).
+	nc, err := nats.Connect(s.srv.ClientURL(), nats.UserInfo(user, s.pw[user]), nats.CustomInboxPrefix(natsconn.InboxPrefix(user)),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.mu.Lock()
 			c.errs = append(c.errs, err)
@@ -503,4 +505,21 @@ func TestDeadLettersAreManagedByTheStreamOwner(t *testing.T) {
 		t.Fatal("order-service created the payment service's capture stream")
 	}
 	waitViolation(t, c, "$JS.API.STREAM.UPDATE.DLQ_ADVISORIES_PAYMENT")
+}
+
+// TestServiceCannotReadAnotherServicesInbox: replies (API responses, publish
+// acks, consumer deliveries) arrive in _INBOX_<user>.>, and a service may
+// subscribe only to its own.
+func TestServiceCannotReadAnotherServicesInbox(t *testing.T) {
+	s := startServer(t)
+	c := s.connect(t, "order-service")
+	for _, subject := range []string{"_INBOX_payment-service.>", "_INBOX.>"} {
+		if _, err := c.nc.SubscribeSync(subject); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		waitViolation(t, c, subject)
+	}
 }

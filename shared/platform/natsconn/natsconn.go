@@ -22,6 +22,9 @@ type Config struct {
 	CredsFile string
 }
 
+// InboxPrefix is the inbox prefix of a NATS user: "_INBOX_<user>".
+func InboxPrefix(user string) string { return "_INBOX_" + user }
+
 // Connect connects to NATS. The first connect is retried in the background
 // (nats.RetryOnFailedConnect), so a service may start before its server;
 // readiness reports the connection state.
@@ -52,7 +55,10 @@ func Connect(cfg Config, log *zap.Logger) (*nats.Conn, jetstream.JetStream, erro
 		}),
 	}
 	if cfg.User != "" {
-		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
+		// Replies come to an inbox only this user may subscribe to
+		// (deployments/nats/auth.conf), so no service can read another's
+		// API responses, publish acks or consumer deliveries.
+		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password), nats.CustomInboxPrefix(InboxPrefix(cfg.User)))
 	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))

@@ -1,9 +1,13 @@
 package natsconn_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
@@ -48,5 +52,44 @@ func TestOpen(t *testing.T) {
 		return "", nil
 	}); err == nil || built {
 		t.Fatalf("Open without a URL = %v (built %v), want an error before build", err, built)
+	}
+}
+
+// TestRepliesComeToTheUsersOwnInbox: a user allowed to subscribe only to
+// _INBOX_<user>.> (as every service user in deployments/nats/auth.conf) can
+// still make JetStream API calls, because Connect gives it that inbox prefix.
+func TestRepliesComeToTheUsersOwnInbox(t *testing.T) {
+	t.Parallel()
+	opts := &server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+		Users: []*server.User{{Username: "svc", Password: "pw", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: []string{"$JS.API.>", "things.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX_svc.>"}},
+		}}},
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	nc, js, err := natsconn.Connect(natsconn.Config{URL: srv.ClientURL(), Name: "svc", User: "svc", Password: "pw"}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if inbox := nc.NewInbox(); !strings.HasPrefix(inbox, natsconn.InboxPrefix("svc")+".") {
+		t.Fatalf("inbox %q, want prefix %s.", inbox, natsconn.InboxPrefix("svc"))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "THINGS", Subjects: []string{"things.>"}}); err != nil {
+		t.Fatalf("create stream through the user's own inbox: %v", err)
+	}
+	if _, err := js.Publish(ctx, "things.1", []byte("x")); err != nil {
+		t.Fatalf("publish ack through the user's own inbox: %v", err)
 	}
 }
