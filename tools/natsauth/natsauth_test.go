@@ -3,7 +3,6 @@ package natsauth
 import (
 	"context"
 	"errors"
-	"github.com/eventshop/shared/platform/natsconn"
 	"os"
 	"path/filepath"
 	"slices"
@@ -209,8 +208,9 @@ type conn struct {
 func (s *authServer) connect(t *testing.T, user string) *conn {
 	t.Helper()
 	c := &conn{}
-	// The inbox prefix the services connect with (natsconn.Connect).
-	nc, err := nats.Connect(s.srv.ClientURL(), nats.UserInfo(user, s.pw[user]), nats.CustomInboxPrefix(natsconn.InboxPrefix(user)),
+	// The inbox prefix the services connect with (shared natsconn.Connect:
+	// "_INBOX_<user>"; tools does not depend on the shared module).
+	nc, err := nats.Connect(s.srv.ClientURL(), nats.UserInfo(user, s.pw[user]), nats.CustomInboxPrefix("_INBOX_"+user),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			c.mu.Lock()
 			c.errs = append(c.errs, err)
