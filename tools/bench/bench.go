@@ -63,9 +63,15 @@ type Result struct {
 
 // Run runs every fsync setting in turn, each on a fresh system.
 func Run(ctx context.Context, cfg Config) ([]Result, error) {
+	bin := filepath.Join(cfg.WorkDir, "devstack")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./tools/cmd/devstack")
+	build.Dir, build.Stdout, build.Stderr = cfg.Root, cfg.Log, cfg.Log
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build devstack: %w", err)
+	}
 	var out []Result
 	for _, sync := range cfg.Syncs {
-		r, err := runSync(ctx, cfg, sync)
+		r, err := runSync(ctx, cfg, bin, sync)
 		if err != nil {
 			return out, fmt.Errorf("sync %s: %w", sync, err)
 		}
@@ -81,13 +87,13 @@ const (
 
 func (c Config) url(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port+c.PortOffset) }
 
-func runSync(ctx context.Context, cfg Config, sync string) (Result, error) {
+func runSync(ctx context.Context, cfg Config, devstack, sync string) (Result, error) {
 	res := Result{Sync: sync, PeakRSSMB: map[string]float64{}}
 	data := filepath.Join(cfg.WorkDir, "data-"+sync)
 	if err := os.RemoveAll(data); err != nil {
 		return res, err
 	}
-	sys, err := startSystem(ctx, cfg, data, sync)
+	sys, err := startSystem(ctx, cfg, devstack, data, sync)
 	if err != nil {
 		return res, err
 	}
@@ -214,22 +220,18 @@ func setGateway(base, mode string) error {
 }
 
 // system is devstack running as a child process: the embedded nats-server
-// lives in the devstack process, every service in a child of it.
+// lives in the devstack process, every service in a child of it. Not
+// stack.StartLocal, which embeds the server in the caller: here the broker's
+// CPU and memory must be read apart from the load generator's.
 type system struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *os.File
 }
 
-func startSystem(ctx context.Context, cfg Config, data, sync string) (*system, error) {
+func startSystem(ctx context.Context, cfg Config, bin, data, sync string) (*system, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
-	}
-	bin := filepath.Join(cfg.WorkDir, "devstack")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./tools/cmd/devstack")
-	build.Dir, build.Stdout, build.Stderr = cfg.Root, cfg.Log, cfg.Log
-	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build devstack: %w", err)
 	}
 	logf, err := os.Create(filepath.Join(cfg.WorkDir, "devstack-"+sync+".log"))
 	if err != nil {
