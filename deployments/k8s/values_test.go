@@ -66,7 +66,7 @@ func TestNATSValues(t *testing.T) {
 		t.Errorf("config.jetstream.fileStore.pvc.size %q: want a quantity of at least 1Gi", size)
 	}
 	if tag, _ := get("container.image.tag").(string); !atLeastMinor(tag, 2, 12) {
-		t.Errorf("container.image.tag %q: JetStream atomic batch publish needs nats-server >= 2.12", tag)
+		t.Errorf("container.image.tag %q: consumer pause and per-message TTLs need nats-server >= 2.11; the chart pins 2.12 or newer", tag)
 	}
 
 	// The services dial the chart's client Service.

@@ -1,11 +1,26 @@
 // Package consumer holds the inventory's JetStream handlers: it reads the
 // order saga's events from ORDERS and reserves, releases or commits stock.
 //
-// Every handler writes state first (compare-and-set, atomic where several
-// records change together) and publishes its event second; a redelivered
-// or concurrently delivered message finds the state already changed and
-// only re-publishes the event, which the create-once publisher turns into a
-// no-op if it was sent before.
+// An order changes several keys — one item per SKU and its reservation
+// record — each with its own compare-and-set write, in an order that
+// keeps every crash and every duplicate delivery safe:
+//
+//   - the record is the decision. A SKU change is made (and marked on the
+//     item, stock.Mark) before the record says it is decided, and a
+//     redelivered handler finds the marks of the changes that landed and
+//     makes only the others. Undoing a change (a rejection, a cancel that
+//     won the race) happens only after the record says so.
+//   - a handler writes an item only from a version of it read before it
+//     read the record (or before its own claim of the record succeeded).
+//     Marks are dropped only by a write made after the decision, so a
+//     handler that read the record undecided either sees the mark or fails
+//     its compare-and-set: no change is ever applied twice.
+//   - a reserved order is claimed (committing or releasing) before its
+//     SKUs move, so a confirmation and a cancel can never both move them.
+//
+// Events are published after the state is written; a redelivery finds the
+// state changed and only re-publishes, which the create-once publisher
+// turns into a no-op if it was sent before.
 package consumer
 
 import (
@@ -57,9 +72,13 @@ type Store interface {
 	// for compare-and-set writes, not for decisions that write nothing.
 	CachedItem(ctx context.Context, sku string) (stock.Item, uint64, error)
 	Forget(skus ...string)
+	UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint64, error)
+	// Reservation reads the record linearizably (from the stream's leader).
 	Reservation(ctx context.Context, orderID string) (stock.Reservation, uint64, error)
 	CreateReservation(ctx context.Context, r stock.Reservation) error
-	Apply(ctx context.Context, items []stock.Versioned[stock.Item], r stock.Versioned[stock.Reservation]) error
+	UpdateReservation(ctx context.Context, r stock.Reservation, rev uint64) (uint64, error)
+	// MarkDone lets the next writes of skus drop op's mark of orderID.
+	MarkDone(orderID string, op stock.Op, skus ...string)
 }
 
 // Publisher publishes the inventory's events create-once.
@@ -89,6 +108,18 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithStaleMarkAge sets how old a mark must be before a write of its item
+// looks up its order to tidy it (default 5 minutes; see tidy).
+func WithStaleMarkAge(d time.Duration) Option {
+	return func(o *Orders) error {
+		if d <= 0 {
+			return fmt.Errorf("stale mark age %v: %w", d, ErrInvalidOption)
+		}
+		o.staleAfter = d
+		return nil
+	}
+}
+
 // WithMetrics counts reservation outcomes in m.
 func WithMetrics(m *Metrics) Option {
 	return func(o *Orders) error {
@@ -110,6 +141,8 @@ type Orders struct {
 	metrics *Metrics
 	now     func() time.Time
 	locks   *skuLocks
+	// staleAfter is the age from which a mark is tidied (see tidy).
+	staleAfter time.Duration
 }
 
 // NewOrders returns the orders handler.
@@ -117,7 +150,7 @@ func NewOrders(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts 
 	if store == nil || pub == nil || retry == nil || log == nil {
 		return nil, fmt.Errorf("store, publisher, retrier and logger are required: %w", ErrInvalidOption)
 	}
-	o := &Orders{store: store, pub: pub, retry: retry, log: log, now: time.Now, locks: newSKULocks()}
+	o := &Orders{store: store, pub: pub, retry: retry, log: log, now: time.Now, locks: newSKULocks(), staleAfter: 5 * time.Minute}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -182,68 +215,156 @@ func decode(env events.Envelope, d any, orderID func() string) error {
 
 // created reserves the order's lines all-or-nothing, or records why not.
 func (o *Orders) created(ctx context.Context, log *zap.Logger, env events.Envelope, d events.OrderCreatedData) error {
-	r, _, err := o.store.Reservation(ctx, d.OrderID)
-	switch {
-	case err == nil:
-		return o.replayDecision(ctx, log, env, r)
-	case !errors.Is(err, stock.ErrNoReservation):
-		return err
-	}
 	lines := stock.MergeLines(d.Items)
 	skus := make([]string, len(lines))
 	for i, l := range lines {
 		skus[i] = l.SKU
 	}
+	return o.reserve(ctx, log, env, d.OrderID, lines, skus, false)
+}
+
+// reserve is one attempt at deciding an order; fresh says the items were
+// just read, not taken from the cache.
+func (o *Orders) reserve(ctx context.Context, log *zap.Logger, env events.Envelope, orderID string, lines []events.Item, skus []string, fresh bool) error {
 	unlock := o.locks.lock(skus)
-	defer func() { unlock() }() // the publish below runs unlocked: see the explicit unlocks
+	defer func() { unlock() }() // the record write and the publish run unlocked: see the explicit unlocks
+	// The items first, the record second: the record read undecided is the
+	// proof that every mark dropped before these versions was of another
+	// order (see the package comment).
 	catalogue, revs, err := o.items(ctx, skus)
 	if err != nil {
 		return err
 	}
-	dec := stock.Decide(lines, catalogue)
-	if !dec.Accepted {
+	r, _, err := o.store.Reservation(ctx, orderID)
+	switch {
+	case err == nil:
+		unlock()
+		unlock = func() {}
+		return o.replayDecision(ctx, log, env, r, skus)
+	case !errors.Is(err, stock.ErrNoReservation):
+		return err
+	}
+	dec := stock.Decide(orderID, lines, catalogue)
+	if !dec.Accepted && !fresh {
 		// A rejection writes nothing to the items, so no compare-and-set
 		// would catch a stale cached version: decide again on fresh reads.
 		o.store.Forget(skus...)
-		if catalogue, revs, err = o.items(ctx, skus); err != nil {
-			return err
-		}
-		dec = stock.Decide(lines, catalogue)
+		unlock()
+		unlock = func() {}
+		return o.reserve(ctx, log, env, orderID, lines, skus, true)
 	}
 	now := o.now()
-	res := dec.Reservation(d.OrderID, env.TraceParent, now)
+	res := dec.Reservation(orderID, env.TraceParent, now)
 	if !dec.Accepted {
+		unlock()
+		unlock = func() {}
 		// Record the decision before announcing it, so a redelivery
 		// repeats it instead of reserving stock that arrived meanwhile.
 		if err := o.store.CreateReservation(ctx, res); err != nil {
 			return err // a conflict: another delivery decided first; the retry replays its decision
 		}
-		unlock()
-		unlock = func() {}
+		// Lines an earlier, interrupted attempt reserved go back.
+		if err := o.unreserve(ctx, orderID, skus); err != nil {
+			return err
+		}
 		o.metrics.outcome(stock.StatusRejected)
 		log.Info("order rejected", zap.String("reason", res.Reason), zap.String("sku", res.SKU), zap.String("detail", res.Detail))
 		return o.publishRejected(ctx, env, res)
 	}
-	updated, err := dec.Reserve(catalogue, now)
-	if err != nil {
-		return err
-	}
-	writes := make([]stock.Versioned[stock.Item], len(updated))
-	for i, it := range updated {
-		writes[i] = stock.Versioned[stock.Item]{Value: it, Revision: revs[it.SKU]}
-	}
-	// One atomic batch: every SKU at the revision read, and the
-	// reservation only if none exists. Any concurrent change to any of
-	// them and nothing is written; the retry decides again on fresh stock.
-	if err := o.store.Apply(ctx, writes, stock.Versioned[stock.Reservation]{Value: res}); err != nil {
-		return err
+	for _, l := range lines {
+		it := catalogue[l.SKU]
+		if it.Marked(orderID, stock.OpReserve) {
+			continue // an earlier attempt reserved this line
+		}
+		next, err := o.tidy(ctx, it).Apply(orderID, stock.OpReserve, l.Quantity, now)
+		if err != nil {
+			return err
+		}
+		// A conflict re-runs the whole attempt on fresh versions; the
+		// lines written so far carry their marks.
+		if _, err := o.store.UpdateItem(ctx, next, revs[l.SKU]); err != nil {
+			return err
+		}
 	}
 	unlock()
 	unlock = func() {}
+	if err := o.store.CreateReservation(ctx, res); err != nil {
+		return err // a conflict: decided meanwhile (a cancel voided it?); the retry replays and undoes
+	}
+	o.store.MarkDone(orderID, stock.OpReserve, skus...)
 	o.metrics.outcome(stock.StatusReserved)
 	log.Info("order reserved", zap.Int("lines", len(res.Lines)), zap.Int64("total_cents", res.TotalCents), zap.String("currency", res.Currency))
 	return o.publishReserved(ctx, env, res)
 }
+
+// unreserve gives back the units of every line of orderID still marked
+// reserved, reading each item afresh: the mark may have been written by
+// another process, which the cache would not show.
+func (o *Orders) unreserve(ctx context.Context, orderID string, skus []string) error {
+	o.store.Forget(skus...)
+	for _, sku := range skus {
+		it, rev, err := o.store.CachedItem(ctx, sku)
+		if errors.Is(err, stock.ErrUnknownSKU) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		next, changed, err := it.Unreserve(orderID, o.now())
+		if err != nil {
+			return err
+		}
+		if !changed {
+			continue
+		}
+		if _, err := o.store.UpdateItem(ctx, next, rev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tidy cleans up after processes that died: a mark older than staleAfter
+// whose order is decided is let go with this write (MarkDone), and a
+// reservation mark of an order that ended rejected or void — left by an
+// attempt whose redelivery never came, say dead-lettered — gives its units
+// back. Marks of orders not decided yet are left alone; so is everything
+// when a record cannot be read (the next write tries again).
+func (o *Orders) tidy(ctx context.Context, it stock.Item) stock.Item {
+	now := o.now()
+	looked := 0
+	for id, m := range it.Marks {
+		if now.Sub(m.At) < o.staleAfter || looked == maxTidyLookups {
+			continue
+		}
+		looked++
+		r, _, err := o.store.Reservation(ctx, id)
+		if err != nil {
+			continue
+		}
+		switch {
+		case m.Op == stock.OpReserve && (r.Status == stock.StatusRejected || r.Status == stock.StatusVoid):
+			back, changed, err := it.Unreserve(id, now)
+			if err != nil {
+				o.log.Error("stale reservation mark cannot be undone", zap.String("sku", it.SKU), zap.String("order_id", id), zap.Error(err))
+				continue
+			}
+			if changed {
+				o.log.Warn("units of a stale reservation given back", zap.String("sku", it.SKU), zap.String("order_id", id),
+					zap.Int64("qty", m.Qty), zap.String("status", string(r.Status)))
+				it = back
+			}
+		case m.Op == stock.OpReserve && r.Status != stock.StatusRejected && r.Status != stock.StatusVoid,
+			m.Op == stock.OpCommit && r.Status == stock.StatusCommitted,
+			m.Op == stock.OpRelease && r.Status == stock.StatusReleased:
+			o.store.MarkDone(id, m.Op, it.SKU)
+		}
+	}
+	return it
+}
+
+// maxTidyLookups bounds the records one write looks up for tidy.
+const maxTidyLookups = 8
 
 // items reads the items of skus (from the cache where it has them) with
 // their revisions; unknown SKUs are left out for Decide to reject.
@@ -263,17 +384,26 @@ func (o *Orders) items(ctx context.Context, skus []string) (map[string]stock.Ite
 	return catalogue, revs, nil
 }
 
-// replayDecision re-publishes the event of a decision already taken.
-func (o *Orders) replayDecision(ctx context.Context, log *zap.Logger, env events.Envelope, r stock.Reservation) error {
+// replayDecision re-publishes the event of a decision already taken, and
+// undoes what an attempt that lost the race to a rejection or a void left
+// reserved.
+func (o *Orders) replayDecision(ctx context.Context, log *zap.Logger, env events.Envelope, r stock.Reservation, skus []string) error {
 	switch r.Status {
 	case stock.StatusReserved:
 		return o.publishReserved(ctx, env, r)
 	case stock.StatusRejected:
+		if err := o.unreserve(ctx, r.OrderID, skus); err != nil {
+			return err
+		}
 		return o.publishRejected(ctx, env, r)
+	case stock.StatusVoid:
+		// Cancelled before it was decided: nothing to announce, but an
+		// attempt may have reserved lines before the void was written.
+		return o.unreserve(ctx, r.OrderID, skus)
 	default:
-		// void: cancelled before it was seen, nothing to announce.
-		// released/committed: the order moved on; announcing a reservation
-		// now could only restart a saga that has ended.
+		// committing, committed, releasing, released: the order moved on;
+		// announcing a reservation now could only restart a saga that has
+		// ended.
 		log.Debug("created event for a settled order ignored", zap.String("status", string(r.Status)))
 		return nil
 	}
@@ -285,7 +415,7 @@ func (o *Orders) cancelled(ctx context.Context, log *zap.Logger, env events.Enve
 	r, rev, err := o.store.Reservation(ctx, d.OrderID)
 	if errors.Is(err, stock.ErrNoReservation) {
 		if err := o.store.CreateReservation(ctx, stock.Void(d.OrderID, env.TraceParent, o.now())); err != nil {
-			return err // a conflict: it was reserved meanwhile; the retry releases it
+			return err // a conflict: it was decided meanwhile; the retry releases it
 		}
 		o.metrics.outcome(stock.StatusVoid)
 		log.Info("order cancelled before it was seen; voided", zap.String("reason", d.Reason))
@@ -295,8 +425,8 @@ func (o *Orders) cancelled(ctx context.Context, log *zap.Logger, env events.Enve
 		return err
 	}
 	switch r.Status {
-	case stock.StatusReserved:
-		if err := o.settle(ctx, r, rev, stock.Reservation.Release); err != nil {
+	case stock.StatusReserved, stock.StatusReleasing:
+		if err := o.settle(ctx, r, rev, stock.StatusReleasing); err != nil {
 			return err
 		}
 		o.metrics.outcome(stock.StatusReleased)
@@ -304,7 +434,7 @@ func (o *Orders) cancelled(ctx context.Context, log *zap.Logger, env events.Enve
 		return o.publishReleased(ctx, env, r)
 	case stock.StatusReleased:
 		return o.publishReleased(ctx, env, r)
-	case stock.StatusCommitted:
+	case stock.StatusCommitting, stock.StatusCommitted:
 		log.Warn("cancel of a committed order ignored: its units are sold")
 		return nil
 	default: // rejected or void: nothing was reserved
@@ -322,8 +452,8 @@ func (o *Orders) confirmed(ctx context.Context, log *zap.Logger, env events.Enve
 		return err
 	}
 	switch r.Status {
-	case stock.StatusReserved:
-		if err := o.settle(ctx, r, rev, stock.Reservation.Commit); err != nil {
+	case stock.StatusReserved, stock.StatusCommitting:
+		if err := o.settle(ctx, r, rev, stock.StatusCommitting); err != nil {
 			return err
 		}
 		o.metrics.outcome(stock.StatusCommitted)
@@ -336,29 +466,77 @@ func (o *Orders) confirmed(ctx context.Context, log *zap.Logger, env events.Enve
 	}
 }
 
-type transition func(stock.Reservation, map[string]stock.Item, time.Time) (stock.Reservation, []stock.Item, error)
-
-// settle applies a transition of a reserved order (release or commit) to
-// the reservation and its SKUs in one atomic batch.
-func (o *Orders) settle(ctx context.Context, r stock.Reservation, rev uint64, next transition) error {
+// settle sells (to = committing) or gives back (to = releasing) the units
+// of a reserved order, read at revision rev: it claims the record, moves
+// each SKU with a marked compare-and-set write, then records the end.
+// Found already claimed for the same change, it finishes what an earlier
+// attempt began.
+func (o *Orders) settle(ctx context.Context, r stock.Reservation, rev uint64, to stock.Status) error {
 	skus := make([]string, len(r.Lines))
 	for i, l := range r.Lines {
 		skus[i] = l.SKU
 	}
-	defer o.locks.lock(skus)()
-	catalogue, revs, err := o.items(ctx, skus) // a vanished SKU is reported by the transition as an invariant breach
+	unlock := o.locks.lock(skus)
+	defer func() { unlock() }()
+	catalogue, revs, err := o.items(ctx, skus)
 	if err != nil {
 		return err
 	}
-	nr, updated, err := next(r, catalogue, o.now())
+	// The item versions above were read before the record is known
+	// undecided: by the claim below, or by reading it again.
+	now := o.now()
+	if r.Status == stock.StatusReserved {
+		claimed, err := r.Claim(to, now)
+		if err != nil {
+			return err
+		}
+		if rev, err = o.store.UpdateReservation(ctx, claimed, rev); err != nil {
+			return err // a conflict: the retry reads what happened
+		}
+		r = claimed
+	} else {
+		cur, curRev, err := o.store.Reservation(ctx, r.OrderID)
+		if err != nil {
+			return err
+		}
+		if curRev != rev {
+			return fmt.Errorf("order %s moved on to %s: %w", r.OrderID, cur.Status, stock.ErrConflict)
+		}
+	}
+	if r.Status != to {
+		return fmt.Errorf("order %s is %s, wanted %s: %w", r.OrderID, r.Status, to, stock.ErrInvalidTransition)
+	}
+	op, err := r.Op()
 	if err != nil {
 		return err
 	}
-	writes := make([]stock.Versioned[stock.Item], len(updated))
-	for i, it := range updated {
-		writes[i] = stock.Versioned[stock.Item]{Value: it, Revision: revs[it.SKU]}
+	for _, l := range r.Lines {
+		it, ok := catalogue[l.SKU]
+		if !ok {
+			return fmt.Errorf("order %s: reserved sku %s is gone: %w", r.OrderID, l.SKU, stock.ErrInvariant)
+		}
+		if it.Marked(r.OrderID, op) {
+			continue // an earlier attempt moved this line
+		}
+		next, err := o.tidy(ctx, it).Apply(r.OrderID, op, l.Quantity, now)
+		if err != nil {
+			return err
+		}
+		if _, err := o.store.UpdateItem(ctx, next, revs[l.SKU]); err != nil {
+			return err
+		}
 	}
-	return o.store.Apply(ctx, writes, stock.Versioned[stock.Reservation]{Value: nr, Revision: rev})
+	unlock()
+	unlock = func() {}
+	done, err := r.Finish(now)
+	if err != nil {
+		return err
+	}
+	if _, err := o.store.UpdateReservation(ctx, done, rev); err != nil {
+		return err
+	}
+	o.store.MarkDone(r.OrderID, op, skus...)
+	return nil
 }
 
 func (o *Orders) publishReserved(ctx context.Context, env events.Envelope, r stock.Reservation) error {

@@ -8,8 +8,8 @@ import (
 )
 
 // MergeLines sums the quantities of repeated SKUs, keeping the order in
-// which each SKU first appears: a SKU is one KV key, so it may appear only
-// once in an atomic batch.
+// which each SKU first appears: a SKU is one KV key and carries one mark per
+// order, so an order changes it once.
 func MergeLines(items []events.Item) []events.Item {
 	idx := make(map[string]int, len(items))
 	out := make([]events.Item, 0, len(items))
@@ -42,8 +42,10 @@ func reject(reason, sku, detail string) Decision {
 	return Decision{Reason: reason, SKU: sku, Detail: detail}
 }
 
-// Decide decides whether lines (already merged) can be reserved against
-// catalogue, which holds the current state of every known SKU among them.
+// Decide decides whether orderID's lines (already merged) can be reserved
+// against catalogue, which holds the current state of every known SKU among
+// them. A line already reserved for the order (marked on its item) holds
+// its units and needs no more.
 //
 // Rejections are checked in this order: an unknown SKU, then SKUs priced
 // in different currencies (the order can never be paid, whatever the
@@ -52,7 +54,7 @@ func reject(reason, sku, detail string) Decision {
 // Money cannot overflow: the order schema bounds a line to 10 000 units and
 // 100 lines, the put schema a price to 10^11 cents, so a total stays under
 // 10^17.
-func Decide(lines []events.Item, catalogue map[string]Item) Decision {
+func Decide(orderID string, lines []events.Item, catalogue map[string]Item) Decision {
 	for _, l := range lines {
 		if _, ok := catalogue[l.SKU]; !ok {
 			return reject(events.ReasonUnknownSKU, l.SKU, fmt.Sprintf("sku %s is not in the catalogue", l.SKU))
@@ -71,7 +73,7 @@ func Decide(lines []events.Item, catalogue map[string]Item) Decision {
 	d := Decision{Accepted: true, Currency: first.Currency, Lines: make([]events.PricedLine, 0, len(lines))}
 	for _, l := range lines {
 		it := catalogue[l.SKU]
-		if l.Quantity > it.Available {
+		if !it.Marked(orderID, OpReserve) && l.Quantity > it.Available {
 			return reject(events.ReasonInsufficientStock, l.SKU, fmt.Sprintf("want %d, available %d", l.Quantity, it.Available))
 		}
 		line := events.PricedLine{
@@ -96,27 +98,4 @@ func (d Decision) Reservation(orderID, traceparent string, now time.Time) Reserv
 	}
 	r.Status, r.Lines, r.TotalCents, r.Currency = StatusReserved, d.Lines, d.TotalCents, d.Currency
 	return r
-}
-
-// Reserve moves the accepted lines' units from available to reserved and
-// returns the new state of each SKU, in line order. It re-checks what
-// Decide checked, so it never returns a negative count.
-func (d Decision) Reserve(catalogue map[string]Item, now time.Time) ([]Item, error) {
-	if !d.Accepted {
-		return nil, fmt.Errorf("reserve a rejected decision: %w", ErrInvalidTransition)
-	}
-	out := make([]Item, 0, len(d.Lines))
-	for _, l := range d.Lines {
-		it, ok := catalogue[l.SKU]
-		if !ok {
-			return nil, fmt.Errorf("sku %s: %w", l.SKU, ErrUnknownSKU)
-		}
-		it, err := move(it, l.Quantity, available, reserved)
-		if err != nil {
-			return nil, err
-		}
-		it.UpdatedAt = now.UTC()
-		out = append(out, it)
-	}
-	return out, nil
 }

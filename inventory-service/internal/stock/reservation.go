@@ -24,6 +24,10 @@ const (
 	// StatusVoid: the order was cancelled before it was seen; a late
 	// created event must never reserve.
 	StatusVoid Status = "void"
+	// StatusCommitting and StatusReleasing: a reserved order whose units
+	// are being sold or given back, SKU by SKU (see Claim).
+	StatusCommitting Status = "committing"
+	StatusReleasing  Status = "releasing"
 )
 
 // Reservation records what the service decided for one order, stored under
@@ -56,40 +60,42 @@ func Void(orderID, traceparent string, now time.Time) Reservation {
 	return Reservation{OrderID: orderID, Status: StatusVoid, TraceParent: traceparent, UpdatedAt: now.UTC()}
 }
 
-// Release moves a reserved order's units back to available. items holds the
-// current state of every SKU of the reservation; the result holds the new
-// state of each, in line order.
-func (r Reservation) Release(items map[string]Item, now time.Time) (Reservation, []Item, error) {
-	return r.settle(StatusReleased, items, now, func(it Item, q int64) (Item, error) {
-		return move(it, q, reserved, available)
-	})
-}
-
-// Commit turns a reserved order's units into sold ones.
-func (r Reservation) Commit(items map[string]Item, now time.Time) (Reservation, []Item, error) {
-	return r.settle(StatusCommitted, items, now, func(it Item, q int64) (Item, error) {
-		return move(it, q, reserved, sold)
-	})
-}
-
-func (r Reservation) settle(to Status, items map[string]Item, now time.Time, apply func(Item, int64) (Item, error)) (Reservation, []Item, error) {
-	if r.Status != StatusReserved {
-		return r, nil, fmt.Errorf("order %s: %s -> %s: %w", r.OrderID, r.Status, to, ErrInvalidTransition)
-	}
-	out := make([]Item, 0, len(r.Lines))
-	for _, l := range r.Lines {
-		it, ok := items[l.SKU]
-		if !ok {
-			return r, nil, fmt.Errorf("order %s: reserved sku %s is gone: %w", r.OrderID, l.SKU, ErrInvariant)
-		}
-		it, err := apply(it, l.Quantity)
-		if err != nil {
-			return r, nil, fmt.Errorf("order %s: %w", r.OrderID, err)
-		}
-		it.UpdatedAt = now.UTC()
-		out = append(out, it)
+// Claim moves a reserved order to committing or releasing: the record says
+// which change is under way before any SKU is changed, so a cancel and a
+// confirmation of the same order can never both move its units, and a
+// handler that dies half way is finished by the redelivery.
+func (r Reservation) Claim(to Status, now time.Time) (Reservation, error) {
+	if r.Status != StatusReserved || (to != StatusCommitting && to != StatusReleasing) {
+		return r, fmt.Errorf("order %s: %s -> %s: %w", r.OrderID, r.Status, to, ErrInvalidTransition)
 	}
 	r.Status = to
 	r.UpdatedAt = now.UTC()
-	return r, out, nil
+	return r, nil
+}
+
+// Op returns the change a committing or releasing order makes to its SKUs.
+func (r Reservation) Op() (Op, error) {
+	switch r.Status {
+	case StatusCommitting:
+		return OpCommit, nil
+	case StatusReleasing:
+		return OpRelease, nil
+	default:
+		return "", fmt.Errorf("order %s is %s, not settling: %w", r.OrderID, r.Status, ErrInvalidTransition)
+	}
+}
+
+// Finish moves a committing order to committed and a releasing one to
+// released, once every SKU carries the change.
+func (r Reservation) Finish(now time.Time) (Reservation, error) {
+	switch r.Status {
+	case StatusCommitting:
+		r.Status = StatusCommitted
+	case StatusReleasing:
+		r.Status = StatusReleased
+	default:
+		return r, fmt.Errorf("order %s: finish %s: %w", r.OrderID, r.Status, ErrInvalidTransition)
+	}
+	r.UpdatedAt = now.UTC()
+	return r, nil
 }

@@ -39,6 +39,9 @@ type Item struct {
 	Reserved   int64     `json:"reserved"`
 	Sold       int64     `json:"sold"`
 	UpdatedAt  time.Time `json:"updated_at"`
+	// Marks are the changes of orders in flight applied to this item, by
+	// order id (see Mark).
+	Marks map[string]Mark `json:"marks,omitempty"`
 }
 
 // Total is the stock the shop set: available + reserved + sold. Every

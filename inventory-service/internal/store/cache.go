@@ -64,3 +64,56 @@ func (s *Store) CachedItem(ctx context.Context, sku string) (stock.Item, uint64,
 
 // Forget drops the cached versions of skus, so the next CachedItem reads.
 func (s *Store) Forget(skus ...string) { s.cache.forget(skus...) }
+
+// doneMarks holds, by SKU, the marks of orders whose change this process
+// saw decided; the next write of the item drops them.
+type doneMarks struct {
+	mu    sync.Mutex
+	bySKU map[string]map[string]stock.Op
+}
+
+func (d *doneMarks) add(orderID string, op stock.Op, skus []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.bySKU == nil {
+		d.bySKU = map[string]map[string]stock.Op{}
+	}
+	for _, sku := range skus {
+		m := d.bySKU[sku]
+		if m == nil {
+			m = map[string]stock.Op{}
+			d.bySKU[sku] = m
+		}
+		m[orderID] = op
+	}
+}
+
+// of returns a copy of the done marks of sku.
+func (d *doneMarks) of(sku string) map[string]stock.Op {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.bySKU[sku]
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]stock.Op, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// drop forgets the done marks of sku a write has left off the item.
+func (d *doneMarks) drop(sku string, swept map[string]stock.Op) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.bySKU[sku]
+	for id, op := range swept {
+		if m[id] == op {
+			delete(m, id)
+		}
+	}
+	if len(m) == 0 {
+		delete(d.bySKU, sku)
+	}
+}

@@ -1,8 +1,11 @@
 // Package store keeps the inventory's state in one JetStream KV bucket:
 // stock.<sku> holds a catalogue item with its counts and
-// reservation.<order_id> the decision taken for an order. Writes are
-// compare-and-set on the revision read; writes that must happen together
-// (a reservation and the stock it moves) go in one atomic batch.
+// reservation.<order_id> the decision taken for an order. Every write is a
+// compare-and-set on the revision read, one key at a time: the order
+// handlers make a multi-key change safe with marks and claims
+// (stock.Mark, stock.Reservation.Claim), not with atomic batches, which
+// nats-server stages in a temporary file store for every batch on a
+// single-replica file stream (docs/benchmarks.md).
 package store
 
 import (
@@ -11,12 +14,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
@@ -45,15 +45,13 @@ type Store struct {
 	putPrefix string
 	// cache holds the last known version of items, for the reservation path.
 	cache itemCache
+	// done holds, by SKU, the marks this process may drop with its next
+	// write of the item.
+	done doneMarks
 }
 
-// Open creates the bucket if it is missing and makes sure its backing
-// stream accepts atomic batch publishes (nats-server >= 2.12).
-//
-// An existing bucket is opened, not re-created: CreateOrUpdateKeyValue
-// rebuilds the stream configuration from the KV settings alone, which
-// would switch AllowAtomicPublish off (and make the server drop batches in
-// flight) every time an instance starts.
+// Open creates the bucket if it is missing. An existing bucket is opened as
+// it is, whatever settings an operator gave it.
 func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error) {
 	if o.Replicas < 1 {
 		o.Replicas = 1
@@ -74,30 +72,7 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
 	}
-	if err := enableAtomicPublish(ctx, js, "KV_"+Bucket); err != nil {
-		return nil, err
-	}
 	return &Store{js: js, kv: kv, putPrefix: "$KV." + Bucket + "."}, nil
-}
-
-func enableAtomicPublish(ctx context.Context, js jetstream.JetStream, name string) error {
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		return fmt.Errorf("kv stream %s: %w", name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("kv stream %s info: %w", name, err)
-	}
-	if info.Config.AllowAtomicPublish {
-		return nil
-	}
-	cfg := info.Config
-	cfg.AllowAtomicPublish = true
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("enable atomic publish on %s (needs nats-server >= 2.12): %w", name, err)
-	}
-	return nil
 }
 
 // KeyValue returns the underlying bucket (for tests and tooling).
@@ -156,7 +131,12 @@ func (s *Store) CreateItem(ctx context.Context, it stock.Item) (uint64, error) {
 
 // UpdateItem replaces an item read at revision rev; it fails with
 // stock.ErrConflict if the item changed since.
+//
+// The write also drops the item's marks that this process knows are
+// decided (MarkDone).
 func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint64, error) {
+	done := s.done.of(it.SKU)
+	it, _ = it.Sweep(done)
 	raw, err := json.Marshal(it)
 	if err != nil {
 		return 0, fmt.Errorf("encode sku %s: %w", it.SKU, err)
@@ -167,18 +147,33 @@ func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint
 		return 0, fmt.Errorf("update sku %s at revision %d: %w", it.SKU, rev, conflict(err))
 	}
 	s.cache.put(it, n)
+	// Whatever this write dropped, no mark of done is left on the item:
+	// either it went now or it was gone (swept by another process, or
+	// replaced by the order's next change, which is marked done anew).
+	s.done.drop(it.SKU, done)
 	return n, nil
 }
 
 // Reservation returns the reservation of orderID and its revision, or an
 // error wrapping stock.ErrNoReservation.
+//
+// It is read from the stream's leader, never from a replica that may lag
+// (a KV get is a direct get any replica answers): the order handlers take
+// this read as proof that no decision was written before it (see
+// consumer.Orders).
 func (s *Store) Reservation(ctx context.Context, orderID string) (stock.Reservation, uint64, error) {
 	var r stock.Reservation
-	rev, err := s.get(ctx, reservationPrefix+orderID, &r)
+	raw, rev, err := s.leaderGet(ctx, reservationPrefix+orderID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return r, 0, fmt.Errorf("order %s: %w", orderID, stock.ErrNoReservation)
 	}
-	return r, rev, err
+	if err != nil {
+		return r, 0, err
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, 0, fmt.Errorf("decode reservation %s: %w", orderID, err)
+	}
+	return r, rev, nil
 }
 
 // CreateReservation stores the first decision about an order; it fails
@@ -194,53 +189,25 @@ func (s *Store) CreateReservation(ctx context.Context, r stock.Reservation) erro
 	return nil
 }
 
-// Apply writes every item and the reservation in ONE atomic batch: each
-// entry expects the revision it was read at (0: must not exist), and the
-// server either stores all of them or none. Any stale entry fails the whole
-// batch with stock.ErrConflict.
-func (s *Store) Apply(ctx context.Context, items []stock.Versioned[stock.Item], r stock.Versioned[stock.Reservation]) error {
-	msgs := make([]*nats.Msg, 0, len(items)+1)
-	for _, it := range items {
-		m, err := s.casMsg(itemPrefix+it.Value.SKU, it.Value, it.Revision)
-		if err != nil {
-			return err
-		}
-		msgs = append(msgs, m)
-	}
-	m, err := s.casMsg(reservationPrefix+r.Value.OrderID, r.Value, r.Revision)
+// UpdateReservation replaces a reservation read at revision rev and returns
+// its new revision; it fails with stock.ErrConflict if the record changed
+// since.
+func (s *Store) UpdateReservation(ctx context.Context, r stock.Reservation, rev uint64) (uint64, error) {
+	raw, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("encode reservation %s: %w", r.OrderID, err)
 	}
-	msgs = append(msgs, m)
-	// The batch is small (one entry a line plus one), so it needs no flow
-	// control: one round trip for the whole batch instead of two.
-	ack, err := jetstreamext.PublishMsgBatch(ctx, s.js, msgs, jetstreamext.BatchFlowControl{AckFirst: false})
+	n, err := s.kv.Update(ctx, reservationPrefix+r.OrderID, raw, rev)
 	if err != nil {
-		for _, it := range items {
-			s.cache.forget(it.Value.SKU)
-		}
-		return fmt.Errorf("atomic batch for order %s (%d entries): %w", r.Value.OrderID, len(msgs), conflict(err))
+		return 0, fmt.Errorf("update reservation %s at revision %d: %w", r.OrderID, rev, conflict(err))
 	}
-	// An atomic batch is stored at consecutive sequences ending at the
-	// acknowledged one; were that ever not so, the next write from the cache
-	// would fail its compare-and-set and re-read.
-	first := ack.Sequence - uint64(len(msgs)) + 1
-	for i, it := range items {
-		s.cache.put(it.Value, first+uint64(i))
-	}
-	return nil
+	return n, nil
 }
 
-// casMsg builds a KV write of v under key that expects revision rev.
-func (s *Store) casMsg(key string, v any, rev uint64) (*nats.Msg, error) {
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return nil, fmt.Errorf("encode %s: %w", key, err)
-	}
-	m := nats.NewMsg(s.putPrefix + key) // NewMsg allocates the header the batch headers go into
-	m.Data = raw
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(rev, 10))
-	return m, nil
+// MarkDone tells the store that op of orderID is decided on each of skus:
+// its marks may go with the next write of those items.
+func (s *Store) MarkDone(orderID string, op stock.Op, skus ...string) {
+	s.done.add(orderID, op, skus)
 }
 
 func (s *Store) get(ctx context.Context, key string, v any) (uint64, error) {

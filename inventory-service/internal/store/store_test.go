@@ -34,97 +34,113 @@ func seed(t *testing.T, s *store.Store, sku string, available int64) uint64 {
 	return rev
 }
 
-func atomicFlag(t *testing.T, js jetstream.JetStream) bool {
-	t.Helper()
-	st, err := js.Stream(context.Background(), "KV_"+store.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := st.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.Config.AllowAtomicPublish
-}
-
-func TestOpenEnablesAtomicPublishAndKeepsIt(t *testing.T) {
+func TestOpenLeavesAnExistingBucketAsItIs(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx := context.Background()
-	// A bucket made by plain KV tooling has no atomic publish.
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: store.Bucket}); err != nil {
+	// An operator made the bucket with more history than the service would.
+	if _, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: store.Bucket, History: 5}); err != nil {
 		t.Fatal(err)
-	}
-	if atomicFlag(t, js) {
-		t.Fatal("precondition: fresh bucket already allows atomic publish")
 	}
 	for i := range 2 { // a restart opens it again
 		if _, err := store.Open(ctx, js, store.Options{}); err != nil {
 			t.Fatalf("open #%d: %v", i+1, err)
 		}
-		if !atomicFlag(t, js) {
-			t.Fatalf("after open #%d: AllowAtomicPublish is off", i+1)
-		}
+	}
+	kv, err := js.KeyValue(ctx, store.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil || st.History() != 5 {
+		t.Fatalf("history = %d, %v; want the operator's 5 kept", st.History(), err)
 	}
 }
 
-// TestApplyIsAllOrNothing proves the atomic batch against the real server:
-// one stale entry anywhere in the batch and nothing is written.
-func TestApplyIsAllOrNothing(t *testing.T) {
+// TestReservationCompareAndSet proves the record writes against the real
+// server: each expects the revision read, and a stale one changes nothing.
+func TestReservationCompareAndSet(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
 	ctx := context.Background()
-	revA := seed(t, s, "A", 5)
-	revB := seed(t, s, "B", 5)
-	a, _, _ := s.Item(ctx, "A")
-	b, _, _ := s.Item(ctx, "B")
-	a.Available, a.Reserved = 4, 1
-	b.Available, b.Reserved = 3, 2
-	res := stock.Reservation{OrderID: "o-1", Status: stock.StatusReserved}
-
-	tests := []struct {
-		name    string
-		items   []stock.Versioned[stock.Item]
-		resRev  uint64
-		wantErr error
-	}{
-		{name: "second item stale", items: []stock.Versioned[stock.Item]{{Value: a, Revision: revA}, {Value: b, Revision: revB + 7}}, wantErr: stock.ErrConflict},
-		{name: "first item stale", items: []stock.Versioned[stock.Item]{{Value: a, Revision: revA + 7}, {Value: b, Revision: revB}}, wantErr: stock.ErrConflict},
-		{name: "new item expected but exists", items: []stock.Versioned[stock.Item]{{Value: a, Revision: 0}, {Value: b, Revision: revB}}, wantErr: stock.ErrConflict},
-		{name: "reservation expected at a revision it is not", items: []stock.Versioned[stock.Item]{{Value: a, Revision: revA}}, resRev: 99, wantErr: stock.ErrConflict},
-		{name: "all current", items: []stock.Versioned[stock.Item]{{Value: a, Revision: revA}, {Value: b, Revision: revB}}},
-		{name: "replay of the same batch", items: []stock.Versioned[stock.Item]{{Value: a, Revision: revA}, {Value: b, Revision: revB}}, wantErr: stock.ErrConflict},
+	r := stock.Reservation{OrderID: "o-1", Status: stock.StatusReserved}
+	if err := s.CreateReservation(ctx, r); err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests { // sequential: each case builds on the state left by the previous one
-		err := s.Apply(ctx, tt.items, stock.Versioned[stock.Reservation]{Value: res, Revision: tt.resRev})
-		if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-			t.Fatalf("%s: err = %v, want %v", tt.name, err, tt.wantErr)
-		}
-		gotA, _, _ := s.Item(ctx, "A")
-		gotB, _, _ := s.Item(ctx, "B")
-		_, _, rerr := s.Reservation(ctx, "o-1")
-		written := tt.wantErr == nil || tt.name == "replay of the same batch"
-		if written {
-			if gotA.Reserved != 1 || gotB.Reserved != 2 || rerr != nil {
-				t.Fatalf("%s: A=%+v B=%+v reservation err=%v; want the batch written", tt.name, gotA, gotB, rerr)
-			}
-			continue
-		}
-		if gotA.Reserved != 0 || gotB.Reserved != 0 || !errors.Is(rerr, stock.ErrNoReservation) {
-			t.Fatalf("%s: A=%+v B=%+v reservation err=%v; want nothing written", tt.name, gotA, gotB, rerr)
-		}
+	got, rev, err := s.Reservation(ctx, "o-1")
+	if err != nil || got.Status != stock.StatusReserved || rev == 0 {
+		t.Fatalf("Reservation = %+v @%d, %v", got, rev, err)
+	}
+	claimed, err := got.Claim(stock.StatusCommitting, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := s.UpdateReservation(ctx, claimed, rev)
+	if err != nil || next <= rev {
+		t.Fatalf("UpdateReservation = %d, %v", next, err)
+	}
+	released := got
+	released.Status = stock.StatusReleasing
+	if _, err := s.UpdateReservation(ctx, released, rev); !errors.Is(err, stock.ErrConflict) {
+		t.Fatalf("UpdateReservation at a stale revision err = %v, want ErrConflict", err)
+	}
+	if got, rev, err := s.Reservation(ctx, "o-1"); err != nil || got.Status != stock.StatusCommitting || rev != next {
+		t.Fatalf("after the stale write: %+v @%d, %v; want committing @%d", got, rev, err, next)
+	}
+	// A record deleted with KV tooling reads as missing, not as garbage.
+	if err := s.KeyValue().Delete(ctx, "reservation.o-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Reservation(ctx, "o-1"); !errors.Is(err, stock.ErrNoReservation) {
+		t.Fatalf("deleted record err = %v, want ErrNoReservation", err)
 	}
 }
 
-// TestConcurrentApplyLosesNoUpdate has writers race read-modify-write
-// batches on the same two keys; every successful batch must be counted.
-func TestConcurrentApplyLosesNoUpdate(t *testing.T) {
+// TestUpdateItemDropsDecidedMarks: the marks of changes this process saw
+// decided go with its next write of the item, and only those.
+func TestUpdateItemDropsDecidedMarks(t *testing.T) {
+	t.Parallel()
+	s, _ := open(t)
+	ctx := context.Background()
+	seed(t, s, "A", 10)
+	now := time.Now()
+	write := func(orderID string, op stock.Op) {
+		t.Helper()
+		it, rev, err := s.CachedItem(ctx, "A")
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := it.Apply(orderID, op, 1, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.UpdateItem(ctx, next, rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("o-1", stock.OpReserve)
+	write("o-2", stock.OpReserve)
+	s.MarkDone("o-1", stock.OpReserve, "A")
+	s.MarkDone("o-2", stock.OpCommit, "A") // not the change marked on A: stays
+	write("o-3", stock.OpReserve)
+	it, _, err := s.Item(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if it.Marked("o-1", stock.OpReserve) || !it.Marked("o-2", stock.OpReserve) || !it.Marked("o-3", stock.OpReserve) ||
+		it.Reserved != 3 || it.Available != 7 {
+		t.Fatalf("A = %+v, want o-1's mark dropped, o-2's and o-3's kept, 3 reserved", it)
+	}
+}
+
+// TestConcurrentUpdateItemLosesNoUpdate has writers race read-modify-write
+// cycles on one key; every successful write must be counted.
+func TestConcurrentUpdateItemLosesNoUpdate(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
 	ctx := context.Background()
 	seed(t, s, "A", 1000)
-	seed(t, s, "B", 1000)
 	const writers, each = 8, 5
 	var wg sync.WaitGroup
 	errs := make(chan error, writers*each)
@@ -140,13 +156,12 @@ func TestConcurrentApplyLosesNoUpdate(t *testing.T) {
 						errs <- err
 						return
 					}
-					b, rb, _ := s.Item(ctx, "B")
-					a.Available--
-					a.Reserved++
-					b.Available--
-					b.Reserved++
-					err = s.Apply(ctx, []stock.Versioned[stock.Item]{{Value: a, Revision: ra}, {Value: b, Revision: rb}},
-						stock.Versioned[stock.Reservation]{Value: stock.Reservation{OrderID: id, Status: stock.StatusReserved}})
+					next, err := a.Apply(id, stock.OpReserve, 1, time.Now())
+					if err != nil {
+						errs <- err
+						return
+					}
+					_, err = s.UpdateItem(ctx, next, ra)
 					if errors.Is(err, stock.ErrConflict) {
 						time.Sleep(time.Millisecond)
 						continue
@@ -164,11 +179,9 @@ func TestConcurrentApplyLosesNoUpdate(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	for _, sku := range []string{"A", "B"} {
-		it, _, _ := s.Item(ctx, sku)
-		if it.Reserved != writers*each || it.Total() != 1000 {
-			t.Errorf("%s = %+v, want reserved %d of 1000", sku, it, writers*each)
-		}
+	it, _, _ := s.Item(ctx, "A")
+	if it.Reserved != writers*each || it.Total() != 1000 || len(it.Marks) != writers*each {
+		t.Errorf("A = %d reserved of %d with %d marks, want %d of 1000", it.Reserved, it.Total(), len(it.Marks), writers*each)
 	}
 }
 
