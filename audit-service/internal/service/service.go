@@ -100,6 +100,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	}
 	log.Info("audit chain head loaded", zap.Uint64("index", app.Head().Index), zap.Uint64("stream_seq", app.Head().Seq))
 
+	const appendConcurrency = 64 // per consumer, four consumers
 	h := auditconsumer.NewHandler(app, log)
 	consumers := make([]lifecycle.Consumer, 0, len(events.DomainStreams))
 	runners := make([]*consumer.Runner, 0, len(events.DomainStreams))
@@ -110,7 +111,10 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 		r, err := consumer.New(js, consumer.Config{
 			Stream:      stream,
 			Durable:     auditconsumer.Durable(stream),
-			Concurrency: 1, // the chain has one writer; more would only queue on it
+			// The chain has one writer, but appends in flight together are
+			// written as one pipeline (store.Appender): the more handlers
+			// wait on it, the fewer round trips per entry.
+			Concurrency: appendConcurrency,
 			// An append fails only when NATS is unwell; giving up would
 			// leave a hole in the audit log, so retry for ever. Invalid
 			// events are permanent and dead-lettered at once.

@@ -7,6 +7,7 @@ type Metrics struct {
 	appendedTotal   prometheus.Counter
 	duplicatesTotal prometheus.Counter
 	head            prometheus.Gauge
+	pipelines       prometheus.Histogram
 }
 
 // NewMetrics registers the audit metrics with reg.
@@ -24,8 +25,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "eventshop_audit_chain_head_index",
 			Help: "Chain index of the last entry this process knows of.",
 		}),
+		pipelines: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventshop_audit_pipeline_entries",
+			Help:    "Entries published together in one pipeline (group commit) of the audit appender.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.appendedTotal, m.duplicatesTotal, m.head} {
+	for _, c := range []prometheus.Collector{m.appendedTotal, m.duplicatesTotal, m.head, m.pipelines} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -53,4 +59,11 @@ func (m *Metrics) headIndex(index uint64) {
 		return
 	}
 	m.head.Set(float64(index))
+}
+
+func (m *Metrics) pipeline(entries int) {
+	if m == nil {
+		return
+	}
+	m.pipelines.Observe(float64(entries))
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/audit-service/internal/chain"
@@ -188,18 +189,17 @@ func TestRacingAppendersBuildOneLinearChain(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*(perApp+shared))
 	for i, app := range apps {
-		wg.Go(func() {
-			for n := range perApp + shared {
+		for n := range perApp + shared { // each instance appends concurrently too
+			wg.Go(func() {
 				rec := record(fmt.Sprintf("o-%d", i), n)
 				if n >= perApp {
 					rec = record("o-shared", n) // both instances see these events
 				}
 				if _, _, err := app.Append(ctx, rec); err != nil {
 					errs <- err
-					return
 				}
-			}
-		})
+			})
+		}
 	}
 	wg.Wait()
 	close(errs)
@@ -218,6 +218,91 @@ func TestRacingAppendersBuildOneLinearChain(t *testing.T) {
 	if !res.OK || res.Entries != want {
 		t.Fatalf("verify = %+v, want a valid chain of %d", res, want)
 	}
+}
+
+// TestConcurrentAppendsSharePipelines: appends that arrive together are
+// written as pipelines of several entries (one round trip each), events
+// already audited — before or inside the same pipeline — are reported as
+// duplicates and stored once, and the chain verifies.
+func TestConcurrentAppendsSharePipelines(t *testing.T) {
+	t.Parallel()
+	_, js, s := auditStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	m, err := store.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := store.NewAppender(ctx, js, zap.NewNop(), store.WithMetrics(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const events, early = 300, 20
+	for n := range early { // audited before: their second append is a duplicate
+		if _, _, err := a.Append(ctx, record("o-1", n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	var dups sync.Map
+	errs := make(chan error, 2*events)
+	for n := range events {
+		for copyN := range 2 { // every event twice, at the same time
+			wg.Go(func() {
+				e, dup, err := a.Append(ctx, record("o-1", n))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if e.Index == 0 || e.Hash == "" {
+					errs <- fmt.Errorf("event %d copy %d: empty entry %+v", n, copyN, e)
+				}
+				if dup {
+					if _, loaded := dups.LoadOrStore(fmt.Sprint(n, "/", copyN), true); loaded {
+						errs <- fmt.Errorf("event %d copy %d reported twice", n, copyN)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	ndups := 0
+	dups.Range(func(_, _ any) bool { ndups++; return true })
+	// One copy of each event is a duplicate; both copies of the early ones.
+	if ndups != events+early {
+		t.Fatalf("%d appends reported a duplicate, want %d", ndups, events+early)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != events {
+		t.Fatalf("stream holds %d entries, want %d", info.State.Msgs, events)
+	}
+	if res := verify(t, js); !res.OK || res.Entries != events {
+		t.Fatalf("verify = %+v, want a valid chain of %d", res, events)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "eventshop_audit_pipeline_entries" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() >= uint64(events) {
+			t.Fatalf("%d pipelines for %d new entries: appends were not written together", h.GetSampleCount(), events-early)
+		}
+		t.Logf("%d pipelines, %.0f entries published", h.GetSampleCount(), h.GetSampleSum())
+		return
+	}
+	t.Fatal("no pipeline metric")
 }
 
 func TestJunkAtTheHeadIsReportedNotFatal(t *testing.T) {
