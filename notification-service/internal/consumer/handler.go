@@ -69,6 +69,19 @@ func WithMetrics(m *Metrics) Option {
 	}
 }
 
+// WithoutPendingRecord is for a channel that cannot fail half way and
+// whose attempts nobody counts (the log channel): the notification is
+// sent first and recorded once, as sent, instead of recorded pending,
+// sent, then recorded sent. A crash between the send and the record sends
+// again with the same notification id, as on the other path; the pending
+// write carried nothing else, so it is one KV write per notification saved.
+func WithoutPendingRecord() Option {
+	return func(h *Handler) error {
+		h.sendFirst = true
+		return nil
+	}
+}
+
 // Handler handles shop.order.confirmed and shop.order.cancelled events.
 //
 // Delivery is at-least-once towards the receiver and exactly-once in the
@@ -87,6 +100,7 @@ type Handler struct {
 	now         func() time.Time
 	metrics     *Metrics
 	registry    *events.Registry
+	sendFirst   bool // WithoutPendingRecord
 }
 
 // NewHandler returns a handler delivering through channel, named
@@ -120,6 +134,14 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	log := h.log.With(logging.Order(want.OrderID, env.TraceID())...).With(
 		zap.String("notification_id", want.ID), zap.String("kind", string(want.Kind)))
 
+	if h.sendFirst {
+		done, err := h.sendThenRecord(ctx, env, want, log)
+		if done || err != nil {
+			return err
+		}
+		// A record exists (another delivery, or one made before this
+		// setting): the usual path takes it from there.
+	}
 	n, rev, err := h.begin(ctx, want)
 	if err != nil {
 		return err
@@ -143,6 +165,34 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	h.metrics.sent(n)
 	log.Info("notification sent", zap.String("channel", n.Channel), zap.Int("attempts", n.Attempts))
 	return h.publishSent(ctx, env, n)
+}
+
+// sendThenRecord delivers a notification that has no record yet and
+// creates its record as sent; done is false, with nothing sent, when a
+// record exists already.
+func (h *Handler) sendThenRecord(ctx context.Context, env events.Envelope, want notification.Notification, log *zap.Logger) (done bool, err error) {
+	if _, _, err := h.store.Get(ctx, want.OrderID, want.Kind); !errors.Is(err, notification.ErrNotFound) {
+		return false, err // found (nil) or a read error
+	}
+	n := want
+	n.Attempt(h.channelName)
+	if err := h.channel.Send(ctx, n); err != nil {
+		permanent := errors.Is(err, notification.ErrRejected)
+		h.metrics.failed(n, permanent)
+		if permanent {
+			return true, consumer.Permanent(fmt.Errorf("send %s: %w", n.ID, err))
+		}
+		return true, fmt.Errorf("send %s: %w", n.ID, err)
+	}
+	n.MarkSent(h.now())
+	if _, err := h.store.Create(ctx, n); errors.Is(err, notification.ErrConflict) {
+		return false, nil // a concurrent delivery recorded it first
+	} else if err != nil {
+		return true, fmt.Errorf("record %s sent: %w", n.ID, err)
+	}
+	h.metrics.sent(n)
+	log.Info("notification sent", zap.String("channel", n.Channel), zap.Int("attempts", n.Attempts))
+	return true, h.publishSent(ctx, env, n)
 }
 
 // begin returns the record to deliver and its revision: a new pending

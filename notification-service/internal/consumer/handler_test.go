@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,7 +54,7 @@ type fixture struct {
 	pub   *events.Publisher
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t *testing.T, opts ...notifyconsumer.Option) *fixture {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
@@ -72,7 +73,7 @@ func setup(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	ch := &recorder{}
-	h, err := notifyconsumer.NewHandler(st, ch, "log", pubNotify, zap.NewNop())
+	h, err := notifyconsumer.NewHandler(st, ch, "log", pubNotify, zap.NewNop(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,5 +277,120 @@ func TestInvalidEventIsPermanent(t *testing.T) {
 	err := f.h.Handle(ctx, f.fetch(t, "orders.o-bad.confirmed"))
 	if !consumer.IsPermanent(err) || !errors.Is(err, events.ErrInvalidEvent) {
 		t.Fatalf("Handle = %v, want permanent ErrInvalidEvent", err)
+	}
+}
+
+// kvWrites counts the writes stored in the notifications bucket.
+func (f *fixture) kvWrites(t *testing.T) uint64 {
+	t.Helper()
+	s, err := f.js.Stream(context.Background(), "KV_notifications")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.LastSeq
+}
+
+// createFails is the real store whose next Create fails as if the process
+// died right after the channel took the notification.
+type createFails struct {
+	*store.Notifications
+	armed atomic.Bool
+}
+
+func (c *createFails) Create(ctx context.Context, n notification.Notification) (uint64, error) {
+	if c.armed.CompareAndSwap(true, false) {
+		return 0, errors.New("process killed")
+	}
+	return c.Notifications.Create(ctx, n)
+}
+
+func TestSendFirstRecordsOnceAsSent(t *testing.T) {
+	t.Parallel()
+	f := setup(t, notifyconsumer.WithoutPendingRecord())
+	ctx := context.Background()
+	msg := f.confirmed(t, "o-1")
+	for i := range 2 { // the second is a redelivery
+		if err := f.h.Handle(ctx, msg); err != nil {
+			t.Fatalf("Handle #%d: %v", i+1, err)
+		}
+	}
+	if got := len(f.ch.calls()); got != 1 {
+		t.Fatalf("channel called %d times, want 1", got)
+	}
+	n, _, err := f.store.Get(ctx, "o-1", notification.KindOrderConfirmed)
+	if err != nil || !n.Sent() || n.Attempts != 1 {
+		t.Fatalf("record = %+v, %v; want sent after 1 attempt", n, err)
+	}
+	if got := f.kvWrites(t); got != 1 {
+		t.Fatalf("%d KV writes, want 1 (no pending record)", got)
+	}
+	if got := f.sentEvents(t, "o-1"); len(got) != 1 {
+		t.Fatalf("sent events = %+v, want 1", got)
+	}
+}
+
+func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	st := &createFails{Notifications: f.store}
+	st.armed.Store(true)
+	pub, err := events.NewPublisher(f.js, "notification-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := notifyconsumer.NewHandler(st, f.ch, "log", pub, zap.NewNop(), notifyconsumer.WithoutPendingRecord())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	msg := f.confirmed(t, "o-2")
+	if err := h.Handle(ctx, msg); err == nil || consumer.IsPermanent(err) {
+		t.Fatalf("Handle with the record lost = %v, want a retryable error", err)
+	}
+	if err := h.Handle(ctx, msg); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	id := notification.ID("o-2", notification.KindOrderConfirmed)
+	calls := f.ch.calls()
+	if len(calls) != 2 || calls[0].ID != id || calls[1].ID != id {
+		t.Fatalf("channel calls = %+v, want two with id %s", calls, id)
+	}
+	if n, _, err := f.store.Get(ctx, "o-2", notification.KindOrderConfirmed); err != nil || !n.Sent() {
+		t.Fatalf("record = %+v, %v", n, err)
+	}
+	if got := f.sentEvents(t, "o-2"); len(got) != 1 {
+		t.Fatalf("sent events = %+v, want 1", got)
+	}
+}
+
+func TestSendFirstConcurrentDeliveriesRecordOneNotification(t *testing.T) {
+	t.Parallel()
+	f := setup(t, notifyconsumer.WithoutPendingRecord())
+	ctx := context.Background()
+	msg := f.confirmed(t, "o-3")
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() { errs <- f.h.Handle(ctx, msg) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("Handle: %v", err)
+		}
+	}
+	if n, _, err := f.store.Get(ctx, "o-3", notification.KindOrderConfirmed); err != nil || !n.Sent() {
+		t.Fatalf("record = %+v, %v", n, err)
+	}
+	if got := f.kvWrites(t); got != 1 {
+		t.Fatalf("%d KV writes, want 1", got)
+	}
+	if got := f.sentEvents(t, "o-3"); len(got) != 1 {
+		t.Fatalf("sent events = %+v, want 1", got)
 	}
 }

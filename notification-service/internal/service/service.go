@@ -130,8 +130,12 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	h, err := notifyconsumer.NewHandler(notifications, ch, cfg.Channel, pub, log,
-		notifyconsumer.WithClock(o.now), notifyconsumer.WithMetrics(notifyMetrics))
+	hopts := []notifyconsumer.Option{notifyconsumer.WithClock(o.now), notifyconsumer.WithMetrics(notifyMetrics)}
+	if cfg.Channel == config.ChannelLog {
+		// A log line cannot fail half way: send, then record it sent.
+		hopts = append(hopts, notifyconsumer.WithoutPendingRecord())
+	}
+	h, err := notifyconsumer.NewHandler(notifications, ch, cfg.Channel, pub, log, hopts...)
 	if err != nil {
 		return nil, err
 	}
