@@ -19,10 +19,10 @@ func TestLoad(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: map[string]string{}, want: config.Config{Base: platformconfig.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8084", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1,
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8084", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
 		}}},
 		{name: "overrides", env: map[string]string{"HTTP_ADDR": "127.0.0.1:0", "STREAM_REPLICAS": "3", "NATS_PASSWORD": "pw"}, want: config.Config{Base: platformconfig.Base{
-			NATSURL: "nats://127.0.0.1:4222", NATSPassword: "pw", HTTPAddr: "127.0.0.1:0", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 3,
+			NATSURL: "nats://127.0.0.1:4222", NATSPassword: "pw", HTTPAddr: "127.0.0.1:0", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 3, MaxConns: 1024,
 		}}},
 		{name: "bad replicas", env: map[string]string{"STREAM_REPLICAS": "7"}, wantErr: "STREAM_REPLICAS"},
 		{name: "malformed timeout", env: map[string]string{"SHUTDOWN_TIMEOUT": "later"}, wantErr: "SHUTDOWN_TIMEOUT"},

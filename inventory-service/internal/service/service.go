@@ -120,7 +120,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, o options, n
 	if err != nil {
 		return nil, err
 	}
-	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken()}, log, reg, httpapi.MapError)
+	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,11 @@ const (
 	DefaultShutdownTimeout     = 20 * time.Second
 	DefaultStreamReplicas      = 1
 	DefaultConsumerConcurrency = 8
+	// DefaultMaxConns bounds a service's open HTTP connections: each costs
+	// a goroutine and 8 KiB of buffers, and an overloading client (one
+	// connection per request in flight) took the order service past 200
+	// MB without it.
+	DefaultMaxConns = 1024
 )
 
 // Base is the settings every service reads the same way: where and as whom
@@ -45,6 +50,9 @@ type Base struct {
 	// Pprof (PPROF=true) serves Go's profiler on /debug/pprof/ behind the
 	// admin token.
 	Pprof bool
+	// MaxConns (MAX_CONNS) bounds the open HTTP connections; more wait in
+	// the kernel's accept queue until one closes.
+	MaxConns int
 }
 
 // ProfileToken is the token the profiler is served behind, or "" when it
@@ -71,6 +79,7 @@ func ReadBase(r *Reader) Base {
 		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 0),
 		StreamReplicas:  r.Int("STREAM_REPLICAS", 0),
 		Pprof:           r.Bool("PPROF", false),
+		MaxConns:        r.Int("MAX_CONNS", 0),
 	}
 }
 
@@ -92,6 +101,9 @@ func (b *Base) SetDefaults(httpAddr string) {
 	if b.StreamReplicas == 0 {
 		b.StreamReplicas = DefaultStreamReplicas
 	}
+	if b.MaxConns == 0 {
+		b.MaxConns = DefaultMaxConns
+	}
 }
 
 // Validate reports every shared setting that cannot work, joined; nil when
@@ -110,6 +122,9 @@ func (b Base) Validate() error {
 	if b.StreamReplicas < 1 || b.StreamReplicas > 5 {
 		errs = append(errs, fmt.Errorf("STREAM_REPLICAS=%d: want 1..5", b.StreamReplicas))
 	}
+	if b.MaxConns < 1 {
+		errs = append(errs, fmt.Errorf("MAX_CONNS=%d: want >= 1", b.MaxConns))
+	}
 	return errors.Join(errs...)
 }
 
@@ -126,6 +141,7 @@ func (b Base) Fields() []zap.Field {
 		zap.String("log_level", b.LogLevel),
 		zap.Duration("shutdown_timeout", b.ShutdownTimeout),
 		zap.Int("stream_replicas", b.StreamReplicas),
+		zap.Int("max_conns", b.MaxConns),
 	}
 }
 

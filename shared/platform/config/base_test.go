@@ -23,22 +23,23 @@ func TestBase(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: map[string]string{}, want: config.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1,
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
 		}},
-		{name: "explicit zeros mean the defaults", env: map[string]string{"STREAM_REPLICAS": "0", "SHUTDOWN_TIMEOUT": "0s"}, want: config.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1,
+		{name: "explicit zeros mean the defaults", env: map[string]string{"STREAM_REPLICAS": "0", "SHUTDOWN_TIMEOUT": "0s", "MAX_CONNS": "0"}, want: config.Base{
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
 		}},
 		{name: "overrides", env: map[string]string{
 			"NATS_URL": "nats://n1:4222,nats://n2:4222", "NATS_USER": "u", "NATS_PASSWORD": "pw", "NATS_CREDS": "/c.creds",
-			"HTTP_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": "tok", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "5s", "STREAM_REPLICAS": "3",
+			"HTTP_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": "tok", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "5s", "STREAM_REPLICAS": "3", "MAX_CONNS": "64",
 		}, want: config.Base{
 			NATSURL: "nats://n1:4222,nats://n2:4222", NATSUser: "u", NATSPassword: "pw", NATSCreds: "/c.creds",
-			HTTPAddr: "127.0.0.1:0", AdminToken: "tok", LogLevel: "debug", ShutdownTimeout: 5 * time.Second, StreamReplicas: 3,
+			HTTPAddr: "127.0.0.1:0", AdminToken: "tok", LogLevel: "debug", ShutdownTimeout: 5 * time.Second, StreamReplicas: 3, MaxConns: 64,
 		}},
 		{name: "http addr without port", env: map[string]string{"HTTP_ADDR": "8080"}, wantErr: "HTTP_ADDR"},
 		{name: "negative shutdown timeout", env: map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, wantErr: "SHUTDOWN_TIMEOUT"},
 		{name: "too many replicas", env: map[string]string{"STREAM_REPLICAS": "7"}, wantErr: "STREAM_REPLICAS"},
 		{name: "negative replicas", env: map[string]string{"STREAM_REPLICAS": "-1"}, wantErr: "STREAM_REPLICAS"},
+		{name: "negative connection bound", env: map[string]string{"MAX_CONNS": "-5"}, wantErr: "MAX_CONNS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +171,7 @@ func TestLoad(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: map[string]string{}, want: testConfig{Base: config.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":9999", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1,
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":9999", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
 		}, Extra: 3}},
 		{name: "malformed", env: map[string]string{"EXTRA": "many"}, wantErr: "EXTRA"},
 		{name: "invalid shared setting", env: map[string]string{"STREAM_REPLICAS": "9"}, wantErr: "STREAM_REPLICAS"},

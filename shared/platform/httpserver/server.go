@@ -36,6 +36,10 @@ type Config struct {
 	// ProfileToken, when set, mounts Go's profiler (net/http/pprof) under
 	// /debug/pprof/ behind this bearer token (the admin token, PPROF=true).
 	ProfileToken string
+	// MaxConns bounds the open connections (MAX_CONNS); past it the next
+	// connection waits in the kernel's accept queue until one closes. 0
+	// means no bound.
+	MaxConns int
 }
 
 // Server is a service's HTTP server.
@@ -46,6 +50,8 @@ type Server struct {
 	checks map[string]ReadyCheck
 	info   map[string]func() string
 	ln     net.Listener
+	// maxConns: see Config.MaxConns.
+	maxConns int
 }
 
 // New returns a server with /health, /ready and /metrics mounted and the
@@ -59,7 +65,7 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, mapErr ErrorMapp
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	s := &Server{Engine: e, log: log, checks: map[string]ReadyCheck{}, info: map[string]func() string{}}
+	s := &Server{Engine: e, log: log, checks: map[string]ReadyCheck{}, info: map[string]func() string{}, maxConns: cfg.MaxConns}
 	rm, err := newRequestMetrics(metrics.Registerer(reg, cfg.Service))
 	if err != nil {
 		return nil, err
@@ -129,6 +135,9 @@ func (s *Server) Listen() error {
 	ln, err := net.Listen("tcp", s.srv.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.srv.Addr, err)
+	}
+	if s.maxConns > 0 {
+		ln = limitConns(ln, s.maxConns)
 	}
 	s.ln = ln
 	return nil
