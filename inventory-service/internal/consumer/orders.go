@@ -271,20 +271,10 @@ func (o *Orders) reserve(ctx context.Context, log *zap.Logger, env events.Envelo
 		log.Info("order rejected", zap.String("reason", res.Reason), zap.String("sku", res.SKU), zap.String("detail", res.Detail))
 		return o.publishRejected(ctx, env, res)
 	}
-	for _, l := range lines {
-		it := catalogue[l.SKU]
-		if it.Marked(orderID, stock.OpReserve) {
-			continue // an earlier attempt reserved this line
-		}
-		next, err := o.tidy(ctx, it).Apply(orderID, stock.OpReserve, l.Quantity, now)
-		if err != nil {
-			return err
-		}
-		// A conflict re-runs the whole attempt on fresh versions; the
-		// lines written so far carry their marks.
-		if _, err := o.store.UpdateItem(ctx, next, revs[l.SKU]); err != nil {
-			return err
-		}
+	// A conflict re-runs the whole attempt on fresh versions; the lines
+	// written so far carry their marks.
+	if err := o.applyLines(ctx, orderID, stock.OpReserve, lines, catalogue, revs, now); err != nil {
+		return err
 	}
 	unlock()
 	unlock = func() {}
@@ -318,6 +308,30 @@ func (o *Orders) unreserve(ctx context.Context, orderID string, skus []string) e
 			continue
 		}
 		if _, err := o.store.UpdateItem(ctx, next, rev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyLines makes op of orderID on the SKU of every line not marked with
+// it yet (an earlier attempt made those), each a compare-and-set from the
+// version in catalogue, read at revs.
+func (o *Orders) applyLines(ctx context.Context, orderID string, op stock.Op, lines []events.Item,
+	catalogue map[string]stock.Item, revs map[string]uint64, now time.Time) error {
+	for _, l := range lines {
+		it, ok := catalogue[l.SKU]
+		if !ok {
+			return fmt.Errorf("order %s: sku %s is gone: %w", orderID, l.SKU, stock.ErrInvariant)
+		}
+		if it.Marked(orderID, op) {
+			continue
+		}
+		next, err := o.tidy(ctx, it).Apply(orderID, op, l.Quantity, now)
+		if err != nil {
+			return err
+		}
+		if _, err := o.store.UpdateItem(ctx, next, revs[l.SKU]); err != nil {
 			return err
 		}
 	}
@@ -510,21 +524,8 @@ func (o *Orders) settle(ctx context.Context, r stock.Reservation, rev uint64, to
 	if err != nil {
 		return err
 	}
-	for _, l := range r.Lines {
-		it, ok := catalogue[l.SKU]
-		if !ok {
-			return fmt.Errorf("order %s: reserved sku %s is gone: %w", r.OrderID, l.SKU, stock.ErrInvariant)
-		}
-		if it.Marked(r.OrderID, op) {
-			continue // an earlier attempt moved this line
-		}
-		next, err := o.tidy(ctx, it).Apply(r.OrderID, op, l.Quantity, now)
-		if err != nil {
-			return err
-		}
-		if _, err := o.store.UpdateItem(ctx, next, revs[l.SKU]); err != nil {
-			return err
-		}
+	if err := o.applyLines(ctx, r.OrderID, op, r.Items(), catalogue, revs, now); err != nil {
+		return err
 	}
 	unlock()
 	unlock = func() {}

@@ -203,33 +203,50 @@ func TestRedeliveryAfterSentOnlyRepublishes(t *testing.T) {
 
 func TestConcurrentDeliveriesRecordOneNotification(t *testing.T) {
 	t.Parallel()
-	f := setup(t)
-	ctx := context.Background()
-	msg := f.confirmed(t, "o-race")
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Go(func() { errs <- f.h.Handle(ctx, msg) })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Handle: %v", err)
-		}
-	}
-	id := notification.ID("o-race", notification.KindOrderConfirmed)
-	for _, c := range f.ch.calls() {
-		if c.ID != id {
-			t.Fatalf("delivery with id %s, want %s", c.ID, id)
-		}
-	}
-	n, _, err := f.store.Get(ctx, "o-race", notification.KindOrderConfirmed)
-	if err != nil || !n.Sent() {
-		t.Fatalf("record = %+v, %v", n, err)
-	}
-	if got := f.sentEvents(t, "o-race"); len(got) != 1 {
-		t.Fatalf("sent events = %+v, want 1", got)
+	for _, tt := range []struct {
+		name     string
+		opts     []notifyconsumer.Option
+		kvWrites uint64 // the record's writes: created (pending, or sent at once), then marked sent
+	}{
+		{name: "pending record first", kvWrites: 2},
+		{name: "send first (log channel)", opts: []notifyconsumer.Option{notifyconsumer.WithoutPendingRecord()}, kvWrites: 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, tt.opts...)
+			ctx := context.Background()
+			msg := f.confirmed(t, "o-race")
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for range 8 {
+				wg.Go(func() { errs <- f.h.Handle(ctx, msg) })
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatalf("Handle: %v", err)
+				}
+			}
+			id := notification.ID("o-race", notification.KindOrderConfirmed)
+			for _, c := range f.ch.calls() {
+				if c.ID != id {
+					t.Fatalf("delivery with id %s, want %s", c.ID, id)
+				}
+			}
+			n, _, err := f.store.Get(ctx, "o-race", notification.KindOrderConfirmed)
+			if err != nil || !n.Sent() {
+				t.Fatalf("record = %+v, %v", n, err)
+			}
+			if got := f.sentEvents(t, "o-race"); len(got) != 1 {
+				t.Fatalf("sent events = %+v, want 1", got)
+			}
+			if got := f.kvWrites(t); got < tt.kvWrites {
+				t.Fatalf("%d KV writes, want at least %d", got, tt.kvWrites)
+			} else if tt.kvWrites == 1 && got != 1 {
+				t.Fatalf("%d KV writes, want 1 (no pending record)", got)
+			}
+		})
 	}
 }
 
@@ -363,34 +380,6 @@ func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
 		t.Fatalf("record = %+v, %v", n, err)
 	}
 	if got := f.sentEvents(t, "o-2"); len(got) != 1 {
-		t.Fatalf("sent events = %+v, want 1", got)
-	}
-}
-
-func TestSendFirstConcurrentDeliveriesRecordOneNotification(t *testing.T) {
-	t.Parallel()
-	f := setup(t, notifyconsumer.WithoutPendingRecord())
-	ctx := context.Background()
-	msg := f.confirmed(t, "o-3")
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for range 8 {
-		wg.Go(func() { errs <- f.h.Handle(ctx, msg) })
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("Handle: %v", err)
-		}
-	}
-	if n, _, err := f.store.Get(ctx, "o-3", notification.KindOrderConfirmed); err != nil || !n.Sent() {
-		t.Fatalf("record = %+v, %v", n, err)
-	}
-	if got := f.kvWrites(t); got != 1 {
-		t.Fatalf("%d KV writes, want 1", got)
-	}
-	if got := f.sentEvents(t, "o-3"); len(got) != 1 {
 		t.Fatalf("sent events = %+v, want 1", got)
 	}
 }
