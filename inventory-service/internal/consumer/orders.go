@@ -329,13 +329,33 @@ func (o *Orders) applyLines(ctx context.Context, orderID string, op stock.Op, li
 		}
 		next, err := o.tidy(ctx, it).Apply(orderID, op, l.Quantity, now)
 		if err != nil {
-			return err
+			return o.recheck(ctx, l.SKU, revs[l.SKU], err)
 		}
 		if _, err := o.store.UpdateItem(ctx, next, revs[l.SKU]); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// recheck decides whether err, an invariant breach found on the version of
+// sku read at rev, is real. That version may be a cached one that another
+// writer has moved on from (a reservation another instance wrote is not in
+// this process's cache): then err is only a conflict, and the retry reads
+// afresh. Only a breach on the current version goes to the dead letters.
+func (o *Orders) recheck(ctx context.Context, sku string, rev uint64, err error) error {
+	if !errors.Is(err, stock.ErrInvariant) {
+		return err
+	}
+	o.store.Forget(sku)
+	_, cur, rerr := o.store.CachedItem(ctx, sku)
+	if rerr != nil {
+		return rerr
+	}
+	if cur != rev {
+		return fmt.Errorf("%w: sku %s moved on from revision %d (%v)", stock.ErrConflict, sku, rev, err)
+	}
+	return err
 }
 
 // tidy cleans up after processes that died: a mark older than staleAfter

@@ -554,3 +554,32 @@ func TestStaleMarksOfDeadProcessesAreTidied(t *testing.T) {
 		t.Fatalf("A = %+v, want 6 available, 2 reserved, 2 sold", got)
 	}
 }
+
+// TestStaleCacheNeverDeadLettersASettle: a process remembers a SKU from
+// before another instance reserved an order on it; confirming that order
+// from the stale version looks like selling units nobody reserved. It is a
+// conflict, not an invariant breach: the commit re-reads and succeeds.
+func TestStaleCacheNeverDeadLettersASettle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newWorld(t)
+	w.seed("A", 5)
+	p1, _ := w.process(-1)
+	if err := p1.Handle(ctx, w.created("o-0", line("A", 1))); err != nil {
+		t.Fatal(err)
+	}
+	p2, _ := w.process(-1) // another instance
+	if err := p2.Handle(ctx, w.created("o-1", line("A", 2))); err != nil {
+		t.Fatal(err)
+	}
+	// p1 remembers A with 1 reserved; o-1's 2 units are not in its version.
+	if err := p1.Handle(ctx, w.confirmed("o-1")); err != nil {
+		t.Fatalf("confirm from a stale version: %v", err)
+	}
+	if got := w.status("o-1"); got != stock.StatusCommitted {
+		t.Fatalf("o-1 is %s, want committed", got)
+	}
+	if got := w.counts("A"); got != (counts{2, 1, 2}) {
+		t.Fatalf("A = %+v, want 2 available, o-0's 1 reserved, o-1's 2 sold", got)
+	}
+}

@@ -31,11 +31,16 @@ func (c *itemCache) get(sku string) (cachedItem, bool) {
 	return e, ok
 }
 
+// put remembers it at revision rev unless a later revision is remembered
+// already: a read that raced a write must not put an older version back.
 func (c *itemCache) put(it stock.Item, rev uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.items == nil {
 		c.items = map[string]cachedItem{}
+	}
+	if cur, ok := c.items[it.SKU]; ok && cur.rev > rev {
+		return
 	}
 	c.items[it.SKU] = cachedItem{item: it, rev: rev}
 }
