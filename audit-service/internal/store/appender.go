@@ -221,12 +221,11 @@ const maxPipeline = 256
 
 // pipeline publishes reqs as one chain of entries on the current head and
 // returns those still to write, whether another writer moved the head, and
-// whether every entry it sent was stored.
-// It finishes every request it can: the
-// stored ones, the duplicates, a record that makes no entry, and on an
-// unclear failure (a lost ack, NATS down) the failed one and every one
-// published after it, with the error — their redelivery finds them stored
-// or writes them.
+// whether every entry it sent was stored. It finishes every request it
+// can: the stored ones, the duplicates, a record that makes no entry, and
+// on an unclear failure (a lost ack, NATS down) the failed one and every
+// one published after it, with the error — their redelivery finds them
+// stored or writes them.
 func (a *Appender) pipeline(ctx context.Context, reqs []*appendReq) (rest []*appendReq, moved, clean bool) {
 	type sent struct {
 		entry  chain.Entry

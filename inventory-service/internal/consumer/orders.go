@@ -388,7 +388,7 @@ func (o *Orders) tidy(ctx context.Context, it stock.Item) stock.Item {
 					zap.Int64("qty", m.Qty), zap.String("status", string(r.Status)))
 				it = back
 			}
-		case m.Op == stock.OpReserve && r.Status != stock.StatusRejected && r.Status != stock.StatusVoid,
+		case m.Op == stock.OpReserve, // decided and reserved: the order kept its units
 			m.Op == stock.OpCommit && r.Status == stock.StatusCommitted,
 			m.Op == stock.OpRelease && r.Status == stock.StatusReleased:
 			o.store.MarkDone(id, m.Op, it.SKU)

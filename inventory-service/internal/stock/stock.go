@@ -70,14 +70,6 @@ func ApplyPut(cur Item, sku string, p Put, now time.Time) Item {
 	return cur
 }
 
-// Versioned is a stored value with the KV revision it was read at; a write
-// expecting Revision fails with ErrConflict if the value changed since.
-// Revision 0 means "must not exist yet".
-type Versioned[T any] struct {
-	Value    T
-	Revision uint64
-}
-
 // counter names one of an item's three counts.
 type counter int
 

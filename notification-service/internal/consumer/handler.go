@@ -150,18 +150,33 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		log.Debug("notification already sent, re-publishing its event")
 		return h.publishSent(ctx, env, n)
 	}
-	if err := h.channel.Send(ctx, n); err != nil {
-		permanent := errors.Is(err, notification.ErrRejected)
-		h.metrics.failed(n, permanent)
-		if permanent {
-			return consumer.Permanent(fmt.Errorf("send %s: %w", n.ID, err))
-		}
-		return fmt.Errorf("send %s: %w", n.ID, err)
+	if err := h.send(ctx, n); err != nil {
+		return err
 	}
 	n, err = h.markSent(ctx, n, rev)
 	if err != nil {
 		return err
 	}
+	return h.announce(ctx, env, n, log)
+}
+
+// send hands n to the channel; a rejection by the receiver is permanent,
+// any other failure is retried.
+func (h *Handler) send(ctx context.Context, n notification.Notification) error {
+	err := h.channel.Send(ctx, n)
+	if err == nil {
+		return nil
+	}
+	permanent := errors.Is(err, notification.ErrRejected)
+	h.metrics.failed(n, permanent)
+	if permanent {
+		return consumer.Permanent(fmt.Errorf("send %s: %w", n.ID, err))
+	}
+	return fmt.Errorf("send %s: %w", n.ID, err)
+}
+
+// announce counts and logs n, recorded sent, and publishes its event.
+func (h *Handler) announce(ctx context.Context, env events.Envelope, n notification.Notification, log *zap.Logger) error {
 	h.metrics.sent(n)
 	log.Info("notification sent", zap.String("channel", n.Channel), zap.Int("attempts", n.Attempts))
 	return h.publishSent(ctx, env, n)
@@ -176,13 +191,8 @@ func (h *Handler) sendThenRecord(ctx context.Context, env events.Envelope, want 
 	}
 	n := want
 	n.Attempt(h.channelName)
-	if err := h.channel.Send(ctx, n); err != nil {
-		permanent := errors.Is(err, notification.ErrRejected)
-		h.metrics.failed(n, permanent)
-		if permanent {
-			return true, consumer.Permanent(fmt.Errorf("send %s: %w", n.ID, err))
-		}
-		return true, fmt.Errorf("send %s: %w", n.ID, err)
+	if err := h.send(ctx, n); err != nil {
+		return true, err
 	}
 	n.MarkSent(h.now())
 	if _, err := h.store.Create(ctx, n); errors.Is(err, notification.ErrConflict) {
@@ -190,9 +200,7 @@ func (h *Handler) sendThenRecord(ctx context.Context, env events.Envelope, want 
 	} else if err != nil {
 		return true, fmt.Errorf("record %s sent: %w", n.ID, err)
 	}
-	h.metrics.sent(n)
-	log.Info("notification sent", zap.String("channel", n.Channel), zap.Int("attempts", n.Attempts))
-	return true, h.publishSent(ctx, env, n)
+	return true, h.announce(ctx, env, n, log)
 }
 
 // begin returns the record to deliver and its revision: a new pending
