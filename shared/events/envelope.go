@@ -3,7 +3,6 @@ package events
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"time"
 )
@@ -42,14 +41,6 @@ type Envelope struct {
 	DataSchema      string          `json:"dataschema"`
 	TraceParent     string          `json:"traceparent"`
 	Data            json.RawMessage `json:"data"`
-}
-
-// DecodeData unmarshals the payload into v.
-func (e Envelope) DecodeData(v any) error {
-	if err := json.Unmarshal(e.Data, v); err != nil {
-		return fmt.Errorf("decode %s data: %w: %w", e.Type, ErrInvalidEvent, err)
-	}
-	return nil
 }
 
 // TraceID returns the trace id part of the envelope's traceparent.

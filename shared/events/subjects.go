@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 )
 
@@ -46,11 +45,10 @@ var routes = map[Type]route{
 	NotificationSent:   {"notifications", "sent"},
 }
 
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-
-// ValidID reports whether s may be used as an order id or SKU: it becomes a
-// subject token, so dots, wildcards and spaces are not allowed.
-func ValidID(s string) bool { return idPattern.MatchString(s) }
+// ValidID reports whether s may be used as an order id or SKU: 1 to 64
+// letters, digits, '-' or '_'. It becomes a subject token, so dots,
+// wildcards and spaces are not allowed.
+func ValidID(s string) bool { return validToken(s, 64) }
 
 // Subject returns the subject an event of type t about orderID is published
 // on, for example orders.<order_id>.created.

@@ -47,7 +47,11 @@ type Scenario struct {
 	Name   string             `json:"name"`
 	Report loadgen.Report     `json:"report"`
 	CPU    map[string]float64 `json:"cpu_cores"` // mean cores used per process over the run
-	Broker Broker             `json:"broker"`
+	// CPUPerOrderMs is each process's CPU time over the run (load, drain
+	// and invariant check) divided by the orders accepted: the work one
+	// order costs it.
+	CPUPerOrderMs map[string]float64 `json:"cpu_ms_per_order"`
+	Broker        Broker             `json:"broker"`
 	// DrainSeconds: outage scenario, from the gateway's recovery to the
 	// last order's final event.
 	DrainSeconds float64 `json:"drain_s,omitempty"`
@@ -140,10 +144,14 @@ func runSync(ctx context.Context, cfg Config, devstack, sync string) (Result, er
 		if err != nil {
 			return Scenario{}, err
 		}
-		sc := Scenario{Name: name, Report: rep, CPU: map[string]float64{}}
+		sc := Scenario{Name: name, Report: rep, CPU: map[string]float64{}, CPUPerOrderMs: map[string]float64{}}
 		wall := settled.Sub(start).Seconds()
 		for name, u := range after {
-			sc.CPU[name] = (u.CPU - before[name].CPU).Seconds() / wall
+			used := (u.CPU - before[name].CPU).Seconds()
+			sc.CPU[name] = used / wall
+			if rep.Accepted > 0 {
+				sc.CPUPerOrderMs[name] = 1000 * used / float64(rep.Accepted)
+			}
 			res.PeakRSSMB[name] = max(res.PeakRSSMB[name], float64(u.PeakRSS)/(1<<20))
 		}
 		sc.Broker = js1.perOrder(js0, rep.Accepted)

@@ -94,6 +94,17 @@ func Render(results []Result, command string, at time.Time) string {
 			}
 			fmt.Fprintf(&b, " %.0f MB |\n", r.PeakRSSMB[n])
 		}
+		if len(r.Scenarios) > 0 && len(r.Scenarios[0].CPUPerOrderMs) > 0 {
+			s := r.Scenarios[0]
+			fmt.Fprintf(&b, "\nCPU per accepted order (%s; each process's CPU time over the load, the drain and the check, divided by the orders): ", s.Name)
+			var total float64
+			parts := make([]string, 0, len(names))
+			for _, n := range names {
+				total += s.CPUPerOrderMs[n]
+				parts = append(parts, fmt.Sprintf("%s %.2f ms", n, s.CPUPerOrderMs[n]))
+			}
+			fmt.Fprintf(&b, "**%.2f ms** in all (%s).\n", total, strings.Join(parts, ", "))
+		}
 		if len(r.Scenarios) > 0 {
 			s := r.Scenarios[0]
 			br := s.Broker

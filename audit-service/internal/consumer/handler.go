@@ -27,21 +27,20 @@ func Durable(stream string) string { return "audit-" + strings.ToLower(stream) }
 
 // Handler audits events.
 type Handler struct {
-	app      Appender
-	log      *zap.Logger
-	registry *events.Registry
+	app Appender
+	log *zap.Logger
 }
 
 // NewHandler returns a handler appending to app.
 func NewHandler(app Appender, log *zap.Logger) *Handler {
-	return &Handler{app: app, log: log, registry: events.DefaultRegistry()}
+	return &Handler{app: app, log: log}
 }
 
 // Handle is the consumer.Handler of every audit consumer. An event that
 // fails its schema is dead-lettered, not audited: the log holds only events
 // the system could have acted on. A failed append is retried.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := h.registry.Parse(msg.Data())
+	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}

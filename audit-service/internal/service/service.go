@@ -109,8 +109,8 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	retry := consumer.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
 	for _, stream := range events.DomainStreams {
 		r, err := consumer.New(js, consumer.Config{
-			Stream:      stream,
-			Durable:     auditconsumer.Durable(stream),
+			Stream:  stream,
+			Durable: auditconsumer.Durable(stream),
 			// The chain has one writer, but appends in flight together are
 			// written as one pipeline (store.Appender): the more handlers
 			// wait on it, the fewer round trips per entry.

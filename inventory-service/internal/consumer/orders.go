@@ -161,31 +161,27 @@ func NewOrders(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts 
 
 // Handle is the jsconsumer.Handler of the orders consumer.
 func (o *Orders) Handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := events.DefaultRegistry().Parse(msg.Data())
+	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
 		return jsconsumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
-	}
-	if want, err := events.Subject(env.Type, env.Subject); err != nil || want != msg.Subject() {
-		return jsconsumer.Permanent(fmt.Errorf("%w: %s event about order %s arrived on %s",
-			events.ErrInvalidEvent, env.Type, env.Subject, msg.Subject()))
 	}
 	log := o.log.With(logging.Order(env.Subject, env.TraceID())...)
 	switch env.Type {
 	case events.OrderCreated:
 		var d events.OrderCreatedData
-		if err := decode(env, &d, func() string { return d.OrderID }); err != nil {
+		if err := decode(env, &d); err != nil {
 			return err
 		}
 		err = o.retry.Do(ctx, "reserve", func(ctx context.Context) error { return o.created(ctx, log, env, d) })
 	case events.OrderCancelled:
 		var d events.OrderCancelledData
-		if err := decode(env, &d, func() string { return d.OrderID }); err != nil {
+		if err := decode(env, &d); err != nil {
 			return err
 		}
 		err = o.retry.Do(ctx, "release", func(ctx context.Context) error { return o.cancelled(ctx, log, env, d) })
 	case events.OrderConfirmed:
 		var d events.OrderConfirmedData
-		if err := decode(env, &d, func() string { return d.OrderID }); err != nil {
+		if err := decode(env, &d); err != nil {
 			return err
 		}
 		err = o.retry.Do(ctx, "commit", func(ctx context.Context) error { return o.confirmed(ctx, log, env, d) })
@@ -200,17 +196,10 @@ func (o *Orders) Handle(ctx context.Context, msg jetstream.Msg) error {
 	return err
 }
 
-// decode decodes the payload into d and checks that it is about the
-// envelope's order (the order id the payload names, via orderID).
-func decode(env events.Envelope, d any, orderID func() string) error {
-	if err := env.DecodeData(d); err != nil {
-		return jsconsumer.Permanent(err)
-	}
-	if id := orderID(); id != env.Subject {
-		return jsconsumer.Permanent(fmt.Errorf("%w: %s data is about order %q, envelope about %q",
-			events.ErrInvalidEvent, env.Type, id, env.Subject))
-	}
-	return nil
+// decode decodes the payload into d; a payload that fails its checks is
+// dead-lettered.
+func decode(env events.Envelope, d any) error {
+	return jsconsumer.Permanent(env.DecodeData(d))
 }
 
 // created reserves the order's lines all-or-nothing, or records why not.

@@ -99,7 +99,6 @@ type Handler struct {
 	log         *zap.Logger
 	now         func() time.Time
 	metrics     *Metrics
-	registry    *events.Registry
 	sendFirst   bool // WithoutPendingRecord
 }
 
@@ -111,7 +110,7 @@ func NewHandler(store Store, channel Channel, channelName string, pub Publisher,
 	}
 	h := &Handler{
 		store: store, channel: channel, channelName: channelName, pub: pub, log: log,
-		now: time.Now, registry: events.DefaultRegistry(),
+		now: time.Now,
 	}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
@@ -123,7 +122,7 @@ func NewHandler(store Store, channel Channel, channelName string, pub Publisher,
 
 // Handle is the consumer.Handler of the notification consumer.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := h.registry.Parse(msg.Data())
+	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}

@@ -47,11 +47,10 @@ type Publisher interface {
 
 // Handler applies upstream events to orders.
 type Handler struct {
-	orders   Orders
-	pub      Publisher
-	registry *events.Registry
-	log      *zap.Logger
-	now      func() time.Time
+	orders Orders
+	pub    Publisher
+	log    *zap.Logger
+	now    func() time.Time
 }
 
 // Option configures a Handler.
@@ -72,11 +71,11 @@ func WithClock(now func() time.Time) Option {
 }
 
 // NewHandler returns a handler over the store and publisher.
-func NewHandler(orders Orders, pub Publisher, registry *events.Registry, log *zap.Logger, opts ...Option) (*Handler, error) {
-	if orders == nil || pub == nil || registry == nil || log == nil {
-		return nil, fmt.Errorf("store, publisher, registry and logger are required: %w", ErrInvalidOption)
+func NewHandler(orders Orders, pub Publisher, log *zap.Logger, opts ...Option) (*Handler, error) {
+	if orders == nil || pub == nil || log == nil {
+		return nil, fmt.Errorf("store, publisher and logger are required: %w", ErrInvalidOption)
 	}
-	h := &Handler{orders: orders, pub: pub, registry: registry, log: log, now: time.Now}
+	h := &Handler{orders: orders, pub: pub, log: log, now: time.Now}
 	for _, opt := range opts {
 		if err := opt(h); err != nil {
 			return nil, err
@@ -125,12 +124,9 @@ type transition func(o order.Order, now time.Time) (order.Order, bool, error)
 // Handle handles one inventory or payment event. Invalid events are
 // dead-lettered; store and publish failures are retried.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := h.registry.Parse(msg.Data())
+	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
 		return consumer.Permanent(err)
-	}
-	if want, err := events.Subject(env.Type, env.Subject); err != nil || want != msg.Subject() {
-		return consumer.Permanent(fmt.Errorf("%w: %s event about %q arrived on %s", events.ErrInvalidEvent, env.Type, env.Subject, msg.Subject()))
 	}
 	apply, err := transitionFor(env)
 	if err != nil {

@@ -107,18 +107,18 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	}
 
 	registry := events.DefaultRegistry()
-	pub, err := events.NewPublisher(js, Name, events.WithClock(o.now), events.WithRegistry(registry))
+	pub, err := events.NewPublisher(js, Name, events.WithClock(o.now))
 	if err != nil {
 		return nil, err
 	}
-	orders := store.NewOrders(ordersKV, ordersStream, registry)
+	orders := store.NewOrders(ordersKV, ordersStream)
 
 	reg := metrics.NewRegistry(Name)
 	cm, err := consumer.NewMetrics(metrics.Registerer(reg, Name))
 	if err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
-	handler, err := ordconsumer.NewHandler(orders, pub, registry, log, ordconsumer.WithClock(o.now))
+	handler, err := ordconsumer.NewHandler(orders, pub, log, ordconsumer.WithClock(o.now))
 	if err != nil {
 		return nil, err
 	}

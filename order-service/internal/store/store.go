@@ -73,14 +73,13 @@ func EnsureBuckets(ctx context.Context, js jetstream.JetStream, o BucketOptions)
 
 // Orders is the order store.
 type Orders struct {
-	kv       jetstream.KeyValue
-	stream   jetstream.Stream
-	registry *events.Registry
+	kv     jetstream.KeyValue
+	stream jetstream.Stream
 }
 
 // NewOrders returns the store over the orders bucket and the ORDERS stream.
-func NewOrders(kv jetstream.KeyValue, ordersStream jetstream.Stream, registry *events.Registry) *Orders {
-	return &Orders{kv: kv, stream: ordersStream, registry: registry}
+func NewOrders(kv jetstream.KeyValue, ordersStream jetstream.Stream) *Orders {
+	return &Orders{kv: kv, stream: ordersStream}
 }
 
 // OrderKey is the key of an order in the orders bucket.
@@ -169,7 +168,7 @@ func (s *Orders) Created(ctx context.Context, orderID string) (order.Order, erro
 		}
 		return order.Order{}, fmt.Errorf("%w: get %s: %w", ErrUnavailable, subject, err)
 	}
-	env, err := s.registry.Parse(msg.Data)
+	env, err := events.Decode(subject, msg.Data)
 	if err != nil {
 		return order.Order{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
 	}

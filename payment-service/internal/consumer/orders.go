@@ -26,7 +26,6 @@ type Canceller interface {
 // order not charged yet never will be.
 type Cancelled struct {
 	canceller Canceller
-	reg       *events.Registry
 	wait      consumer.Backoff
 }
 
@@ -55,12 +54,12 @@ func NewCancelled(c Canceller, wait consumer.Backoff) (*Cancelled, error) {
 	if wait.Initial <= 0 || wait.Max < wait.Initial || wait.Multiplier < 1 {
 		return nil, fmt.Errorf("wait schedule %+v: %w", wait, consumer.ErrInvalidConfig)
 	}
-	return &Cancelled{canceller: c, reg: events.DefaultRegistry(), wait: wait}, nil
+	return &Cancelled{canceller: c, wait: wait}, nil
 }
 
 // Handle is the consumer.Handler.
 func (h *Cancelled) Handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := h.reg.Parse(msg.Data())
+	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
@@ -70,10 +69,6 @@ func (h *Cancelled) Handle(ctx context.Context, msg jetstream.Msg) error {
 	var data events.OrderCancelledData
 	if err := env.DecodeData(&data); err != nil {
 		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
-	}
-	if data.OrderID != env.Subject || events.OrderIDFromSubject(msg.Subject()) != data.OrderID {
-		return consumer.Permanent(fmt.Errorf("%s: %w: subject %q and data order %q disagree",
-			msg.Subject(), events.ErrInvalidEvent, env.Subject, data.OrderID))
 	}
 	_, err = h.canceller.Cancel(ctx, payment.Cancellation{
 		OrderID:     data.OrderID,

@@ -29,7 +29,6 @@ type Payer interface {
 // priced, so it is time to charge.
 type Reserved struct {
 	payer Payer
-	reg   *events.Registry
 	wait  consumer.Backoff
 }
 
@@ -65,12 +64,12 @@ func NewReserved(p Payer, wait consumer.Backoff) (*Reserved, error) {
 	if wait.Initial <= 0 || wait.Max < wait.Initial || wait.Multiplier < 1 {
 		return nil, fmt.Errorf("wait schedule %+v: %w", wait, consumer.ErrInvalidConfig)
 	}
-	return &Reserved{payer: p, reg: events.DefaultRegistry(), wait: wait}, nil
+	return &Reserved{payer: p, wait: wait}, nil
 }
 
 // Handle is the consumer.Handler.
 func (h *Reserved) Handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := h.reg.Parse(msg.Data())
+	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
@@ -80,10 +79,6 @@ func (h *Reserved) Handle(ctx context.Context, msg jetstream.Msg) error {
 	var data events.InventoryReservedData
 	if err := env.DecodeData(&data); err != nil {
 		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
-	}
-	if data.OrderID != env.Subject || events.OrderIDFromSubject(msg.Subject()) != data.OrderID {
-		return consumer.Permanent(fmt.Errorf("%s: %w: subject %q and data order %q disagree",
-			msg.Subject(), events.ErrInvalidEvent, env.Subject, data.OrderID))
 	}
 	_, err = h.payer.Process(ctx, payment.Request{
 		OrderID:     data.OrderID,

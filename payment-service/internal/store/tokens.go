@@ -16,8 +16,7 @@ import (
 // event in the ORDERS stream: the token travels only there, so the payment
 // service keeps no copy of it.
 type OrderTokens struct {
-	js  jetstream.JetStream
-	reg *events.Registry
+	js jetstream.JetStream
 
 	mu     sync.Mutex
 	stream jetstream.Stream
@@ -25,7 +24,7 @@ type OrderTokens struct {
 
 // NewOrderTokens returns a token source over js.
 func NewOrderTokens(js jetstream.JetStream) *OrderTokens {
-	return &OrderTokens{js: js, reg: events.DefaultRegistry()}
+	return &OrderTokens{js: js}
 }
 
 // Token returns the payment token of the order. An order whose created
@@ -53,7 +52,7 @@ func (o *OrderTokens) Token(ctx context.Context, orderID string) (string, error)
 		}
 		return "", fmt.Errorf("read %s: %w", subject, err)
 	}
-	env, err := o.reg.Parse(msg.Data)
+	env, err := events.Decode(subject, msg.Data)
 	if err != nil {
 		return "", fmt.Errorf("%w: %s: %w", payment.ErrNoPaymentToken, subject, err)
 	}

@@ -1,0 +1,324 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// The checks of every payload: what its schema (schemas/*.v1.json) says,
+// written in Go so that the hot path validates without a schema engine,
+// and the facts a payload states about itself. A failure names the field
+// as a JSON pointer, as the schema validator does.
+
+func problem(field, format string, args ...any) error {
+	return fmt.Errorf("/"+field+": "+format, args...)
+}
+
+func checkID(field, s string) error {
+	if !ValidID(s) {
+		return problem(field, "%q is not an id (1-64 letters, digits, '-' or '_')", s)
+	}
+	return nil
+}
+
+func checkText(field, s string, minLen, maxLen int) error {
+	n := utf8.RuneCountInString(s)
+	switch {
+	case n == 0 && minLen > 0:
+		return problem(field, "missing")
+	case n < minLen:
+		return problem(field, "shorter than %d characters", minLen)
+	case n > maxLen:
+		return problem(field, "longer than %d characters", maxLen)
+	}
+	return nil
+}
+
+func checkCurrency(field, s string) error {
+	if len(s) != 3 || !isUpper(s[0]) || !isUpper(s[1]) || !isUpper(s[2]) {
+		return problem(field, "%q is not a three-letter ISO 4217 code in capitals", s)
+	}
+	return nil
+}
+
+func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
+
+func checkNonNegative(field string, v int64) error {
+	if v < 0 {
+		return problem(field, "%d is below 0", v)
+	}
+	return nil
+}
+
+func checkOneOf(field, s string, allowed ...string) error {
+	for _, a := range allowed {
+		if s == a {
+			return nil
+		}
+	}
+	return problem(field, "%q is not one of %q", s, allowed)
+}
+
+func checkTime(field string, t time.Time) error {
+	if t.IsZero() {
+		return problem(field, "missing")
+	}
+	return nil
+}
+
+// cancelReasons are the reasons an order may be cancelled with.
+var cancelReasons = []string{ReasonUnknownSKU, ReasonInsufficientStock, ReasonCurrencyMismatch, ReasonPaymentDeclined, ReasonTimeout}
+
+// checkQuantities checks the lines of a released or committed event.
+func checkQuantities(lines []Item) error {
+	if len(lines) == 0 {
+		return problem("lines", "no lines")
+	}
+	for i, l := range lines {
+		if err := checkID(fmt.Sprintf("lines/%d/sku", i), l.SKU); err != nil {
+			return err
+		}
+		if l.Quantity < 1 {
+			return problem(fmt.Sprintf("lines/%d/quantity", i), "%d is not a quantity of 1 or more", l.Quantity)
+		}
+	}
+	return nil
+}
+
+// Order returns the order the payload is about.
+func (d OrderCreatedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against order.created v1.
+func (d OrderCreatedData) Validate() error {
+	if len(d.Items) == 0 || len(d.Items) > 100 {
+		return problem("items", "%d items, want 1 to 100", len(d.Items))
+	}
+	for i, it := range d.Items {
+		if err := checkID(fmt.Sprintf("items/%d/sku", i), it.SKU); err != nil {
+			return err
+		}
+		if it.Quantity < 1 || it.Quantity > 10000 {
+			return problem(fmt.Sprintf("items/%d/quantity", i), "%d is not a quantity from 1 to 10000", it.Quantity)
+		}
+	}
+	return errors.Join(checkID("order_id", d.OrderID), checkText("customer_id", d.CustomerID, 1, 128),
+		checkText("payment_token", d.PaymentToken, 1, 256), checkTime("created_at", d.CreatedAt))
+}
+
+// Order returns the order the payload is about.
+func (d OrderConfirmedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against order.confirmed v1.
+func (d OrderConfirmedData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkText("customer_id", d.CustomerID, 1, 128),
+		checkNonNegative("total_cents", d.TotalCents), checkCurrency("currency", d.Currency))
+}
+
+// UnmarshalJSON refuses a payload without total_cents (0 is a total).
+func (d *OrderConfirmedData) UnmarshalJSON(b []byte) error {
+	type plain OrderConfirmedData
+	var w struct {
+		*plain
+		TotalCents *int64 `json:"total_cents"`
+	}
+	w.plain = (*plain)(d)
+	if err := strictUnmarshal(b, &w); err != nil {
+		return err
+	}
+	return required("total_cents", w.TotalCents, &d.TotalCents)
+}
+
+// Order returns the order the payload is about.
+func (d OrderCancelledData) Order() string { return d.OrderID }
+
+// Validate checks the payload against order.cancelled v1.
+func (d OrderCancelledData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkText("customer_id", d.CustomerID, 1, 128),
+		checkOneOf("reason", d.Reason, cancelReasons...), checkText("detail", d.Detail, 0, 1024))
+}
+
+// Order returns the order the payload is about.
+func (d InventoryReservedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against inventory.reserved v1, and that every
+// line total is its quantity times its unit price and the total is the sum
+// of the lines.
+func (d InventoryReservedData) Validate() error {
+	if err := errors.Join(checkID("order_id", d.OrderID), checkNonNegative("total_cents", d.TotalCents),
+		checkCurrency("currency", d.Currency)); err != nil {
+		return err
+	}
+	if len(d.Lines) == 0 {
+		return problem("lines", "no lines")
+	}
+	var sum int64
+	for i, l := range d.Lines {
+		at := fmt.Sprintf("lines/%d/", i)
+		if err := errors.Join(checkID(at+"sku", l.SKU), checkText(at+"name", l.Name, 0, 256),
+			checkNonNegative(at+"unit_price_cents", l.UnitPriceCents), checkNonNegative(at+"line_total_cents", l.LineTotalCents)); err != nil {
+			return err
+		}
+		if l.Quantity < 1 {
+			return problem(at+"quantity", "%d is not a quantity of 1 or more", l.Quantity)
+		}
+		if l.Quantity > (1<<62)/max(l.UnitPriceCents, 1) || l.LineTotalCents != l.Quantity*l.UnitPriceCents {
+			return problem(at+"line_total_cents", "%d is not %d × %d", l.LineTotalCents, l.Quantity, l.UnitPriceCents)
+		}
+		if sum += l.LineTotalCents; sum < 0 {
+			return problem("total_cents", "the lines overflow")
+		}
+	}
+	if sum != d.TotalCents {
+		return problem("total_cents", "%d is not the sum of the lines (%d)", d.TotalCents, sum)
+	}
+	return nil
+}
+
+// UnmarshalJSON refuses a payload without total_cents (0 is a total).
+func (d *InventoryReservedData) UnmarshalJSON(b []byte) error {
+	type plain InventoryReservedData
+	var w struct {
+		*plain
+		TotalCents *int64 `json:"total_cents"`
+	}
+	w.plain = (*plain)(d)
+	if err := strictUnmarshal(b, &w); err != nil {
+		return err
+	}
+	return required("total_cents", w.TotalCents, &d.TotalCents)
+}
+
+// UnmarshalJSON refuses a line without one of its required fields (0 is a
+// price).
+func (l *PricedLine) UnmarshalJSON(b []byte) error {
+	type plain PricedLine
+	var w struct {
+		*plain
+		Name           *string `json:"name"`
+		UnitPriceCents *int64  `json:"unit_price_cents"`
+		LineTotalCents *int64  `json:"line_total_cents"`
+	}
+	w.plain = (*plain)(l)
+	if err := strictUnmarshal(b, &w); err != nil {
+		return err
+	}
+	return errors.Join(required("name", w.Name, &l.Name), required("unit_price_cents", w.UnitPriceCents, &l.UnitPriceCents),
+		required("line_total_cents", w.LineTotalCents, &l.LineTotalCents))
+}
+
+// Order returns the order the payload is about.
+func (d InventoryRejectedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against inventory.rejected v1.
+func (d InventoryRejectedData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID),
+		checkOneOf("reason", d.Reason, ReasonUnknownSKU, ReasonInsufficientStock, ReasonCurrencyMismatch),
+		checkText("sku", d.SKU, 0, 64), checkText("detail", d.Detail, 0, 1024))
+}
+
+// Order returns the order the payload is about.
+func (d InventoryReleasedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against inventory.released v1.
+func (d InventoryReleasedData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkQuantities(d.Lines))
+}
+
+// Order returns the order the payload is about.
+func (d InventoryCommittedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against inventory.committed v1.
+func (d InventoryCommittedData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkQuantities(d.Lines))
+}
+
+// Order returns the order the payload is about.
+func (d PaymentSucceededData) Order() string { return d.OrderID }
+
+// Validate checks the payload against payment.succeeded v1.
+func (d PaymentSucceededData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkText("charge_id", d.ChargeID, 1, 128),
+		checkNonNegative("amount_cents", d.AmountCents), checkCurrency("currency", d.Currency))
+}
+
+// UnmarshalJSON refuses a payload without amount_cents.
+func (d *PaymentSucceededData) UnmarshalJSON(b []byte) error {
+	type plain PaymentSucceededData
+	var w struct {
+		*plain
+		AmountCents *int64 `json:"amount_cents"`
+	}
+	w.plain = (*plain)(d)
+	if err := strictUnmarshal(b, &w); err != nil {
+		return err
+	}
+	return required("amount_cents", w.AmountCents, &d.AmountCents)
+}
+
+// Order returns the order the payload is about.
+func (d PaymentFailedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against payment.failed v1.
+func (d PaymentFailedData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkOneOf("reason", d.Reason, ReasonCardDeclined),
+		checkText("decline_code", d.DeclineCode, 0, 128), checkText("charge_id", d.ChargeID, 0, 128),
+		checkNonNegative("amount_cents", d.AmountCents), checkCurrency("currency", d.Currency))
+}
+
+// UnmarshalJSON refuses a payload without amount_cents.
+func (d *PaymentFailedData) UnmarshalJSON(b []byte) error {
+	type plain PaymentFailedData
+	var w struct {
+		*plain
+		AmountCents *int64 `json:"amount_cents"`
+	}
+	w.plain = (*plain)(d)
+	if err := strictUnmarshal(b, &w); err != nil {
+		return err
+	}
+	return required("amount_cents", w.AmountCents, &d.AmountCents)
+}
+
+// Order returns the order the payload is about.
+func (d PaymentRefundedData) Order() string { return d.OrderID }
+
+// Validate checks the payload against payment.refunded v1.
+func (d PaymentRefundedData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkText("charge_id", d.ChargeID, 1, 128),
+		checkText("refund_id", d.RefundID, 1, 128), checkNonNegative("amount_cents", d.AmountCents),
+		checkCurrency("currency", d.Currency), checkOneOf("reason", d.Reason, cancelReasons...))
+}
+
+// UnmarshalJSON refuses a payload without amount_cents.
+func (d *PaymentRefundedData) UnmarshalJSON(b []byte) error {
+	type plain PaymentRefundedData
+	var w struct {
+		*plain
+		AmountCents *int64 `json:"amount_cents"`
+	}
+	w.plain = (*plain)(d)
+	if err := strictUnmarshal(b, &w); err != nil {
+		return err
+	}
+	return required("amount_cents", w.AmountCents, &d.AmountCents)
+}
+
+// Order returns the order the payload is about.
+func (d NotificationSentData) Order() string { return d.OrderID }
+
+// Validate checks the payload against notification.sent v1.
+func (d NotificationSentData) Validate() error {
+	return errors.Join(checkID("order_id", d.OrderID), checkText("notification_id", d.NotificationID, 1, 128),
+		checkOneOf("kind", d.Kind, "order_confirmed", "order_cancelled"), checkText("channel", d.Channel, 1, 64))
+}
+
+// required copies a field decoded through a pointer, or says it is missing.
+func required[T any](field string, p *T, dst *T) error {
+	if p == nil {
+		return problem(field, "missing")
+	}
+	*dst = *p
+	return nil
+}
