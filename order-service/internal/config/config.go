@@ -26,8 +26,6 @@ type Config struct {
 	config.Base
 	config.Consumers
 
-	// IdempotencyTTL is how long an Idempotency-Key is remembered.
-	IdempotencyTTL time.Duration
 	// RequestTimeout bounds the NATS work of one HTTP request.
 	RequestTimeout time.Duration
 	// OrderDeadline is how long an order may take to reach a final state
@@ -47,7 +45,6 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		return Config{
 			Base:           config.ReadBase(r),
 			Consumers:      config.ReadConsumers(r),
-			IdempotencyTTL: r.Duration("IDEMPOTENCY_TTL", 0),
 			RequestTimeout: r.Duration("REQUEST_TIMEOUT", 0),
 			OrderDeadline:  r.Duration("ORDER_DEADLINE", 0),
 			MaxInFlight:    r.Int("MAX_IN_FLIGHT", 0),
@@ -59,9 +56,6 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 func (c *Config) SetDefaults() {
 	c.Base.SetDefaults(defaultHTTPAddr)
 	c.Consumers.SetDefaults()
-	if c.IdempotencyTTL == 0 {
-		c.IdempotencyTTL = 24 * time.Hour
-	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 5 * time.Second
 	}
@@ -76,9 +70,6 @@ func (c *Config) SetDefaults() {
 // Validate reports settings the service cannot run with.
 func (c Config) Validate() error {
 	errs := []error{c.Base.Validate(), c.Consumers.Validate()}
-	if c.IdempotencyTTL < time.Second {
-		errs = append(errs, fmt.Errorf("IDEMPOTENCY_TTL=%s: want >= 1s", c.IdempotencyTTL))
-	}
 	if c.RequestTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("REQUEST_TIMEOUT=%s: want > 0", c.RequestTimeout))
 	}
@@ -100,7 +91,6 @@ func (c Config) Validate() error {
 // Fields returns the configuration as log fields, secrets masked.
 func (c Config) Fields() []zap.Field {
 	return append(append(c.Base.Fields(), c.Consumers.Fields()...),
-		zap.Duration("idempotency_ttl", c.IdempotencyTTL),
 		zap.Duration("request_timeout", c.RequestTimeout),
 		zap.Duration("order_deadline", c.OrderDeadline),
 	)

@@ -19,7 +19,7 @@ func TestLoad(t *testing.T) {
 	}{
 		{name: "defaults", env: map[string]string{}, want: func(c config.Config) bool {
 			return c.HTTPAddr == ":8080" && c.NATSURL == "nats://127.0.0.1:4222" && c.ConsumerConcurrency == 8 &&
-				c.IdempotencyTTL == 24*time.Hour && c.StreamReplicas == 1 && c.ShutdownTimeout == 20*time.Second &&
+				c.StreamReplicas == 1 && c.ShutdownTimeout == 20*time.Second &&
 				c.OrderDeadline == 2*time.Minute
 		}},
 		{name: "order deadline", env: map[string]string{"ORDER_DEADLINE": "45s"}, want: func(c config.Config) bool { return c.OrderDeadline == 45*time.Second }},

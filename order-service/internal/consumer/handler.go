@@ -35,8 +35,8 @@ const maxCASAttempts = 16
 // Orders is what the handlers need from the order store.
 type Orders interface {
 	Get(ctx context.Context, orderID string) (order.Order, uint64, error)
+	// Update with rev 0 stores an order not stored yet.
 	Update(ctx context.Context, o order.Order, rev uint64) (uint64, error)
-	Materialize(ctx context.Context, o order.Order) error
 	Created(ctx context.Context, orderID string) (order.Order, error)
 }
 
@@ -145,17 +145,14 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	return h.publishFinal(ctx, o, env.TraceParent, log)
 }
 
-// apply runs the CAS loop: read (materializing the order from its created
-// event if the POST that created it died before storing it), apply, write
-// at the read revision, and on a conflict start again from the new state.
+// apply runs the CAS loop: read (an order not stored yet is the PENDING
+// order its created event describes, at revision 0), apply, write at the
+// read revision, and on a conflict start again from the new state.
 func (h *Handler) apply(ctx context.Context, orderID string, apply transition, log *zap.Logger) (order.Order, error) {
 	for range maxCASAttempts {
 		o, rev, err := h.orders.Get(ctx, orderID)
 		if errors.Is(err, order.ErrNotFound) {
-			if err := h.materialize(ctx, orderID, log); err != nil {
-				return order.Order{}, err
-			}
-			continue
+			o, rev, err = h.pending(ctx, orderID)
 		}
 		if err != nil {
 			return order.Order{}, err
@@ -186,16 +183,14 @@ func (h *Handler) apply(ctx context.Context, orderID string, apply transition, l
 	return order.Order{}, fmt.Errorf("order %s: %d conflicting updates in a row: %w", orderID, maxCASAttempts, store.ErrConflict)
 }
 
-func (h *Handler) materialize(ctx context.Context, orderID string, log *zap.Logger) error {
+// pending returns the PENDING order of an order not stored yet, made from
+// its created event, at revision 0.
+func (h *Handler) pending(ctx context.Context, orderID string) (order.Order, uint64, error) {
 	o, err := h.orders.Created(ctx, orderID)
 	if err != nil {
-		return fmt.Errorf("materialize order %s: %w", orderID, err)
+		return order.Order{}, 0, fmt.Errorf("order %s: %w", orderID, err)
 	}
-	if err := h.orders.Materialize(ctx, o); err != nil {
-		return err
-	}
-	log.Info("order materialized from its created event")
-	return nil
+	return o, 0, nil
 }
 
 // publishFinal publishes the event of a final order. It runs for every event

@@ -4,13 +4,12 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -37,14 +36,10 @@ const (
 type Orders interface {
 	Get(ctx context.Context, orderID string) (order.Order, uint64, error)
 	Find(ctx context.Context, orderID string) (order.Order, error)
-	Created(ctx context.Context, orderID string) (order.Order, error)
-	Materialize(ctx context.Context, o order.Order) error
+	// Request returns what an order's created event says was asked for.
+	Request(ctx context.Context, orderID string) (events.OrderCreatedData, string, error)
+	Index(ctx context.Context, o order.Order) error
 	ListByCustomer(ctx context.Context, customerID string) ([]order.Order, error)
-}
-
-// Idempotency remembers which order an Idempotency-Key created.
-type Idempotency interface {
-	Claim(ctx context.Context, clientKey, orderID, requestHash string) (ownerID, ownerHash string, err error)
 }
 
 // Publisher publishes an event create-once.
@@ -55,7 +50,6 @@ type Publisher interface {
 // API holds the order endpoints.
 type API struct {
 	orders    Orders
-	idem      Idempotency
 	pub       Publisher
 	registry  *events.Registry
 	log       *zap.Logger
@@ -131,12 +125,12 @@ func WithConnCheck(check func() error) Option {
 }
 
 // New returns the API.
-func New(orders Orders, idem Idempotency, pub Publisher, registry *events.Registry, log *zap.Logger, opts ...Option) (*API, error) {
-	if orders == nil || idem == nil || pub == nil || registry == nil || log == nil {
-		return nil, fmt.Errorf("store, idempotency, publisher, registry and logger are required: %w", ErrInvalidOption)
+func New(orders Orders, pub Publisher, registry *events.Registry, log *zap.Logger, opts ...Option) (*API, error) {
+	if orders == nil || pub == nil || registry == nil || log == nil {
+		return nil, fmt.Errorf("store, publisher, registry and logger are required: %w", ErrInvalidOption)
 	}
 	a := &API{
-		orders: orders, idem: idem, pub: pub, registry: registry, log: log,
+		orders: orders, pub: pub, registry: registry, log: log,
 		connected: func() error { return nil },
 		timeout:   5 * time.Second,
 		now:       time.Now,
@@ -172,8 +166,7 @@ func (a *API) requireNATS(c *gin.Context) {
 }
 
 // createRequest is the body of POST /orders, already schema-valid when
-// decoded. Its re-marshalled form is the canonical body that is hashed for
-// idempotency, so key order and whitespace do not matter.
+// decoded.
 type createRequest struct {
 	CustomerID   string        `json:"customer_id"`
 	Items        []events.Item `json:"items"`
@@ -185,9 +178,13 @@ type createResponse struct {
 	Status  order.Status `json:"status"`
 }
 
-// create accepts an order. The created event is the source of truth, so it
-// is published first; the KV copy is then materialized from it. Either step
-// may die: a retry with the same Idempotency-Key, or the consumers, finish it.
+// create accepts an order. The created event is the source of truth and the
+// only write that makes the order: the order is stored in KV from its first
+// transition on, and GET reads the event until then. An Idempotency-Key
+// names the order (its id is derived from the key), so the event's
+// create-once publish is also the key's claim: a repeat finds the event and
+// answers the same order if it asked the same, 422 otherwise. A request that
+// dies anywhere is finished by its retry.
 func (a *API) create(c *gin.Context) {
 	ctx := c.Request.Context()
 	tp := c.GetHeader(headerTraceparent)
@@ -202,33 +199,32 @@ func (a *API) create(c *gin.Context) {
 		c.Error(fmt.Errorf("%w: %d characters, at most %d", ErrInvalidIdempotencyKey, len(clientKey), maxIdempotencyKey))
 		return
 	}
-	req, canonical, err := a.decode(c)
+	req, err := a.decode(c)
 	if err != nil {
 		c.Error(err)
 		return
 	}
 
-	orderID, replay := a.newID(), false
+	orderID := a.newID()
 	if clientKey != "" {
-		sum := sha256.Sum256(canonical)
-		hash := hex.EncodeToString(sum[:])
-		owner, ownerHash, err := a.idem.Claim(ctx, clientKey, orderID, hash)
-		if err != nil {
-			c.Error(err)
-			return
-		}
-		if ownerHash != hash {
-			c.Error(ErrIdempotencyKeyReused)
-			return
-		}
-		replay = owner != orderID
-		orderID = owner
+		orderID = KeyedOrderID(clientKey)
 	}
 	c.Set("order_id", orderID)
 	log := a.log.With(logging.Order(orderID, trace.TraceID(tp))...)
 
 	eventTP := trace.Child(tp).String()
 	now := a.now().UTC()
+	o, err := order.New(order.Draft{ID: orderID, CustomerID: req.CustomerID, Items: store.Items(req.Items), CreatedAt: now, TraceParent: eventTP})
+	if err != nil {
+		c.Error(err)
+		return
+	}
+	// Listed before it exists: every order that exists is listed, and an
+	// entry whose publish never happened names no order and is not shown.
+	if err := a.orders.Index(ctx, o); err != nil {
+		c.Error(err)
+		return
+	}
 	pub, err := a.pub.Publish(ctx, events.OrderCreated, orderID, eventTP, events.OrderCreatedData{
 		OrderID: orderID, CustomerID: req.CustomerID, Items: req.Items, PaymentToken: req.PaymentToken, CreatedAt: now,
 	})
@@ -236,21 +232,14 @@ func (a *API) create(c *gin.Context) {
 		c.Error(publishError(err))
 		return
 	}
-	// A duplicate means an earlier attempt published: materialize what it
-	// published, not this request's clock and trace.
-	var o order.Order
-	if pub.Duplicate {
-		o, err = a.orders.Created(ctx, orderID)
-	} else {
-		o, err = order.New(order.Draft{ID: orderID, CustomerID: req.CustomerID, Items: store.Items(req.Items), CreatedAt: now, TraceParent: eventTP})
-	}
-	if err != nil {
-		c.Error(err)
-		return
-	}
-	if err := a.orders.Materialize(ctx, o); err != nil {
-		c.Error(err)
-		return
+	// A duplicate means an earlier attempt with this key published: it is
+	// this order if it asked the same.
+	replay := pub.Duplicate
+	if replay {
+		if err := a.sameRequest(ctx, orderID, req); err != nil {
+			c.Error(err)
+			return
+		}
 	}
 	status := order.StatusPending
 	if replay {
@@ -268,28 +257,53 @@ func (a *API) create(c *gin.Context) {
 	c.JSON(http.StatusAccepted, createResponse{OrderID: orderID, Status: status})
 }
 
-// decode reads, validates and decodes the body, and returns its canonical
-// form.
-func (a *API) decode(c *gin.Context) (createRequest, []byte, error) {
+// decode reads, validates and decodes the body.
+func (a *API) decode(c *gin.Context) (createRequest, error) {
 	var req createRequest
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
 	if err != nil {
-		return req, nil, &RequestError{Errors: []string{"body: " + err.Error()}}
+		return req, &RequestError{Errors: []string{"body: " + err.Error()}}
 	}
 	if err := a.registry.ValidateRequest("order.create-request", body); err != nil {
 		if errors.Is(err, events.ErrInvalidEvent) {
-			return req, nil, requestError(err)
+			return req, requestError(err)
 		}
-		return req, nil, err
+		return req, err
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		return req, nil, &RequestError{Errors: []string{"body: " + err.Error()}}
+		return req, &RequestError{Errors: []string{"body: " + err.Error()}}
 	}
-	canonical, err := json.Marshal(req)
+	return req, nil
+}
+
+// keyNamespace makes the order ids of Idempotency-Keys UUIDv5 values in a
+// space of their own.
+var keyNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://eventshop.dev/orders/idempotency-key"))
+
+// KeyedOrderID is the id of the order an Idempotency-Key creates: derived,
+// so that every attempt with the key, in any process, names the same order
+// and the created event's create-once publish is the key's claim.
+func KeyedOrderID(clientKey string) string {
+	return uuid.NewSHA1(keyNamespace, []byte(clientKey)).String()
+}
+
+// sameRequest checks that the earlier request with the same key, whose
+// created event is stored, asked for what req asks; otherwise the key is
+// being reused: ErrIdempotencyKeyReused.
+func (a *API) sameRequest(ctx context.Context, orderID string, req createRequest) error {
+	earlier, _, err := a.orders.Request(ctx, orderID)
+	if errors.Is(err, order.ErrNotFound) {
+		// The stream refused the publish because the event is there: a
+		// replica that has not caught up yet answered. The client retries.
+		return fmt.Errorf("%w: the order of this Idempotency-Key is not readable yet: %w", ErrUnavailable, err)
+	}
 	if err != nil {
-		return req, nil, fmt.Errorf("canonical body: %w", err)
+		return err
 	}
-	return req, canonical, nil
+	if earlier.CustomerID != req.CustomerID || earlier.PaymentToken != req.PaymentToken || !slices.Equal(earlier.Items, req.Items) {
+		return ErrIdempotencyKeyReused
+	}
+	return nil
 }
 
 // publishError tells a bug (an event our own code built is invalid) from

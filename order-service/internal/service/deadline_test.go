@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventshop/order-service/internal/config"
 	ordconsumer "github.com/eventshop/order-service/internal/consumer"
+	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
@@ -126,17 +127,19 @@ func TestTimeoutCrashBeforePublishConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := kv.Get(ctx, store.OrderKey(id))
+	stream, err := h.js.Stream(ctx, events.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var o map[string]any
-	if err := json.Unmarshal(e.Value(), &o); err != nil {
+	// A PENDING order is not stored: the crashed handler's write was the
+	// order's first.
+	o, err := store.NewOrders(kv, stream).Created(ctx, id)
+	if err != nil {
 		t.Fatal(err)
 	}
-	o["status"], o["cancel_reason"], o["cancel_detail"] = "CANCELLED", "timeout", "no final outcome within 1s (was PENDING)"
+	o.Status, o.CancelReason, o.CancelDetail = order.StatusCancelled, order.ReasonTimeout, "no final outcome within 1s (was PENDING)"
 	raw, _ := json.Marshal(o)
-	if _, err := kv.Update(ctx, store.OrderKey(id), raw, e.Revision()); err != nil {
+	if _, err := kv.Create(ctx, store.OrderKey(id), raw); err != nil {
 		t.Fatal(err)
 	}
 	h.wantTimedOut(id)

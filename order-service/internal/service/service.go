@@ -91,7 +91,6 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	var (
 		ordersStream jetstream.Stream
 		ordersKV     jetstream.KeyValue
-		idemKV       jetstream.KeyValue
 	)
 	// The service may start before NATS does: wait for it while ctx allows.
 	err := natsconn.Ensure(ctx, log, "set up stream and buckets", func(ctx context.Context) error {
@@ -99,7 +98,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 		if ordersStream, err = events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
 			return err
 		}
-		ordersKV, idemKV, err = store.EnsureBuckets(ctx, js, store.BucketOptions{Replicas: cfg.StreamReplicas, IdempotencyTTL: cfg.IdempotencyTTL})
+		ordersKV, err = store.EnsureBucket(ctx, js, cfg.StreamReplicas)
 		return err
 	})
 	if err != nil {
@@ -166,7 +165,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if o.newID != nil {
 		apiOpts = append(apiOpts, httpapi.WithIDSource(o.newID))
 	}
-	api, err := httpapi.New(orders, store.NewIdempotency(idemKV), pub, registry, log, apiOpts...)
+	api, err := httpapi.New(orders, pub, registry, log, apiOpts...)
 	if err != nil {
 		return nil, err
 	}

@@ -2,9 +2,8 @@ package service_test
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -13,7 +12,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventshop/order-service/internal/httpapi"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
@@ -201,7 +202,8 @@ func TestRedeliveryDoesNotDoublePublish(t *testing.T) {
 func TestCrashBetweenStoreAndPublishConverges(t *testing.T) {
 	h := start(t)
 	id := h.create(validBody)
-	h.waitStatus(id, "PENDING")
+	h.reserve(id)
+	h.waitStatus(id, "RESERVED")
 	ctx := context.Background()
 	kv, err := h.js.KeyValue(ctx, store.OrdersBucket)
 	if err != nil {
@@ -266,29 +268,55 @@ func TestIdempotencyKey(t *testing.T) {
 	wantProblem(t, status, hdr, out, http.StatusBadRequest, "invalid-idempotency-key")
 }
 
-// TestIdempotentRetryAfterCrashBeforePublish: a first attempt claimed the
-// key and died before publishing; the retry publishes for the claimed id.
-func TestIdempotentRetryAfterCrashBeforePublish(t *testing.T) {
+// TestIdempotentRetryAfterCrashBeforeIndex: a first attempt published the
+// created event and died before listing the order under its customer; the
+// retry with the same key answers that order and lists it. No claim is
+// written anywhere: the key names the order.
+func TestIdempotentRetryAfterCrashBeforeIndex(t *testing.T) {
 	h := start(t)
+	id := httpapi.KeyedOrderID("retry-me")
+	h.mustPublish(h.ord, events.OrderCreated, id, events.OrderCreatedData{
+		OrderID: id, CustomerID: "c-42", Items: []events.Item{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa",
+		CreatedAt: time.Now().UTC(),
+	})
+	status, _, out := h.do(http.MethodPost, "/orders", []byte(validBody), map[string]string{"Idempotency-Key": "retry-me"})
+	if status != http.StatusAccepted || !strings.Contains(string(out), `"`+id+`"`) {
+		t.Fatalf("retry = %d %s, want 202 with order %s", status, out, id)
+	}
+	if n := h.count(events.StreamOrders, "orders."+id+".created"); n != 1 {
+		t.Fatalf("%d created events, want 1", n)
+	}
+	_, _, out = h.do(http.MethodGet, "/orders?customer_id=c-42", nil, nil)
+	if !strings.Contains(string(out), id) {
+		t.Fatalf("the retried order is not listed: %s", out)
+	}
+	// The same key with another card is another request: refused.
+	other := strings.Replace(validBody, "tok_visa", "tok_mastercard", 1)
+	status, hdr, out := h.do(http.MethodPost, "/orders", []byte(other), map[string]string{"Idempotency-Key": "retry-me"})
+	wantProblem(t, status, hdr, out, http.StatusUnprocessableEntity, "idempotency-key-reused")
+}
+
+// TestPendingOrderIsNotStored: POST /orders writes the created event and
+// the customer index, not the order: the order is stored by its first
+// transition.
+func TestPendingOrderIsNotStored(t *testing.T) {
+	h := start(t)
+	id := h.create(validBody)
+	h.waitStatus(id, "PENDING")
 	ctx := context.Background()
-	kv, err := h.js.KeyValue(ctx, store.IdempotencyBucket)
+	kv, err := h.js.KeyValue(ctx, store.OrdersBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The canonical body is the request re-marshalled in field order.
-	sum := sha256.Sum256([]byte(validBody))
-	rec, _ := json.Marshal(map[string]string{"order_id": "claimed-1", "request_hash": hex.EncodeToString(sum[:])})
-	if _, err := kv.Create(ctx, store.IdempotencyKey("retry-me"), rec); err != nil {
-		t.Fatal(err)
+	if _, err := kv.Get(ctx, store.OrderKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("PENDING order stored (err = %v), want it read from its created event", err)
 	}
-	status, _, out := h.do(http.MethodPost, "/orders", []byte(validBody), map[string]string{"Idempotency-Key": "retry-me"})
-	if status != http.StatusAccepted || !strings.Contains(string(out), `"claimed-1"`) {
-		t.Fatalf("retry = %d %s", status, out)
+	h.reserve(id)
+	h.waitStatus(id, "RESERVED")
+	e, err := kv.Get(ctx, store.OrderKey(id))
+	if err != nil || e.Revision() == 0 {
+		t.Fatalf("reserved order not stored: %v", err)
 	}
-	if n := h.count(events.StreamOrders, "orders.claimed-1.created"); n != 1 {
-		t.Fatalf("%d created events, want 1", n)
-	}
-	h.waitStatus("claimed-1", "PENDING")
 }
 
 func TestBadRequests(t *testing.T) {
@@ -362,8 +390,9 @@ func TestListByCustomer(t *testing.T) {
 	}
 }
 
-// TestOrderMaterializedFromCreatedEvent covers a POST that died after
-// publishing orders.<id>.created and before storing the order.
+// TestOrderMaterializedFromCreatedEvent covers an order known only by its
+// created event (a PENDING order is never stored): its first transition
+// stores it.
 func TestOrderMaterializedFromCreatedEvent(t *testing.T) {
 	h := start(t)
 	id := "crashed-post-1"
@@ -386,9 +415,23 @@ func TestOrderMaterializedFromCreatedEvent(t *testing.T) {
 	if _, err := kv.Get(ctx, store.OrderKey(id)); err != nil {
 		t.Fatalf("order not stored: %v", err)
 	}
-	_, _, out := h.do(http.MethodGet, "/orders?customer_id=carol", nil, nil)
-	if !strings.Contains(string(out), id) {
-		t.Fatalf("materialized order not listed: %s", out)
+}
+
+// TestIndexWithoutOrderIsNotListed: POST /orders lists the order under its
+// customer before it publishes the created event, so every order is listed;
+// a POST that died between the two leaves an entry that names no order,
+// and the list leaves it out.
+func TestIndexWithoutOrderIsNotListed(t *testing.T) {
+	h := start(t)
+	ctx := context.Background()
+	kv, _ := h.js.KeyValue(ctx, store.OrdersBucket)
+	if _, err := kv.Create(ctx, store.CustomerPrefix("erin")+".never-published", []byte(`{"order_id":"never-published"}`)); err != nil {
+		t.Fatal(err)
+	}
+	id := h.create(`{"customer_id":"erin","items":[{"sku":"SKU-1","quantity":1}],"payment_token":"t"}`)
+	status, _, out := h.do(http.MethodGet, "/orders?customer_id=erin", nil, nil)
+	if status != http.StatusOK || !strings.Contains(string(out), id) || strings.Contains(string(out), "never-published") {
+		t.Fatalf("list = %d %s, want %s only", status, out, id)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package store keeps orders in JetStream: the orders KV bucket (one key per
-// order plus a per-customer index), the order_idempotency bucket, and
-// look-ups of an order's created event in the ORDERS stream, which is the
-// source of truth an order can always be rebuilt from.
+// order plus a per-customer index) and look-ups of an order's created event
+// in the ORDERS stream, which is the source of truth an order can always be
+// rebuilt from: an order is stored in the bucket only from its first
+// transition on.
 package store
 
 import (
@@ -21,11 +22,8 @@ import (
 	"github.com/eventshop/shared/events"
 )
 
-// Bucket names.
-const (
-	OrdersBucket      = "orders"
-	IdempotencyBucket = "order_idempotency"
-)
+// OrdersBucket is the KV bucket of orders.
+const OrdersBucket = "orders"
 
 // Sentinel errors of the store.
 var (
@@ -38,37 +36,18 @@ var (
 	ErrCorrupt = errors.New("corrupt stored order")
 )
 
-// BucketOptions tunes the buckets Ensure creates.
-type BucketOptions struct {
-	Replicas       int
-	IdempotencyTTL time.Duration
-}
-
-// EnsureBuckets creates or updates the service's KV buckets.
-func EnsureBuckets(ctx context.Context, js jetstream.JetStream, o BucketOptions) (orders, idem jetstream.KeyValue, err error) {
-	if o.Replicas < 1 {
-		o.Replicas = 1
-	}
-	orders, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// EnsureBucket creates or updates the orders bucket.
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	orders, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      OrdersBucket,
 		Description: "eventshop orders by id (order.<id>) and by customer (customer.<hash>.<id>)",
 		Storage:     jetstream.FileStorage,
-		Replicas:    o.Replicas,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: ensure bucket %s: %w", ErrUnavailable, OrdersBucket, err)
+		return nil, fmt.Errorf("%w: ensure bucket %s: %w", ErrUnavailable, OrdersBucket, err)
 	}
-	idem, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      IdempotencyBucket,
-		Description: "eventshop POST /orders Idempotency-Key -> order id and request hash",
-		Storage:     jetstream.FileStorage,
-		Replicas:    o.Replicas,
-		TTL:         o.IdempotencyTTL,
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: ensure bucket %s: %w", ErrUnavailable, IdempotencyBucket, err)
-	}
-	return orders, idem, nil
+	return orders, nil
 }
 
 // Orders is the order store.
@@ -115,11 +94,11 @@ func (s *Orders) Get(ctx context.Context, orderID string) (order.Order, uint64, 
 	return o, e.Revision(), nil
 }
 
-// Materialize stores a new order unless it is already there. "Already
-// there" includes an order that has moved on since, which is why an existing
-// key is not an error. The customer index entry is written first so that
-// every stored order is listed.
-func (s *Orders) Materialize(ctx context.Context, o order.Order) error {
+// Index lists a new order under its customer, unless it is listed already.
+// A PENDING order is not stored: its created event is the order until its
+// first transition stores it (Update at revision 0), so an order costs one
+// write fewer.
+func (s *Orders) Index(ctx context.Context, o order.Order) error {
 	idx, err := json.Marshal(indexEntry{OrderID: o.ID, CreatedAt: o.CreatedAt})
 	if err != nil {
 		return fmt.Errorf("encode index of %s: %w", o.ID, err)
@@ -127,26 +106,24 @@ func (s *Orders) Materialize(ctx context.Context, o order.Order) error {
 	if _, err := s.kv.Create(ctx, CustomerPrefix(o.CustomerID)+"."+o.ID, idx); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("%w: index order %s: %w", ErrUnavailable, o.ID, err)
 	}
-	val, err := json.Marshal(o)
-	if err != nil {
-		return fmt.Errorf("encode order %s: %w", o.ID, err)
-	}
-	if _, err := s.kv.Create(ctx, OrderKey(o.ID), val); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
-		return fmt.Errorf("%w: create order %s: %w", ErrUnavailable, o.ID, err)
-	}
 	return nil
 }
 
-// Update stores o if the stored order is still at revision rev; otherwise it
-// returns ErrConflict.
+// Update stores o if the stored order is still at revision rev, or, with
+// rev 0, if no order is stored yet; otherwise it returns ErrConflict.
 func (s *Orders) Update(ctx context.Context, o order.Order, rev uint64) (uint64, error) {
 	val, err := json.Marshal(o)
 	if err != nil {
 		return 0, fmt.Errorf("encode order %s: %w", o.ID, err)
 	}
-	next, err := s.kv.Update(ctx, OrderKey(o.ID), val, rev)
+	var next uint64
+	if rev == 0 {
+		next, err = s.kv.Create(ctx, OrderKey(o.ID), val)
+	} else {
+		next, err = s.kv.Update(ctx, OrderKey(o.ID), val, rev)
+	}
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || events.IsWrongLastSequence(err) {
+		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || events.IsWrongLastSequence(err) {
 			return 0, fmt.Errorf("%w: order %s revision %d", ErrConflict, o.ID, rev)
 		}
 		return 0, fmt.Errorf("%w: update order %s: %w", ErrUnavailable, o.ID, err)
@@ -154,37 +131,53 @@ func (s *Orders) Update(ctx context.Context, o order.Order, rev uint64) (uint64,
 	return next, nil
 }
 
-// Created rebuilds the PENDING order from its orders.<id>.created event, or
-// returns order.ErrNotFound if there is none.
-func (s *Orders) Created(ctx context.Context, orderID string) (order.Order, error) {
+// Request returns what the order's orders.<id>.created event says was
+// asked for, and the event's traceparent, or order.ErrNotFound if there is
+// no such event.
+func (s *Orders) Request(ctx context.Context, orderID string) (events.OrderCreatedData, string, error) {
 	subject, err := events.Subject(events.OrderCreated, orderID)
 	if err != nil {
-		return order.Order{}, fmt.Errorf("%w: %w", order.ErrNotFound, err)
+		return events.OrderCreatedData{}, "", fmt.Errorf("%w: %w", order.ErrNotFound, err)
 	}
 	msg, err := s.stream.GetLastMsgForSubject(ctx, subject)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return order.Order{}, fmt.Errorf("%w: %s has no created event", order.ErrNotFound, orderID)
+			return events.OrderCreatedData{}, "", fmt.Errorf("%w: %s has no created event", order.ErrNotFound, orderID)
 		}
-		return order.Order{}, fmt.Errorf("%w: get %s: %w", ErrUnavailable, subject, err)
+		return events.OrderCreatedData{}, "", fmt.Errorf("%w: get %s: %w", ErrUnavailable, subject, err)
 	}
 	env, err := events.Decode(subject, msg.Data)
 	if err != nil {
-		return order.Order{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return events.OrderCreatedData{}, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
 	}
 	var d events.OrderCreatedData
 	if err := env.DecodeData(&d); err != nil {
-		return order.Order{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return events.OrderCreatedData{}, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
 	}
+	return d, env.TraceParent, nil
+}
+
+// Created rebuilds the PENDING order from its orders.<id>.created event, or
+// returns order.ErrNotFound if there is none.
+func (s *Orders) Created(ctx context.Context, orderID string) (order.Order, error) {
+	d, tp, err := s.Request(ctx, orderID)
+	if err != nil {
+		return order.Order{}, err
+	}
+	return pending(d, tp)
+}
+
+// pending is the PENDING order a created event's data describes.
+func pending(d events.OrderCreatedData, traceparent string) (order.Order, error) {
 	o, err := order.New(order.Draft{
 		ID:          d.OrderID,
 		CustomerID:  d.CustomerID,
 		Items:       Items(d.Items),
 		CreatedAt:   d.CreatedAt,
-		TraceParent: env.TraceParent,
+		TraceParent: traceparent,
 	})
 	if err != nil {
-		return order.Order{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, d.OrderID, err)
 	}
 	return o, nil
 }
@@ -247,60 +240,4 @@ func Items(in []events.Item) []order.Item {
 		out[i] = order.Item{SKU: it.SKU, Quantity: it.Quantity}
 	}
 	return out
-}
-
-// Idempotency remembers which order an Idempotency-Key created.
-type Idempotency struct {
-	kv jetstream.KeyValue
-}
-
-// NewIdempotency returns the store over the order_idempotency bucket.
-func NewIdempotency(kv jetstream.KeyValue) *Idempotency { return &Idempotency{kv: kv} }
-
-// idemRecord is the value of an idempotency key.
-type idemRecord struct {
-	OrderID     string `json:"order_id"`
-	RequestHash string `json:"request_hash"`
-}
-
-// IdempotencyKey is the bucket key of a client's Idempotency-Key: its hex
-// SHA-256, because the client's text may hold characters keys cannot.
-func IdempotencyKey(clientKey string) string {
-	sum := sha256.Sum256([]byte(clientKey))
-	return hex.EncodeToString(sum[:])
-}
-
-// Claim records that clientKey belongs to orderID and the request with
-// requestHash, unless the key is already recorded. It returns the recorded
-// owner: orderID and requestHash when this call recorded them, the earlier
-// ones otherwise.
-func (i *Idempotency) Claim(ctx context.Context, clientKey, orderID, requestHash string) (ownerID, ownerHash string, err error) {
-	key := IdempotencyKey(clientKey)
-	val, err := json.Marshal(idemRecord{OrderID: orderID, RequestHash: requestHash})
-	if err != nil {
-		return "", "", fmt.Errorf("encode idempotency record: %w", err)
-	}
-	// Two tries: the earlier record may expire between Create and Get.
-	for range 2 {
-		_, err = i.kv.Create(ctx, key, val)
-		if err == nil {
-			return orderID, requestHash, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return "", "", fmt.Errorf("%w: claim idempotency key: %w", ErrUnavailable, err)
-		}
-		e, err := i.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return "", "", fmt.Errorf("%w: read idempotency key: %w", ErrUnavailable, err)
-		}
-		var rec idemRecord
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			return "", "", fmt.Errorf("%w: idempotency record: %w", ErrCorrupt, err)
-		}
-		return rec.OrderID, rec.RequestHash, nil
-	}
-	return "", "", fmt.Errorf("%w: idempotency key kept vanishing", ErrUnavailable)
 }
