@@ -72,9 +72,13 @@ type Runner struct {
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
 	started atomic.Bool
-	wg      sync.WaitGroup
-	sem     chan struct{}
-	base    context.Context
+	// work hands each message to one of Concurrency long-lived workers:
+	// a goroutine per message would grow a fresh stack for every message
+	// (a few percent of a service's CPU under load).
+	work       chan jetstream.Msg
+	workClosed bool // under mu
+	workers    sync.WaitGroup
+	base       context.Context
 }
 
 // New returns a runner for cfg that hands each message to h.
@@ -96,7 +100,6 @@ func New(js jetstream.JetStream, cfg Config, h Handler, log *zap.Logger, opts ..
 		h = r.middleware[i](h)
 	}
 	r.handler = h
-	r.sem = make(chan struct{}, cfg.Concurrency)
 	return r, nil
 }
 
@@ -159,8 +162,20 @@ func (r *Runner) Start(ctx context.Context) error {
 		return fmt.Errorf("create consumer %s on %s: %w", r.cfg.Durable, r.cfg.Stream, err)
 	}
 	r.base = context.WithoutCancel(ctx)
+	r.work = make(chan jetstream.Msg)
+	for range r.cfg.Concurrency {
+		r.workers.Add(1)
+		go func() {
+			defer r.workers.Done()
+			for msg := range r.work {
+				r.process(msg)
+			}
+		}()
+	}
 	cc, err := cons.Consume(r.dispatch,
-		jetstream.PullMaxMessages(r.cfg.Concurrency),
+		// Pull for every worker and as many again, so that a pull request
+		// is refilled every Concurrency messages rather than every few.
+		jetstream.PullMaxMessages(2*r.cfg.Concurrency),
 		// Short pull requests: when the server holding one goes away (a
 		// cluster node stopped, the consumer leader moved), the client
 		// notices within a few seconds from missing heartbeats and pulls
@@ -175,6 +190,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		}),
 	)
 	if err != nil {
+		close(r.work)
 		return fmt.Errorf("consume %s: %w", r.cfg.Durable, err)
 	}
 	r.mu.Lock()
@@ -217,8 +233,16 @@ func (r *Runner) Drain(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("drain %s: %w", r.cfg.Durable, ctx.Err())
 	}
+	// Closed: nothing calls dispatch any more, so the workers may stop
+	// once they have handled what they hold.
+	r.mu.Lock()
+	if !r.workClosed {
+		r.workClosed = true
+		close(r.work)
+	}
+	r.mu.Unlock()
 	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
+	go func() { r.workers.Wait(); close(done) }()
 	select {
 	case <-done:
 		r.started.Store(false)
@@ -228,16 +252,9 @@ func (r *Runner) Drain(ctx context.Context) error {
 	}
 }
 
-// dispatch runs on the consume goroutine: it blocks while Concurrency
-// handlers are busy, which stops the pull loop from buffering more.
-func (r *Runner) dispatch(msg jetstream.Msg) {
-	r.sem <- struct{}{}
-	r.wg.Add(1)
-	go func() {
-		defer func() { <-r.sem; r.wg.Done() }()
-		r.process(msg)
-	}()
-}
+// dispatch runs on the consume goroutine: it blocks while every worker is
+// busy, which stops the pull loop from buffering more.
+func (r *Runner) dispatch(msg jetstream.Msg) { r.work <- msg }
 
 func (r *Runner) process(msg jetstream.Msg) {
 	start := r.now()
