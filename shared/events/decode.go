@@ -107,8 +107,14 @@ func (e Envelope) DecodeData(v any) error {
 }
 
 // strictUnmarshal decodes one JSON value into v, refusing fields v does not
-// have and anything after the value.
+// have, null values (no schema allows one, and Go would read it as "field
+// left as it was") and anything after the value.
 func strictUnmarshal(raw []byte, v any) error {
+	if bytes.Contains(raw, []byte("null")) { // rare: look closer
+		if at, ok := findNull(raw); ok {
+			return fmt.Errorf("%s: null is not allowed", at)
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -118,6 +124,39 @@ func strictUnmarshal(raw []byte, v any) error {
 		return errors.New("data after the JSON value")
 	}
 	return nil
+}
+
+// findNull returns where raw holds a JSON null, if it does.
+func findNull(raw []byte) (string, bool) {
+	var doc any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return "", false // the decoder says what is wrong
+	}
+	var walk func(at string, v any) (string, bool)
+	walk = func(at string, v any) (string, bool) {
+		switch v := v.(type) {
+		case nil:
+			return at, true
+		case map[string]any:
+			for k, e := range v {
+				if p, ok := walk(at+"/"+k, e); ok {
+					return p, true
+				}
+			}
+		case []any:
+			for i, e := range v {
+				if p, ok := walk(fmt.Sprintf("%s/%d", at, i), e); ok {
+					return p, true
+				}
+			}
+		}
+		return "", false
+	}
+	p, ok := walk("", doc)
+	if ok && p == "" {
+		p = "/"
+	}
+	return p, ok
 }
 
 // readable rewords the decoder's errors for a person: which field, what

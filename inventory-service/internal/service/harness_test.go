@@ -23,6 +23,7 @@ import (
 	"github.com/eventshop/inventory-service/internal/service"
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
@@ -44,6 +45,8 @@ func start(t *testing.T, tune ...func(*config.Config)) *harness {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
+	// Every event the service produces in a test must pass its schema.
+	t.Cleanup(func() { contracttest.Check(t, js, events.StreamInventory, service.Name) })
 	ctx := context.Background()
 	// ORDERS belongs to the order service; the test stands in for it.
 	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {

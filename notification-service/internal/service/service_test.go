@@ -24,6 +24,7 @@ import (
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/notification-service/internal/service"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/events/contracttest"
 	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
@@ -42,6 +43,8 @@ func start(t *testing.T, env map[string]string) *harness {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
+	// Every event the service produces in a test must pass its schema.
+	t.Cleanup(func() { contracttest.Check(t, js, events.StreamNotifications, service.Name) })
 	ctx := context.Background()
 	// The order service owns ORDERS; in these tests we stand in for it.
 	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/eventshop/order-service/internal/config"
 	"github.com/eventshop/order-service/internal/service"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
@@ -41,6 +42,8 @@ func start(t *testing.T, configure ...func(*config.Config)) *harness {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
+	// Every event the service produces in a test must pass its schema.
+	t.Cleanup(func() { contracttest.Check(t, js, events.StreamOrders, service.Name) })
 	ctx := context.Background()
 	// The streams the inventory and payment services own.
 	for _, name := range []string{events.StreamInventory, events.StreamPayments} {

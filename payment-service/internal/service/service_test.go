@@ -25,6 +25,7 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/service"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
 	platformconsumer "github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/shared/platform/metrics"
@@ -54,6 +55,8 @@ func start(t *testing.T) *harness {
 	ctx := context.Background()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
+	// Every event the service produces in a test must pass its schema.
+	t.Cleanup(func() { contracttest.Check(t, js, events.StreamPayments, service.Name) })
 	for _, s := range []string{events.StreamOrders, events.StreamInventory} {
 		if _, err := events.EnsureStream(ctx, js, s, events.StreamOptions{}); err != nil {
 			t.Fatal(err)
