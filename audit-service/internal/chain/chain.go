@@ -1,11 +1,13 @@
 // Package chain is the audit log's domain: entries linked in a SHA-256 hash
-// chain, how the next entry is made from the head, and how a sequence of
-// stored entries is checked for tampering.
+// chain, stored in blocks (one per group commit), how the next entry is
+// made from the head, and how the stored blocks are checked for tampering.
 //
 // Each entry's hash covers the previous entry's hash, its own chain index,
 // the event id, the time it was recorded and the exact bytes of the audited
 // event, so changing, removing, reordering or inserting any entry breaks
-// every hash after it.
+// every hash after it. Blocks only group entries: a block's first entry
+// links to the previous block's last one, so the chain runs through the
+// blocks unchanged.
 package chain
 
 import (
@@ -15,7 +17,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,14 +25,21 @@ import (
 // GenesisHash is the prev_hash of the first entry.
 var GenesisHash = strings.Repeat("0", 64)
 
-// SubjectPrefix is the first token of every audit entry's subject.
+// SubjectPrefix is the first token of the audit stream's subjects.
 const SubjectPrefix = "audit"
+
+// BlockSubject is the subject every block is stored on.
+const BlockSubject = SubjectPrefix + ".blocks"
+
+// AllFilter is the subject filter of the whole audit stream: the blocks
+// and anything else written there, which verification reports.
+const AllFilter = SubjectPrefix + ".>"
 
 // Sentinel errors of the audit log.
 var (
 	// ErrNotFound means no entry exists for what was asked.
 	ErrNotFound = errors.New("no audit entries")
-	// ErrUndecodable marks stored bytes that are not an audit entry.
+	// ErrUndecodable marks stored bytes that are not an audit block or entry.
 	ErrUndecodable = errors.New("undecodable audit entry")
 	// ErrInvalidRecord marks a record that cannot be appended.
 	ErrInvalidRecord = errors.New("invalid audit record")
@@ -39,20 +47,24 @@ var (
 
 // Record is one event to audit, with where it was read from.
 type Record struct {
-	EventID   string
-	Type      string
-	Source    string
-	OrderID   string
-	TraceID   string
+	EventID string
+	Type    string
+	Source  string
+	OrderID string
+	TraceID string
+	// Time is the event's own time (its envelope's), which tells whether
+	// the appender still remembers whether it was audited.
+	Time time.Time
+	// Stream, StreamSeq and Subject say where the event was read from.
 	Stream    string
 	StreamSeq uint64
+	Subject   string
 	// Raw is the event as it was published (a JSON object), with its
 	// secrets replaced by fingerprints (Redact).
 	Raw []byte
 }
 
-// Entry is one link of the chain, stored as JSON on
-// audit.<order_id>.<event token>.
+// Entry is one link of the chain, stored as JSON in a Block.
 type Entry struct {
 	Index      uint64 `json:"index"`
 	EventID    string `json:"event_id"`
@@ -74,6 +86,8 @@ type Head struct {
 	Index uint64 // chain index of the last entry (0: empty chain)
 	Hash  string // hash of the last entry (GenesisHash: empty chain)
 	Seq   uint64 // stream sequence of the last message in the audit stream
+	// At is when the block holding the last entry was recorded.
+	At time.Time
 }
 
 // Genesis is the head of an empty chain.
@@ -149,34 +163,16 @@ func Decode(raw []byte) (Entry, error) {
 	if err := json.Unmarshal(raw, &e); err != nil {
 		return Entry{}, fmt.Errorf("%w: %w", ErrUndecodable, err)
 	}
-	if e.Index == 0 || e.Hash == "" || e.PrevHash == "" || len(e.Event) == 0 {
-		return Entry{}, fmt.Errorf("%w: index, hashes and event are required", ErrUndecodable)
+	if err := e.complete(); err != nil {
+		return Entry{}, err
 	}
 	return e, nil
 }
 
-var tokenPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
-// EventToken returns the subject token of an event id: the id itself when
-// it is a safe subject token (the publishers' UUIDs are), otherwise a hash
-// of it, so ids with dots or wildcards cannot escape their subject.
-func EventToken(eventID string) string {
-	if tokenPattern.MatchString(eventID) {
-		return eventID
+// complete checks that e has what every stored entry has.
+func (e Entry) complete() error {
+	if e.Index == 0 || e.Hash == "" || e.PrevHash == "" || len(e.Event) == 0 {
+		return fmt.Errorf("%w: index, hashes and event are required", ErrUndecodable)
 	}
-	sum := sha256.Sum256([]byte(eventID))
-	return "h-" + hex.EncodeToString(sum[:16])
+	return nil
 }
-
-// Subject returns the subject of the entry auditing eventID of orderID:
-// audit.<order_id>.<event token>. Its one message, for ever, is what makes
-// each event appear in the log once.
-func Subject(orderID, eventID string) string {
-	return SubjectPrefix + "." + orderID + "." + EventToken(eventID)
-}
-
-// OrderFilter returns the subject filter of every entry of orderID.
-func OrderFilter(orderID string) string { return SubjectPrefix + "." + orderID + ".>" }
-
-// AllFilter is the subject filter of the whole chain.
-const AllFilter = SubjectPrefix + ".>"

@@ -83,124 +83,198 @@ func TestNextEncodeDecodeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestSubject(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, orderID, eventID, want string
-	}{
-		{name: "uuid event id", orderID: "o-1", eventID: "0193a7b0-1c2d-7e3f-8a9b-0c1d2e3f4a5b", want: "audit.o-1.0193a7b0-1c2d-7e3f-8a9b-0c1d2e3f4a5b"},
-		{name: "dotted id is hashed", orderID: "o-1", eventID: "a.b", want: "audit.o-1.h-"},
-		{name: "wildcard id is hashed", orderID: "o-1", eventID: "*", want: "audit.o-1.h-"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			got := chain.Subject(tt.orderID, tt.eventID)
-			if !strings.HasPrefix(got, tt.want) || strings.Count(got, ".") != 2 {
-				t.Fatalf("Subject = %s, want prefix %s and three tokens", got, tt.want)
-			}
-			if got != chain.Subject(tt.orderID, tt.eventID) {
-				t.Fatal("Subject is not deterministic")
-			}
-		})
-	}
-}
-
 type stored struct {
 	subject string
+	header  string
 	raw     []byte
 }
 
-// build returns n valid stored entries.
-func build(t *testing.T, n int) []stored {
+// encode returns the stored form of b, with its header.
+func encode(t *testing.T, b chain.Block) stored {
 	t.Helper()
-	head := chain.Genesis()
-	var out []stored
-	for i := 1; i <= n; i++ {
-		rec := record(i)
-		e, err := chain.Next(head, rec, t0.Add(time.Duration(i)*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
+	var enc [][]byte
+	for _, e := range b.Entries {
 		raw, err := chain.Encode(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, stored{subject: chain.Subject(rec.OrderID, rec.EventID), raw: raw})
-		head = chain.Head{Index: e.Index, Hash: e.Hash, Seq: uint64(i)}
+		enc = append(enc, raw)
+	}
+	return stored{subject: chain.BlockSubject, header: chain.SeqsOf(b.Entries).String(), raw: chain.EncodeBlock(b, enc)}
+}
+
+// build returns 5 valid entries stored in three blocks: 1-2, 3-4, 5.
+func build(t *testing.T) []stored {
+	t.Helper()
+	head := chain.Genesis()
+	var out []stored
+	i := 0
+	for _, n := range []int{2, 2, 1} {
+		var entries []chain.Entry
+		for range n {
+			i++
+			e, err := chain.Next(head, record(i), t0.Add(time.Duration(i)*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries = append(entries, e)
+			head = chain.Head{Index: e.Index, Hash: e.Hash}
+		}
+		out = append(out, encode(t, chain.Seal(entries, t0.Add(time.Duration(i)*time.Second))))
 	}
 	return out
 }
 
-func mutate(t *testing.T, s stored, f func(e *chain.Entry)) stored {
+func mutate(t *testing.T, s stored, f func(b *chain.Block)) stored {
 	t.Helper()
-	e, err := chain.Decode(s.raw)
+	b, err := chain.DecodeBlock(s.raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f(&e)
-	raw, err := chain.Encode(e)
+	f(&b)
+	m := encode(t, b)
+	m.subject, m.header = s.subject, s.header
+	return m
+}
+
+func TestBlockRoundTrip(t *testing.T) {
+	t.Parallel()
+	s := build(t)
+	b, err := chain.DecodeBlock(s[1].raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return stored{subject: s.subject, raw: raw}
+	if b.First != 3 || b.Count != 2 || b.PrevHash != b.Entries[0].PrevHash || b.LastHash != b.Entries[1].Hash ||
+		b.Head(7).Index != 4 || b.Head(7).Seq != 7 || !b.Head(7).At.Equal(t0.Add(4*time.Second)) {
+		t.Fatalf("block = %+v", b)
+	}
+	if s[1].header != "ORDERS:3-4" {
+		t.Fatalf("header = %q", s[1].header)
+	}
+	if _, err := chain.DecodeBlock([]byte(`{"first":1,"count":2,"prev_hash":"a","last_hash":"b","entries":[]}`)); !errors.Is(err, chain.ErrUndecodable) {
+		t.Fatalf("block with a wrong count decoded: %v", err)
+	}
+}
+
+func TestSeqs(t *testing.T) {
+	t.Parallel()
+	entries := []chain.Entry{
+		{Stream: "ORDERS", StreamSeq: 5}, {Stream: "ORDERS", StreamSeq: 3}, {Stream: "PAYMENTS", StreamSeq: 2},
+		{Stream: "ORDERS", StreamSeq: 6}, {Stream: "ORDERS", StreamSeq: 9},
+	}
+	s := chain.SeqsOf(entries)
+	if got, want := s.String(), "ORDERS:3,5-6,9;PAYMENTS:2"; got != want {
+		t.Fatalf("String = %q, want %q", got, want)
+	}
+	parsed, err := chain.ParseSeqs(s.String())
+	if err != nil || parsed.String() != s.String() {
+		t.Fatalf("ParseSeqs = %v, %v", parsed, err)
+	}
+	tests := []struct {
+		stream string
+		seq    uint64
+		want   bool
+	}{
+		{"ORDERS", 3, true}, {"ORDERS", 4, false}, {"ORDERS", 6, true}, {"ORDERS", 9, true}, {"ORDERS", 10, false},
+		{"PAYMENTS", 2, true}, {"PAYMENTS", 3, false}, {"INVENTORY", 3, false},
+	}
+	for _, tt := range tests {
+		if got := parsed.Contains(tt.stream, tt.seq); got != tt.want {
+			t.Errorf("Contains(%s, %d) = %v, want %v", tt.stream, tt.seq, got, tt.want)
+		}
+	}
+	for _, bad := range []string{"ORDERS", "ORDERS:x", "ORDERS:5-3", ":1"} {
+		if _, err := chain.ParseSeqs(bad); !errors.Is(err, chain.ErrUndecodable) {
+			t.Errorf("ParseSeqs(%q) = %v, want ErrUndecodable", bad, err)
+		}
+	}
 }
 
 func TestVerifier(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name       string
-		tamper     func(t *testing.T, entries []stored) []stored
-		wantOK     bool
-		wantIndex  uint64
-		wantSeq    uint64
-		wantReason string
+		name        string
+		tamper      func(t *testing.T, blocks []stored) []stored
+		wantEntries int
+		wantOK      bool
+		wantIndex   uint64
+		wantSeq     uint64
+		wantReason  string
 	}{
-		{name: "intact chain", tamper: func(_ *testing.T, s []stored) []stored { return s }, wantOK: true},
+		{name: "intact chain", tamper: func(_ *testing.T, s []stored) []stored { return s }, wantEntries: 5, wantOK: true},
 		{name: "empty chain", tamper: func(_ *testing.T, _ []stored) []stored { return nil }, wantOK: true},
 		{name: "event bytes changed", tamper: func(t *testing.T, s []stored) []stored {
-			s[2] = mutate(t, s[2], func(e *chain.Entry) { e.Event = []byte(`{"id":"e-3","data":{"n":300}}`) })
+			s[1] = mutate(t, s[1], func(b *chain.Block) { b.Entries[0].Event = []byte(`{"id":"e-3","data":{"n":300}}`) })
 			return s
-		}, wantIndex: 3, wantSeq: 3, wantReason: "hash mismatch"},
+		}, wantEntries: 5, wantIndex: 3, wantSeq: 2, wantReason: "hash mismatch"},
 		{name: "hash recomputed after change breaks the next link", tamper: func(t *testing.T, s []stored) []stored {
-			s[2] = mutate(t, s[2], func(e *chain.Entry) { e.RecordedAt = "2020-01-01T00:00:00Z"; e.Hash = e.ComputeHash() })
+			s[1] = mutate(t, s[1], func(b *chain.Block) {
+				b.Entries[0].RecordedAt = "2020-01-01T00:00:00Z"
+				b.Entries[0].Hash = b.Entries[0].ComputeHash()
+			})
 			return s
-		}, wantIndex: 4, wantSeq: 4, wantReason: "prev_hash"},
-		{name: "entry removed", tamper: func(_ *testing.T, s []stored) []stored {
+		}, wantEntries: 5, wantIndex: 4, wantSeq: 2, wantReason: "prev_hash"},
+		{name: "last entry of a block changed: the next block no longer links", tamper: func(t *testing.T, s []stored) []stored {
+			s[1] = mutate(t, s[1], func(b *chain.Block) {
+				b.Entries[1].RecordedAt = "2020-01-01T00:00:00Z"
+				b.Entries[1].Hash = b.Entries[1].ComputeHash()
+				b.LastHash = b.Entries[1].Hash
+			})
+			return s
+		}, wantEntries: 5, wantIndex: 5, wantSeq: 3, wantReason: "block prev_hash"},
+		{name: "entry removed from a block", tamper: func(t *testing.T, s []stored) []stored {
+			s[1] = mutate(t, s[1], func(b *chain.Block) { b.Entries = b.Entries[1:]; b.Count = 1; b.First = 4 })
+			return s
+		}, wantEntries: 4, wantIndex: 4, wantSeq: 2, wantReason: "block index gap"},
+		{name: "block removed", tamper: func(_ *testing.T, s []stored) []stored {
 			return append(s[:1:1], s[2:]...)
-		}, wantIndex: 3, wantSeq: 2, wantReason: "index gap"},
-		{name: "entries swapped", tamper: func(_ *testing.T, s []stored) []stored {
+		}, wantEntries: 3, wantIndex: 5, wantSeq: 2, wantReason: "block index gap"},
+		{name: "blocks swapped", tamper: func(_ *testing.T, s []stored) []stored {
 			s[1], s[2] = s[2], s[1]
 			return s
-		}, wantIndex: 3, wantSeq: 2, wantReason: "index gap"},
-		{name: "forged entry appended", tamper: func(t *testing.T, s []stored) []stored {
-			forged := mutate(t, s[4], func(e *chain.Entry) { e.Index = 6; e.EventID = "x"; e.PrevHash = strings.Repeat("a", 64) })
-			return append(s, stored{subject: "audit.o-1.x", raw: forged.raw})
-		}, wantIndex: 6, wantSeq: 6, wantReason: "prev_hash"},
-		{name: "undecodable entry", tamper: func(_ *testing.T, s []stored) []stored {
-			s[3] = stored{subject: s[3].subject, raw: []byte("not json")}
+		}, wantEntries: 5, wantIndex: 5, wantSeq: 2, wantReason: "block index gap"},
+		{name: "forged block appended", tamper: func(t *testing.T, s []stored) []stored {
+			forged := mutate(t, s[2], func(b *chain.Block) {
+				b.First, b.Entries[0].Index, b.Entries[0].EventID = 6, 6, "x"
+				b.PrevHash, b.Entries[0].PrevHash = strings.Repeat("a", 64), strings.Repeat("a", 64)
+			})
+			return append(s, forged)
+		}, wantEntries: 6, wantIndex: 6, wantSeq: 4, wantReason: "block prev_hash"},
+		{name: "undecodable block", tamper: func(_ *testing.T, s []stored) []stored {
+			s[1] = stored{subject: s[1].subject, raw: []byte("not json")}
 			return s
-		}, wantIndex: 4, wantSeq: 4, wantReason: "undecodable"},
-		{name: "entry on the wrong subject", tamper: func(_ *testing.T, s []stored) []stored {
+		}, wantEntries: 3, wantIndex: 3, wantSeq: 2, wantReason: "undecodable"},
+		{name: "block on the wrong subject", tamper: func(_ *testing.T, s []stored) []stored {
 			s[1].subject = "audit.o-2.e-2"
 			return s
-		}, wantIndex: 2, wantSeq: 2, wantReason: "belongs on audit.o-1.e-2"},
-		{name: "first entry not built on genesis", tamper: func(t *testing.T, s []stored) []stored {
-			s[0] = mutate(t, s[0], func(e *chain.Entry) { e.PrevHash = strings.Repeat("f", 64); e.Hash = e.ComputeHash() })
+		}, wantEntries: 5, wantIndex: 3, wantSeq: 2, wantReason: "stored on audit.o-2.e-2"},
+		{name: "header does not list the block's events", tamper: func(_ *testing.T, s []stored) []stored {
+			s[2].header = "ORDERS:4"
 			return s
-		}, wantIndex: 1, wantSeq: 1, wantReason: "prev_hash"},
+		}, wantEntries: 5, wantIndex: 5, wantSeq: 3, wantReason: "does not list"},
+		{name: "last hash does not match", tamper: func(t *testing.T, s []stored) []stored {
+			s[0] = mutate(t, s[0], func(b *chain.Block) { b.LastHash = strings.Repeat("b", 64) })
+			return s
+		}, wantEntries: 5, wantIndex: 2, wantSeq: 1, wantReason: "last_hash"},
+		{name: "first block not built on genesis", tamper: func(t *testing.T, s []stored) []stored {
+			s[0] = mutate(t, s[0], func(b *chain.Block) {
+				b.Entries[0].PrevHash = strings.Repeat("f", 64)
+				b.Entries[0].Hash = b.Entries[0].ComputeHash()
+			})
+			return s
+		}, wantEntries: 5, wantIndex: 1, wantSeq: 1, wantReason: "prev_hash"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			entries := tt.tamper(t, build(t, 5))
+			blocks := tt.tamper(t, build(t))
 			v := chain.NewVerifier()
-			for i, s := range entries {
-				v.Add(s.subject, s.raw, uint64(i+1))
+			for i, s := range blocks {
+				v.Add(s.subject, s.header, s.raw, uint64(i+1))
 			}
 			res := v.Result()
-			if res.Entries != len(entries) || res.OK != tt.wantOK {
-				t.Fatalf("result = %+v, want ok=%v over %d entries", res, tt.wantOK, len(entries))
+			if res.Entries != tt.wantEntries || res.Blocks != len(blocks) || res.OK != tt.wantOK {
+				t.Fatalf("result = %+v, want ok=%v over %d entries in %d blocks", res, tt.wantOK, tt.wantEntries, len(blocks))
 			}
 			if tt.wantOK {
 				if res.FirstBroken != nil || len(res.Head) != 64 {

@@ -3,7 +3,8 @@
 // log with secrets masked.
 //
 // CONSUMER_CONCURRENCY is deliberately not read: the audit chain has a
-// single writer, so each audit consumer handles one message at a time.
+// single writer, and each audit consumer runs a fixed 64 handlers whose
+// appends wait together and are stored as one block.
 package config
 
 import (

@@ -38,7 +38,8 @@ func NewHandler(app Appender, log *zap.Logger) *Handler {
 
 // Handle is the consumer.Handler of every audit consumer. An event that
 // fails its schema is dead-lettered, not audited: the log holds only events
-// the system could have acted on. A failed append is retried.
+// the system could have acted on. It returns, and the runner acks, only
+// once the block holding the entry is stored; a failed append is retried.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
@@ -60,8 +61,10 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		Source:    env.Source,
 		OrderID:   env.Subject,
 		TraceID:   env.TraceID(),
+		Time:      env.Time,
 		Stream:    meta.Stream,
 		StreamSeq: meta.Sequence.Stream,
+		Subject:   msg.Subject(),
 		Raw:       raw,
 	}
 	e, dup, err := h.app.Append(ctx, rec)

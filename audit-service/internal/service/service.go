@@ -112,7 +112,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 			Stream:  stream,
 			Durable: auditconsumer.Durable(stream),
 			// The chain has one writer, but appends in flight together are
-			// written as one pipeline (store.Appender): the more handlers
+			// stored as one block (store.Appender): the more handlers
 			// wait on it, the fewer round trips per entry.
 			Concurrency: appendConcurrency,
 			// An append fails only when NATS is unwell; giving up would

@@ -314,7 +314,7 @@ func TestForgedEntryIsDetected(t *testing.T) {
 	if !before.OK {
 		t.Fatalf("verify before tampering = %+v", before)
 	}
-	// Someone with publish rights on audit.> forges an entry.
+	// Someone with publish rights on audit.> forges a block.
 	forged := chain.Entry{
 		Index: 6, EventID: "x", Type: "shop.payment.succeeded", Source: "payment-service", OrderID: "o-1",
 		Stream: events.StreamPayments, StreamSeq: 99, RecordedAt: time.Now().UTC().Format(time.RFC3339Nano),
@@ -325,7 +325,10 @@ func TestForgedEntryIsDetected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ack, err := w.js.Publish(context.Background(), "audit.o-1.x", raw)
+	msg := nats.NewMsg(chain.BlockSubject)
+	msg.Data = chain.EncodeBlock(chain.Seal([]chain.Entry{forged}, time.Now()), [][]byte{raw})
+	msg.Header.Set(chain.HeaderSeqs, "PAYMENTS:99")
+	ack, err := w.js.PublishMsg(context.Background(), msg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
 // Package store keeps the audit chain in the append-only AUDIT stream: the
-// single-writer Appender and the Reader that replays entries with ordered
-// consumers.
+// single-writer Appender, which stores each group commit as one block, and
+// the Reader that verifies the chain and finds an order's entries.
 package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -23,6 +24,18 @@ import (
 // ErrInvalidOption is returned by an option given a value it cannot use.
 var ErrInvalidOption = errors.New("invalid appender option")
 
+// Defaults of the appender's options.
+const (
+	// DefaultMaxBlockBytes keeps a block well under the server's 1 MB
+	// message limit; a larger group commit is split into several blocks.
+	DefaultMaxBlockBytes = 512 << 10
+	// DefaultDedupeWindow is how much of the chain, in recorded time
+	// before its newest block, the appender remembers by event. A
+	// redelivery comes within the consumers' AckWait (30 s) plus their
+	// retry delay (at most 30 s) of the append it repeats.
+	DefaultDedupeWindow = 10 * time.Minute
+)
+
 // AppenderOption configures an Appender.
 type AppenderOption func(*Appender) error
 
@@ -37,7 +50,7 @@ func WithClock(now func() time.Time) AppenderOption {
 	}
 }
 
-// WithMetrics records appends, duplicates and the head index in m.
+// WithMetrics records appends, duplicates, blocks and the head index in m.
 func WithMetrics(m *Metrics) AppenderOption {
 	return func(a *Appender) error {
 		if m == nil {
@@ -48,44 +61,72 @@ func WithMetrics(m *Metrics) AppenderOption {
 	}
 }
 
-// Appender appends entries to the AUDIT stream.
-//
-// Every publish carries expectations that JetStream checks atomically, so
-// the chain stays linear even if another audit instance writes too: the
-// entry's subject audit.<order>.<event> is empty
-// (Nats-Expected-Last-Subject-Sequence: 0), so an event is audited once,
-// for ever, not only within the duplicate window; and the entry follows the
-// one it links to. Appends that arrive together are written as one
-// pipeline (group commit): the first entry expects the stream's last
-// sequence to be the head this appender built on
-// (Nats-Expected-Last-Sequence), each next one expects the stream's last
-// message to be its predecessor (Nats-Expected-Last-Msg-Id: the
-// predecessor's hash, which each entry carries as its Nats-Msg-Id). A
-// pipeline therefore costs one round trip, not one per entry, and stops at
-// its first refused entry: nothing after it can be stored, since its
-// predecessor is not the stream's last message. When a publish is refused,
-// the subject tells which expectation failed: if it holds an entry the
-// event is a duplicate, otherwise another writer moved the head, which is
-// reloaded before the rest are tried again.
-type Appender struct {
-	js      jetstream.JetStream
-	stream  jetstream.Stream
-	log     *zap.Logger
-	now     func() time.Time
-	metrics *Metrics
+// WithMaxBlockBytes bounds the size of a block (at least 4 KiB, at most
+// 1 MiB: the server's default message limit).
+func WithMaxBlockBytes(n int) AppenderOption {
+	return func(a *Appender) error {
+		if n < 4<<10 || n > 1<<20 {
+			return fmt.Errorf("max block bytes %d: %w", n, ErrInvalidOption)
+		}
+		a.maxBlockBytes = n
+		return nil
+	}
+}
 
-	mu     sync.Mutex // the writer: one pipeline at a time
+// WithDedupeWindow sets how much of the chain, in recorded time, the
+// appender remembers by event (at least a minute).
+func WithDedupeWindow(d time.Duration) AppenderOption {
+	return func(a *Appender) error {
+		if d < time.Minute {
+			return fmt.Errorf("dedupe window %s: %w", d, ErrInvalidOption)
+		}
+		a.window = d
+		return nil
+	}
+}
+
+// Appender appends entries to the AUDIT stream, one block per group
+// commit: the appends waiting together are chained on the head and stored
+// as one message on chain.BlockSubject (several if they would exceed the
+// block size), and each caller returns once its block is stored.
+//
+// The chain stays linear with several writers: a block's publish expects
+// the stream's last sequence to be the head this appender built on
+// (Nats-Expected-Last-Sequence), and the next block of the same commit
+// expects the stream's last message to be its predecessor
+// (Nats-Expected-Last-Msg-Id: each block carries its last hash as
+// Nats-Msg-Id). A refused block means another writer moved the head: the
+// appender reads the blocks it missed, and chains what is not yet stored
+// on the new head.
+//
+// Each event is appended once: the appender remembers the events of the
+// blocks of the last window of the chain (recent) and reports an event it
+// holds as a duplicate. Older events are checked in their domain stream
+// instead (isCopy). See docs/guarantees.md for why this is enough.
+type Appender struct {
+	js            jetstream.JetStream
+	stream        jetstream.Stream
+	log           *zap.Logger
+	now           func() time.Time
+	metrics       *Metrics
+	maxBlockBytes int
+	window        time.Duration
+	seen          *recent
+
+	mu     sync.Mutex // the writer: one commit at a time
 	head   chain.Head
 	loaded bool
 
 	qmu   sync.Mutex // guards queue
 	queue []*appendReq
+
+	dmu     sync.Mutex // guards domain
+	domains map[string]jetstream.Stream
 }
 
 // appendReq is one Append waiting for the writer.
 type appendReq struct {
-	rec     chain.Record
-	subject string
+	rec chain.Record
 	// set by the writer, under Appender.mu
 	done  bool
 	entry chain.Entry
@@ -101,17 +142,23 @@ func (r *appendReq) finish(e chain.Entry, dup bool, err error) {
 // Nats-Expected-Last-Msg-Id.
 const wrongLastMsgID = 10070
 
-// NewAppender returns an appender on the AUDIT stream and loads its head.
+// maxCommit bounds the entries of one group commit.
+const maxCommit = 1024
+
+// NewAppender returns an appender on the AUDIT stream, with its head and
+// the window of recent blocks loaded.
 func NewAppender(ctx context.Context, js jetstream.JetStream, log *zap.Logger, opts ...AppenderOption) (*Appender, error) {
 	if js == nil || log == nil {
 		return nil, fmt.Errorf("appender needs jetstream and a logger: %w", ErrInvalidOption)
 	}
-	a := &Appender{js: js, log: log, now: time.Now}
+	a := &Appender{js: js, log: log, now: time.Now, maxBlockBytes: DefaultMaxBlockBytes,
+		window: DefaultDedupeWindow, domains: map[string]jetstream.Stream{}}
 	for _, opt := range opts {
 		if err := opt(a); err != nil {
 			return nil, err
 		}
 	}
+	a.seen = newRecent(a.window)
 	s, err := js.Stream(ctx, events.StreamAudit)
 	if err != nil {
 		return nil, fmt.Errorf("audit stream: %w", err)
@@ -119,7 +166,7 @@ func NewAppender(ctx context.Context, js jetstream.JetStream, log *zap.Logger, o
 	a.stream = s
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := a.loadHead(ctx); err != nil {
+	if err := a.load(ctx); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -133,13 +180,30 @@ func (a *Appender) Head() chain.Head {
 }
 
 // Append adds rec to the chain and returns its entry. If the event is
-// already in the log it returns the stored entry and duplicate = true.
+// already in the log it returns duplicate = true and an entry holding only
+// the event's ids and, when the appender remembers it, its index.
 //
 // Concurrent calls are written together: the caller that becomes the
-// writer takes every queued append into its pipeline, and the others find
+// writer takes every queued append into its commit, and the others find
 // their result done when they get their turn.
 func (a *Appender) Append(ctx context.Context, rec chain.Record) (entry chain.Entry, duplicate bool, err error) {
-	req := &appendReq{rec: rec, subject: chain.Subject(rec.OrderID, rec.EventID)}
+	if index, ok := a.seen.known(rec); ok {
+		e, dup := a.duplicate(rec, index)
+		return e, dup, nil
+	}
+	if a.seen.mayPredate(rec.Time) {
+		// Outside the remembered window: only a copy of an event
+		// republished later can have been audited already.
+		copied, err := a.isCopy(ctx, rec)
+		if err != nil {
+			return chain.Entry{}, false, err
+		}
+		if copied {
+			e, dup := a.duplicate(rec, 0)
+			return e, dup, nil
+		}
+	}
+	req := &appendReq{rec: rec}
 	a.qmu.Lock()
 	a.queue = append(a.queue, req)
 	a.qmu.Unlock()
@@ -155,6 +219,66 @@ func (a *Appender) Append(ctx context.Context, rec chain.Record) (entry chain.En
 	return req.entry, req.dup, req.err
 }
 
+// duplicate reports rec as already audited at index (0: unknown).
+func (a *Appender) duplicate(rec chain.Record, index uint64) (chain.Entry, bool) {
+	a.metrics.duplicate()
+	a.log.Debug("event already audited", append(logging.Order(rec.OrderID, rec.TraceID),
+		zap.String("event_id", rec.EventID), zap.Uint64("index", index))...)
+	return chain.Entry{Index: index, EventID: rec.EventID, Type: rec.Type, Source: rec.Source,
+		OrderID: rec.OrderID, TraceID: rec.TraceID, Stream: rec.Stream, StreamSeq: rec.StreamSeq}, true
+}
+
+// isCopy reports whether an earlier message on rec's subject in its domain
+// stream carries the same event: rec is then a copy republished later, and
+// the event is audited under the first message. (Events are published
+// create-once, so only a republish by hand or by the chaos tool makes a
+// copy.) A record without a subject cannot be looked up and is no copy.
+func (a *Appender) isCopy(ctx context.Context, rec chain.Record) (bool, error) {
+	if rec.Subject == "" || rec.Stream == "" {
+		return false, nil
+	}
+	a.metrics.lookup()
+	s, err := a.domain(ctx, rec.Stream)
+	if err != nil {
+		return false, err
+	}
+	for seq := uint64(1); seq < rec.StreamSeq; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(rec.Subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("look up %s in %s: %w", rec.Subject, rec.Stream, err)
+		}
+		if m.Sequence >= rec.StreamSeq {
+			return false, nil
+		}
+		var ev struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(m.Data, &ev) == nil && ev.ID == rec.EventID {
+			return true, nil
+		}
+		seq = m.Sequence + 1
+	}
+	return false, nil
+}
+
+// domain returns the handle of a domain stream, cached.
+func (a *Appender) domain(ctx context.Context, name string) (jetstream.Stream, error) {
+	a.dmu.Lock()
+	defer a.dmu.Unlock()
+	if s, ok := a.domains[name]; ok {
+		return s, nil
+	}
+	s, err := a.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	a.domains[name] = s
+	return s, nil
+}
+
 // write appends batch, in order, until every request is done.
 func (a *Appender) write(ctx context.Context, batch []*appendReq) {
 	fail := func(reqs []*appendReq, err error) {
@@ -163,36 +287,42 @@ func (a *Appender) write(ctx context.Context, batch []*appendReq) {
 		}
 	}
 	// The same event twice in one batch (a redelivery racing the first
-	// delivery) is written once; the copy shares the outcome, as a
-	// duplicate.
-	first := make(map[string]*appendReq, len(batch))
+	// delivery, or a copy) is written once; the copy shares the outcome,
+	// as a duplicate.
+	first := make(map[idKey]*appendReq, len(batch))
 	pending := batch[:0:0]
 	var copies [][2]*appendReq
 	for _, r := range batch {
-		if f, ok := first[r.subject]; ok {
+		k := keyOf(r.rec.EventID)
+		if f, ok := first[k]; ok {
 			copies = append(copies, [2]*appendReq{r, f})
 			continue
 		}
-		first[r.subject] = r
+		first[k] = r
 		pending = append(pending, r)
 	}
 	defer func() {
 		for _, c := range copies {
+			if c[1].err == nil {
+				a.metrics.duplicate()
+			}
 			c[0].finish(c[1].entry, c[1].err == nil, c[1].err)
 		}
 	}()
 	moved := 0 // times another writer moved the head under this batch
-	// window bounds a pipeline: an event audited before breaks its
-	// pipeline and everything after it is sent again, so after a break the
-	// window halves (a redelivered backlog costs about twice its size, not
-	// its square) and after a clean pipeline it doubles again.
-	window := maxPipeline
 	for len(pending) > 0 {
 		if !a.loaded {
-			if err := a.loadHead(ctx); err != nil {
+			if err := a.catchUp(ctx); err != nil {
 				fail(pending, err)
 				return
 			}
+		}
+		// What the blocks read since the request was queued hold (another
+		// writer's, or this one's whose acks were lost) is not written
+		// again.
+		pending = a.dropKnown(pending)
+		if len(pending) == 0 {
+			return
 		}
 		if moved > 1 {
 			// Another writer keeps winning: step aside briefly so the two
@@ -202,134 +332,160 @@ func (a *Appender) write(ctx context.Context, batch []*appendReq) {
 				return
 			}
 		}
-		n := min(window, len(pending))
-		rest, headMoved, clean := a.pipeline(ctx, pending[:n])
+		n := min(maxCommit, len(pending))
+		rest, headMoved := a.commit(ctx, pending[:n])
 		pending = append(rest, pending[n:]...)
 		if headMoved {
 			moved++
 		}
-		if clean {
-			window = min(2*window, maxPipeline)
-		} else {
-			window = max(window/2, 1)
-		}
 	}
 }
 
-// maxPipeline bounds the entries one pipeline publishes.
-const maxPipeline = 256
-
-// pipeline publishes reqs as one chain of entries on the current head and
-// returns those still to write, whether another writer moved the head, and
-// whether every entry it sent was stored. It finishes every request it
-// can: the stored ones, the duplicates, a record that makes no entry, and
-// on an unclear failure (a lost ack, NATS down) the failed one and every
-// one published after it, with the error — their redelivery finds them
-// stored or writes them.
-func (a *Appender) pipeline(ctx context.Context, reqs []*appendReq) (rest []*appendReq, moved, clean bool) {
-	type sent struct {
-		entry  chain.Entry
-		future jetstream.PubAckFuture
-		err    error
+// dropKnown finishes the requests whose events are remembered as audited
+// and returns the others.
+func (a *Appender) dropKnown(reqs []*appendReq) []*appendReq {
+	out := reqs[:0]
+	for _, r := range reqs {
+		if index, ok := a.seen.known(r.rec); ok {
+			e, dup := a.duplicate(r.rec, index)
+			r.finish(e, dup, nil)
+			continue
+		}
+		out = append(out, r)
 	}
-	out := make([]sent, 0, len(reqs))
-	var unsent []*appendReq // not published this time: the next pipeline takes them
+	return out
+}
+
+// pendingBlock is one block of a commit.
+type pendingBlock struct {
+	reqs    []*appendReq
+	entries []chain.Entry
+	encoded [][]byte
+	size    int // bytes of the encoded entries
+	block   chain.Block
+	bytes   int
+	future  jetstream.PubAckFuture
+	ack     *jetstream.PubAck
+	err     error
+}
+
+// commit chains reqs on the current head, stores them as blocks in one
+// pipeline (one round trip), and returns the requests still to write and
+// whether another writer moved the head. It finishes every request it
+// can: the stored ones, a record that makes no entry, and on an unclear
+// failure (a lost ack, NATS down) those of the failed block and every
+// block after it, with the error: their redelivery finds them stored or
+// writes them.
+func (a *Appender) commit(ctx context.Context, reqs []*appendReq) (rest []*appendReq, moved bool) {
+	now := a.now()
 	prev := a.head
-	for i, r := range reqs {
-		e, err := chain.Next(prev, r.rec, a.now())
+	var blocks []*pendingBlock
+	cur := &pendingBlock{}
+	for _, r := range reqs {
+		e, err := chain.Next(prev, r.rec, now)
 		var raw []byte
 		if err == nil {
 			raw, err = chain.Encode(e)
 		}
 		if err != nil {
-			// The record cannot make an entry: it fails alone, nothing
-			// was sent for it, and the rest go in the next pipeline.
+			// The record cannot make an entry: it fails alone, and
+			// nothing links to it.
 			r.finish(chain.Entry{}, false, err)
-			unsent = reqs[i+1:]
-			reqs = reqs[:i]
-			break
+			continue
 		}
-		msg := nats.NewMsg(r.subject)
-		msg.Data = raw
+		if len(cur.entries) > 0 && chain.BlockSize(len(cur.entries)+1, cur.size+len(raw)) > a.maxBlockBytes {
+			blocks = append(blocks, cur)
+			cur = &pendingBlock{}
+		}
+		cur.reqs = append(cur.reqs, r)
+		cur.entries = append(cur.entries, e)
+		cur.encoded = append(cur.encoded, raw)
+		cur.size += len(raw)
+		prev = chain.Head{Index: e.Index, Hash: e.Hash}
+	}
+	if len(cur.entries) > 0 {
+		blocks = append(blocks, cur)
+	}
+	if len(blocks) == 0 {
+		return nil, false
+	}
+	entries := 0
+	for i, b := range blocks {
+		entries += len(b.entries)
+		b.block = chain.Seal(b.entries, now)
+		msg := nats.NewMsg(chain.BlockSubject)
+		msg.Data = chain.EncodeBlock(b.block, b.encoded)
+		msg.Header.Set(chain.HeaderSeqs, chain.SeqsOf(b.entries).String())
+		b.bytes = len(msg.Data)
+		b.encoded = nil
 		opts := []jetstream.PublishOpt{
 			jetstream.WithExpectStream(events.StreamAudit),
-			jetstream.WithExpectLastSequencePerSubject(0),
-			jetstream.WithMsgID(e.Hash),
+			jetstream.WithMsgID(b.block.LastHash),
 		}
 		if i == 0 {
 			opts = append(opts, jetstream.WithExpectLastSequence(a.head.Seq))
 		} else {
-			opts = append(opts, jetstream.WithExpectLastMsgID(prev.Hash))
+			opts = append(opts, jetstream.WithExpectLastMsgID(blocks[i-1].block.LastHash))
 		}
-		f, err := a.js.PublishMsgAsync(msg, opts...)
-		out = append(out, sent{entry: e, future: f, err: err})
-		if err != nil {
-			unsent = reqs[i+1:]
-			reqs = reqs[:i+1]
+		b.future, b.err = a.js.PublishMsgAsync(msg, opts...)
+		if b.err != nil {
+			for _, later := range blocks[i+1:] {
+				rest = append(rest, later.reqs...)
+			}
+			blocks = blocks[:i+1]
 			break
 		}
-		prev = chain.Head{Index: e.Index, Hash: e.Hash}
 	}
-	a.metrics.pipeline(len(out))
-	// Wait for every answer before looking at any: a refused entry's
+	a.metrics.commit(entries)
+	// Wait for every answer before looking at any: a refused block's
 	// successors are refused too, and none may still be in flight when the
-	// next pipeline starts.
-	acks := make([]*jetstream.PubAck, len(out))
-	for i := range out {
-		if out[i].err != nil {
+	// next commit starts.
+	for _, b := range blocks {
+		if b.err != nil {
 			continue
 		}
 		select {
-		case acks[i] = <-out[i].future.Ok():
-		case out[i].err = <-out[i].future.Err():
+		case b.ack = <-b.future.Ok():
+		case b.err = <-b.future.Err():
 		case <-ctx.Done():
-			out[i].err = ctx.Err()
+			b.err = ctx.Err()
 		}
 	}
-	for i, s := range out {
-		r := reqs[i]
-		if s.err == nil {
-			a.head = chain.Head{Index: s.entry.Index, Hash: s.entry.Hash, Seq: acks[i].Sequence}
-			a.metrics.appended(s.entry.Index)
-			r.finish(s.entry, false, nil)
+	for i, b := range blocks {
+		if b.err == nil && !b.ack.Duplicate {
+			a.head = b.block.Head(b.ack.Sequence)
+			a.seen.addEntries(a.head.At, b.entries)
+			a.metrics.block(len(b.entries), b.bytes, a.head.Index)
+			for j, r := range b.reqs {
+				r.finish(b.entries[j], false, nil)
+			}
 			continue
 		}
-		if !refused(s.err) {
-			// The entry may or may not be stored (a lost ack): the cached
-			// head is no longer known to be current.
-			a.loaded = false
-			err := fmt.Errorf("append %s: %w", r.subject, s.err)
-			for _, q := range reqs[i:] {
-				q.finish(chain.Entry{}, false, err)
+		// The head this appender knows is no longer known to be current.
+		a.loaded = false
+		if b.err != nil && !refused(b.err) {
+			// The block may or may not be stored (a lost ack).
+			err := fmt.Errorf("append block of %d entries at %d: %w", len(b.entries), b.block.First, b.err)
+			for _, later := range blocks[i:] {
+				for _, r := range later.reqs {
+					r.finish(chain.Entry{}, false, err)
+				}
 			}
-			return unsent, false, false
+			return rest, false
 		}
-		stored, found, err := a.existing(ctx, r.subject)
-		switch {
-		case err != nil:
-			r.finish(chain.Entry{}, false, err)
-		case found:
-			a.metrics.duplicate()
-			a.log.Debug("event already audited", append(logging.Order(r.rec.OrderID, r.rec.TraceID),
-				zap.String("event_id", r.rec.EventID), zap.Uint64("index", stored.Index))...)
-			r.finish(stored, true, nil)
-		default:
-			// Another writer moved the head.
-			a.loaded = false
-			moved = true
+		// Refused (or a block with this last hash already stored): another
+		// writer moved the head. Everything from here is written again.
+		var again []*appendReq
+		for _, later := range blocks[i:] {
+			again = append(again, later.reqs...)
 		}
-		for _, q := range reqs[i:] {
-			if !q.done {
-				rest = append(rest, q)
-			}
-		}
-		return append(rest, unsent...), moved, false
+		return append(again, rest...), true
 	}
-	return unsent, false, true
+	return rest, false
 }
 
 // refused reports whether err is JetStream refusing an expectation of the
-// publish (the entry was not stored).
+// publish (the block was not stored).
 func refused(err error) bool {
 	if events.IsWrongLastSequence(err) {
 		return true
@@ -338,29 +494,12 @@ func refused(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == wrongLastMsgID
 }
 
-// existing returns the entry stored on subject, if any.
-func (a *Appender) existing(ctx context.Context, subject string) (chain.Entry, bool, error) {
-	m, err := a.stream.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return chain.Entry{}, false, nil
-	}
-	if err != nil {
-		return chain.Entry{}, false, fmt.Errorf("look up %s: %w", subject, err)
-	}
-	e, err := chain.Decode(m.Data)
-	if err != nil {
-		// Something is stored there, so the event must not be appended
-		// again; verification reports the undecodable entry.
-		return chain.Entry{}, true, nil
-	}
-	return e, true, nil
-}
-
-// loadHead reads the last message of the stream. The chain continues from
-// the last entry that decodes, while the publish expectation uses the true
-// last sequence: junk written onto the stream is reported by verification
-// rather than stopping the log.
-func (a *Appender) loadHead(ctx context.Context) error {
+// load reads the head block and, by their headers, the blocks recorded in
+// the window before it. The chain continues from the last block that
+// decodes, while the publish expectation uses the true last sequence: junk
+// written onto the stream is reported by verification rather than
+// stopping the log.
+func (a *Appender) load(ctx context.Context) error {
 	info, err := a.stream.Info(ctx)
 	if err != nil {
 		return fmt.Errorf("load audit head: %w", err)
@@ -368,6 +507,9 @@ func (a *Appender) loadHead(ctx context.Context) error {
 	last := info.State.LastSeq
 	head := chain.Genesis()
 	head.Seq = last
+	var headBlock chain.Block
+	var headSeq uint64
+	var headStored time.Time
 	for seq := last; seq >= info.State.FirstSeq && seq > 0; seq-- {
 		m, err := a.stream.GetMsg(ctx, seq)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -376,17 +518,84 @@ func (a *Appender) loadHead(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("load audit head at %d: %w", seq, err)
 		}
-		e, err := chain.Decode(m.Data)
+		b, err := chain.DecodeBlock(m.Data)
 		if err != nil {
-			a.log.Warn("undecodable audit entry skipped while loading the head", zap.Uint64("stream_seq", seq), zap.Error(err))
+			a.log.Warn("undecodable audit block skipped while loading the head", zap.Uint64("stream_seq", seq), zap.Error(err))
 			continue
 		}
-		head.Index, head.Hash = e.Index, e.Hash
+		head = b.Head(last)
+		if head.At.IsZero() {
+			head.At = m.Time
+		}
+		headBlock, headSeq, headStored = b, seq, m.Time
 		break
+	}
+	if headSeq > info.State.FirstSeq {
+		// The blocks before the head, back to the window's start, by their
+		// headers: a redelivery repeats where its event was read from.
+		err := scan(ctx, a.js, a.log, jetstream.OrderedConsumerConfig{
+			FilterSubjects: []string{chain.BlockSubject},
+			DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+			OptStartTime:   new(headStored.Add(-a.window)),
+			HeadersOnly:    true,
+		}, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+			if meta.Sequence.Stream >= headSeq {
+				return errStop
+			}
+			seqs, err := chain.ParseSeqs(m.Headers().Get(chain.HeaderSeqs))
+			if err != nil {
+				a.log.Warn("audit block with an undecodable header skipped", zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Error(err))
+				return nil
+			}
+			a.seen.addSeqs(meta.Timestamp, seqs)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("load the audit window: %w", err)
+		}
+		a.seen.startIDs(head.At)
+	}
+	if headSeq > 0 {
+		a.seen.addEntries(head.At, headBlock.Entries)
 	}
 	a.head = head
 	a.loaded = true
 	a.metrics.headIndex(head.Index)
+	return nil
+}
+
+// catchUp reads the blocks stored after the cached head (another writer's,
+// or this one's whose acks were lost), remembers their events and moves
+// the head past them.
+func (a *Appender) catchUp(ctx context.Context) error {
+	info, err := a.stream.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("reload audit head: %w", err)
+	}
+	last := info.State.LastSeq
+	for seq := a.head.Seq + 1; seq <= last; seq++ {
+		m, err := a.stream.GetMsg(ctx, seq)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("reload audit head at %d: %w", seq, err)
+		}
+		b, err := chain.DecodeBlock(m.Data)
+		if err != nil {
+			a.log.Warn("undecodable audit block skipped while reloading the head", zap.Uint64("stream_seq", seq), zap.Error(err))
+			continue
+		}
+		h := b.Head(seq)
+		if h.At.IsZero() {
+			h.At = m.Time
+		}
+		a.seen.addEntries(h.At, b.Entries)
+		a.head = h
+	}
+	a.head.Seq = last
+	a.loaded = true
+	a.metrics.headIndex(a.head.Index)
 	return nil
 }
 

@@ -6,8 +6,11 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	appendedTotal   prometheus.Counter
 	duplicatesTotal prometheus.Counter
+	lookupsTotal    prometheus.Counter
 	head            prometheus.Gauge
-	pipelines       prometheus.Histogram
+	commits         prometheus.Histogram
+	blockEntries    prometheus.Histogram
+	blockBytes      prometheus.Histogram
 }
 
 // NewMetrics registers the audit metrics with reg.
@@ -21,17 +24,31 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "eventshop_audit_duplicates_skipped_total",
 			Help: "Events not appended because they were already in the audit chain.",
 		}),
+		lookupsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventshop_audit_copy_lookups_total",
+			Help: "Events older than the remembered window, looked up in their domain stream to tell a republished copy.",
+		}),
 		head: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "eventshop_audit_chain_head_index",
 			Help: "Chain index of the last entry this process knows of.",
 		}),
-		pipelines: prometheus.NewHistogram(prometheus.HistogramOpts{
+		commits: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "eventshop_audit_pipeline_entries",
-			Help:    "Entries published together in one pipeline (group commit) of the audit appender.",
-			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256},
+			Help:    "Entries written together by one group commit of the audit appender (one round trip; one block unless it is split by size).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+		}),
+		blockEntries: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventshop_audit_block_entries",
+			Help:    "Entries per block stored on the AUDIT stream.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
+		}),
+		blockBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventshop_audit_block_bytes",
+			Help:    "Bytes per block stored on the AUDIT stream.",
+			Buckets: prometheus.ExponentialBuckets(1024, 2, 10), // 1 KiB .. 512 KiB
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.appendedTotal, m.duplicatesTotal, m.head, m.pipelines} {
+	for _, c := range []prometheus.Collector{m.appendedTotal, m.duplicatesTotal, m.lookupsTotal, m.head, m.commits, m.blockEntries, m.blockBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -39,11 +56,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) appended(index uint64) {
+// block records a stored block of entries, whose last entry is at index.
+func (m *Metrics) block(entries, bytes int, index uint64) {
 	if m == nil {
 		return
 	}
-	m.appendedTotal.Inc()
+	m.appendedTotal.Add(float64(entries))
+	m.blockEntries.Observe(float64(entries))
+	m.blockBytes.Observe(float64(bytes))
 	m.head.Set(float64(index))
 }
 
@@ -54,6 +74,13 @@ func (m *Metrics) duplicate() {
 	m.duplicatesTotal.Inc()
 }
 
+func (m *Metrics) lookup() {
+	if m == nil {
+		return
+	}
+	m.lookupsTotal.Inc()
+}
+
 func (m *Metrics) headIndex(index uint64) {
 	if m == nil {
 		return
@@ -61,9 +88,9 @@ func (m *Metrics) headIndex(index uint64) {
 	m.head.Set(float64(index))
 }
 
-func (m *Metrics) pipeline(entries int) {
+func (m *Metrics) commit(entries int) {
 	if m == nil {
 		return
 	}
-	m.pipelines.Observe(float64(entries))
+	m.commits.Observe(float64(entries))
 }

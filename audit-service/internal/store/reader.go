@@ -1,9 +1,13 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,38 +17,22 @@ import (
 	"github.com/eventshop/shared/events"
 )
 
-// Reader replays audit entries in chain (stream) order with short-lived
-// ordered consumers: no durable state on the server, no acks, and a gap in
-// delivery makes the client library recreate the consumer at the right
-// place instead of skipping.
-type Reader struct {
-	js  jetstream.JetStream
-	log *zap.Logger
-}
+// errStop ends a scan early without an error.
+var errStop = errors.New("stop scan")
 
-// NewReader returns a reader of the AUDIT stream.
-func NewReader(js jetstream.JetStream, log *zap.Logger) *Reader { return &Reader{js: js, log: log} }
-
-// StoredMsg is one message of the audit stream.
-type StoredMsg struct {
-	Subject   string
-	StreamSeq uint64
-	Data      []byte
-}
-
-// Scan calls fn with every message on subjects matching filter, in stream
-// order, from the first one to the last one pending when the scan reached
-// it. It stops early if fn returns an error.
-func (r *Reader) Scan(ctx context.Context, filter string, fn func(StoredMsg) error) error {
-	cons, err := r.js.OrderedConsumer(ctx, events.StreamAudit, jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{filter},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: 30 * time.Second,
-	})
+// scan calls fn with every message of the AUDIT stream that cfg selects, in
+// stream order, up to the last one pending when the scan reached it, with a
+// short-lived ordered consumer: no durable state on the server, no acks,
+// and a gap in delivery makes the client library recreate the consumer at
+// the right place instead of skipping. It stops early, without an error,
+// when fn returns errStop.
+func scan(ctx context.Context, js jetstream.JetStream, log *zap.Logger, cfg jetstream.OrderedConsumerConfig, fn func(jetstream.Msg, *jetstream.MsgMetadata) error) error {
+	cfg.InactiveThreshold = 30 * time.Second
+	cons, err := js.OrderedConsumer(ctx, events.StreamAudit, cfg)
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", filter, err)
+		return fmt.Errorf("replay %v: %w", cfg.FilterSubjects, err)
 	}
-	defer r.cleanup(cons)
+	defer cleanup(js, log, cons)
 	if info := cons.CachedInfo(); info == nil || info.NumPending == 0 {
 		return nil
 	}
@@ -52,19 +40,22 @@ func (r *Reader) Scan(ctx context.Context, filter string, fn func(StoredMsg) err
 	// went away is replaced within seconds rather than after 30 s.
 	it, err := cons.Messages(jetstream.PullMaxMessages(256), jetstream.PullExpiry(2*time.Second))
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", filter, err)
+		return fmt.Errorf("replay %v: %w", cfg.FilterSubjects, err)
 	}
 	defer it.Stop()
 	for {
 		msg, err := it.Next(jetstream.NextContext(ctx))
 		if err != nil {
-			return fmt.Errorf("replay %s: %w", filter, err)
+			return fmt.Errorf("replay %v: %w", cfg.FilterSubjects, err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("replay %s: %w", filter, err)
+			return fmt.Errorf("replay %v: %w", cfg.FilterSubjects, err)
 		}
-		if err := fn(StoredMsg{Subject: msg.Subject(), StreamSeq: meta.Sequence.Stream, Data: msg.Data()}); err != nil {
+		if err := fn(msg, meta); err != nil {
+			if errors.Is(err, errStop) {
+				return nil
+			}
 			return err
 		}
 		if meta.NumPending == 0 {
@@ -75,38 +66,171 @@ func (r *Reader) Scan(ctx context.Context, filter string, fn func(StoredMsg) err
 
 // cleanup deletes the ordered consumer at once rather than leaving it to its
 // inactivity threshold, so frequent reads do not pile consumers up.
-func (r *Reader) cleanup(cons jetstream.Consumer) {
+func cleanup(js jetstream.JetStream, log *zap.Logger, cons jetstream.Consumer) {
 	info := cons.CachedInfo()
 	if info == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := r.js.DeleteConsumer(ctx, events.StreamAudit, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		r.log.Debug("ordered consumer cleanup", zap.String("consumer", info.Name), zap.Error(err))
+	if err := js.DeleteConsumer(ctx, events.StreamAudit, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		log.Debug("ordered consumer cleanup", zap.String("consumer", info.Name), zap.Error(err))
 	}
 }
 
+// Reader verifies the audit chain and finds an order's entries in it.
+type Reader struct {
+	js  jetstream.JetStream
+	log *zap.Logger
+
+	mu      sync.Mutex // guards streams
+	streams map[string]jetstream.Stream
+}
+
+// NewReader returns a reader of the AUDIT stream.
+func NewReader(js jetstream.JetStream, log *zap.Logger) *Reader {
+	return &Reader{js: js, log: log, streams: map[string]jetstream.Stream{}}
+}
+
+// stream returns a stream handle, cached.
+func (r *Reader) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s, ok := r.streams[name]; ok {
+		return s, nil
+	}
+	s, err := r.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", name, err)
+	}
+	r.streams[name] = s
+	return s, nil
+}
+
+// located is one event of an order as its domain stream holds it.
+type located struct {
+	key    seqKey
+	id     string
+	stored time.Time
+}
+
 // Timeline returns the entries of orderID in chain order, or
-// chain.ErrNotFound. Messages on the order's subjects that do not decode
-// are left out here (verification reports them).
+// chain.ErrNotFound.
+//
+// The audit stream has no per-order subject. The order's events are found
+// by subject in the domain streams (<prefix>.<order_id>.>), which tells
+// where each was read from and when it was stored. The audit stored each
+// after that, so the blocks are scanned from the earliest of those times
+// (less clockSkew) by their headers alone (chain.HeaderSeqs, a
+// headers-only ordered consumer), and only the blocks that name one of the
+// order's events are read whole, by sequence. The scan stops once every
+// event is found: it reads the headers of the blocks written between the
+// order's first event and the audit of its last one, or up to the end of
+// the chain while an event is not audited yet.
 func (r *Reader) Timeline(ctx context.Context, orderID string) ([]chain.Entry, error) {
-	var out []chain.Entry
-	err := r.Scan(ctx, chain.OrderFilter(orderID), func(m StoredMsg) error {
-		e, err := chain.Decode(m.Data)
-		if err != nil {
-			r.log.Warn("undecodable audit entry in timeline", zap.String("subject", m.Subject),
-				zap.Uint64("stream_seq", m.StreamSeq), zap.Error(err))
-			return nil
-		}
-		out = append(out, e)
-		return nil
-	})
+	evs, err := r.orderEvents(ctx, orderID)
 	if err != nil {
 		return nil, err
 	}
+	if len(evs) == 0 {
+		return nil, fmt.Errorf("order %s: %w", orderID, chain.ErrNotFound)
+	}
+	targets := make(map[seqKey]bool, len(evs))
+	missing := map[string]bool{}
+	from := evs[0].stored
+	for _, e := range evs {
+		targets[e.key] = true
+		missing[e.id] = true
+		if e.stored.Before(from) {
+			from = e.stored
+		}
+	}
+	var hits []uint64
+	err = scan(ctx, r.js, r.log, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{chain.BlockSubject},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   new(from.Add(-clockSkew)),
+		HeadersOnly:    true,
+	}, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+		seqs, err := chain.ParseSeqs(m.Headers().Get(chain.HeaderSeqs))
+		if err != nil {
+			return nil // verification reports it
+		}
+		hit := false
+		for _, e := range evs {
+			if missing[e.id] && seqs.Contains(e.key.stream, e.key.seq) {
+				delete(missing, e.id)
+				hit = true
+			}
+		}
+		if hit {
+			hits = append(hits, meta.Sequence.Stream)
+		}
+		if len(missing) == 0 {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("timeline of %s: %w", orderID, err)
+	}
+	audit, err := r.stream(ctx, events.StreamAudit)
+	if err != nil {
+		return nil, err
+	}
+	var out []chain.Entry
+	for _, seq := range hits {
+		m, err := audit.GetMsg(ctx, seq)
+		if err != nil {
+			return nil, fmt.Errorf("timeline of %s: read block %d: %w", orderID, seq, err)
+		}
+		b, err := chain.DecodeBlock(m.Data)
+		if err != nil {
+			r.log.Warn("undecodable audit block in timeline", zap.Uint64("stream_seq", seq), zap.Error(err))
+			continue
+		}
+		for _, e := range b.Entries {
+			if targets[seqKey{e.Stream, e.StreamSeq}] {
+				out = append(out, e)
+			}
+		}
+	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("order %s: %w", orderID, chain.ErrNotFound)
+	}
+	slices.SortFunc(out, func(a, b chain.Entry) int { return cmp.Compare(a.Index, b.Index) })
+	return out, nil
+}
+
+// orderEvents returns the valid events of orderID in every domain stream,
+// read by subject (next-by-subject gets; the domain streams allow direct
+// gets). Invalid messages are left out: the audit dead-letters them.
+func (r *Reader) orderEvents(ctx context.Context, orderID string) ([]located, error) {
+	var out []located
+	for _, name := range events.DomainStreams {
+		s, err := r.stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		filter := strings.TrimSuffix(events.StreamSubjects[name], ">") + orderID + ".>"
+		for seq := uint64(1); ; {
+			m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("events of %s in %s: %w", orderID, name, err)
+			}
+			seq = m.Sequence + 1
+			env, err := events.Decode(m.Subject, m.Data)
+			if err != nil {
+				continue
+			}
+			out = append(out, located{key: seqKey{name, m.Sequence}, id: env.ID, stored: m.Time})
+		}
 	}
 	return out, nil
 }
@@ -114,8 +238,11 @@ func (r *Reader) Timeline(ctx context.Context, orderID string) ([]chain.Entry, e
 // Verify recomputes the whole chain.
 func (r *Reader) Verify(ctx context.Context) (chain.Result, error) {
 	v := chain.NewVerifier()
-	err := r.Scan(ctx, chain.AllFilter, func(m StoredMsg) error {
-		v.Add(m.Subject, m.Data, m.StreamSeq)
+	err := scan(ctx, r.js, r.log, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{chain.AllFilter},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	}, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
+		v.Add(m.Subject(), m.Headers().Get(chain.HeaderSeqs), m.Data(), meta.Sequence.Stream)
 		return nil
 	})
 	if err != nil {

@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"testing"
 	"time"
@@ -10,12 +12,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/audit-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/trace"
 )
 
 func auditStream(t *testing.T) (*natstest.Server, jetstream.JetStream, jetstream.Stream) {
@@ -29,18 +33,23 @@ func auditStream(t *testing.T) (*natstest.Server, jetstream.JetStream, jetstream
 	return srv, js, s
 }
 
+// record is an event that no domain stream holds: enough for the chain.
+// Its stream sequence is derived from its id: the same event is read from
+// the same place, different events from different places.
 func record(orderID string, i int) chain.Record {
 	id := fmt.Sprintf("%s-e-%d", orderID, i)
+	seq := fnv.New64a()
+	seq.Write([]byte(id))
 	return chain.Record{
 		EventID: id, Type: "shop.order.created", Source: "order-service", OrderID: orderID,
-		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Stream: events.StreamOrders, StreamSeq: uint64(i),
+		TraceID: "4bf92f3577b34da6a3ce929d0e0e4736", Time: time.Now(), Stream: events.StreamOrders, StreamSeq: seq.Sum64() >> 1,
 		Raw: []byte(fmt.Sprintf(`{"id":%q,"subject":%q}`, id, orderID)),
 	}
 }
 
-func newAppender(t *testing.T, js jetstream.JetStream) *store.Appender {
+func newAppender(t *testing.T, js jetstream.JetStream, opts ...store.AppenderOption) *store.Appender {
 	t.Helper()
-	a, err := store.NewAppender(context.Background(), js, zap.NewNop())
+	a, err := store.NewAppender(context.Background(), js, zap.NewNop(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,50 +65,77 @@ func verify(t *testing.T, js jetstream.JetStream) chain.Result {
 	return res
 }
 
-// TestExpectationHeadersCombine pins the server behaviour the appender
-// relies on: a publish carrying both Nats-Expected-Last-Sequence and
-// Nats-Expected-Last-Subject-Sequence is stored only if both hold.
-func TestExpectationHeadersCombine(t *testing.T) {
-	t.Parallel()
-	_, js, s := auditStream(t)
-	ctx := context.Background()
-	publish := func(subject string, lastSeq, lastSubjSeq uint64) error {
-		_, err := js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: []byte("x")},
-			jetstream.WithExpectLastSequence(lastSeq), jetstream.WithExpectLastSequencePerSubject(lastSubjSeq))
-		return err
-	}
-	// Seed: audit.o-1.a at seq 1 (an empty stream's last sequence is 0).
-	if err := publish("audit.o-1.a", 0, 0); err != nil {
-		t.Fatalf("first publish: %v", err)
-	}
-	tests := []struct {
-		name        string
-		subject     string
-		lastSeq     uint64
-		lastSubjSeq uint64
-		wantStored  bool
-	}{
-		{name: "both hold", subject: "audit.o-1.b", lastSeq: 1, lastSubjSeq: 0, wantStored: true},
-		{name: "stale stream sequence", subject: "audit.o-1.c", lastSeq: 1, lastSubjSeq: 0},
-		{name: "subject already written", subject: "audit.o-1.a", lastSeq: 2, lastSubjSeq: 0},
-		{name: "both wrong", subject: "audit.o-1.b", lastSeq: 1, lastSubjSeq: 0},
-		{name: "both hold again", subject: "audit.o-1.c", lastSeq: 2, lastSubjSeq: 0, wantStored: true},
-	}
-	for _, tt := range tests { // sequential: each case builds on the stream's state
-		err := publish(tt.subject, tt.lastSeq, tt.lastSubjSeq)
-		if tt.wantStored && err != nil {
-			t.Fatalf("%s: publish = %v, want stored", tt.name, err)
-		}
-		if !tt.wantStored && !events.IsWrongLastSequence(err) {
-			t.Fatalf("%s: publish = %v, want a wrong-last-sequence refusal", tt.name, err)
-		}
-	}
-	info, err := s.Info(ctx)
+func msgs(t *testing.T, s jetstream.Stream) uint64 {
+	t.Helper()
+	info, err := s.Info(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Msgs != 3 || info.State.LastSeq != 3 {
-		t.Fatalf("stream holds %d messages up to seq %d, want 3 / 3", info.State.Msgs, info.State.LastSeq)
+	return info.State.Msgs
+}
+
+// appendAll appends recs concurrently, so that they share blocks.
+func appendAll(t *testing.T, a *store.Appender, recs []chain.Record) (dups int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, rec := range recs {
+		wg.Go(func() {
+			_, dup, err := a.Append(ctx, rec)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				t.Errorf("append %s: %v", rec.EventID, err)
+			}
+			if dup {
+				dups++
+			}
+		})
+	}
+	wg.Wait()
+	return dups
+}
+
+// TestBlockExpectations pins the server behaviour the appender relies on:
+// a publish expecting the stream's last sequence, or its last message id,
+// is stored only if that holds.
+func TestBlockExpectations(t *testing.T) {
+	t.Parallel()
+	_, js, s := auditStream(t)
+	ctx := context.Background()
+	publish := func(id string, opt jetstream.PublishOpt) error {
+		_, err := js.PublishMsg(ctx, &nats.Msg{Subject: chain.BlockSubject, Data: []byte("x")}, jetstream.WithMsgID(id), opt)
+		return err
+	}
+	isRefusal := func(err error) bool {
+		var apiErr *jetstream.APIError
+		return events.IsWrongLastSequence(err) || (errors.As(err, &apiErr) && apiErr.ErrorCode == 10070)
+	}
+	tests := []struct {
+		name       string
+		id         string
+		opt        jetstream.PublishOpt
+		wantStored bool
+	}{
+		{name: "first block on the empty stream", id: "a", opt: jetstream.WithExpectLastSequence(0), wantStored: true},
+		{name: "next block of the pipeline", id: "b", opt: jetstream.WithExpectLastMsgID("a"), wantStored: true},
+		{name: "stale predecessor", id: "c", opt: jetstream.WithExpectLastMsgID("a")},
+		{name: "stale head", id: "d", opt: jetstream.WithExpectLastSequence(1)},
+		{name: "current head", id: "e", opt: jetstream.WithExpectLastSequence(2), wantStored: true},
+	}
+	for _, tt := range tests { // sequential: each case builds on the stream's state
+		err := publish(tt.id, tt.opt)
+		if tt.wantStored && err != nil {
+			t.Fatalf("%s: publish = %v, want stored", tt.name, err)
+		}
+		if !tt.wantStored && !isRefusal(err) {
+			t.Fatalf("%s: publish = %v, want a refusal", tt.name, err)
+		}
+	}
+	if n := msgs(t, s); n != 3 {
+		t.Fatalf("stream holds %d messages, want 3", n)
 	}
 }
 
@@ -111,7 +147,7 @@ func TestAuditStreamIsAppendOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := s.DeleteMsg(ctx, 1); err == nil {
-		t.Fatal("deleting an audit entry succeeded")
+		t.Fatal("deleting an audit block succeeded")
 	}
 	if err := s.Purge(ctx); err == nil {
 		t.Fatal("purging the audit stream succeeded")
@@ -128,23 +164,68 @@ func TestAppendTwiceIsOneEntry(t *testing.T) {
 		t.Fatalf("first append = %+v, %v, %v", first, dup, err)
 	}
 	// The same event again, from the same appender and from a fresh one
-	// (whose head is current, so only the subject expectation refuses).
+	// (which loads the head block whole).
 	for _, app := range []*store.Appender{a, newAppender(t, js)} {
 		again, dup, err := app.Append(ctx, record("o-1", 1))
-		if err != nil || !dup || again.Hash != first.Hash || again.Index != 1 {
+		if err != nil || !dup || again.Index != 1 {
 			t.Fatalf("second append = %+v, dup=%v, %v; want the first entry as a duplicate", again, dup, err)
 		}
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != 1 {
-		t.Fatalf("stream holds %d entries, want 1", info.State.Msgs)
+	if n := msgs(t, s); n != 1 {
+		t.Fatalf("stream holds %d blocks, want 1", n)
 	}
 	next, _, err := a.Append(ctx, record("o-1", 2))
 	if err != nil || next.Index != 2 || next.PrevHash != first.Hash {
 		t.Fatalf("next append = %+v, %v", next, err)
+	}
+}
+
+// TestRedeliveryAfterACrashIsADuplicate: the blocks are stored, the
+// process dies before the consumers ack, and a new process (a new appender
+// on the same stream) gets every event again. Each is stored once and
+// reported a duplicate, whether it sits in the head block (loaded whole)
+// or in an older block of the window (known by its header).
+func TestRedeliveryAfterACrashIsADuplicate(t *testing.T) {
+	t.Parallel()
+	_, js, s := auditStream(t)
+	a := newAppender(t, js)
+	var recs []chain.Record
+	for n := range 3 { // three rounds: at least three blocks
+		var round []chain.Record
+		for i := range 40 {
+			round = append(round, record(fmt.Sprintf("o-%d", i%7), n*100+i+1))
+		}
+		if dups := appendAll(t, a, round); dups != 0 {
+			t.Fatalf("round %d: %d duplicates in new events", n, dups)
+		}
+		recs = append(recs, round...)
+	}
+	blocks := msgs(t, s)
+	if blocks < 3 || blocks >= uint64(len(recs)) {
+		t.Fatalf("%d blocks for %d events", blocks, len(recs))
+	}
+	reg := prometheus.NewRegistry()
+	m, err := store.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restarted := newAppender(t, js, store.WithMetrics(m))
+	if dups := appendAll(t, restarted, recs); dups != len(recs) {
+		t.Fatalf("%d of %d redelivered events reported duplicate", dups, len(recs))
+	}
+	if n := msgs(t, s); n != blocks {
+		t.Fatalf("stream holds %d blocks after the redelivery, want %d", n, blocks)
+	}
+	if res := verify(t, js); !res.OK || res.Entries != len(recs) {
+		t.Fatalf("verify = %+v, want a valid chain of %d", res, len(recs))
+	}
+	if got := counter(t, reg, "eventshop_audit_duplicates_skipped_total"); got != float64(len(recs)) {
+		t.Fatalf("duplicates metric = %v, want %d", got, len(recs))
+	}
+	// The chain goes on after the redelivery.
+	e, dup, err := restarted.Append(context.Background(), record("o-new", 1))
+	if err != nil || dup || e.Index != uint64(len(recs)+1) {
+		t.Fatalf("append after the redelivery = %+v, %v, %v", e, dup, err)
 	}
 }
 
@@ -172,6 +253,10 @@ func TestNewAppenderContinuesTheChain(t *testing.T) {
 	e, _, err = a.Append(ctx, record("o-2", 2))
 	if err != nil || e.Index != 5 {
 		t.Fatalf("append from the stale appender = %+v, %v", e, err)
+	}
+	// And it learnt the other writer's event on the way.
+	if e, dup, err := a.Append(ctx, record("o-2", 1)); err != nil || !dup || e.Index != 4 {
+		t.Fatalf("the other writer's event again = %+v, %v, %v; want a duplicate at 4", e, dup, err)
 	}
 	if res := verify(t, js); !res.OK || res.Entries != 5 || res.Head != e.Hash {
 		t.Fatalf("verify = %+v", res)
@@ -207,24 +292,20 @@ func TestRacingAppendersBuildOneLinearChain(t *testing.T) {
 		t.Fatalf("append: %v", err)
 	}
 	const want = 2*perApp + shared
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != want {
-		t.Fatalf("stream holds %d entries, want %d", info.State.Msgs, want)
-	}
 	res := verify(t, js)
 	if !res.OK || res.Entries != want {
 		t.Fatalf("verify = %+v, want a valid chain of %d", res, want)
 	}
+	if n := msgs(t, s); n != uint64(res.Blocks) || n > want {
+		t.Fatalf("stream holds %d blocks for %d entries (verify saw %d)", n, want, res.Blocks)
+	}
 }
 
-// TestConcurrentAppendsSharePipelines: appends that arrive together are
-// written as pipelines of several entries (one round trip each), events
-// already audited — before or inside the same pipeline — are reported as
-// duplicates and stored once, and the chain verifies.
-func TestConcurrentAppendsSharePipelines(t *testing.T) {
+// TestConcurrentAppendsShareBlocks: appends that arrive together are
+// stored as one block (one message, one round trip), events already
+// audited — before or in the same commit — are reported as duplicates and
+// stored once, and the chain verifies.
+func TestConcurrentAppendsShareBlocks(t *testing.T) {
 	t.Parallel()
 	_, js, s := auditStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -234,10 +315,7 @@ func TestConcurrentAppendsSharePipelines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := store.NewAppender(ctx, js, zap.NewNop(), store.WithMetrics(m))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newAppender(t, js, store.WithMetrics(m))
 	const events, early = 300, 20
 	for n := range early { // audited before: their second append is a duplicate
 		if _, _, err := a.Append(ctx, record("o-1", n)); err != nil {
@@ -255,8 +333,8 @@ func TestConcurrentAppendsSharePipelines(t *testing.T) {
 					errs <- err
 					return
 				}
-				if e.Index == 0 || e.Hash == "" {
-					errs <- fmt.Errorf("event %d copy %d: empty entry %+v", n, copyN, e)
+				if e.Index == 0 {
+					errs <- fmt.Errorf("event %d copy %d: no index %+v", n, copyN, e)
 				}
 				if dup {
 					if _, loaded := dups.LoadOrStore(fmt.Sprint(n, "/", copyN), true); loaded {
@@ -277,32 +355,49 @@ func TestConcurrentAppendsSharePipelines(t *testing.T) {
 	if ndups != events+early {
 		t.Fatalf("%d appends reported a duplicate, want %d", ndups, events+early)
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.State.Msgs != events {
-		t.Fatalf("stream holds %d entries, want %d", info.State.Msgs, events)
-	}
-	if res := verify(t, js); !res.OK || res.Entries != events {
+	res := verify(t, js)
+	if !res.OK || res.Entries != events {
 		t.Fatalf("verify = %+v, want a valid chain of %d", res, events)
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	blocks := msgs(t, s)
+	h := histogram(t, reg, "eventshop_audit_block_entries")
+	if blocks >= events-early+early || h.GetSampleCount() != blocks || h.GetSampleSum() != events {
+		t.Fatalf("%d blocks (metric: %d blocks, %v entries) for %d entries: appends were not written together",
+			blocks, h.GetSampleCount(), h.GetSampleSum(), events)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != "eventshop_audit_pipeline_entries" {
-			continue
-		}
-		h := mf.GetMetric()[0].GetHistogram()
-		if h.GetSampleCount() >= uint64(events) {
-			t.Fatalf("%d pipelines for %d new entries: appends were not written together", h.GetSampleCount(), events-early)
-		}
-		t.Logf("%d pipelines, %.0f entries published", h.GetSampleCount(), h.GetSampleSum())
-		return
+	if c := histogram(t, reg, "eventshop_audit_pipeline_entries"); c.GetSampleSum() != events {
+		t.Fatalf("group commits wrote %v entries, want %d", c.GetSampleSum(), events)
 	}
-	t.Fatal("no pipeline metric")
+	t.Logf("%d blocks for %d entries", blocks, events)
+}
+
+// TestLargeCommitIsSplitIntoBlocks: a group commit larger than the block
+// size is stored as several blocks, each within the size, chained.
+func TestLargeCommitIsSplitIntoBlocks(t *testing.T) {
+	t.Parallel()
+	_, js, s := auditStream(t)
+	const maxBytes = 8 << 10
+	a := newAppender(t, js, store.WithMaxBlockBytes(maxBytes))
+	var recs []chain.Record
+	for i := range 200 {
+		recs = append(recs, record("o-big", i+1))
+	}
+	if dups := appendAll(t, a, recs); dups != 0 {
+		t.Fatalf("%d duplicates", dups)
+	}
+	res := verify(t, js)
+	if !res.OK || res.Entries != len(recs) || res.Blocks < 200*200/maxBytes {
+		t.Fatalf("verify = %+v, want a valid chain of %d entries in several blocks", res, len(recs))
+	}
+	for seq := uint64(1); seq <= uint64(res.Blocks); seq++ {
+		m, err := s.GetMsg(context.Background(), seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Data) > maxBytes {
+			t.Fatalf("block %d holds %d bytes, more than %d", seq, len(m.Data), maxBytes)
+		}
+	}
 }
 
 func TestJunkAtTheHeadIsReportedNotFatal(t *testing.T) {
@@ -314,49 +409,147 @@ func TestJunkAtTheHeadIsReportedNotFatal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(ctx, "audit.o-1.junk", []byte("not an entry")); err != nil {
+	if _, err := js.Publish(ctx, chain.BlockSubject, []byte("not a block")); err != nil {
 		t.Fatal(err)
 	}
 	b := newAppender(t, js)
 	if h := b.Head(); h.Index != 1 || h.Hash != first.Hash || h.Seq != 2 {
-		t.Fatalf("head = %+v, want the last decodable entry and the true last sequence", h)
+		t.Fatalf("head = %+v, want the last decodable block and the true last sequence", h)
 	}
 	e, _, err := b.Append(ctx, record("o-1", 2))
 	if err != nil || e.Index != 2 || e.PrevHash != first.Hash {
 		t.Fatalf("append after junk = %+v, %v", e, err)
 	}
 	res := verify(t, js)
-	if res.OK || res.FirstBroken == nil || res.FirstBroken.StreamSeq != 2 || res.Entries != 3 {
+	if res.OK || res.FirstBroken == nil || res.FirstBroken.StreamSeq != 2 || res.Entries != 2 || res.Blocks != 3 {
 		t.Fatalf("verify = %+v, want the junk at seq 2 reported", res)
 	}
 }
 
-func TestTimeline(t *testing.T) {
-	t.Parallel()
-	_, js, _ := auditStream(t)
-	ctx := context.Background()
-	a := newAppender(t, js)
-	for i := 1; i <= 3; i++ {
-		for _, o := range []string{"o-1", "o-2"} {
-			if _, _, err := a.Append(ctx, record(o, i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	r := store.NewReader(js, zap.NewNop())
-	got, err := r.Timeline(ctx, "o-2")
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	return metric(t, reg, name).GetCounter().GetValue()
+}
+
+func histogram(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogram {
+	t.Helper()
+	return metric(t, reg, name).GetHistogram()
+}
+
+func metric(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 {
-		t.Fatalf("timeline has %d entries, want 3", len(got))
-	}
-	for i, e := range got {
-		if e.OrderID != "o-2" || e.EventID != fmt.Sprintf("o-2-e-%d", i+1) || e.Index != uint64(2*(i+1)) {
-			t.Fatalf("entry %d = %+v", i, e)
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0]
 		}
 	}
-	if _, err := r.Timeline(ctx, "o-none"); err == nil {
-		t.Fatal("timeline of an unknown order succeeded")
+	t.Fatalf("no metric %s", name)
+	return nil
+}
+
+// domain is a NATS server with the domain streams and the audit stream,
+// and publishers standing in for the services.
+type domain struct {
+	js   jetstream.JetStream
+	pubs map[string]*events.Publisher
+}
+
+func newDomain(t *testing.T) *domain {
+	t.Helper()
+	_, js, _ := auditStream(t)
+	d := &domain{js: js, pubs: map[string]*events.Publisher{}}
+	for _, s := range events.DomainStreams {
+		if _, err := events.EnsureStream(context.Background(), js, s, events.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
+	for _, src := range []string{"order-service", "inventory-service", "payment-service", "notification-service"} {
+		p, err := events.NewPublisher(js, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.pubs[src] = p
+	}
+	return d
+}
+
+// saga publishes an order's five events, one per step, and returns them
+// as the audit consumers would read them.
+func (d *domain) saga(t *testing.T, orderID string) []chain.Record {
+	t.Helper()
+	ctx := context.Background()
+	tp := trace.New().String()
+	steps := []struct {
+		src    string
+		stream string
+		typ    events.Type
+		data   any
+	}{
+		{"order-service", events.StreamOrders, events.OrderCreated, events.OrderCreatedData{OrderID: orderID, CustomerID: "c-1",
+			Items: []events.Item{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa", CreatedAt: time.Now().UTC()}},
+		{"inventory-service", events.StreamInventory, events.InventoryReserved, events.InventoryReservedData{OrderID: orderID,
+			Lines:      []events.PricedLine{{SKU: "SKU-1", Name: "Mug", Quantity: 2, UnitPriceCents: 1299, LineTotalCents: 2598}},
+			TotalCents: 2598, Currency: "EUR"}},
+		{"payment-service", events.StreamPayments, events.PaymentSucceeded, events.PaymentSucceededData{OrderID: orderID, ChargeID: "ch_1", AmountCents: 2598, Currency: "EUR"}},
+		{"order-service", events.StreamOrders, events.OrderConfirmed, events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-1", TotalCents: 2598, Currency: "EUR"}},
+		{"notification-service", events.StreamNotifications, events.NotificationSent, events.NotificationSentData{OrderID: orderID, NotificationID: "n-1", Kind: "order_confirmed", Channel: "log"}},
+	}
+	var out []chain.Record
+	for _, s := range steps {
+		p, err := d.pubs[s.src].Publish(ctx, s.typ, orderID, trace.Child(tp).String(), s.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d.read(t, s.stream, p.Sequence))
+	}
+	return out
+}
+
+// read returns the event stored at seq of stream as the audit consumer
+// hands it to the appender.
+func (d *domain) read(t *testing.T, stream string, seq uint64) chain.Record {
+	t.Helper()
+	ctx := context.Background()
+	s, err := d.js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, err := events.Decode(m.Subject, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := chain.Redact(m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chain.Record{EventID: env.ID, Type: string(env.Type), Source: env.Source, OrderID: env.Subject,
+		TraceID: env.TraceID(), Time: env.Time, Stream: stream, StreamSeq: seq, Subject: m.Subject, Raw: raw}
+}
+
+// republish stores rec's event again on its subject, as a new message (a
+// copy, as the chaos tool makes), and returns the copy as read.
+func (d *domain) republish(t *testing.T, rec chain.Record) chain.Record {
+	t.Helper()
+	ctx := context.Background()
+	s, err := d.js.Stream(ctx, rec.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.GetMsg(ctx, rec.StreamSeq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ack, err := d.js.Publish(ctx, m.Subject, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.read(t, rec.Stream, ack.Sequence)
 }
