@@ -34,10 +34,11 @@ const maxCASAttempts = 16
 
 // Orders is what the handlers need from the order store.
 type Orders interface {
-	Get(ctx context.Context, orderID string) (order.Order, uint64, error)
+	// Current returns the stored order, or one not stored yet as its
+	// events tell it, at revision 0.
+	Current(ctx context.Context, orderID string) (order.Order, uint64, error)
 	// Update with rev 0 stores an order not stored yet.
 	Update(ctx context.Context, o order.Order, rev uint64) (uint64, error)
-	Created(ctx context.Context, orderID string) (order.Order, error)
 }
 
 // Publisher publishes an event create-once.
@@ -93,12 +94,15 @@ const maxDeliver = 10
 
 var retry = consumer.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
 
-// InventoryConfig is the consumer of inventory outcomes.
+// InventoryConfig is the consumer of inventory rejections. A reservation
+// changes nothing the order service must store: the order reads its
+// inventory.<id>.reserved event when it needs the lines and total (the
+// store's Current), so it costs no delivery and no write.
 func InventoryConfig(concurrency int) consumer.Config {
 	return consumer.Config{
 		Stream:         events.StreamInventory,
 		Durable:        InventoryDurable,
-		FilterSubjects: []string{events.FilterSubject(events.InventoryReserved), events.FilterSubject(events.InventoryRejected)},
+		FilterSubjects: []string{events.FilterSubject(events.InventoryRejected)},
 		Concurrency:    concurrency,
 		MaxDeliver:     maxDeliver,
 		Retry:          retry,
@@ -145,15 +149,12 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	return h.publishFinal(ctx, o, env.TraceParent, log)
 }
 
-// apply runs the CAS loop: read (an order not stored yet is the PENDING
-// order its created event describes, at revision 0), apply, write at the
-// read revision, and on a conflict start again from the new state.
+// apply runs the CAS loop: read (an order not stored yet is the order its
+// created and reserved events describe, at revision 0), apply, write at
+// the read revision, and on a conflict start again from the new state.
 func (h *Handler) apply(ctx context.Context, orderID string, apply transition, log *zap.Logger) (order.Order, error) {
 	for range maxCASAttempts {
-		o, rev, err := h.orders.Get(ctx, orderID)
-		if errors.Is(err, order.ErrNotFound) {
-			o, rev, err = h.pending(ctx, orderID)
-		}
+		o, rev, err := h.orders.Current(ctx, orderID)
 		if err != nil {
 			return order.Order{}, err
 		}
@@ -181,16 +182,6 @@ func (h *Handler) apply(ctx context.Context, orderID string, apply transition, l
 		return next, nil
 	}
 	return order.Order{}, fmt.Errorf("order %s: %d conflicting updates in a row: %w", orderID, maxCASAttempts, store.ErrConflict)
-}
-
-// pending returns the PENDING order of an order not stored yet, made from
-// its created event, at revision 0.
-func (h *Handler) pending(ctx context.Context, orderID string) (order.Order, uint64, error) {
-	o, err := h.orders.Created(ctx, orderID)
-	if err != nil {
-		return order.Order{}, 0, fmt.Errorf("order %s: %w", orderID, err)
-	}
-	return o, 0, nil
 }
 
 // publishFinal publishes the event of a final order. It runs for every event
@@ -231,13 +222,6 @@ func (h *Handler) publishFinal(ctx context.Context, o order.Order, incoming stri
 // transitionFor decodes the event's data and binds it to its transition.
 func transitionFor(env events.Envelope) (transition, error) {
 	switch env.Type {
-	case events.InventoryReserved:
-		var d events.InventoryReservedData
-		if err := env.DecodeData(&d); err != nil {
-			return nil, err
-		}
-		r := order.Reservation{OrderID: d.OrderID, Lines: lines(d.Lines), TotalCents: d.TotalCents, Currency: d.Currency}
-		return func(o order.Order, now time.Time) (order.Order, bool, error) { return order.ApplyReserved(o, r, now) }, nil
 	case events.InventoryRejected:
 		var d events.InventoryRejectedData
 		if err := env.DecodeData(&d); err != nil {
@@ -268,12 +252,4 @@ func transitionFor(env events.Envelope) (transition, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("%w: the order service does not handle %s", events.ErrUnknownType, env.Type)
-}
-
-func lines(in []events.PricedLine) []order.Line {
-	out := make([]order.Line, len(in))
-	for i, l := range in {
-		out[i] = order.Line{SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents, LineTotalCents: l.LineTotalCents}
-	}
-	return out
 }

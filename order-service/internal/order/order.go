@@ -142,6 +142,8 @@ type Reservation struct {
 	Lines      []Line
 	TotalCents int64
 	Currency   string
+	// At is when the stock was reserved.
+	At time.Time
 }
 
 // Rejection is the content of an inventory.rejected event.

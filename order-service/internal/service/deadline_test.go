@@ -133,7 +133,7 @@ func TestTimeoutCrashBeforePublishConverges(t *testing.T) {
 	}
 	// A PENDING order is not stored: the crashed handler's write was the
 	// order's first.
-	o, err := store.NewOrders(kv, stream).Created(ctx, id)
+	o, err := store.NewOrders(kv, stream, h.js).Created(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func TestDeadLetterAdmin(t *testing.T) {
 	}
 	// The order service's own poison is a letter of an INVENTORY message:
 	// the inventory service manages it, not this one.
-	ack, err := h.js.Publish(ctx, "inventory.x-9.reserved", []byte(`{}`))
+	ack, err := h.js.Publish(ctx, "inventory.x-9.rejected", []byte(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, err
 	}
-	orders := store.NewOrders(ordersKV, ordersStream)
+	orders := store.NewOrders(ordersKV, ordersStream, js)
 
 	reg := metrics.NewRegistry(Name)
 	cm, err := consumer.NewMetrics(metrics.Registerer(reg, Name))

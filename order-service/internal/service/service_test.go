@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/order-service/internal/httpapi"
+	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
@@ -184,7 +185,6 @@ func TestRedeliveryDoesNotDoublePublish(t *testing.T) {
 	h.paid(id)
 	before := h.waitStatus(id, "CONFIRMED")
 	for range 2 {
-		h.redeliver(events.StreamInventory, "order-inventory", "inventory."+id+".reserved")
 		h.redeliver(events.StreamPayments, "order-payments", "payments."+id+".succeeded")
 	}
 	_, after := h.get(id)
@@ -209,17 +209,18 @@ func TestCrashBetweenStoreAndPublishConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := kv.Get(ctx, store.OrderKey(id))
+	stream, err := h.js.Stream(ctx, events.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var o map[string]any
-	if err := json.Unmarshal(e.Value(), &o); err != nil {
+	// What the crashed handler stored: the order's first and final write.
+	o, _, err := store.NewOrders(kv, stream, h.js).Current(ctx, id)
+	if err != nil {
 		t.Fatal(err)
 	}
-	o["status"], o["charge_id"], o["total_cents"], o["currency"] = "CONFIRMED", "ch_"+id, 2598, "USD"
+	o.Status, o.ChargeID = order.StatusConfirmed, "ch_"+id
 	raw, _ := json.Marshal(o)
-	if _, err := kv.Update(ctx, store.OrderKey(id), raw, e.Revision()); err != nil {
+	if _, err := kv.Create(ctx, store.OrderKey(id), raw); err != nil {
 		t.Fatal(err)
 	}
 	if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 0 {
@@ -297,7 +298,7 @@ func TestIdempotentRetryAfterCrashBeforeIndex(t *testing.T) {
 }
 
 // TestPendingOrderIsNotStored: POST /orders writes the created event and
-// the customer index, not the order: the order is stored by its first
+// the customer index, not the order: the order is stored by its final
 // transition.
 func TestPendingOrderIsNotStored(t *testing.T) {
 	h := start(t)
@@ -311,11 +312,24 @@ func TestPendingOrderIsNotStored(t *testing.T) {
 	if _, err := kv.Get(ctx, store.OrderKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("PENDING order stored (err = %v), want it read from its created event", err)
 	}
+	// Nor is a RESERVED one: the reservation is read from its event.
 	h.reserve(id)
-	h.waitStatus(id, "RESERVED")
+	v := h.waitStatus(id, "RESERVED")
+	if v.TotalCents == nil || *v.TotalCents != 2598 || len(v.Lines) != 1 {
+		t.Fatalf("reserved order = %+v, want its lines and total from inventory.%s.reserved", v, id)
+	}
+	if _, err := kv.Get(ctx, store.OrderKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("RESERVED order stored (err = %v)", err)
+	}
+	// The final transition stores it, with the lines of the reservation.
+	h.paid(id)
+	v = h.waitStatus(id, "CONFIRMED")
 	e, err := kv.Get(ctx, store.OrderKey(id))
 	if err != nil || e.Revision() == 0 {
-		t.Fatalf("reserved order not stored: %v", err)
+		t.Fatalf("confirmed order not stored: %v", err)
+	}
+	if len(v.Lines) != 1 || *v.TotalCents != 2598 {
+		t.Fatalf("confirmed order = %+v, want the reservation's lines and total", v)
 	}
 }
 
@@ -410,6 +424,8 @@ func TestOrderMaterializedFromCreatedEvent(t *testing.T) {
 	if *v.TotalCents != 2598 || !v.CreatedAt.Equal(createdAt) {
 		t.Fatalf("materialized order = %+v", v)
 	}
+	h.paid(id)
+	h.waitStatus(id, "CONFIRMED")
 	ctx := context.Background()
 	kv, _ := h.js.KeyValue(ctx, store.OrdersBucket)
 	if _, err := kv.Get(ctx, store.OrderKey(id)); err != nil {
@@ -439,14 +455,14 @@ func TestPoisonEventsAreDeadLettered(t *testing.T) {
 	h := start(t)
 	ctx := context.Background()
 	// Valid JSON, invalid schema: no envelope at all.
-	ack, err := h.js.Publish(ctx, "inventory.x-1.reserved", []byte(`{"order_id":"x-1","total_cents":1.5}`))
+	ack, err := h.js.Publish(ctx, "inventory.x-1.rejected", []byte(`{"order_id":"x-1","reason":1.5}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.wantDeadLetter("order-inventory", events.StreamInventory, ack.Sequence, "invalid event")
 
 	// A well-formed event about an order that never existed.
-	h.reserve("ghost-1")
+	h.mustPublish(h.inv, events.InventoryRejected, "ghost-1", events.InventoryRejectedData{OrderID: "ghost-1", Reason: events.ReasonInsufficientStock})
 	ghost := h.lastSeq(events.StreamInventory)
 	h.wantDeadLetter("order-inventory", events.StreamInventory, ghost, "order not found")
 

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,11 +55,16 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 type Orders struct {
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
+	js     jetstream.JetStream
+
+	mu        sync.Mutex
+	inventory jetstream.Stream // looked up on first use: another service owns it
 }
 
-// NewOrders returns the store over the orders bucket and the ORDERS stream.
-func NewOrders(kv jetstream.KeyValue, ordersStream jetstream.Stream) *Orders {
-	return &Orders{kv: kv, stream: ordersStream}
+// NewOrders returns the store over the orders bucket, the ORDERS stream and
+// (through js) the INVENTORY stream.
+func NewOrders(kv jetstream.KeyValue, ordersStream jetstream.Stream, js jetstream.JetStream) *Orders {
+	return &Orders{kv: kv, stream: ordersStream, js: js}
 }
 
 // OrderKey is the key of an order in the orders bucket.
@@ -182,14 +188,95 @@ func pending(d events.OrderCreatedData, traceparent string) (order.Order, error)
 	return o, nil
 }
 
-// Find returns the stored order, or the PENDING order its created event
-// describes when the store has not materialized it (yet).
-func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) {
-	o, _, err := s.Get(ctx, orderID)
-	if errors.Is(err, order.ErrNotFound) {
-		return s.Created(ctx, orderID)
+// Current returns the order and its revision: the stored one, or, for an
+// order not stored yet (it is stored from its final transition on), the
+// order its events tell at revision 0: the created event, RESERVED with its
+// lines and total if inventory.<id>.reserved is there.
+func (s *Orders) Current(ctx context.Context, orderID string) (order.Order, uint64, error) {
+	o, rev, err := s.Get(ctx, orderID)
+	if !errors.Is(err, order.ErrNotFound) {
+		return o, rev, err
 	}
+	if o, err = s.Created(ctx, orderID); err != nil {
+		return order.Order{}, 0, err
+	}
+	r, ok, err := s.reservation(ctx, orderID)
+	if err != nil || !ok {
+		return o, 0, err
+	}
+	if o, _, err = order.ApplyReserved(o, r, r.At); err != nil {
+		return order.Order{}, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return o, 0, nil
+}
+
+// Find returns the order as Current tells it. A final order stored before
+// its reservation was visible (a payment outcome can overtake it: they come
+// from different streams) shows the reservation's lines.
+func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) {
+	o, rev, err := s.Current(ctx, orderID)
+	if err != nil || rev == 0 || len(o.Lines) > 0 || o.Status != order.StatusConfirmed && o.Status != order.StatusCancelled {
+		return o, err
+	}
+	r, ok, err := s.reservation(ctx, orderID)
+	if err != nil || !ok {
+		return o, err
+	}
+	o, _, err = order.ApplyReserved(o, r, o.UpdatedAt)
 	return o, err
+}
+
+// reservation reads the order's inventory.<id>.reserved event, if there is
+// one.
+func (s *Orders) reservation(ctx context.Context, orderID string) (order.Reservation, bool, error) {
+	inv, err := s.inventoryStream(ctx)
+	if err != nil {
+		return order.Reservation{}, false, err
+	}
+	subject, err := events.Subject(events.InventoryReserved, orderID)
+	if err != nil {
+		return order.Reservation{}, false, fmt.Errorf("%w: %w", order.ErrNotFound, err)
+	}
+	msg, err := inv.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return order.Reservation{}, false, nil
+	}
+	if err != nil {
+		return order.Reservation{}, false, fmt.Errorf("%w: get %s: %w", ErrUnavailable, subject, err)
+	}
+	env, err := events.Decode(subject, msg.Data)
+	if err != nil {
+		return order.Reservation{}, false, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+	}
+	var d events.InventoryReservedData
+	if err := env.DecodeData(&d); err != nil {
+		return order.Reservation{}, false, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+	}
+	return Reservation(d, env.Time), true, nil
+}
+
+// Reservation converts the contract's reserved event into the domain's.
+func Reservation(d events.InventoryReservedData, at time.Time) order.Reservation {
+	r := order.Reservation{OrderID: d.OrderID, TotalCents: d.TotalCents, Currency: d.Currency, At: at, Lines: make([]order.Line, len(d.Lines))}
+	for i, l := range d.Lines {
+		r.Lines[i] = order.Line{SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents, LineTotalCents: l.LineTotalCents}
+	}
+	return r
+}
+
+// inventoryStream returns the INVENTORY stream handle, looked up once.
+func (s *Orders) inventoryStream(ctx context.Context) (jetstream.Stream, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inventory != nil {
+		return s.inventory, nil
+	}
+	inv, err := s.js.Stream(ctx, events.StreamInventory)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stream %s: %w", ErrUnavailable, events.StreamInventory, err)
+	}
+	s.inventory = inv
+	return inv, nil
 }
 
 // ListByCustomer returns the customer's orders, newest first.
