@@ -371,6 +371,37 @@ func TestConcurrentAppendsShareBlocks(t *testing.T) {
 	t.Logf("%d blocks for %d entries", blocks, events)
 }
 
+// TestAppendsWithinTheBlockIntervalShareABlock: after a commit, the next
+// one waits out the block interval, and everything that arrived meanwhile
+// is one block; an append after a quiet interval is written at once.
+func TestAppendsWithinTheBlockIntervalShareABlock(t *testing.T) {
+	t.Parallel()
+	_, js, s := auditStream(t)
+	ctx := context.Background()
+	a := newAppender(t, js, store.WithBlockInterval(time.Second))
+	if _, _, err := a.Append(ctx, record("o-1", 0)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for n := 1; n <= 30; n++ {
+		wg.Go(func() {
+			if _, _, err := a.Append(ctx, record("o-1", n)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got := msgs(t, s); got != 2 {
+		t.Fatalf("%d blocks for 31 appends, want 2: the first at once, the other 30 together", got)
+	}
+	if res := verify(t, js); !res.OK || res.Entries != 31 {
+		t.Fatalf("verify = %+v, want a valid chain of 31", res)
+	}
+	if _, err := store.NewAppender(ctx, js, zap.NewNop(), store.WithBlockInterval(-time.Millisecond)); !errors.Is(err, store.ErrInvalidOption) {
+		t.Fatalf("a negative interval: err = %v, want ErrInvalidOption", err)
+	}
+}
+
 // TestLargeCommitIsSplitIntoBlocks: a group commit larger than the block
 // size is stored as several blocks, each within the size, chained.
 func TestLargeCommitIsSplitIntoBlocks(t *testing.T) {
