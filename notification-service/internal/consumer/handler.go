@@ -26,11 +26,14 @@ const Durable = "notification-orders"
 // FilterSubjects are the final order transitions that cause a notification.
 var FilterSubjects = []string{events.FilterSubject(events.OrderConfirmed), events.FilterSubject(events.OrderCancelled)}
 
-// Store keeps notification records with compare-and-set on a revision.
+// Store keeps notification records with compare-and-set on a revision,
+// and tells whether a notification was announced.
 type Store interface {
 	Get(ctx context.Context, orderID string, k notification.Kind) (notification.Notification, uint64, error)
 	Create(ctx context.Context, n notification.Notification) (uint64, error)
 	Update(ctx context.Context, n notification.Notification, rev uint64) (uint64, error)
+	// Announced reports whether notifications.<id>.sent is stored.
+	Announced(ctx context.Context, orderID string) (bool, error)
 }
 
 // Channel delivers one notification to the customer. An error wrapping
@@ -70,11 +73,12 @@ func WithMetrics(m *Metrics) Option {
 }
 
 // WithoutPendingRecord is for a channel that cannot fail half way and
-// whose attempts nobody counts (the log channel): the notification is
-// sent first and recorded once, as sent, instead of recorded pending,
-// sent, then recorded sent. A crash between the send and the record sends
-// again with the same notification id, as on the other path; the pending
-// write carried nothing else, so it is one KV write per notification saved.
+// whose attempts nobody counts (the log channel): the notification is sent
+// first, and its notifications.<id>.sent event is its only record, instead
+// of a KV record written pending, then sent. A crash between the send and
+// the event sends again with the same notification id, as on the other
+// path; the KV record carried nothing the event does not, so it is two
+// writes per notification saved.
 func WithoutPendingRecord() Option {
 	return func(h *Handler) error {
 		h.sendFirst = true
@@ -134,12 +138,7 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		zap.String("notification_id", want.ID), zap.String("kind", string(want.Kind)))
 
 	if h.sendFirst {
-		done, err := h.sendThenRecord(ctx, env, want, log)
-		if done || err != nil {
-			return err
-		}
-		// A record exists (another delivery, or one made before this
-		// setting): the usual path takes it from there.
+		return h.sendThenAnnounce(ctx, env, want, log)
 	}
 	n, rev, err := h.begin(ctx, want)
 	if err != nil {
@@ -181,25 +180,24 @@ func (h *Handler) announce(ctx context.Context, env events.Envelope, n notificat
 	return h.publishSent(ctx, env, n)
 }
 
-// sendThenRecord delivers a notification that has no record yet and
-// creates its record as sent; done is false, with nothing sent, when a
-// record exists already.
-func (h *Handler) sendThenRecord(ctx context.Context, env events.Envelope, want notification.Notification, log *zap.Logger) (done bool, err error) {
-	if _, _, err := h.store.Get(ctx, want.OrderID, want.Kind); !errors.Is(err, notification.ErrNotFound) {
-		return false, err // found (nil) or a read error
+// sendThenAnnounce delivers a notification not announced yet, then
+// publishes its (create-once) sent event, which is its record.
+func (h *Handler) sendThenAnnounce(ctx context.Context, env events.Envelope, want notification.Notification, log *zap.Logger) error {
+	done, err := h.store.Announced(ctx, want.OrderID)
+	if err != nil {
+		return fmt.Errorf("look up notification %s: %w", want.ID, err)
+	}
+	if done {
+		log.Debug("notification already sent")
+		return nil
 	}
 	n := want
 	n.Attempt(h.channelName)
 	if err := h.send(ctx, n); err != nil {
-		return true, err
+		return err
 	}
 	n.MarkSent(h.now())
-	if _, err := h.store.Create(ctx, n); errors.Is(err, notification.ErrConflict) {
-		return false, nil // a concurrent delivery recorded it first
-	} else if err != nil {
-		return true, fmt.Errorf("record %s sent: %w", n.ID, err)
-	}
-	return true, h.announce(ctx, env, n, log)
+	return h.announce(ctx, env, n, log)
 }
 
 // begin returns the record to deliver and its revision: a new pending

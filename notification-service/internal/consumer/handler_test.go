@@ -206,10 +206,10 @@ func TestConcurrentDeliveriesRecordOneNotification(t *testing.T) {
 	for _, tt := range []struct {
 		name     string
 		opts     []notifyconsumer.Option
-		kvWrites uint64 // the record's writes: created (pending, or sent at once), then marked sent
+		kvWrites uint64 // the record's writes: created pending, then marked sent; none when the event is the record
 	}{
 		{name: "pending record first", kvWrites: 2},
-		{name: "send first (log channel)", opts: []notifyconsumer.Option{notifyconsumer.WithoutPendingRecord()}, kvWrites: 1},
+		{name: "send first (log channel)", opts: []notifyconsumer.Option{notifyconsumer.WithoutPendingRecord()}, kvWrites: 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -234,17 +234,15 @@ func TestConcurrentDeliveriesRecordOneNotification(t *testing.T) {
 					t.Fatalf("delivery with id %s, want %s", c.ID, id)
 				}
 			}
-			n, _, err := f.store.Get(ctx, "o-race", notification.KindOrderConfirmed)
-			if err != nil || !n.Sent() {
-				t.Fatalf("record = %+v, %v", n, err)
+			list, err := f.store.ListByOrder(ctx, "o-race")
+			if err != nil || len(list) != 1 || !list[0].Sent() || list[0].ID != id {
+				t.Fatalf("notifications = %+v, %v; want one sent", list, err)
 			}
 			if got := f.sentEvents(t, "o-race"); len(got) != 1 {
 				t.Fatalf("sent events = %+v, want 1", got)
 			}
-			if got := f.kvWrites(t); got < tt.kvWrites {
-				t.Fatalf("%d KV writes, want at least %d", got, tt.kvWrites)
-			} else if tt.kvWrites == 1 && got != 1 {
-				t.Fatalf("%d KV writes, want 1 (no pending record)", got)
+			if got := f.kvWrites(t); got < tt.kvWrites || tt.kvWrites == 0 && got != 0 {
+				t.Fatalf("%d KV writes, want %d", got, tt.kvWrites)
 			}
 		})
 	}
@@ -325,6 +323,20 @@ func (c *createFails) Create(ctx context.Context, n notification.Notification) (
 	return c.Notifications.Create(ctx, n)
 }
 
+// publishFails is a publisher whose process dies at its first publish
+// when armed: the event is not stored.
+type publishFails struct {
+	*events.Publisher
+	armed atomic.Bool
+}
+
+func (p *publishFails) Publish(ctx context.Context, t events.Type, orderID, tp string, data any) (events.Published, error) {
+	if p.armed.CompareAndSwap(true, false) {
+		return events.Published{}, errors.New("process killed")
+	}
+	return p.Publisher.Publish(ctx, t, orderID, tp, data)
+}
+
 func TestSendFirstRecordsOnceAsSent(t *testing.T) {
 	t.Parallel()
 	f := setup(t, notifyconsumer.WithoutPendingRecord())
@@ -338,12 +350,15 @@ func TestSendFirstRecordsOnceAsSent(t *testing.T) {
 	if got := len(f.ch.calls()); got != 1 {
 		t.Fatalf("channel called %d times, want 1", got)
 	}
-	n, _, err := f.store.Get(ctx, "o-1", notification.KindOrderConfirmed)
-	if err != nil || !n.Sent() || n.Attempts != 1 {
-		t.Fatalf("record = %+v, %v; want sent after 1 attempt", n, err)
+	list, err := f.store.ListByOrder(ctx, "o-1")
+	if err != nil || len(list) != 1 || !list[0].Sent() || list[0].Attempts != 1 || list[0].Channel != "log" {
+		t.Fatalf("notifications = %+v, %v; want one sent through log after 1 attempt", list, err)
 	}
-	if got := f.kvWrites(t); got != 1 {
-		t.Fatalf("%d KV writes, want 1 (no pending record)", got)
+	if p := list[0].Payload; p.CustomerID != "c-1" || p.TotalCents == nil || *p.TotalCents != 1999 || p.Currency != "EUR" {
+		t.Fatalf("payload = %+v, want the confirmed order's", p)
+	}
+	if got := f.kvWrites(t); got != 0 {
+		t.Fatalf("%d KV writes, want none: the sent event is the record", got)
 	}
 	if got := f.sentEvents(t, "o-1"); len(got) != 1 {
 		t.Fatalf("sent events = %+v, want 1", got)
@@ -353,13 +368,13 @@ func TestSendFirstRecordsOnceAsSent(t *testing.T) {
 func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
 	t.Parallel()
 	f := setup(t)
-	st := &createFails{Notifications: f.store}
-	st.armed.Store(true)
 	pub, err := events.NewPublisher(f.js, "notification-service")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := notifyconsumer.NewHandler(st, f.ch, "log", pub, zap.NewNop(), notifyconsumer.WithoutPendingRecord())
+	dies := &publishFails{Publisher: pub}
+	dies.armed.Store(true)
+	h, err := notifyconsumer.NewHandler(f.store, f.ch, "log", dies, zap.NewNop(), notifyconsumer.WithoutPendingRecord())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,8 +391,8 @@ func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
 	if len(calls) != 2 || calls[0].ID != id || calls[1].ID != id {
 		t.Fatalf("channel calls = %+v, want two with id %s", calls, id)
 	}
-	if n, _, err := f.store.Get(ctx, "o-2", notification.KindOrderConfirmed); err != nil || !n.Sent() {
-		t.Fatalf("record = %+v, %v", n, err)
+	if list, err := f.store.ListByOrder(ctx, "o-2"); err != nil || len(list) != 1 || !list[0].Sent() {
+		t.Fatalf("notifications = %+v, %v", list, err)
 	}
 	if got := f.sentEvents(t, "o-2"); len(got) != 1 {
 		t.Fatalf("sent events = %+v, want 1", got)

@@ -17,9 +17,11 @@ import (
 // Bucket is the KV bucket the notification service owns.
 const Bucket = "notifications"
 
-// Notifications is the KV adapter of notification records.
+// Notifications is the KV adapter of notification records, and the reader
+// of the notifications.<id>.sent events that are the log channel's records.
 type Notifications struct {
-	kv jetstream.KeyValue
+	kv  jetstream.KeyValue
+	ann *announcements
 }
 
 // Open creates or updates the bucket and returns its adapter.
@@ -37,7 +39,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Notificat
 	if err != nil {
 		return nil, fmt.Errorf("ensure kv bucket %s: %w", Bucket, err)
 	}
-	return &Notifications{kv: kv}, nil
+	return &Notifications{kv: kv, ann: &announcements{js: js, streams: map[string]jetstream.Stream{}}}, nil
 }
 
 // Get returns the record of an order's notification of kind k and its
@@ -93,9 +95,11 @@ func (s *Notifications) Update(ctx context.Context, n notification.Notification,
 }
 
 // ListByOrder returns the order's notifications, at most one per kind, in
-// the order of notification.Kinds.
+// the order of notification.Kinds: the KV records (webhook channel) and the
+// announced notification without one (log channel).
 func (s *Notifications) ListByOrder(ctx context.Context, orderID string) ([]notification.Notification, error) {
 	out := []notification.Notification{}
+	recorded := map[notification.Kind]bool{}
 	for _, k := range notification.Kinds {
 		n, _, err := s.Get(ctx, orderID, k)
 		if errors.Is(err, notification.ErrNotFound) {
@@ -104,6 +108,15 @@ func (s *Notifications) ListByOrder(ctx context.Context, orderID string) ([]noti
 		if err != nil {
 			return nil, err
 		}
+		out = append(out, n)
+		recorded[k] = true
+	}
+	n, err := s.announced(ctx, orderID)
+	switch {
+	case errors.Is(err, notification.ErrNotFound):
+	case err != nil:
+		return nil, err
+	case !recorded[n.Kind]:
 		out = append(out, n)
 	}
 	return out, nil
