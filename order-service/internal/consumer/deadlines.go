@@ -103,7 +103,7 @@ func (d *Deadlines) Handle(ctx context.Context, msg jetstream.Msg) error {
 	log := d.h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
 	o, err := d.h.apply(ctx, env.Subject, func(o order.Order, now time.Time) (order.Order, bool, error) {
 		return order.ApplyDeadline(o, d.deadline, now)
-	}, log)
+	}, false, log)
 	switch {
 	case errors.Is(err, order.ErrNotDue):
 		return consumer.Wait(err, max(min(recheckEvery, due.Sub(d.h.now())), minWait))

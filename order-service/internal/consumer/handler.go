@@ -37,6 +37,9 @@ type Orders interface {
 	// Current returns the stored order, or one not stored yet as its
 	// events tell it, at revision 0.
 	Current(ctx context.Context, orderID string) (order.Order, uint64, error)
+	// Unstored returns the order as its events tell it, at revision 0,
+	// without looking whether it is stored.
+	Unstored(ctx context.Context, orderID string) (order.Order, error)
 	// Update with rev 0 stores an order not stored yet.
 	Update(ctx context.Context, o order.Order, rev uint64) (uint64, error)
 }
@@ -137,7 +140,9 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return consumer.Permanent(err)
 	}
 	log := h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
-	o, err := h.apply(ctx, env.Subject, apply, log)
+	// An outcome usually makes the order final, and it is stored from its
+	// final transition on: try that first, without reading the bucket.
+	o, err := h.apply(ctx, env.Subject, apply, true, log)
 	if err != nil {
 		switch {
 		case errors.Is(err, order.ErrNotFound), errors.Is(err, order.ErrInvalidEvent),
@@ -152,13 +157,30 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 // apply runs the CAS loop: read (an order not stored yet is the order its
 // created and reserved events describe, at revision 0), apply, write at
 // the read revision, and on a conflict start again from the new state.
-func (h *Handler) apply(ctx context.Context, orderID string, apply transition, log *zap.Logger) (order.Order, error) {
+// With unstored, the first attempt assumes the order is not stored yet and
+// skips the read: if it is stored, its create is refused as a conflict and
+// the loop reads it. Only a read order may decide that nothing changes.
+func (h *Handler) apply(ctx context.Context, orderID string, apply transition, unstored bool, log *zap.Logger) (order.Order, error) {
 	for range maxCASAttempts {
-		o, rev, err := h.orders.Current(ctx, orderID)
+		var (
+			o   order.Order
+			rev uint64
+			err error
+		)
+		guess := unstored
+		unstored = false
+		if guess {
+			o, err = h.orders.Unstored(ctx, orderID)
+		} else {
+			o, rev, err = h.orders.Current(ctx, orderID)
+		}
 		if err != nil {
 			return order.Order{}, err
 		}
 		next, changed, err := apply(o, h.now())
+		if guess && (err != nil || !changed) {
+			continue // decide on the stored order, if there is one
+		}
 		if errors.Is(err, order.ErrPaidAfterCancel) {
 			// The order stays cancelled (it missed its deadline, say): the
 			// payment service refunds the charge when it handles the

@@ -197,17 +197,25 @@ func (s *Orders) Current(ctx context.Context, orderID string) (order.Order, uint
 	if !errors.Is(err, order.ErrNotFound) {
 		return o, rev, err
 	}
-	if o, err = s.Created(ctx, orderID); err != nil {
-		return order.Order{}, 0, err
+	o, err = s.Unstored(ctx, orderID)
+	return o, 0, err
+}
+
+// Unstored returns the order as its events tell it: the created event,
+// RESERVED with its lines and total if inventory.<id>.reserved is there.
+func (s *Orders) Unstored(ctx context.Context, orderID string) (order.Order, error) {
+	o, err := s.Created(ctx, orderID)
+	if err != nil {
+		return order.Order{}, err
 	}
 	r, ok, err := s.reservation(ctx, orderID)
 	if err != nil || !ok {
-		return o, 0, err
+		return o, err
 	}
 	if o, _, err = order.ApplyReserved(o, r, r.At); err != nil {
-		return order.Order{}, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		return order.Order{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	return o, 0, nil
+	return o, nil
 }
 
 // Find returns the order as Current tells it. A final order stored before
