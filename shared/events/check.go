@@ -87,6 +87,37 @@ func checkQuantities(lines []Item) error {
 	return nil
 }
 
+// NewPayload returns a new value of the Go type of t's payload, to decode
+// an event's data into (a consumer that handles every type, such as the
+// audit, checks the payload this way).
+func NewPayload(t Type) (Validator, error) {
+	switch t {
+	case OrderCreated:
+		return &OrderCreatedData{}, nil
+	case OrderConfirmed:
+		return &OrderConfirmedData{}, nil
+	case OrderCancelled:
+		return &OrderCancelledData{}, nil
+	case InventoryReserved:
+		return &InventoryReservedData{}, nil
+	case InventoryRejected:
+		return &InventoryRejectedData{}, nil
+	case InventoryReleased:
+		return &InventoryReleasedData{}, nil
+	case InventoryCommitted:
+		return &InventoryCommittedData{}, nil
+	case PaymentSucceeded:
+		return &PaymentSucceededData{}, nil
+	case PaymentFailed:
+		return &PaymentFailedData{}, nil
+	case PaymentRefunded:
+		return &PaymentRefundedData{}, nil
+	case NotificationSent:
+		return &NotificationSentData{}, nil
+	}
+	return nil, fmt.Errorf("payload of %q: %w", t, ErrUnknownType)
+}
+
 // Order returns the order the payload is about.
 func (d OrderCreatedData) Order() string { return d.OrderID }
 

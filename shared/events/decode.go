@@ -35,11 +35,19 @@ type Validator interface {
 // does not know) and says what is wrong.
 func Decode(subject string, raw []byte) (Envelope, error) {
 	var env Envelope
-	if err := strictUnmarshal(raw, &env); err != nil {
+	ok, err := scanEnvelope(raw, &env)
+	if !ok {
+		env = Envelope{}
+		err = strictUnmarshal(raw, &env)
+	}
+	if err != nil {
 		return env, fmt.Errorf("%w: envelope: %w", ErrInvalidEvent, err)
 	}
 	if err := env.check(); err != nil {
 		return env, err
+	}
+	if !json.Valid(env.Data) {
+		return env, fmt.Errorf("%w: envelope: /data: not JSON", ErrInvalidEvent)
 	}
 	if subject != "" {
 		if want, _ := Subject(env.Type, env.Subject); want != subject {

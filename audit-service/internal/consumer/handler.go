@@ -45,6 +45,13 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
+	payload, err := events.NewPayload(env.Type)
+	if err == nil {
+		err = env.DecodeData(payload)
+	}
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))

@@ -54,3 +54,36 @@ func TestDeadLettersOfTheAuditConsumers(t *testing.T) {
 		t.Fatalf("with token = %d %s, want an empty list (AUDIT has no consumers)", code, body)
 	}
 }
+
+// TestEventWithAnInvalidPayloadIsNotAudited: the envelope is fine, the
+// payload breaks its contract (an amount that is not a number): the audit
+// holds only events the system could have acted on, so it dead-letters it.
+func TestEventWithAnInvalidPayloadIsNotAudited(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.start(t)
+	raw := `{"specversion":"1.0","id":"e-bad-1","source":"payment-service","type":"shop.payment.failed","subject":"o-y",` +
+		`"time":"2026-11-23T10:00:00Z","datacontenttype":"application/json",` +
+		`"dataschema":"https://schemas.eventshop.dev/events/payment.failed/v1.json",` +
+		`"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",` +
+		`"data":{"order_id":"o-y","reason":"card_declined","amount_cents":"a lot","currency":"USD"}}`
+	ack, err := w.js.Publish(context.Background(), "payments.o-y.failed", []byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	letter := natstest.DeadLetter(t, w.js, "audit-payments", events.StreamPayments, ack.Sequence)
+	if reason := letter.Header.Get("Dlq-Error"); !strings.Contains(reason, "amount_cents") {
+		t.Fatalf("Dlq-Error = %q, want it to name amount_cents", reason)
+	}
+	s, err := w.js.Stream(context.Background(), events.StreamAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Fatalf("AUDIT holds %d messages, want none: the invalid event is not audited", info.State.Msgs)
+	}
+}
