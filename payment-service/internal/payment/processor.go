@@ -140,14 +140,22 @@ func (p *Processor) Process(ctx context.Context, req Request) (Record, error) {
 	}
 	fields := logging.Order(req.OrderID, trace.TraceID(req.TraceParent))
 	var token string
+	// A reservation is usually paid once: try to begin at once, without
+	// reading the record; whatever stops that (a record exists, the token
+	// is not readable) is decided on the record, read below.
+	rec, rev, token, err := p.begin(ctx, req)
+	first := err == nil
 	for range maxCASAttempts {
-		rec, rev, err := p.store.Load(ctx, req.OrderID)
-		if errors.Is(err, ErrNotFound) {
-			rec, rev, token, err = p.begin(ctx, req)
-			if errors.Is(err, ErrConflict) {
-				continue // a cancellation or another delivery wrote first
+		if !first {
+			rec, rev, err = p.store.Load(ctx, req.OrderID)
+			if errors.Is(err, ErrNotFound) {
+				rec, rev, token, err = p.begin(ctx, req)
+				if errors.Is(err, ErrConflict) {
+					continue // a cancellation or another delivery wrote first
+				}
 			}
 		}
+		first = false
 		if err != nil {
 			return Record{}, fmt.Errorf("payment of order %s: %w", req.OrderID, err)
 		}
