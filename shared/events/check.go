@@ -150,15 +150,7 @@ func (d OrderConfirmedData) Validate() error {
 // UnmarshalJSON refuses a payload without total_cents (0 is a total).
 func (d *OrderConfirmedData) UnmarshalJSON(b []byte) error {
 	type plain OrderConfirmedData
-	var w struct {
-		*plain
-		TotalCents *int64 `json:"total_cents"`
-	}
-	w.plain = (*plain)(d)
-	if err := strictUnmarshal(b, &w); err != nil {
-		return err
-	}
-	return required("total_cents", w.TotalCents, &d.TotalCents)
+	return strictWith(b, (*plain)(d), "total_cents")
 }
 
 // Order returns the order the payload is about.
@@ -210,33 +202,13 @@ func (d InventoryReservedData) Validate() error {
 // UnmarshalJSON refuses a payload without total_cents (0 is a total).
 func (d *InventoryReservedData) UnmarshalJSON(b []byte) error {
 	type plain InventoryReservedData
-	var w struct {
-		*plain
-		TotalCents *int64 `json:"total_cents"`
-	}
-	w.plain = (*plain)(d)
-	if err := strictUnmarshal(b, &w); err != nil {
-		return err
-	}
-	return required("total_cents", w.TotalCents, &d.TotalCents)
+	return strictWith(b, (*plain)(d), "total_cents")
 }
 
-// UnmarshalJSON refuses a line without one of its required fields (0 is a
-// price).
+// UnmarshalJSON refuses a line without one of its required fields (0 is a price).
 func (l *PricedLine) UnmarshalJSON(b []byte) error {
 	type plain PricedLine
-	var w struct {
-		*plain
-		Name           *string `json:"name"`
-		UnitPriceCents *int64  `json:"unit_price_cents"`
-		LineTotalCents *int64  `json:"line_total_cents"`
-	}
-	w.plain = (*plain)(l)
-	if err := strictUnmarshal(b, &w); err != nil {
-		return err
-	}
-	return errors.Join(required("name", w.Name, &l.Name), required("unit_price_cents", w.UnitPriceCents, &l.UnitPriceCents),
-		required("line_total_cents", w.LineTotalCents, &l.LineTotalCents))
+	return strictWith(b, (*plain)(l), "name", "unit_price_cents", "line_total_cents")
 }
 
 // Order returns the order the payload is about.
@@ -277,15 +249,7 @@ func (d PaymentSucceededData) Validate() error {
 // UnmarshalJSON refuses a payload without amount_cents.
 func (d *PaymentSucceededData) UnmarshalJSON(b []byte) error {
 	type plain PaymentSucceededData
-	var w struct {
-		*plain
-		AmountCents *int64 `json:"amount_cents"`
-	}
-	w.plain = (*plain)(d)
-	if err := strictUnmarshal(b, &w); err != nil {
-		return err
-	}
-	return required("amount_cents", w.AmountCents, &d.AmountCents)
+	return strictWith(b, (*plain)(d), "amount_cents")
 }
 
 // Order returns the order the payload is about.
@@ -301,15 +265,7 @@ func (d PaymentFailedData) Validate() error {
 // UnmarshalJSON refuses a payload without amount_cents.
 func (d *PaymentFailedData) UnmarshalJSON(b []byte) error {
 	type plain PaymentFailedData
-	var w struct {
-		*plain
-		AmountCents *int64 `json:"amount_cents"`
-	}
-	w.plain = (*plain)(d)
-	if err := strictUnmarshal(b, &w); err != nil {
-		return err
-	}
-	return required("amount_cents", w.AmountCents, &d.AmountCents)
+	return strictWith(b, (*plain)(d), "amount_cents")
 }
 
 // Order returns the order the payload is about.
@@ -325,15 +281,7 @@ func (d PaymentRefundedData) Validate() error {
 // UnmarshalJSON refuses a payload without amount_cents.
 func (d *PaymentRefundedData) UnmarshalJSON(b []byte) error {
 	type plain PaymentRefundedData
-	var w struct {
-		*plain
-		AmountCents *int64 `json:"amount_cents"`
-	}
-	w.plain = (*plain)(d)
-	if err := strictUnmarshal(b, &w); err != nil {
-		return err
-	}
-	return required("amount_cents", w.AmountCents, &d.AmountCents)
+	return strictWith(b, (*plain)(d), "amount_cents")
 }
 
 // Order returns the order the payload is about.
@@ -345,11 +293,17 @@ func (d NotificationSentData) Validate() error {
 		checkOneOf("kind", d.Kind, "order_confirmed", "order_cancelled"), checkText("channel", d.Channel, 1, 64))
 }
 
-// required copies a field decoded through a pointer, or says it is missing.
-func required[T any](field string, p *T, dst *T) error {
-	if p == nil {
-		return problem(field, "missing")
+// strictWith decodes b strictly into v and refuses it without one of the
+// keys: required fields whose zero value is a legal value (an amount of 0),
+// which decoding alone cannot tell from absent ones.
+func strictWith(b []byte, v any, keys ...string) error {
+	if err := strictUnmarshal(b, v); err != nil {
+		return err
 	}
-	*dst = *p
+	for _, k := range keys {
+		if !hasKey(b, k) {
+			return problem(k, "missing")
+		}
+	}
 	return nil
 }

@@ -153,3 +153,61 @@ func skipValue(b []byte, i int) (int, error) {
 	}
 	return i, errors.New("not JSON: unexpected end")
 }
+
+// hasKey reports whether the JSON object b, already decoded and so valid,
+// has the top-level key k (written without escapes, as every key of the
+// contracts is).
+func hasKey(b []byte, k string) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i++
+	for {
+		i = skipSpace(b, i)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
+		}
+		if i >= len(b) || b[i] != '"' {
+			return false
+		}
+		end := endOfString(b, i)
+		if string(b[i+1:end-1]) == k {
+			return true
+		}
+		i = skipSpace(b, end)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		switch {
+		case i >= len(b):
+			return false
+		case b[i] == '{' || b[i] == '[':
+			next, err := skipValue(b, i)
+			if err != nil {
+				return false
+			}
+			i = next
+		case b[i] == '"':
+			i = endOfString(b, i)
+		default: // a number, true, false or null
+			for i < len(b) && b[i] != ',' && b[i] != '}' {
+				i++
+			}
+		}
+	}
+}
+
+// endOfString returns the index after the JSON string starting at b[i].
+func endOfString(b []byte, i int) int {
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+	return len(b)
+}

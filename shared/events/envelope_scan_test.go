@@ -90,3 +90,13 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestHasKeyLooksAtTopLevelKeysOnly(t *testing.T) {
+	t.Parallel()
+	doc := []byte(` { "a" : 1 , "lines":[{"amount_cents":2}], "detail":"\"amount_cents\":", "b": {"amount_cents":3}, "n": null, "z":true }`)
+	for k, want := range map[string]bool{"a": true, "lines": true, "detail": true, "b": true, "n": true, "z": true, "amount_cents": false, "c": false} {
+		if got := hasKey(doc, k); got != want {
+			t.Errorf("hasKey(%q) = %v, want %v", k, got, want)
+		}
+	}
+}
