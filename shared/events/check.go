@@ -71,17 +71,25 @@ func checkTime(field string, t time.Time) error {
 // cancelReasons are the reasons an order may be cancelled with.
 var cancelReasons = []string{ReasonUnknownSKU, ReasonInsufficientStock, ReasonCurrencyMismatch, ReasonPaymentDeclined, ReasonTimeout}
 
-// checkQuantities checks the lines of a released or committed event.
-func checkQuantities(lines []Item) error {
-	if len(lines) == 0 {
-		return problem("lines", "no lines")
+// checkItems checks a list of SKUs and quantities: at least one, at most
+// maxItems, each quantity from 1 to maxQty (0: no upper bound).
+func checkItems(field string, items []Item, maxItems int, maxQty int64) error {
+	switch {
+	case len(items) == 0:
+		return problem(field, "no %s", field)
+	case maxItems > 0 && len(items) > maxItems:
+		return problem(field, "%d %s, at most %d", len(items), field, maxItems)
 	}
-	for i, l := range lines {
-		if err := checkID(fmt.Sprintf("lines/%d/sku", i), l.SKU); err != nil {
+	for i, it := range items {
+		at := fmt.Sprintf("%s/%d/", field, i)
+		if err := checkID(at+"sku", it.SKU); err != nil {
 			return err
 		}
-		if l.Quantity < 1 {
-			return problem(fmt.Sprintf("lines/%d/quantity", i), "%d is not a quantity of 1 or more", l.Quantity)
+		switch {
+		case it.Quantity < 1:
+			return problem(at+"quantity", "%d is not a quantity of 1 or more", it.Quantity)
+		case maxQty > 0 && it.Quantity > maxQty:
+			return problem(at+"quantity", "%d is more than %d", it.Quantity, maxQty)
 		}
 	}
 	return nil
@@ -123,16 +131,8 @@ func (d OrderCreatedData) Order() string { return d.OrderID }
 
 // Validate checks the payload against order.created v1.
 func (d OrderCreatedData) Validate() error {
-	if len(d.Items) == 0 || len(d.Items) > 100 {
-		return problem("items", "%d items, want 1 to 100", len(d.Items))
-	}
-	for i, it := range d.Items {
-		if err := checkID(fmt.Sprintf("items/%d/sku", i), it.SKU); err != nil {
-			return err
-		}
-		if it.Quantity < 1 || it.Quantity > 10000 {
-			return problem(fmt.Sprintf("items/%d/quantity", i), "%d is not a quantity from 1 to 10000", it.Quantity)
-		}
+	if err := checkItems("items", d.Items, 100, 10000); err != nil {
+		return err
 	}
 	return errors.Join(checkID("order_id", d.OrderID), checkText("customer_id", d.CustomerID, 1, 128),
 		checkText("payment_token", d.PaymentToken, 1, 256), checkTime("created_at", d.CreatedAt))
@@ -226,7 +226,7 @@ func (d InventoryReleasedData) Order() string { return d.OrderID }
 
 // Validate checks the payload against inventory.released v1.
 func (d InventoryReleasedData) Validate() error {
-	return errors.Join(checkID("order_id", d.OrderID), checkQuantities(d.Lines))
+	return errors.Join(checkID("order_id", d.OrderID), checkItems("lines", d.Lines, 0, 0))
 }
 
 // Order returns the order the payload is about.
@@ -234,7 +234,7 @@ func (d InventoryCommittedData) Order() string { return d.OrderID }
 
 // Validate checks the payload against inventory.committed v1.
 func (d InventoryCommittedData) Validate() error {
-	return errors.Join(checkID("order_id", d.OrderID), checkQuantities(d.Lines))
+	return errors.Join(checkID("order_id", d.OrderID), checkItems("lines", d.Lines, 0, 0))
 }
 
 // Order returns the order the payload is about.

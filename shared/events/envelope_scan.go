@@ -144,11 +144,7 @@ func skipValue(b []byte, i int) (int, error) {
 				return j + 1, nil
 			}
 		case '"':
-			for j++; j < len(b) && b[j] != '"'; j++ {
-				if b[j] == '\\' {
-					j++
-				}
-			}
+			j = endOfString(b, j) - 1
 		}
 	}
 	return i, errors.New("not JSON: unexpected end")
