@@ -19,6 +19,7 @@ import (
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // ErrInvalidOption is returned by an option given a value it cannot use.
@@ -139,8 +140,7 @@ type Appender struct {
 	qmu   sync.Mutex // guards queue
 	queue []*appendReq
 
-	dmu     sync.Mutex // guards domain
-	domains map[string]jetstream.Stream
+	domains *natsconn.Streams
 }
 
 // appendReq is one Append waiting for the writer.
@@ -171,7 +171,7 @@ func NewAppender(ctx context.Context, js jetstream.JetStream, log *zap.Logger, o
 		return nil, fmt.Errorf("appender needs jetstream and a logger: %w", ErrInvalidOption)
 	}
 	a := &Appender{js: js, log: log, now: time.Now, maxBlockBytes: DefaultMaxBlockBytes, blockInterval: 10 * time.Millisecond,
-		window: DefaultDedupeWindow, domains: map[string]jetstream.Stream{}}
+		window: DefaultDedupeWindow, domains: natsconn.NewStreams(js)}
 	for _, opt := range opts {
 		if err := opt(a); err != nil {
 			return nil, err
@@ -266,7 +266,7 @@ func (a *Appender) isCopy(ctx context.Context, rec chain.Record) (bool, error) {
 		return false, nil
 	}
 	a.metrics.lookup()
-	s, err := a.domain(ctx, rec.Stream)
+	s, err := a.domains.Get(ctx, rec.Stream)
 	if err != nil {
 		return false, err
 	}
@@ -290,21 +290,6 @@ func (a *Appender) isCopy(ctx context.Context, rec chain.Record) (bool, error) {
 		seq = m.Sequence + 1
 	}
 	return false, nil
-}
-
-// domain returns the handle of a domain stream, cached.
-func (a *Appender) domain(ctx context.Context, name string) (jetstream.Stream, error) {
-	a.dmu.Lock()
-	defer a.dmu.Unlock()
-	if s, ok := a.domains[name]; ok {
-		return s, nil
-	}
-	s, err := a.js.Stream(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", name, err)
-	}
-	a.domains[name] = s
-	return s, nil
 }
 
 // write appends batch, in order, until every request is done.

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // errStop ends a scan early without an error.
@@ -83,28 +83,12 @@ type Reader struct {
 	js  jetstream.JetStream
 	log *zap.Logger
 
-	mu      sync.Mutex // guards streams
-	streams map[string]jetstream.Stream
+	streams *natsconn.Streams
 }
 
 // NewReader returns a reader of the AUDIT stream.
 func NewReader(js jetstream.JetStream, log *zap.Logger) *Reader {
-	return &Reader{js: js, log: log, streams: map[string]jetstream.Stream{}}
-}
-
-// stream returns a stream handle, cached.
-func (r *Reader) stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s, ok := r.streams[name]; ok {
-		return s, nil
-	}
-	s, err := r.js.Stream(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", name, err)
-	}
-	r.streams[name] = s
-	return s, nil
+	return &Reader{js: js, log: log, streams: natsconn.NewStreams(js)}
 }
 
 // located is one event of an order as its domain stream holds it.
@@ -174,7 +158,7 @@ func (r *Reader) Timeline(ctx context.Context, orderID string) ([]chain.Entry, e
 	if err != nil {
 		return nil, fmt.Errorf("timeline of %s: %w", orderID, err)
 	}
-	audit, err := r.stream(ctx, events.StreamAudit)
+	audit, err := r.streams.Get(ctx, events.StreamAudit)
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +192,7 @@ func (r *Reader) Timeline(ctx context.Context, orderID string) ([]chain.Entry, e
 func (r *Reader) orderEvents(ctx context.Context, orderID string) ([]located, error) {
 	var out []located
 	for _, name := range events.DomainStreams {
-		s, err := r.stream(ctx, name)
+		s, err := r.streams.Get(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -12,38 +11,13 @@ import (
 	"github.com/eventshop/shared/events"
 )
 
-// announcements reads notifications.<id>.sent events. For the log channel
-// the event is the notification's only record: a log line cannot fail half
-// way and nobody counts its attempts, so a KV record would hold nothing
-// the event does not.
-type announcements struct {
-	js jetstream.JetStream
-
-	mu      sync.Mutex
-	streams map[string]jetstream.Stream
-}
-
-func (a *announcements) stream(ctx context.Context, name string) (jetstream.Stream, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if s, ok := a.streams[name]; ok {
-		return s, nil
-	}
-	s, err := a.js.Stream(ctx, name)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", name, err)
-	}
-	a.streams[name] = s
-	return s, nil
-}
-
 // last returns the event on subject of stream, or notification.ErrNotFound.
-func (a *announcements) last(ctx context.Context, stream, subject string) (events.Envelope, error) {
-	s, err := a.stream(ctx, stream)
+func (s *Notifications) last(ctx context.Context, stream, subject string) (events.Envelope, error) {
+	h, err := s.streams.Get(ctx, stream)
 	if err != nil {
 		return events.Envelope{}, err
 	}
-	msg, err := s.GetLastMsgForSubject(ctx, subject)
+	msg, err := h.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return events.Envelope{}, fmt.Errorf("%s: %w", subject, notification.ErrNotFound)
 	}
@@ -64,7 +38,7 @@ func (s *Notifications) Announced(ctx context.Context, orderID string) (bool, er
 	if err != nil {
 		return false, err
 	}
-	_, err = s.ann.last(ctx, events.StreamNotifications, subject)
+	_, err = s.last(ctx, events.StreamNotifications, subject)
 	if errors.Is(err, notification.ErrNotFound) {
 		return false, nil
 	}
@@ -78,7 +52,7 @@ func (s *Notifications) announced(ctx context.Context, orderID string) (notifica
 	if err != nil {
 		return notification.Notification{}, err
 	}
-	env, err := s.ann.last(ctx, events.StreamNotifications, subject)
+	env, err := s.last(ctx, events.StreamNotifications, subject)
 	if err != nil {
 		return notification.Notification{}, err
 	}
@@ -91,7 +65,7 @@ func (s *Notifications) announced(ctx context.Context, orderID string) (notifica
 		final = events.OrderCancelled
 	}
 	orderSubject, _ := events.Subject(final, orderID)
-	cause, err := s.ann.last(ctx, events.StreamOrders, orderSubject)
+	cause, err := s.last(ctx, events.StreamOrders, orderSubject)
 	if err != nil {
 		return notification.Notification{}, fmt.Errorf("the event %s announces: %w", subject, err)
 	}

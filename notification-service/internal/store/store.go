@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/notification-service/internal/notification"
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // Bucket is the KV bucket the notification service owns.
@@ -20,8 +21,12 @@ const Bucket = "notifications"
 // Notifications is the KV adapter of notification records, and the reader
 // of the notifications.<id>.sent events that are the log channel's records.
 type Notifications struct {
-	kv  jetstream.KeyValue
-	ann *announcements
+	kv jetstream.KeyValue
+	// streams holds NOTIFICATIONS and ORDERS: the log channel's records are
+	// its notifications.<id>.sent events (a log line cannot fail half way
+	// and nobody counts its attempts), shown with the final order event
+	// they announce.
+	streams *natsconn.Streams
 }
 
 // Open creates or updates the bucket and returns its adapter.
@@ -39,7 +44,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Notificat
 	if err != nil {
 		return nil, fmt.Errorf("ensure kv bucket %s: %w", Bucket, err)
 	}
-	return &Notifications{kv: kv, ann: &announcements{js: js, streams: map[string]jetstream.Stream{}}}, nil
+	return &Notifications{kv: kv, streams: natsconn.NewStreams(js)}, nil
 }
 
 // Get returns the record of an order's notification of kind k and its

