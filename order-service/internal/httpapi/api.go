@@ -34,7 +34,6 @@ const (
 
 // Orders is what the API needs from the order store.
 type Orders interface {
-	Get(ctx context.Context, orderID string) (order.Order, uint64, error)
 	Find(ctx context.Context, orderID string) (order.Order, error)
 	// Request returns what an order's created event says was asked for.
 	Request(ctx context.Context, orderID string) (events.OrderCreatedData, string, error)
@@ -179,8 +178,8 @@ type createResponse struct {
 }
 
 // create accepts an order. The created event is the source of truth and the
-// only write that makes the order: the order is stored in KV from its first
-// transition on, and GET reads the event until then. An Idempotency-Key
+// only write that makes the order (beside its customer index): the order is
+// stored in KV by its final transition, and GET reads its events until then. An Idempotency-Key
 // names the order (its id is derived from the key), so the event's
 // create-once publish is also the key's claim: a repeat finds the event and
 // answers the same order if it asked the same, 422 otherwise. A request that
@@ -234,15 +233,12 @@ func (a *API) create(c *gin.Context) {
 	}
 	// A duplicate means an earlier attempt with this key published: it is
 	// this order if it asked the same.
-	replay := pub.Duplicate
-	if replay {
+	status := order.StatusPending
+	if pub.Duplicate {
 		if err := a.sameRequest(ctx, orderID, req); err != nil {
 			c.Error(err)
 			return
 		}
-	}
-	status := order.StatusPending
-	if replay {
 		cur, err := a.orders.Find(ctx, orderID)
 		if err != nil {
 			c.Error(err)

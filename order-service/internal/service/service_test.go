@@ -405,7 +405,7 @@ func TestListByCustomer(t *testing.T) {
 }
 
 // TestOrderMaterializedFromCreatedEvent covers an order known only by its
-// created event (a PENDING order is never stored): its first transition
+// created event (a PENDING order is never stored): its final transition
 // stores it.
 func TestOrderMaterializedFromCreatedEvent(t *testing.T) {
 	h := start(t)

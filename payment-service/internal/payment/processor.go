@@ -139,7 +139,6 @@ func (p *Processor) Process(ctx context.Context, req Request) (Record, error) {
 		return Record{}, fmt.Errorf("order %q: %w", req.OrderID, ErrInvalidOrderID)
 	}
 	fields := logging.Order(req.OrderID, trace.TraceID(req.TraceParent))
-	var token string
 	// A reservation is usually paid once: try to begin at once, without
 	// reading the record; whatever stops that (a record exists, the token
 	// is not readable) is decided on the record, read below.
