@@ -127,13 +127,9 @@ func TestTimeoutCrashBeforePublishConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := h.js.Stream(ctx, events.StreamOrders)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A PENDING order is not stored: the crashed handler's write was the
 	// order's first.
-	o, err := store.NewOrders(kv, stream, h.js).Created(ctx, id)
+	o, err := store.NewOrders(kv, h.js).Created(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

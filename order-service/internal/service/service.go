@@ -88,14 +88,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 }
 
 func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn, js jetstream.JetStream, o options) (*Service, error) {
-	var (
-		ordersStream jetstream.Stream
-		ordersKV     jetstream.KeyValue
-	)
+	var ordersKV jetstream.KeyValue
 	// The service may start before NATS does: wait for it while ctx allows.
 	err := natsconn.Ensure(ctx, log, "set up stream and buckets", func(ctx context.Context) error {
 		var err error
-		if ordersStream, err = events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
+		if _, err = events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
 			return err
 		}
 		ordersKV, err = store.EnsureBucket(ctx, js, cfg.StreamReplicas)
@@ -110,7 +107,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, err
 	}
-	orders := store.NewOrders(ordersKV, ordersStream, js)
+	orders := store.NewOrders(ordersKV, js)
 
 	reg := metrics.NewRegistry(Name)
 	cm, err := consumer.NewMetrics(metrics.Registerer(reg, Name))

@@ -209,12 +209,8 @@ func TestCrashBetweenStoreAndPublishConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := h.js.Stream(ctx, events.StreamOrders)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// What the crashed handler stored: the order's first and final write.
-	o, _, err := store.NewOrders(kv, stream, h.js).Current(ctx, id)
+	o, _, err := store.NewOrders(kv, h.js).Current(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,17 +53,16 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 
 // Orders is the order store.
 type Orders struct {
-	kv     jetstream.KeyValue
-	stream jetstream.Stream
-	// streams holds INVENTORY, looked up on first use: another service
-	// owns it.
+	kv jetstream.KeyValue
+	// streams reads the ORDERS and INVENTORY events (INVENTORY is looked
+	// up on first use: another service owns it).
 	streams *natsconn.Streams
 }
 
-// NewOrders returns the store over the orders bucket, the ORDERS stream and
-// (through js) the INVENTORY stream.
-func NewOrders(kv jetstream.KeyValue, ordersStream jetstream.Stream, js jetstream.JetStream) *Orders {
-	return &Orders{kv: kv, stream: ordersStream, streams: natsconn.NewStreams(js)}
+// NewOrders returns the store over the orders bucket and, through js, the
+// ORDERS and INVENTORY streams.
+func NewOrders(kv jetstream.KeyValue, js jetstream.JetStream) *Orders {
+	return &Orders{kv: kv, streams: natsconn.NewStreams(js)}
 }
 
 // OrderKey is the key of an order in the orders bucket.
@@ -143,7 +142,7 @@ func (s *Orders) Request(ctx context.Context, orderID string) (events.OrderCreat
 	if err != nil {
 		return events.OrderCreatedData{}, "", fmt.Errorf("%w: %w", order.ErrNotFound, err)
 	}
-	msg, err := s.stream.GetLastMsgForSubject(ctx, subject)
+	msg, err := s.streams.Last(ctx, events.StreamOrders, subject)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return events.OrderCreatedData{}, "", fmt.Errorf("%w: %s has no created event", order.ErrNotFound, orderID)
@@ -235,15 +234,11 @@ func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) 
 // reservation reads the order's inventory.<id>.reserved event, if there is
 // one.
 func (s *Orders) reservation(ctx context.Context, orderID string) (order.Reservation, bool, error) {
-	inv, err := s.streams.Get(ctx, events.StreamInventory)
-	if err != nil {
-		return order.Reservation{}, false, fmt.Errorf("%w: %w", ErrUnavailable, err)
-	}
 	subject, err := events.Subject(events.InventoryReserved, orderID)
 	if err != nil {
 		return order.Reservation{}, false, fmt.Errorf("%w: %w", order.ErrNotFound, err)
 	}
-	msg, err := inv.GetLastMsgForSubject(ctx, subject)
+	msg, err := s.streams.Last(ctx, events.StreamInventory, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return order.Reservation{}, false, nil
 	}

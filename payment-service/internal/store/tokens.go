@@ -27,22 +27,17 @@ func NewOrderTokens(js jetstream.JetStream) *OrderTokens {
 // Token returns the payment token of the order. An order whose created
 // event is unreadable has no token: the error wraps
 // payment.ErrNoPaymentToken. A created event not found wraps
-// payment.ErrTokenNotVisible: transient, not permanent: an inventory reserved event proves the created event was
-// stored, and on a replicated stream a direct get may be answered by a
-// replica that has not caught up yet (seen on the 3-node cluster). Retrying
-// lets it catch up; a reserved event for an order that truly never existed
-// is dead-lettered after a few attempts. Other errors (stream not
-// there yet, NATS unreachable) are transient too.
+// payment.ErrTokenNotVisible, which the processor retries: the read asks
+// the stream's leader before it says "not found" (natsconn.Streams.Last),
+// and a reserved event for an order that truly never existed is
+// dead-lettered after a few attempts. Other errors (stream not there yet,
+// NATS unreachable) are transient too.
 func (o *OrderTokens) Token(ctx context.Context, orderID string) (string, error) {
 	subject, err := events.Subject(events.OrderCreated, orderID)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", payment.ErrNoPaymentToken, err)
 	}
-	s, err := o.streams.Get(ctx, events.StreamOrders)
-	if err != nil {
-		return "", err
-	}
-	msg, err := s.GetLastMsgForSubject(ctx, subject)
+	msg, err := o.streams.Last(ctx, events.StreamOrders, subject)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return "", fmt.Errorf("%w: no %s event visible yet: %w", payment.ErrTokenNotVisible, subject, err)
