@@ -23,6 +23,9 @@ import (
 // Config says what to drive and how.
 type Config struct {
 	OrderURL, InventoryURL, GatewayURL, NotificationURL, AuditURL string
+	// MoreOrderURLs are further order-service instances: POSTs go to each
+	// in turn, and a retried POST (same Idempotency-Key) goes to the next.
+	MoreOrderURLs []string
 	NATSURL, NATSUser, NATSPassword                               string
 	AdminToken                                                    string
 
@@ -138,6 +141,7 @@ type Runner struct {
 	postLat   Latencies
 	refused   atomic.Int64
 	accepted  atomic.Int64
+	posts     atomic.Uint64 // POSTs begun: which order-service instance is next
 }
 
 // New returns a runner for cfg that logs progress to out.
@@ -307,8 +311,8 @@ func (r *Runner) place(ctx context.Context, p *placed, start time.Time, key stri
 	backoff := 100 * time.Millisecond
 	var code int
 	var err error
-	for {
-		code, err = r.do(ctx, http.MethodPost, r.cfg.OrderURL+"/orders", body, headers, &resp)
+	for attempt := r.posts.Add(1); ; attempt++ {
+		code, err = r.do(ctx, http.MethodPost, r.orderURL(attempt)+"/orders", body, headers, &resp)
 		retryable := err != nil || code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
 		if !retryable || time.Now().After(giveUp) || ctx.Err() != nil {
 			break
@@ -327,6 +331,17 @@ func (r *Runner) place(ctx context.Context, p *placed, start time.Time, key stri
 	r.orders = append(r.orders, p)
 	r.postLat.Add(took)
 	r.mu.Unlock()
+}
+
+// orderURL returns the order-service instance for the n-th request.
+func (r *Runner) orderURL(n uint64) string {
+	if len(r.cfg.MoreOrderURLs) == 0 {
+		return r.cfg.OrderURL
+	}
+	if i := n % uint64(1+len(r.cfg.MoreOrderURLs)); i > 0 {
+		return r.cfg.MoreOrderURLs[i-1]
+	}
+	return r.cfg.OrderURL
 }
 
 // key returns a fresh Idempotency-Key.
@@ -446,7 +461,7 @@ func (r *Runner) pollStatuses(ctx context.Context, ps []*placed) {
 		var o struct {
 			Status string `json:"status"`
 		}
-		code, err := r.do(ctx, http.MethodGet, r.cfg.OrderURL+"/orders/"+p.id, nil, nil, &o)
+		code, err := r.do(ctx, http.MethodGet, r.orderURL(uint64(p.id[len(p.id)-1]))+"/orders/"+p.id, nil, nil, &o)
 		if err == nil && code == http.StatusOK && (o.Status == "CONFIRMED" || o.Status == "CANCELLED") {
 			r.mu.Lock()
 			if _, ok := r.finals[p.id]; !ok {

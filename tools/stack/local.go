@@ -25,6 +25,11 @@ type LocalConfig struct {
 	AdminToken string             // every service's ADMIN_TOKEN
 	Passwords  natsauth.Passwords // one per NATS user
 	Env        []string           // extra environment for every process (e.g. ORDER_DEADLINE=30s)
+	// Instances is how many processes run each service (not the gateway
+	// simulator): the first is named and placed as its Spec says, the k-th
+	// is "<name>-k" on the Spec's port + InstancePortStep*(k-1). They share
+	// the durable consumers, as the replicas of a deployment do. 0 means 1.
+	Instances int
 	Out        io.Writer          // build output and progress
 }
 
@@ -36,6 +41,7 @@ type Local struct {
 	cfg   LocalConfig
 	mu    sync.Mutex
 	procs map[string]*Process
+	specs []instance
 	logs  []*os.File
 }
 
@@ -65,8 +71,8 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{NATS: ns, cfg: cfg, procs: map[string]*Process{}}
-	for _, s := range Specs {
+	l := &Local{NATS: ns, cfg: cfg, procs: map[string]*Process{}, specs: cfg.instances()}
+	for _, s := range l.specs {
 		f, err := os.OpenFile(l.LogFile(s.Name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			l.Stop()
@@ -74,10 +80,10 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		}
 		l.logs = append(l.logs, f)
 		env := append(s.Env(ns.ClientURL(), cfg.PortOffset, cfg.AdminToken), cfg.Env...)
-		if creds, err := cfg.Passwords.ClientEnv(s.Name); err == nil { // the gateway simulator does not use NATS
+		if creds, err := cfg.Passwords.ClientEnv(s.Program); err == nil { // the gateway simulator does not use NATS
 			env = append(env, creds...)
 		}
-		p := &Process{Name: s.Name, Bin: bins[s.Name], Log: f, Env: env}
+		p := &Process{Name: s.Name, Bin: bins[s.Program], Log: f, Env: env}
 		if err := p.Start(); err != nil {
 			l.Stop()
 			return nil, err
@@ -86,7 +92,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	}
 	readyCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	for _, s := range Specs {
+	for _, s := range l.specs {
 		if err := WaitReady(readyCtx, s.ReadyURL(cfg.PortOffset)); err != nil {
 			l.Stop()
 			return nil, fmt.Errorf("%s: %w (see %s)", s.Name, err, l.LogFile(s.Name))
@@ -95,14 +101,56 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	return l, nil
 }
 
+// InstancePortStep separates the HTTP ports of a service's instances.
+const InstancePortStep = 100
+
+// instance is one process of a Spec.
+type instance struct {
+	Spec
+	Program string // the Spec's name: its binary and NATS user
+}
+
+// instances lists the processes to run: every Spec, a service Instances
+// times.
+func (cfg LocalConfig) instances() []instance {
+	var out []instance
+	for _, s := range Specs {
+		out = append(out, instance{Spec: s, Program: s.Name})
+	}
+	for k := 2; k <= cfg.Instances; k++ {
+		for _, s := range Specs {
+			if s.Name == "payment-gateway" {
+				continue
+			}
+			i := instance{Spec: s, Program: s.Name}
+			i.Name = s.Name + "-" + strconv.Itoa(k)
+			i.Port = s.Port + InstancePortStep*(k-1)
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// Names returns the name of every running program but the gateway
+// simulator: each service instance.
+func (l *Local) Names() []string {
+	var out []string
+	for _, s := range l.specs {
+		if s.Program != "payment-gateway" {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
 // LogFile returns the log file of the named program ("nats" for the server).
 func (l *Local) LogFile(name string) string {
 	return filepath.Join(l.cfg.Dir, "logs", name+".log")
 }
 
-// URL returns the base URL of the named program.
+// URL returns the base URL of the named program (or instance).
 func (l *Local) URL(name string) string {
-	for _, s := range Specs {
+	for _, s := range l.specs {
 		if s.Name == name {
 			return s.URL(l.cfg.PortOffset)
 		}

@@ -29,6 +29,7 @@ type options struct {
 	gap        time.Duration
 	deadline   time.Duration
 	dlqTimeout time.Duration
+	instances  int
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -66,6 +67,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	fs.IntVar(&o.portOffset, "port-offset", 0, "-stack: add this to every default port (services 8080-8084, gateway 8090, NATS 4222 and 8222)")
 	fs.DurationVar(&o.gap, "chaos-gap", 3*time.Second, "-chaos: mean quiet time between two faults")
 	fs.DurationVar(&o.deadline, "order-deadline", 30*time.Second, "-stack: the order service's ORDER_DEADLINE")
+	fs.IntVar(&o.instances, "instances", 1, "-stack: processes per service (they share the durable consumers; POSTs go to each order-service in turn)")
 	fs.DurationVar(&o.dlqTimeout, "dlq-timeout", time.Minute, "-chaos: how long to wait for the dead letters to match the poison")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
@@ -87,7 +89,7 @@ func run(ctx context.Context, args []string) (int, error) {
 				c.PostRetry = time.Minute
 			}
 			monkey, err = chaos.New(chaos.Config{
-				Seed: c.Seed, Duration: c.Duration, Gap: o.gap, Services: services(),
+				Seed: c.Seed, Duration: c.Duration, Gap: o.gap, Services: local.Names(),
 				GatewayURL: c.GatewayURL, SlowLatency: 3 * time.Second,
 				NATSURL: c.NATSURL, NATSUser: c.NATSUser, NATSPassword: c.NATSPassword,
 			}, local, os.Stderr)
@@ -154,19 +156,6 @@ func drive(ctx context.Context, c loadgen.Config, o options, monkey *chaos.Monke
 	return 0, nil
 }
 
-// services are the programs chaos may kill: every one but the gateway
-// simulator, which keeps its charges in memory (killing it would lose the
-// record the charge check reads; its outages are modes instead).
-func services() []string {
-	var out []string
-	for _, s := range stack.Specs {
-		if s.Name != "payment-gateway" {
-			out = append(out, s.Name)
-		}
-	}
-	return out
-}
-
 // selfHost starts the whole system on this machine and points c at it.
 // cleanup stops it and removes a temporary data directory unless the run
 // failed.
@@ -195,6 +184,7 @@ func selfHost(ctx context.Context, c *loadgen.Config, o options) (*stack.Local, 
 	start := time.Now()
 	local, err := stack.StartLocal(ctx, stack.LocalConfig{
 		Root: root, Dir: dir, PortOffset: o.portOffset, AdminToken: c.AdminToken, Passwords: pw, Out: os.Stderr,
+		Instances: o.instances,
 		Env: []string{
 			"ORDER_DEADLINE=" + o.deadline.String(),
 			// Short outages and timeouts, so chaos exercises the breaker and
@@ -211,6 +201,9 @@ func selfHost(ctx context.Context, c *loadgen.Config, o options) (*stack.Local, 
 	}
 	fmt.Fprintf(os.Stderr, "loadgen: system ready in %s; logs in %s\n", time.Since(start).Round(time.Millisecond), dir+"/logs")
 	c.OrderURL = local.URL("order-service")
+	for k := 2; k <= o.instances; k++ {
+		c.MoreOrderURLs = append(c.MoreOrderURLs, local.URL(fmt.Sprintf("order-service-%d", k)))
+	}
 	c.InventoryURL = local.URL("inventory-service")
 	c.NotificationURL = local.URL("notification-service")
 	c.AuditURL = local.URL("audit-service")

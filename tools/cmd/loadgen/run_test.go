@@ -3,18 +3,9 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
-
-func TestServicesNeverIncludeTheGateway(t *testing.T) {
-	t.Parallel()
-	got := services()
-	if len(got) != 5 || slices.Contains(got, "payment-gateway") {
-		t.Fatalf("services() = %v, want the five services without the gateway simulator", got)
-	}
-}
 
 func TestPermissionViolations(t *testing.T) {
 	t.Parallel()
