@@ -53,11 +53,12 @@ compose-cluster:
 
 .PHONY: chaos
 
-## chaos: 45s of load (~1.5 min in all) while services are SIGKILLed, the gateway fails, NATS restarts and
-## duplicate and poison events are injected; fails on any broken invariant (docs/guarantees.md, "Chaos runs").
-## A longer one: go run ./tools/cmd/loadgen -chaos -duration 10m -port-offset 300 -mode open -rate 20
+## chaos: 45s of load (~1.5 min in all) with two instances of every service sharing the durables, while
+## instances are SIGKILLed, the gateway fails, NATS restarts and duplicate and poison events are injected;
+## fails on any broken invariant (docs/guarantees.md, "Chaos runs").
+## A longer one: go run ./tools/cmd/loadgen -chaos -instances 2 -duration 10m -port-offset 300 -mode open -rate 20
 chaos:
-	$(GO) run ./tools/cmd/loadgen -chaos -duration 45s -port-offset 300 -mode open -rate 20 -chaos-gap 2s
+	$(GO) run ./tools/cmd/loadgen -chaos -instances 2 -duration 45s -port-offset 300 -mode open -rate 20 -chaos-gap 2s
 
 .PHONY: bench
 
