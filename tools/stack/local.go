@@ -2,14 +2,20 @@ package stack
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/eventshop/tools/natsauth"
 )
@@ -25,20 +31,27 @@ type LocalConfig struct {
 	AdminToken string             // every service's ADMIN_TOKEN
 	Passwords  natsauth.Passwords // one per NATS user
 	Env        []string           // extra environment for every process (e.g. ORDER_DEADLINE=30s)
+	// Nodes is how many nats-servers run, routed into one cluster (the
+	// streams then have that many replicas, up to 3), with the first on
+	// the ports above and the k-th on client port 4222+10*(k-1). 0 means 1.
+	// In a cluster StopNATS stops one node at a time, in turn.
+	Nodes int
 	// Instances is how many processes run each service (not the gateway
 	// simulator): the first is named and placed as its Spec says, the k-th
 	// is "<name>-k" on the Spec's port + InstancePortStep*(k-1). They share
 	// the durable consumers, as the replicas of a deployment do. 0 means 1.
 	Instances int
-	Out        io.Writer          // build output and progress
+	Out       io.Writer // build output and progress
 }
 
 // Local is a whole system running on this machine: an embedded nats-server
 // with the production configuration and every program of Specs as its own
 // OS process, logging to Dir/logs.
 type Local struct {
-	NATS  *NATS
+	NATS  *NATS   // the first node
+	Nodes []*NATS // every node; NATS alone unless LocalConfig.Nodes > 1
 	cfg   LocalConfig
+	stops int // StopNATS calls: which node is next
 	mu    sync.Mutex
 	procs map[string]*Process
 	specs []instance
@@ -57,21 +70,19 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts, err := natsauth.Options(cfg.Root, cfg.Passwords, natsauth.Overrides{
-		Host:     "127.0.0.1",
-		Port:     4222 + cfg.PortOffset,
-		StoreDir: filepath.Join(cfg.Dir, "nats"),
-		HTTPPort: 8222 + cfg.PortOffset,
-		LogFile:  filepath.Join(cfg.Dir, "logs", "nats.log"),
-	})
+	nodes, err := startNodes(cfg)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := StartNATS(opts, 15*time.Second)
-	if err != nil {
-		return nil, err
+	l := &Local{NATS: nodes[0], Nodes: nodes, cfg: cfg, procs: map[string]*Process{}, specs: cfg.instances()}
+	urls := make([]string, len(nodes))
+	for i, n := range nodes {
+		urls[i] = n.ClientURL()
 	}
-	l := &Local{NATS: ns, cfg: cfg, procs: map[string]*Process{}, specs: cfg.instances()}
+	natsURL := strings.Join(urls, ",")
+	if len(nodes) > 1 {
+		cfg.Env = append(cfg.Env, "STREAM_REPLICAS="+strconv.Itoa(min(len(nodes), 3)))
+	}
 	for _, s := range l.specs {
 		f, err := os.OpenFile(l.LogFile(s.Name), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
@@ -79,7 +90,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 			return nil, err
 		}
 		l.logs = append(l.logs, f)
-		env := append(s.Env(ns.ClientURL(), cfg.PortOffset, cfg.AdminToken), cfg.Env...)
+		env := append(s.Env(natsURL, cfg.PortOffset, cfg.AdminToken), cfg.Env...)
 		if creds, err := cfg.Passwords.ClientEnv(s.Program); err == nil { // the gateway simulator does not use NATS
 			env = append(env, creds...)
 		}
@@ -213,15 +224,89 @@ func (l *Local) Stop() {
 			fmt.Fprintf(l.cfg.Out, "stack: stop %s: %v\n", name, err)
 		}
 	})
-	l.NATS.Shutdown()
+	for _, n := range l.Nodes {
+		n.Shutdown()
+	}
 	for _, f := range l.logs {
 		f.Close()
 	}
 }
 
-// StopNATS shuts the NATS server down, as a crash of its process would.
-func (l *Local) StopNATS() { l.NATS.Shutdown() }
+// StopNATS shuts the NATS server down, as a crash of its process would; in
+// a cluster, one node, each in turn.
+func (l *Local) StopNATS() {
+	l.mu.Lock()
+	n := l.Nodes[l.stops%len(l.Nodes)]
+	l.stops++
+	l.mu.Unlock()
+	n.Shutdown()
+}
 
-// StartNATS starts the NATS server again on the same port and store (a
-// no-op if it runs).
-func (l *Local) StartNATS() error { return l.NATS.Start() }
+// StartNATS starts every stopped NATS server again on the same ports and
+// store.
+func (l *Local) StartNATS() error {
+	var errs []error
+	for _, n := range l.Nodes {
+		errs = append(errs, n.Start())
+	}
+	return errors.Join(errs...)
+}
+
+// ClientURLs returns the client URLs of every NATS node, comma-separated,
+// as the services' NATS_URL holds them.
+func (l *Local) ClientURLs() string {
+	urls := make([]string, len(l.Nodes))
+	for i, n := range l.Nodes {
+		urls[i] = n.ClientURL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// startNodes starts the NATS server, or cfg.Nodes of them routed into a
+// cluster with a route password of their own. Every node logs to
+// logs/nats.log.
+func startNodes(cfg LocalConfig) ([]*NATS, error) {
+	n := max(cfg.Nodes, 1)
+	var routes []*url.URL
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	routePassword := hex.EncodeToString(b)
+	for k := range n {
+		routes = append(routes, &url.URL{Scheme: "nats", User: url.UserPassword("route", routePassword), Host: "127.0.0.1:" + strconv.Itoa(6222+cfg.PortOffset+k)})
+	}
+	var nodes []*NATS
+	for k := range n {
+		dir := filepath.Join(cfg.Dir, "nats")
+		httpPort := 8222 + cfg.PortOffset
+		if n > 1 {
+			dir = filepath.Join(dir, fmt.Sprintf("n%d", k+1))
+			if k > 0 {
+				httpPort = 0
+			}
+		}
+		opts, err := natsauth.Options(cfg.Root, cfg.Passwords, natsauth.Overrides{
+			Host:     "127.0.0.1",
+			Port:     4222 + cfg.PortOffset + 10*k,
+			StoreDir: dir,
+			HTTPPort: httpPort,
+			LogFile:  filepath.Join(cfg.Dir, "logs", "nats.log"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		if n > 1 {
+			opts.ServerName = fmt.Sprintf("n%d", k+1)
+			opts.Cluster = server.ClusterOpts{Name: "eventshop", Host: "127.0.0.1", Port: 6222 + cfg.PortOffset + k, Username: "route", Password: routePassword}
+			opts.Routes = routes
+		}
+		ns, err := StartNATS(opts, 15*time.Second)
+		if err != nil {
+			for _, started := range nodes {
+				started.Shutdown()
+			}
+			return nil, err
+		}
+		nodes = append(nodes, ns)
+	}
+	return nodes, nil
+}

@@ -30,6 +30,7 @@ type options struct {
 	deadline   time.Duration
 	dlqTimeout time.Duration
 	instances  int
+	nodes      int
 }
 
 func run(ctx context.Context, args []string) (int, error) {
@@ -68,6 +69,7 @@ func run(ctx context.Context, args []string) (int, error) {
 	fs.DurationVar(&o.gap, "chaos-gap", 3*time.Second, "-chaos: mean quiet time between two faults")
 	fs.DurationVar(&o.deadline, "order-deadline", 30*time.Second, "-stack: the order service's ORDER_DEADLINE")
 	fs.IntVar(&o.instances, "instances", 1, "-stack: processes per service (they share the durable consumers; POSTs go to each order-service in turn)")
+	fs.IntVar(&o.nodes, "nats-nodes", 1, "-stack: nats-servers routed into one cluster (streams get min(n,3) replicas; -chaos then stops one node at a time)")
 	fs.DurationVar(&o.dlqTimeout, "dlq-timeout", time.Minute, "-chaos: how long to wait for the dead letters to match the poison")
 	if err := fs.Parse(args); err != nil {
 		return 2, err
@@ -184,7 +186,7 @@ func selfHost(ctx context.Context, c *loadgen.Config, o options) (*stack.Local, 
 	start := time.Now()
 	local, err := stack.StartLocal(ctx, stack.LocalConfig{
 		Root: root, Dir: dir, PortOffset: o.portOffset, AdminToken: c.AdminToken, Passwords: pw, Out: os.Stderr,
-		Instances: o.instances,
+		Instances: o.instances, Nodes: o.nodes,
 		Env: []string{
 			"ORDER_DEADLINE=" + o.deadline.String(),
 			// Short outages and timeouts, so chaos exercises the breaker and
@@ -208,7 +210,7 @@ func selfHost(ctx context.Context, c *loadgen.Config, o options) (*stack.Local, 
 	c.NotificationURL = local.URL("notification-service")
 	c.AuditURL = local.URL("audit-service")
 	c.GatewayURL = local.URL("payment-gateway")
-	c.NATSURL = local.NATS.ClientURL()
+	c.NATSURL = local.ClientURLs()
 	c.NATSUser, c.NATSPassword = natsauth.Admin, pw[natsauth.Admin]
 	cleanup := func(failed bool) {
 		local.Stop()
