@@ -60,6 +60,13 @@ compose-cluster:
 chaos:
 	$(GO) run ./tools/cmd/loadgen -chaos -instances 2 -duration 45s -port-offset 300 -mode open -rate 20 -chaos-gap 2s
 
+.PHONY: chaos-cluster
+
+## chaos-cluster: the chaos run on a 3-node NATS cluster (replicas 3, route password), two instances of every
+## service; its NATS fault stops one node at a time for 6-12 s (leaders move, the node comes back behind).
+chaos-cluster:
+	$(GO) run ./tools/cmd/loadgen -chaos -instances 2 -nats-nodes 3 -duration 45s -port-offset 400 -mode open -rate 20 -chaos-gap 2s
+
 .PHONY: bench
 
 ## bench: the benchmark on the embedded default (devstack), both fsync settings, nats bench beside it;

@@ -36,6 +36,7 @@ type Config struct {
 	Duration time.Duration // faults end before this
 	Gap      time.Duration // mean quiet time between faults
 	Services []string      // services that may be killed
+	NATSDown time.Duration // longest NATS (node) outage; 0: 2s
 
 	GatewayURL  string        // the simulator, for its /admin/mode
 	SlowLatency time.Duration // gateway slow mode: longer than the payment service's GATEWAY_TIMEOUT
@@ -90,7 +91,7 @@ func New(cfg Config, sys System, out io.Writer) (*Monkey, error) {
 		cfg.SlowLatency = 3 * time.Second
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xc4a05))
-	plan := Plan(rng, PlanConfig{Duration: cfg.Duration, Gap: cfg.Gap, Services: cfg.Services})
+	plan := Plan(rng, PlanConfig{Duration: cfg.Duration, Gap: cfg.Gap, Services: cfg.Services, NATSDown: cfg.NATSDown})
 	opts := []nats.Option{nats.Name("loadgen-chaos"), nats.MaxReconnects(-1), nats.ReconnectWait(250 * time.Millisecond)}
 	if cfg.NATSUser != "" {
 		opts = append(opts, nats.UserInfo(cfg.NATSUser, cfg.NATSPassword))

@@ -71,6 +71,10 @@ type PlanConfig struct {
 	Duration time.Duration // faults end before this
 	Gap      time.Duration // mean quiet time between two faults
 	Services []string      // the services KillService may pick
+	// NATSDown is the longest a RestartNATS keeps the server (in a
+	// cluster: one node) down; it is drawn from [NATSDown/2, NATSDown].
+	// 0 means 2s.
+	NATSDown time.Duration
 }
 
 // Plan draws a schedule from rng: faults one after the other, each
@@ -81,6 +85,9 @@ type PlanConfig struct {
 func Plan(rng *rand.Rand, c PlanConfig) []Step {
 	if c.Gap <= 0 {
 		c.Gap = 3 * time.Second
+	}
+	if c.NATSDown <= 0 {
+		c.NATSDown = 2 * time.Second
 	}
 	kinds := make([]Kind, 0, len(Kinds))
 	for _, k := range Kinds {
@@ -126,7 +133,7 @@ func Plan(rng *rand.Rand, c PlanConfig) []Step {
 		case GatewayDown, GatewayFlaky, GatewaySlow:
 			s.For = between(2*time.Second, 5*time.Second)
 		case RestartNATS:
-			s.For = between(time.Second, 2*time.Second)
+			s.For = between(c.NATSDown/2, c.NATSDown)
 		case Duplicates:
 			s.Count = 5 + rng.IntN(16)
 		case Poison:

@@ -23,6 +23,8 @@ func TestPlan(t *testing.T) {
 			wantKinds: Kinds, minSteps: 80},
 		{name: "no services: no kills", cfg: PlanConfig{Duration: time.Minute, Gap: 2 * time.Second},
 			noKinds: []Kind{KillService}, minSteps: len(Kinds) - 1},
+		{name: "a cluster's long node outages", cfg: PlanConfig{Duration: time.Minute, Gap: 2 * time.Second, Services: services, NATSDown: 12 * time.Second},
+			wantKinds: Kinds, minSteps: len(Kinds) + 2},
 		{name: "too short for any fault", cfg: PlanConfig{Duration: time.Second, Gap: 2 * time.Second, Services: services}},
 	}
 	for _, tt := range tests {
@@ -43,7 +45,7 @@ func TestPlan(t *testing.T) {
 					if s.End() >= tt.cfg.Duration {
 						t.Fatalf("seed %d step %d %v ends at %s, after the run (%s)", seed, i, s, s.End(), tt.cfg.Duration)
 					}
-					checkStep(t, s, services)
+					checkStep(t, s, services, tt.cfg.NATSDown)
 					prevEnd = s.End()
 				}
 				for _, k := range tt.wantKinds {
@@ -61,8 +63,11 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-func checkStep(t *testing.T, s Step, services []string) {
+func checkStep(t *testing.T, s Step, services []string, natsDown time.Duration) {
 	t.Helper()
+	if natsDown == 0 {
+		natsDown = 2 * time.Second
+	}
 	in := func(d, lo, hi time.Duration) bool { return d >= lo && d <= hi }
 	var ok bool
 	switch s.Kind {
@@ -71,7 +76,7 @@ func checkStep(t *testing.T, s Step, services []string) {
 	case GatewayDown, GatewayFlaky, GatewaySlow:
 		ok = s.Target == "" && in(s.For, 2*time.Second, 5*time.Second)
 	case RestartNATS:
-		ok = in(s.For, time.Second, 2*time.Second)
+		ok = in(s.For, natsDown/2, natsDown)
 	case Duplicates:
 		ok = s.For == 0 && s.Count >= 5 && s.Count <= 20
 	case Poison:

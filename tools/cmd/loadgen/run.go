@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string) (int, error) {
 				c.PostRetry = time.Minute
 			}
 			monkey, err = chaos.New(chaos.Config{
-				Seed: c.Seed, Duration: c.Duration, Gap: o.gap, Services: local.Names(),
+				Seed: c.Seed, Duration: c.Duration, Gap: o.gap, Services: local.Names(), NATSDown: natsDown(o.nodes),
 				GatewayURL: c.GatewayURL, SlowLatency: 3 * time.Second,
 				NATSURL: c.NATSURL, NATSUser: c.NATSUser, NATSPassword: c.NATSPassword,
 			}, local, os.Stderr)
@@ -156,6 +156,16 @@ func drive(ctx context.Context, c loadgen.Config, o options, monkey *chaos.Monke
 		return 1, fmt.Errorf("%d invariant violations, %d orders not final", len(rep.Violations), rep.NotFinal)
 	}
 	return 0, nil
+}
+
+// natsDown is the longest NATS outage of a chaos run: a single server is
+// down briefly (every client waits for it), a cluster node long enough for
+// its streams to elect new leaders and for it to fall behind.
+func natsDown(nodes int) time.Duration {
+	if nodes > 1 {
+		return 12 * time.Second
+	}
+	return 2 * time.Second
 }
 
 // selfHost starts the whole system on this machine and points c at it.
