@@ -8,6 +8,7 @@ package chaos
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -104,6 +105,13 @@ func Plan(rng *rand.Rand, c PlanConfig) []Step {
 		first = append(first, KillService, KillService)
 	}
 	rng.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
+	if c.NATSDown > 2*time.Second {
+		// A long (cluster node) outage goes first, so even a short run
+		// has room for it.
+		if i := slices.Index(first, RestartNATS); i > 0 {
+			first[0], first[i] = first[i], first[0]
+		}
+	}
 	total := 0
 	for _, k := range kinds {
 		total += weights[k]
