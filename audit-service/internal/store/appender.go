@@ -256,11 +256,15 @@ func (a *Appender) duplicate(rec chain.Record, index uint64) (chain.Entry, bool)
 		OrderID: rec.OrderID, TraceID: rec.TraceID, Stream: rec.Stream, StreamSeq: rec.StreamSeq}, true
 }
 
-// isCopy reports whether an earlier message on rec's subject in its domain
-// stream carries the same event: rec is then a copy republished later, and
-// the event is audited under the first message. (Events are published
-// create-once, so only a republish by hand or by the chaos tool makes a
-// copy.) A record without a subject cannot be looked up and is no copy.
+// isCopy reports whether rec's event is audited, or will be, under another
+// message on rec's subject in its domain stream: an earlier message
+// carrying the same event (rec is a copy republished later; the event is
+// audited under the first message), or a later copy that a remembered block
+// holds (the copy's delivery overtook the original's, which was held up in
+// redelivery, and this appender knows the copy's block only by its header,
+// having started after it). (Events are published create-once, so only a
+// republish by hand or by the chaos tool makes a copy.) A record without a
+// subject cannot be looked up and is no copy.
 func (a *Appender) isCopy(ctx context.Context, rec chain.Record) (bool, error) {
 	if rec.Subject == "" || rec.Stream == "" {
 		return false, nil
@@ -270,7 +274,7 @@ func (a *Appender) isCopy(ctx context.Context, rec chain.Record) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	for seq := uint64(1); seq < rec.StreamSeq; {
+	for seq := uint64(1); ; {
 		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(rec.Subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return false, nil
@@ -278,18 +282,20 @@ func (a *Appender) isCopy(ctx context.Context, rec chain.Record) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("look up %s in %s: %w", rec.Subject, rec.Stream, err)
 		}
-		if m.Sequence >= rec.StreamSeq {
-			return false, nil
+		seq = m.Sequence + 1
+		if m.Sequence == rec.StreamSeq {
+			continue
 		}
 		var ev struct {
 			ID string `json:"id"`
 		}
-		if json.Unmarshal(m.Data, &ev) == nil && ev.ID == rec.EventID {
+		if json.Unmarshal(m.Data, &ev) != nil || ev.ID != rec.EventID {
+			continue
+		}
+		if m.Sequence < rec.StreamSeq || a.seen.holds(rec.Stream, m.Sequence) {
 			return true, nil
 		}
-		seq = m.Sequence + 1
 	}
-	return false, nil
 }
 
 // write appends batch, in order, until every request is done.

@@ -63,6 +63,14 @@ func (r *recent) known(rec chain.Record) (uint64, bool) {
 	return 0, r.seqs[seqKey{rec.Stream, rec.StreamSeq}]
 }
 
+// holds reports whether a remembered block holds the event read from seq
+// of stream.
+func (r *recent) holds(stream string, seq uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.seqs[seqKey{stream, seq}]
+}
+
 // mayPredate reports whether an event of time t could have been audited
 // in a block older than what is remembered by event id: then only its
 // domain stream can tell whether it is a copy of an audited event. The
