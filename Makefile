@@ -31,6 +31,18 @@ test-changed:
 	@set -e; for m in $$(scripts/changed-modules $(BASE)); do \
 	  echo "== $$m"; (cd $$m && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...); done
 
+## fuzz: each fuzz target of the decoders of outside input for FUZZTIME (default 10s); a failing input
+## is written to the package's testdata/fuzz/ (commit it: plain `go test` then replays it for ever)
+FUZZTIME ?= 10s
+FUZZ_TARGETS := shared:./events:FuzzDecode \
+	shared:./platform/deadletter:FuzzAdminQuery \
+	shared:./platform/deadletter:FuzzLetterHeaders \
+	order-service:./internal/httpapi:FuzzCreateOrderBody
+.PHONY: fuzz
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do IFS=: read -r m p f <<<"$$t"; echo "== fuzz $$m $$p $$f"; \
+	  (cd $$m && GOWORK=off $(GO) test -count=1 -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$p); done
+
 ## race: the race detector over the concurrent packages
 race:
 	@set -e; for m in $(MODULES); do echo "== race $$m"; (cd $$m && GOWORK=off $(GO) test -count=1 -race ./...); done

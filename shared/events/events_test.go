@@ -175,3 +175,89 @@ func TestValidateRequestListsEveryProblem(t *testing.T) {
 		t.Fatalf("problems = %q, want two located problems", ve.Problems)
 	}
 }
+
+// TestPublishTellsARepeatFromAConflict: create-once used to take any event
+// already on the subject for a duplicate of the one being published, so a
+// forged inventory.<id>.reserved (5 units for 1 cent, published first with
+// a stolen credential) silently stood in for the real reservation. A
+// repeat must say the same; anything else is ErrConflictingDuplicate.
+func TestPublishTellsARepeatFromAConflict(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	for _, name := range []string{events.StreamOrders, events.StreamInventory} {
+		if _, err := events.EnsureStream(ctx, js, name, events.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := events.NewPublisher(js, "inventory-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reserved := func(id string, total int64) events.InventoryReservedData {
+		return events.InventoryReservedData{OrderID: id, TotalCents: total, Currency: "USD",
+			Lines: []events.PricedLine{{SKU: "SKU-1", Name: "Mug", Quantity: 5, UnitPriceCents: total / 5, LineTotalCents: total}}}
+	}
+
+	// A forged reservation whose total contradicts its lines, put on the
+	// subject straight through NATS (the publisher refuses to build it).
+	real := reserved("o-forged", 3000)
+	forgedData := `{"order_id":"o-forged","lines":[{"sku":"SKU-1","name":"Mug","quantity":5,"unit_price_cents":600,"line_total_cents":3000}],"total_cents":1,"currency":"USD"}`
+	forged := `{"specversion":"1.0","id":"forged-1","source":"inventory-service","type":"shop.inventory.reserved","subject":"o-forged",` +
+		`"time":"2026-11-23T10:00:00Z","datacontenttype":"application/json","dataschema":"https://schemas.eventshop.dev/events/inventory.reserved/v1.json",` +
+		`"traceparent":"` + trace.New().String() + `","data":` + forgedData + `}`
+	if _, err := js.Publish(ctx, "inventory.o-forged.reserved", []byte(forged)); err != nil {
+		t.Fatal(err)
+	}
+	res, err := inv.Publish(ctx, events.InventoryReserved, "o-forged", trace.New().String(), real)
+	if !errors.Is(err, events.ErrConflictingDuplicate) || res.Duplicate {
+		t.Fatalf("real reservation over a forged one = %+v, %v; want ErrConflictingDuplicate", res, err)
+	}
+	if !strings.Contains(err.Error(), "not valid") {
+		t.Errorf("error %q does not say the stored event is invalid", err)
+	}
+
+	// A valid stored event with another total is a conflict too.
+	if _, err := inv.Publish(ctx, events.InventoryReserved, "o-2", trace.New().String(), reserved("o-2", 5)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.Publish(ctx, events.InventoryReserved, "o-2", trace.New().String(), reserved("o-2", 3000)); !errors.Is(err, events.ErrConflictingDuplicate) ||
+		!strings.Contains(err.Error(), "other data") {
+		t.Fatalf("other total = %v, want ErrConflictingDuplicate naming the data", err)
+	}
+	// So is the same data from another source.
+	pay, err := events.NewPublisher(js, "payment-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pay.Publish(ctx, events.InventoryReserved, "o-2", trace.New().String(), reserved("o-2", 5)); !errors.Is(err, events.ErrConflictingDuplicate) {
+		t.Fatalf("other source = %v, want ErrConflictingDuplicate", err)
+	}
+	// A true repeat (new event id, time and trace) is a duplicate, and
+	// the result is the stored event.
+	again, err := inv.Publish(ctx, events.InventoryReserved, "o-2", trace.New().String(), reserved("o-2", 5))
+	if err != nil || !again.Duplicate || again.Sequence == 0 {
+		t.Fatalf("repeat = %+v, %v; want a duplicate", again, err)
+	}
+
+	// A retried POST stamps its own created_at on the same request: a repeat.
+	ord, err := events.NewPublisher(js, "order-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := events.OrderCreatedData{OrderID: "o-3", CustomerID: "c", Items: []events.Item{{SKU: "S", Quantity: 1}}, PaymentToken: "t",
+		CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	if _, err := ord.Publish(ctx, events.OrderCreated, "o-3", trace.New().String(), created); err != nil {
+		t.Fatal(err)
+	}
+	retry := created
+	retry.CreatedAt = created.CreatedAt.Add(time.Second)
+	if res, err := ord.Publish(ctx, events.OrderCreated, "o-3", trace.New().String(), retry); err != nil || !res.Duplicate {
+		t.Fatalf("retried create = %+v, %v; want a duplicate", res, err)
+	}
+	retry.PaymentToken = "another card"
+	if _, err := ord.Publish(ctx, events.OrderCreated, "o-3", trace.New().String(), retry); !errors.Is(err, events.ErrConflictingDuplicate) {
+		t.Fatalf("create with another card = %v, want ErrConflictingDuplicate", err)
+	}
+}

@@ -1,27 +1,43 @@
 package events
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // ErrInvalidOption is returned by an option given a value it cannot use.
 var ErrInvalidOption = errors.New("invalid option")
 
+// ErrConflictingDuplicate means the subject of an event already holds an
+// event that says something else (another amount, other lines, another
+// source, or no valid event at all): not a repeat of this one. The stored
+// event stands and this one is not published; someone must look, because
+// one of the two was not written by the saga.
+var ErrConflictingDuplicate = errors.New("a different event is already stored for this order")
+
 // Published describes the outcome of Publisher.Publish.
 type Published struct {
 	Envelope Envelope
-	// Duplicate is true when the event had already been published for this
-	// order (the stream refused a second one): the earlier one stands.
+	// Duplicate is true when the same event had already been published
+	// for this order (the stream refused a second one, and the stored one
+	// says the same): the earlier one stands, and Envelope is the stored
+	// one. A stored event that says something else is not a duplicate:
+	// Publish returns ErrConflictingDuplicate.
 	Duplicate bool
-	// Sequence is the stream sequence of the stored event (0 if Duplicate).
+	// Sequence is the stream sequence of the stored event (0 if Duplicate
+	// was decided by the server's duplicate window).
 	Sequence uint64
 }
 
@@ -31,8 +47,9 @@ type Published struct {
 // event id is also the Nats-Msg-Id, so quick retries are dropped by the
 // stream's duplicate window as well.
 type Publisher struct {
-	js     jetstream.JetStream
-	source string
+	js      jetstream.JetStream
+	streams *natsconn.Streams
+	source  string
 	now    func() time.Time
 	newID  func() string
 }
@@ -68,10 +85,11 @@ func NewPublisher(js jetstream.JetStream, source string, opts ...PublisherOption
 		return nil, fmt.Errorf("publisher needs a JetStream context and a source: %w", ErrInvalidOption)
 	}
 	p := &Publisher{
-		js:     js,
-		source: source,
-		now:    time.Now,
-		newID:  func() string { return uuid.Must(uuid.NewV7()).String() },
+		js:      js,
+		streams: natsconn.NewStreams(js),
+		source:  source,
+		now:     time.Now,
+		newID:   func() string { return uuid.Must(uuid.NewV7()).String() },
 	}
 	for _, opt := range opts {
 		if err := opt(p); err != nil {
@@ -121,9 +139,13 @@ func (p *Publisher) Build(t Type, orderID, traceparent string, data any) (Envelo
 	return env, raw, nil
 }
 
-// Publish checks and publishes an event of type t about orderID. An event
-// of the same type already stored for the order is not an error: the result
-// says Duplicate and the stored one stands.
+// Publish checks and publishes an event of type t about orderID. The same
+// event already stored for the order is not an error: the result says
+// Duplicate and the stored one stands. "The same" is read back and
+// compared: the stored event must decode, come from the same source and
+// carry the same data (a field each attempt sets anew, such as
+// order.created's created_at, aside); otherwise the error wraps
+// ErrConflictingDuplicate and says what differs.
 func (p *Publisher) Publish(ctx context.Context, t Type, orderID, traceparent string, data any) (Published, error) {
 	subject, err := Subject(t, orderID)
 	if err != nil {
@@ -142,11 +164,112 @@ func (p *Publisher) Publish(ctx context.Context, t Type, orderID, traceparent st
 	)
 	if err != nil {
 		if IsWrongLastSequence(err) {
-			return Published{Envelope: env, Duplicate: true}, nil
+			return p.duplicate(ctx, t, subject, env)
 		}
 		return Published{}, fmt.Errorf("publish %s for order %s: %w", t, orderID, err)
 	}
 	return Published{Envelope: env, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+}
+
+// duplicate reads the event that made the stream refuse env and tells a
+// repeat of env from a conflicting event.
+func (p *Publisher) duplicate(ctx context.Context, t Type, subject string, env Envelope) (Published, error) {
+	msg, err := p.streams.Last(ctx, streamOf(t), subject)
+	if err != nil {
+		// The stream said the subject holds an event: not finding it is a
+		// read that failed, worth trying again.
+		return Published{}, fmt.Errorf("publish %s for order %s: read the event already stored: %w", t, env.Subject, err)
+	}
+	stored, err := Decode(subject, msg.Data)
+	if err == nil {
+		_, err = comparable(stored)
+	}
+	if err != nil && !errors.Is(err, ErrUnknownType) {
+		return Published{}, fmt.Errorf("publish %s for order %s: %w: the stored event (stream sequence %d) is not valid: %w",
+			t, env.Subject, ErrConflictingDuplicate, msg.Sequence, err)
+	}
+	if why := differs(env, stored); why != "" {
+		return Published{}, fmt.Errorf("publish %s for order %s: %w: the stored event (stream sequence %d, id %s) %s",
+			t, env.Subject, ErrConflictingDuplicate, msg.Sequence, stored.ID, why)
+	}
+	return Published{Envelope: stored, Duplicate: true, Sequence: msg.Sequence}, nil
+}
+
+// attemptFields is implemented by a payload with fields that each attempt
+// to publish it sets anew: withoutAttempt returns it with them cleared, so
+// two attempts at the same event compare equal.
+type attemptFields interface {
+	withoutAttempt() any
+}
+
+// withoutAttempt clears when the order was placed: a retried POST (same
+// Idempotency-Key) stamps its own time on the same request.
+func (d *OrderCreatedData) withoutAttempt() any {
+	c := *d
+	c.CreatedAt = time.Time{}
+	return c
+}
+
+// differs says how stored differs from env, the event being published, in
+// what must match for stored to be a repeat of it; "" if it does not.
+func differs(env, stored Envelope) string {
+	if stored.Source != env.Source {
+		return fmt.Sprintf("comes from %q, not %q", stored.Source, env.Source)
+	}
+	a, errA := comparable(env)
+	b, errB := comparable(stored)
+	if errA != nil || errB != nil {
+		if !bytes.Equal(compact(env.Data), compact(stored.Data)) {
+			return "carries other data"
+		}
+		return ""
+	}
+	if !reflect.DeepEqual(a, b) {
+		return fmt.Sprintf("carries other data: %s, not %s", truncateText(string(stored.Data), 300), truncateText(string(env.Data), 300))
+	}
+	return ""
+}
+
+// comparable decodes and checks env's data (as a consumer would) into its
+// Go type, without the fields each attempt sets anew.
+func comparable(env Envelope) (any, error) {
+	v, err := NewPayload(env.Type)
+	if err != nil {
+		return nil, err
+	}
+	if err := env.DecodeData(v); err != nil {
+		return nil, err
+	}
+	if a, ok := v.(attemptFields); ok {
+		return a.withoutAttempt(), nil
+	}
+	return v, nil
+}
+
+func compact(raw []byte) []byte {
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+func truncateText(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// streamOf returns the stream that holds events of type t.
+func streamOf(t Type) string {
+	prefix := routes[t].prefix + "."
+	for name, subjects := range StreamSubjects {
+		if strings.HasPrefix(subjects, prefix) {
+			return name
+		}
+	}
+	return ""
 }
 
 // IsWrongLastSequence reports whether err is JetStream refusing a publish

@@ -68,7 +68,7 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 	}
 
 	// Stock settles shortly after the final events (commit/release follow them).
-	r.eventually(ctx, 30*time.Second, func() []string {
+	r.eventually(ctx, r.patience(1), func() []string {
 		var out []string
 		for _, sku := range r.skus {
 			var s struct{ Available, Reserved, Sold int64 }
@@ -76,6 +76,10 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 			if err != nil || code != http.StatusOK {
 				out = append(out, fmt.Sprintf("GET /inventory/%s = %d %v", sku, code, err))
 				continue
+			}
+			if s.Available < 0 || s.Reserved < 0 || s.Sold > r.cfg.StockPerSKU {
+				// The sum below holds even when more was sold than stocked.
+				out = append(out, fmt.Sprintf("SKU %s oversold: available %d, reserved %d, sold %d of an initial %d", sku, s.Available, s.Reserved, s.Sold, r.cfg.StockPerSKU))
 			}
 			if s.Available+s.Reserved+s.Sold != r.cfg.StockPerSKU {
 				out = append(out, fmt.Sprintf("SKU %s: available %d + reserved %d + sold %d != initial %d", sku, s.Available, s.Reserved, s.Sold, r.cfg.StockPerSKU))
@@ -94,7 +98,7 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 	// its deadline); the refund follows the cancellation, so this settles
 	// shortly after the final states too.
 	if r.cfg.GatewayURL != "" {
-		r.eventually(ctx, 30*time.Second, func() []string {
+		r.eventually(ctx, r.patience(1), func() []string {
 			var out []string
 			var cmu sync.Mutex
 			r.parallel(orders, func(p *placed) {
@@ -127,7 +131,7 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 	}
 
 	if r.cfg.NotificationURL != "" {
-		r.eventually(ctx, 30*time.Second, func() []string {
+		r.eventually(ctx, r.patience(1), func() []string {
 			var out []string
 			var omu sync.Mutex
 			r.parallel(orders, func(p *placed) {
@@ -149,7 +153,7 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 	}
 
 	if r.cfg.AuditURL != "" {
-		r.eventually(ctx, 60*time.Second, func() []string { return r.checkAudit(ctx, nc) }, fail)
+		r.eventually(ctx, r.patience(2), func() []string { return r.checkAudit(ctx, nc) }, fail)
 	}
 	return v
 }
@@ -274,7 +278,8 @@ func readStream(ctx context.Context, js jetstream.JetStream, name string, f func
 	}
 	var seq uint64
 	for seq < last {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		// No more than is left: a fetch for more waits out its MaxWait.
+		batch, err := c.Fetch(int(min(1000, last-seq)), jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
@@ -404,6 +409,15 @@ func AuditDeadLetters(ctx context.Context, js jetstream.JetStream) (uint64, erro
 		}
 	}
 	return n, nil
+}
+
+// patience returns how long a check waits for the system to settle: n
+// times Config.CheckPatience, 30s by default.
+func (r *Runner) patience(n time.Duration) time.Duration {
+	if r.cfg.CheckPatience > 0 {
+		return n * r.cfg.CheckPatience
+	}
+	return n * 30 * time.Second
 }
 
 // eventually re-runs f until it finds nothing or the timeout passes, then

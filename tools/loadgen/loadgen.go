@@ -43,6 +43,10 @@ type Config struct {
 
 	SettleTimeout time.Duration // how long to wait for every order to finish
 	Check         bool          // check the invariants at the end
+	// CheckPatience is how long each check waits for a broken invariant to
+	// mend (stock commits after the final event, ...) before it reports
+	// it: 0 is 30s (the audit twice that).
+	CheckPatience time.Duration
 	Seed          uint64
 
 	// PostRetry is how long a POST /orders that got no answer (or a 5xx)

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,8 +11,14 @@ import (
 )
 
 func TestRedact(t *testing.T) {
-	sum := sha256.Sum256([]byte("tok_visa"))
-	fingerprint := "sha256:" + hex.EncodeToString(sum[:])
+	key := []byte(strings.Repeat("k", MinKeyLen))
+	r, err := NewRedactor(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("tok_visa"))
+	fingerprint := "hmac-sha256:" + hex.EncodeToString(mac.Sum(nil))
 	tests := []struct {
 		name      string
 		in        string
@@ -26,7 +33,7 @@ func TestRedact(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			out, err := Redact([]byte(tt.in))
+			out, err := r.Redact([]byte(tt.in))
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("Redact = %v, want %v", err, tt.wantErr)
@@ -60,5 +67,28 @@ func TestRedact(t *testing.T) {
 				t.Fatalf("redacted event = %+v, want everything kept but the token, which becomes %s", ev, tt.wantToken)
 			}
 		})
+	}
+}
+
+// TestFingerprintCannotBeRecomputedWithoutTheKey: a plain SHA-256 of a
+// guessable token (the fingerprint the trail used to hold) is not what the
+// trail holds, and another key gives another fingerprint.
+func TestFingerprintCannotBeRecomputedWithoutTheKey(t *testing.T) {
+	a, err := NewRedactor([]byte(strings.Repeat("a", MinKeyLen)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewRedactor([]byte(strings.Repeat("b", MinKeyLen)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("tok_visa"))
+	plain := hex.EncodeToString(sum[:])
+	fa, fb := a.Fingerprint("tok_visa"), b.Fingerprint("tok_visa")
+	if strings.Contains(fa, plain) || fa == fb || fa != a.Fingerprint("tok_visa") {
+		t.Fatalf("fingerprints %s, %s: want stable per key, different across keys, not sha256 %s", fa, fb, plain)
+	}
+	if _, err := NewRedactor([]byte("short")); !errors.Is(err, ErrShortKey) {
+		t.Fatalf("NewRedactor(short key) = %v, want ErrShortKey", err)
 	}
 }

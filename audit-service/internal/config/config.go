@@ -22,17 +22,28 @@ var ErrInvalid = errors.New("invalid configuration")
 // defaultHTTPAddr is the listen address unless HTTP_ADDR says otherwise.
 const defaultHTTPAddr = ":8084"
 
-// Config is every setting of the audit service: only the shared ones (NATS,
-// HTTP_ADDR, LOG_LEVEL, SHUTDOWN_TIMEOUT, STREAM_REPLICAS).
+// Config is every setting of the audit service: the shared ones (NATS,
+// HTTP_ADDR, LOG_LEVEL, SHUTDOWN_TIMEOUT, STREAM_REPLICAS) and the key of
+// the fingerprints that stand for secrets in the trail.
 type Config struct {
 	platformconfig.Base
+	// FingerprintKey (AUDIT_FINGERPRINT_KEY, secret, at least 32 bytes)
+	// keys the HMAC that replaces the payment token in the trail. Unset,
+	// the service makes a random key at start-up: fingerprints then differ
+	// across restarts (and between replicas), so an operator cannot match
+	// them to a token later.
+	FingerprintKey string
 }
+
+// minFingerprintKeyLen matches chain.MinKeyLen: a shorter key could be
+// guessed, and with it every token behind its fingerprint.
+const minFingerprintKeyLen = 32
 
 // Load reads the configuration through lookup (os.LookupEnv in production),
 // fills defaults and validates it.
 func Load(lookup func(string) (string, bool)) (Config, error) {
 	return platformconfig.Load(lookup, ErrInvalid, func(r *platformconfig.Reader) Config {
-		return Config{Base: platformconfig.ReadBase(r)}
+		return Config{Base: platformconfig.ReadBase(r), FingerprintKey: r.String("AUDIT_FINGERPRINT_KEY", "")}
 	})
 }
 
@@ -41,11 +52,20 @@ func (c *Config) SetDefaults() { c.Base.SetDefaults(defaultHTTPAddr) }
 
 // Validate reports every setting that cannot work, joined.
 func (c Config) Validate() error {
+	var errs []error
 	if err := c.Base.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if n := len(c.FingerprintKey); n > 0 && n < minFingerprintKeyLen {
+		errs = append(errs, fmt.Errorf("AUDIT_FINGERPRINT_KEY is %d bytes long, want at least %d (a short key can be guessed, and every payment token with it)", n, minFingerprintKeyLen))
+	}
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	return nil
 }
 
 // Fields describes the configuration for the start-up log, secrets masked.
-func (c Config) Fields() []zap.Field { return c.Base.Fields() }
+func (c Config) Fields() []zap.Field {
+	return append(c.Base.Fields(), zap.String("audit_fingerprint_key", platformconfig.Mask(c.FingerprintKey)))
+}

@@ -27,6 +27,10 @@ func TestLoad(t *testing.T) {
 		{name: "bad replicas", env: map[string]string{"STREAM_REPLICAS": "7"}, wantErr: "STREAM_REPLICAS"},
 		{name: "malformed timeout", env: map[string]string{"SHUTDOWN_TIMEOUT": "later"}, wantErr: "SHUTDOWN_TIMEOUT"},
 		{name: "bad http addr", env: map[string]string{"HTTP_ADDR": "localhost"}, wantErr: "HTTP_ADDR"},
+		{name: "fingerprint key", env: map[string]string{"AUDIT_FINGERPRINT_KEY": strings.Repeat("pw", 16)}, want: config.Config{Base: platformconfig.Base{
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8084", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
+		}, FingerprintKey: strings.Repeat("pw", 16)}},
+		{name: "short fingerprint key", env: map[string]string{"AUDIT_FINGERPRINT_KEY": "pw"}, wantErr: "AUDIT_FINGERPRINT_KEY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,8 +46,8 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("Load = %+v, %v; want %+v", got, err, tt.want)
 			}
 			for _, f := range got.Fields() {
-				if f.String == "pw" {
-					t.Fatalf("field %s leaks the NATS password", f.Key)
+				if f.String == "pw" || (got.FingerprintKey != "" && f.String == got.FingerprintKey) {
+					t.Fatalf("field %s leaks a secret", f.Key)
 				}
 			}
 		})

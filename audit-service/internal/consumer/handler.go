@@ -25,15 +25,22 @@ type Appender interface {
 // example audit-orders on ORDERS.
 func Durable(stream string) string { return "audit-" + strings.ToLower(stream) }
 
+// Redactor replaces an event's secrets by fingerprints.
+type Redactor interface {
+	Redact(raw []byte) ([]byte, error)
+}
+
 // Handler audits events.
 type Handler struct {
 	app Appender
+	red Redactor
 	log *zap.Logger
 }
 
-// NewHandler returns a handler appending to app.
-func NewHandler(app Appender, log *zap.Logger) *Handler {
-	return &Handler{app: app, log: log}
+// NewHandler returns a handler appending to app the events as red redacts
+// them.
+func NewHandler(app Appender, red Redactor, log *zap.Logger) *Handler {
+	return &Handler{app: app, red: red, log: log}
 }
 
 // Handle is the consumer.Handler of every audit consumer. An event that
@@ -41,9 +48,19 @@ func NewHandler(app Appender, log *zap.Logger) *Handler {
 // the system could have acted on. It returns, and the runner acks, only
 // once the block holding the entry is stored; a failed append is retried.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
+	// Decode refuses an event whose type does not belong on the subject it
+	// arrived on (a payment type on orders.<id>.created): each stream's
+	// subjects are its own, so the type also matches the stream.
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+	}
+	meta, err := msg.Metadata()
+	if err != nil {
+		return consumer.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))
+	}
+	if err := checkSource(meta.Stream, env.Source); err != nil {
+		return consumer.Permanent(fmt.Errorf("event %s on %s: %w", env.ID, msg.Subject(), err))
 	}
 	payload, err := events.NewPayload(env.Type)
 	if err == nil {
@@ -52,13 +69,9 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
-	meta, err := msg.Metadata()
-	if err != nil {
-		return consumer.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))
-	}
 	// Secrets (the payment token) never enter the trail: it is served to
 	// whoever may read timelines.
-	raw, err := chain.Redact(msg.Data())
+	raw, err := h.red.Redact(msg.Data())
 	if err != nil {
 		return consumer.Permanent(fmt.Errorf("audit %s: %w", env.ID, err))
 	}

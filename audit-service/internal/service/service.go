@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/audit-service/internal/config"
 	auditconsumer "github.com/eventshop/audit-service/internal/consumer"
 	"github.com/eventshop/audit-service/internal/httpapi"
@@ -100,8 +102,12 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	}
 	log.Info("audit chain head loaded", zap.Uint64("index", app.Head().Index), zap.Uint64("stream_seq", app.Head().Seq))
 
+	red, err := newRedactor(cfg.FingerprintKey, log)
+	if err != nil {
+		return nil, err
+	}
 	const appendConcurrency = 64 // per consumer, four consumers
-	h := auditconsumer.NewHandler(app, log)
+	h := auditconsumer.NewHandler(app, red, log)
 	consumers := make([]lifecycle.Consumer, 0, len(events.DomainStreams))
 	runners := make([]*consumer.Runner, 0, len(events.DomainStreams))
 	// A failed append is redelivered after 0.25-0.5s, then doubling up to
@@ -157,6 +163,26 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 		return nil, err
 	}
 	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumers: consumers, appender: app, dlq: dlq}, nil
+}
+
+// newRedactor returns the redactor of the trail, keyed with key or, unset,
+// with a random key made now (and a warning: the fingerprints it makes
+// cannot be matched to a token after a restart, nor across replicas).
+func newRedactor(key string, log *zap.Logger) (*chain.Redactor, error) {
+	k := []byte(key)
+	if key == "" {
+		k = make([]byte, chain.MinKeyLen)
+		if _, err := rand.Read(k); err != nil {
+			return nil, fmt.Errorf("fingerprint key: %w", err)
+		}
+		log.Warn("AUDIT_FINGERPRINT_KEY is unset: payment tokens in the audit trail are fingerprinted with a random key " +
+			"made at start-up, so the same token gets another fingerprint after a restart or on another replica")
+	}
+	red, err := chain.NewRedactor(k)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprint key: %w", err)
+	}
+	return red, nil
 }
 
 // Addr returns the bound HTTP address (useful with HTTP_ADDR=127.0.0.1:0).

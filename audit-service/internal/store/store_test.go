@@ -557,7 +557,11 @@ func (d *domain) read(t *testing.T, stream string, seq uint64) chain.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := chain.Redact(m.Data)
+	red, err := chain.NewRedactor([]byte("store-test-fingerprint-key-32-bytes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := red.Redact(m.Data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,7 +163,7 @@ func NewOrders(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts 
 func (o *Orders) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return jsconsumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
+		return jsconsumer.Refused(reasonInvalidEvent, fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	log := o.log.With(logging.Order(env.Subject, env.TraceID())...)
 	switch env.Type {
@@ -188,18 +188,39 @@ func (o *Orders) Handle(ctx context.Context, msg jetstream.Msg) error {
 	default:
 		return jsconsumer.Permanent(fmt.Errorf("%w: the inventory does not handle %s", events.ErrUnknownType, env.Type))
 	}
-	if errors.Is(err, stock.ErrInvariant) || errors.Is(err, stock.ErrInvalidTransition) {
-		// Redelivery cannot repair the state or the saga: dead-letter it
-		// with the reason for an operator.
+	if _, refused := jsconsumer.RefusalReason(err); refused {
+		return err
+	}
+	switch {
+	case errors.Is(err, stock.ErrInvalidTransition):
+		// The event contradicts what the inventory decided for the order
+		// (a confirmation of an order it rejected, a cancellation of one
+		// it sold): not from the saga. Dead-letter it, never apply it.
+		return jsconsumer.Refused(reasonIllegalTransition, err)
+	case errors.Is(err, events.ErrConflictingDuplicate):
+		return jsconsumer.Refused(reasonConflictingDuplicate, err)
+	case errors.Is(err, stock.ErrInvariant):
+		// Redelivery cannot repair the state: dead-letter it with the
+		// reason for an operator.
 		return jsconsumer.Permanent(err)
 	}
 	return err
 }
 
+// Reasons an event is refused for (eventshop_events_refused_total).
+const (
+	reasonInvalidEvent         = "invalid_event"
+	reasonIllegalTransition    = "illegal_transition"
+	reasonConflictingDuplicate = "conflicting_duplicate"
+)
+
 // decode decodes the payload into d; a payload that fails its checks is
 // dead-lettered.
 func decode(env events.Envelope, d any) error {
-	return jsconsumer.Permanent(env.DecodeData(d))
+	if err := env.DecodeData(d); err != nil {
+		return jsconsumer.Refused(reasonInvalidEvent, err)
+	}
+	return nil
 }
 
 // created reserves the order's lines all-or-nothing, or records why not.
@@ -458,8 +479,9 @@ func (o *Orders) cancelled(ctx context.Context, log *zap.Logger, env events.Enve
 	case stock.StatusReleased:
 		return o.publishReleased(ctx, env, r)
 	case stock.StatusCommitting, stock.StatusCommitted:
-		log.Warn("cancel of a committed order ignored: its units are sold")
-		return nil
+		// An order is confirmed or cancelled, never both: its units stay
+		// sold, and the cancellation is refused for an operator to see.
+		return fmt.Errorf("order %s cancelled (%s) but its units were sold to it: %w", r.OrderID, d.Reason, stock.ErrInvalidTransition)
 	default: // rejected or void: nothing was reserved
 		return nil
 	}
@@ -573,6 +595,12 @@ func (o *Orders) publishCommitted(ctx context.Context, env events.Envelope, r st
 // transient: the state is already written, so the redelivery re-publishes.
 func (o *Orders) publish(ctx context.Context, env events.Envelope, t events.Type, orderID string, data any) error {
 	if _, err := o.pub.Publish(ctx, t, orderID, trace.Child(env.TraceParent).String(), data); err != nil {
+		if errors.Is(err, events.ErrConflictingDuplicate) {
+			// Another event about the order is on the subject (a forged
+			// reservation, say): ours is not published, and an operator
+			// must look. The stock decision stays recorded.
+			return jsconsumer.Refused(reasonConflictingDuplicate, err)
+		}
 		if errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, events.ErrInvalidID) {
 			return jsconsumer.Permanent(err)
 		}

@@ -128,7 +128,7 @@ func NewHandler(store Store, channel Channel, channelName string, pub Publisher,
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+		return consumer.Refused("invalid_event", fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
 	want, err := notification.FromEvent(env, h.channelName, h.now())
 	if err != nil {
@@ -256,6 +256,10 @@ func (h *Handler) markSent(ctx context.Context, n notification.Notification, rev
 func (h *Handler) publishSent(ctx context.Context, env events.Envelope, n notification.Notification) error {
 	_, err := h.pub.Publish(ctx, events.NotificationSent, n.OrderID, trace.Child(env.TraceParent).String(),
 		events.NotificationSentData{OrderID: n.OrderID, NotificationID: n.ID, Kind: string(n.Kind), Channel: n.Channel})
+	if errors.Is(err, events.ErrConflictingDuplicate) {
+		// Another notification.sent is stored for the order: not ours.
+		return consumer.Refused("conflicting_duplicate", fmt.Errorf("publish notification sent for %s: %w", n.ID, err))
+	}
 	if err != nil {
 		return fmt.Errorf("publish notification sent for %s: %w", n.ID, err)
 	}

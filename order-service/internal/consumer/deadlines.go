@@ -83,14 +83,14 @@ func NewDeadlines(h *Handler, deadline time.Duration) (*Deadlines, error) {
 func (d *Deadlines) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Permanent(err)
+		return consumer.Refused(ReasonInvalidEvent, err)
 	}
 	if env.Type != events.OrderCreated {
-		return consumer.Permanent(fmt.Errorf("%w: a %s event on %s", events.ErrInvalidEvent, env.Type, msg.Subject()))
+		return consumer.Refused(ReasonInvalidEvent, fmt.Errorf("%w: a %s event on %s", events.ErrInvalidEvent, env.Type, msg.Subject()))
 	}
 	var data events.OrderCreatedData
 	if err := env.DecodeData(&data); err != nil {
-		return consumer.Permanent(err)
+		return consumer.Refused(ReasonInvalidEvent, err)
 	}
 	due := data.CreatedAt.Add(d.deadline)
 	// The first delivery comes right after the order was placed: it cannot

@@ -133,25 +133,55 @@ type transition func(o order.Order, now time.Time) (order.Order, bool, error)
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Permanent(err)
+		return consumer.Refused(ReasonInvalidEvent, err)
 	}
 	apply, err := transitionFor(env)
 	if err != nil {
-		return consumer.Permanent(err)
+		return consumer.Refused(ReasonInvalidEvent, err)
 	}
 	log := h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
 	// An outcome usually makes the order final, and it is stored from its
 	// final transition on: try that first, without reading the bucket.
 	o, err := h.apply(ctx, env.Subject, apply, true, log)
 	if err != nil {
-		switch {
-		case errors.Is(err, order.ErrNotFound), errors.Is(err, order.ErrInvalidEvent),
-			errors.Is(err, order.ErrInvalidTransition), errors.Is(err, store.ErrCorrupt):
+		if reason, ok := refusal(err); ok {
+			return consumer.Refused(reason, fmt.Errorf("%s from %s: %w", env.Type, env.Source, err))
+		}
+		if errors.Is(err, store.ErrCorrupt) {
 			return consumer.Permanent(err)
 		}
 		return err
 	}
 	return h.publishFinal(ctx, o, env.TraceParent, log)
+}
+
+// Reasons an event is refused for (the reason label of
+// eventshop_events_refused_total).
+const (
+	ReasonInvalidEvent         = "invalid_event"
+	ReasonUnknownOrder         = "unknown_order"
+	ReasonNotReserved          = "not_reserved"
+	ReasonAmountMismatch       = "amount_mismatch"
+	ReasonIllegalTransition    = "illegal_transition"
+	ReasonConflictingDuplicate = "conflicting_duplicate"
+)
+
+// refusal tells an event refused for what it claims from a failure to
+// handle it, and names the reason.
+func refusal(err error) (string, bool) {
+	switch {
+	case errors.Is(err, order.ErrAmountMismatch):
+		return ReasonAmountMismatch, true
+	case errors.Is(err, order.ErrNotReserved):
+		return ReasonNotReserved, true
+	case errors.Is(err, order.ErrInvalidTransition):
+		return ReasonIllegalTransition, true
+	case errors.Is(err, order.ErrNotFound):
+		return ReasonUnknownOrder, true
+	case errors.Is(err, order.ErrInvalidEvent):
+		return ReasonInvalidEvent, true
+	}
+	return "", false
 }
 
 // apply runs the CAS loop: read (an order not stored yet is the order its
@@ -230,7 +260,12 @@ func (h *Handler) publishFinal(ctx context.Context, o order.Order, incoming stri
 	}
 	res, err := h.pub.Publish(ctx, t, o.ID, tp, data)
 	if err != nil {
-		if errors.Is(err, events.ErrInvalidEvent) {
+		switch {
+		case errors.Is(err, events.ErrConflictingDuplicate):
+			// The order's final event on the subject says something else
+			// than the stored order: it was not written by this service.
+			return consumer.Refused(ReasonConflictingDuplicate, err)
+		case errors.Is(err, events.ErrInvalidEvent):
 			return consumer.Permanent(err)
 		}
 		return err
@@ -265,7 +300,7 @@ func transitionFor(env events.Envelope) (transition, error) {
 		if err := env.DecodeData(&d); err != nil {
 			return nil, err
 		}
-		dec := order.Decline{OrderID: d.OrderID, DeclineCode: d.DeclineCode}
+		dec := order.Decline{OrderID: d.OrderID, DeclineCode: d.DeclineCode, AmountCents: d.AmountCents, Currency: d.Currency}
 		if dec.DeclineCode == "" {
 			dec.DeclineCode = d.Reason
 		}

@@ -4,12 +4,13 @@ package httpapi
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
+	"strconv"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -28,6 +29,9 @@ import (
 const (
 	maxIdempotencyKey = 255
 	maxBody           = 1 << 20
+	// defaultPageSize and maxPageSize bound GET /orders?customer_id=.
+	defaultPageSize   = 50
+	maxPageSize       = 200
 	headerIdemKey     = "Idempotency-Key"
 	headerTraceparent = "traceparent"
 )
@@ -35,10 +39,10 @@ const (
 // Orders is what the API needs from the order store.
 type Orders interface {
 	Find(ctx context.Context, orderID string) (order.Order, error)
-	// Request returns what an order's created event says was asked for.
-	Request(ctx context.Context, orderID string) (events.OrderCreatedData, string, error)
 	Index(ctx context.Context, o order.Order) error
-	ListByCustomer(ctx context.Context, customerID string) ([]order.Order, error)
+	// ListByCustomer returns a page of up to limit orders after the
+	// cursor, and the cursor of the next page (nil on the last).
+	ListByCustomer(ctx context.Context, customerID string, after *store.Cursor, limit int) ([]order.Order, *store.Cursor, error)
 }
 
 // Publisher publishes an event create-once.
@@ -182,8 +186,9 @@ type createResponse struct {
 // stored in KV by its final transition, and GET reads its events until then. An Idempotency-Key
 // names the order (its id is derived from the key), so the event's
 // create-once publish is also the key's claim: a repeat finds the event and
-// answers the same order if it asked the same, 422 otherwise. A request that
-// dies anywhere is finished by its retry.
+// answers the same order if it asked the same (the publisher compares the
+// stored event with this one), 422 otherwise. A request that dies anywhere
+// is finished by its retry.
 func (a *API) create(c *gin.Context) {
 	ctx := c.Request.Context()
 	tp := c.GetHeader(headerTraceparent)
@@ -231,14 +236,10 @@ func (a *API) create(c *gin.Context) {
 		c.Error(publishError(err))
 		return
 	}
-	// A duplicate means an earlier attempt with this key published: it is
-	// this order if it asked the same.
+	// A duplicate means an earlier attempt with this key published the
+	// same request (another request is ErrConflictingDuplicate).
 	status := order.StatusPending
 	if pub.Duplicate {
-		if err := a.sameRequest(ctx, orderID, req); err != nil {
-			c.Error(err)
-			return
-		}
 		cur, err := a.orders.Find(ctx, orderID)
 		if err != nil {
 			c.Error(err)
@@ -283,28 +284,14 @@ func KeyedOrderID(clientKey string) string {
 	return uuid.NewSHA1(keyNamespace, []byte(clientKey)).String()
 }
 
-// sameRequest checks that the earlier request with the same key, whose
-// created event is stored, asked for what req asks; otherwise the key is
-// being reused: ErrIdempotencyKeyReused.
-func (a *API) sameRequest(ctx context.Context, orderID string, req createRequest) error {
-	earlier, _, err := a.orders.Request(ctx, orderID)
-	if errors.Is(err, order.ErrNotFound) {
-		// The stream refused the publish because the event is there: a
-		// replica that has not caught up yet answered. The client retries.
-		return fmt.Errorf("%w: the order of this Idempotency-Key is not readable yet: %w", ErrUnavailable, err)
-	}
-	if err != nil {
-		return err
-	}
-	if earlier.CustomerID != req.CustomerID || earlier.PaymentToken != req.PaymentToken || !slices.Equal(earlier.Items, req.Items) {
-		return ErrIdempotencyKeyReused
-	}
-	return nil
-}
-
 // publishError tells a bug (an event our own code built is invalid) from
 // NATS being unreachable.
 func publishError(err error) error {
+	if errors.Is(err, events.ErrConflictingDuplicate) {
+		// The key's order holds a created event that asked for something
+		// else: the key is being reused.
+		return fmt.Errorf("%w: %w", ErrIdempotencyKeyReused, err)
+	}
 	if errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, events.ErrInvalidID) || errors.Is(err, events.ErrUnknownType) {
 		return fmt.Errorf("publish order created: %w", err)
 	}
@@ -359,16 +346,38 @@ func (a *API) get(c *gin.Context) {
 
 type listResponse struct {
 	Orders []orderView `json:"orders"`
+	// Next is the cursor of the next page, absent on the last page.
+	Next string `json:"next,omitempty"`
 }
 
-// list returns a customer's orders, newest first.
+// list returns a page of a customer's orders, newest first: at most limit
+// (default 50, at most 200), after the opaque cursor a previous page
+// answered as next.
 func (a *API) list(c *gin.Context) {
 	customerID := c.Query("customer_id")
 	if customerID == "" {
 		c.Error(ErrMissingCustomer)
 		return
 	}
-	orders, err := a.orders.ListByCustomer(c.Request.Context(), customerID)
+	limit := defaultPageSize
+	if raw, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > maxPageSize {
+			c.Error(fmt.Errorf("%w: %q is not a whole number from 1 to %d", ErrInvalidLimit, raw, maxPageSize))
+			return
+		}
+		limit = n
+	}
+	var after *store.Cursor
+	if raw, ok := c.GetQuery("cursor"); ok {
+		cur, err := decodeCursor(raw)
+		if err != nil {
+			c.Error(err)
+			return
+		}
+		after = &cur
+	}
+	orders, next, err := a.orders.ListByCustomer(c.Request.Context(), customerID, after, limit)
 	if err != nil {
 		c.Error(err)
 		return
@@ -377,5 +386,34 @@ func (a *API) list(c *gin.Context) {
 	for _, o := range orders {
 		out.Orders = append(out.Orders, view(o))
 	}
+	if next != nil {
+		out.Next = encodeCursor(*next)
+	}
 	c.JSON(http.StatusOK, out)
+}
+
+// cursorJSON is what an opaque cursor holds.
+type cursorJSON struct {
+	CreatedAt time.Time `json:"t"`
+	OrderID   string    `json:"o"`
+}
+
+func encodeCursor(c store.Cursor) string {
+	raw, err := json.Marshal(cursorJSON{CreatedAt: c.CreatedAt, OrderID: c.OrderID})
+	if err != nil { // a time and a string always encode
+		panic(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+func decodeCursor(s string) (store.Cursor, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(raw) > 256 {
+		return store.Cursor{}, fmt.Errorf("%w: not a cursor this API answered", ErrInvalidCursor)
+	}
+	var c cursorJSON
+	if err := json.Unmarshal(raw, &c); err != nil || !events.ValidID(c.OrderID) {
+		return store.Cursor{}, fmt.Errorf("%w: not a cursor this API answered", ErrInvalidCursor)
+	}
+	return store.Cursor{CreatedAt: c.CreatedAt, OrderID: c.OrderID}, nil
 }

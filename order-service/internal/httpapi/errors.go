@@ -23,6 +23,10 @@ var (
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 	// ErrMissingCustomer marks GET /orders without customer_id.
 	ErrMissingCustomer = errors.New("customer_id is required")
+	// ErrInvalidLimit marks a page size out of range.
+	ErrInvalidLimit = errors.New("invalid limit")
+	// ErrInvalidCursor marks a cursor the API did not answer.
+	ErrInvalidCursor = errors.New("invalid cursor")
 	// ErrUnavailable marks a request that could not reach NATS.
 	ErrUnavailable = errors.New("service unavailable")
 )
@@ -63,8 +67,19 @@ func MapError(err error) problem.Problem {
 		return problem.New(http.StatusBadRequest, "missing-customer-id", "the customer_id query parameter is required")
 	case errors.Is(err, events.ErrInvalidID):
 		return problem.New(http.StatusBadRequest, "invalid-order-id", "an order id is 1-64 letters, digits, '_' or '-'")
+	case errors.Is(err, ErrInvalidLimit):
+		return problem.New(http.StatusBadRequest, "invalid-limit", "limit must be a whole number from 1 to 200")
+	case errors.Is(err, ErrInvalidCursor):
+		return problem.New(http.StatusBadRequest, "invalid-cursor",
+			"cursor must be the next value of a previous page, unchanged; leave it out for the first page")
 	case errors.Is(err, order.ErrNotFound):
 		return problem.New(http.StatusNotFound, "order-not-found", "no such order")
+	case errors.Is(err, store.ErrCorrupt):
+		// Its events are stored but are not what the order service
+		// writes (a created event that fails its checks, say): nothing
+		// trustworthy can be shown, and retrying will not change that.
+		return problem.New(http.StatusConflict, "order-events-invalid",
+			"this order's stored events are invalid (not what the order service writes), so it cannot be shown")
 	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
 		return problem.New(http.StatusServiceUnavailable, "unavailable", "the order store is unreachable; retry later")

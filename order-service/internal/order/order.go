@@ -57,6 +57,14 @@ var (
 	ErrPaidAfterCancel = errors.New("payment succeeded for a cancelled order")
 	// ErrNotDue means the order's deadline has not passed yet.
 	ErrNotDue = errors.New("order deadline not due yet")
+	// ErrNotReserved means a payment outcome arrived for an order that has
+	// no reservation: the payment service charges only reserved orders,
+	// for their reserved total, so the event did not come from the saga.
+	ErrNotReserved = errors.New("payment outcome for an order whose stock was never reserved")
+	// ErrAmountMismatch means a payment outcome's amount or currency is not
+	// the order's total: the payment service charges exactly the reserved
+	// total, so the event did not come from the saga.
+	ErrAmountMismatch = errors.New("payment amount is not the order's total")
 )
 
 // Item is one requested line: a SKU and a quantity.
@@ -166,6 +174,8 @@ type Payment struct {
 type Decline struct {
 	OrderID     string
 	DeclineCode string
+	AmountCents int64
+	Currency    string
 }
 
 // The Apply functions below return the order after the event, whether it
@@ -211,9 +221,11 @@ func ApplyReserved(o Order, r Reservation, now time.Time) (Order, bool, error) {
 }
 
 // ApplyRejected applies an inventory rejection: PENDING becomes CANCELLED
-// with the rejection's reason. A final order is left alone. A RESERVED order
+// with the rejection's reason. An order cancelled without a reservation
+// (its deadline passed first) is left alone. An order whose stock was
+// reserved (RESERVED, CONFIRMED, or cancelled after its reservation)
 // cannot be rejected too: inventory answers each order once, so that is an
-// ErrInvalidTransition for an operator to look at.
+// ErrInvalidTransition, refused and for an operator to look at.
 func ApplyRejected(o Order, r Rejection, now time.Time) (Order, bool, error) {
 	if err := sameOrder(o, r.OrderID); err != nil {
 		return o, false, err
@@ -223,6 +235,10 @@ func ApplyRejected(o Order, r Rejection, now time.Time) (Order, bool, error) {
 	default:
 		return o, false, fmt.Errorf("%w: rejection reason %q", ErrInvalidEvent, r.Reason)
 	}
+	if o.Reserved() || o.Status == StatusConfirmed {
+		return o, false, fmt.Errorf("%w: inventory rejected order %s (%s) after its stock was reserved (the order is %s)",
+			ErrInvalidTransition, o.ID, r.Reason, o.Status)
+	}
 	switch o.Status {
 	case StatusPending:
 		detail := r.Detail
@@ -230,18 +246,37 @@ func ApplyRejected(o Order, r Rejection, now time.Time) (Order, bool, error) {
 			detail = "sku " + r.SKU
 		}
 		return cancel(o, r.Reason, detail, now), true, nil
-	case StatusReserved:
-		return o, false, fmt.Errorf("%w: %s rejected after its stock was reserved", ErrInvalidTransition, o.ID)
 	default:
 		return o, false, nil
 	}
 }
 
-// ApplyPaymentSucceeded applies a successful charge: PENDING or RESERVED
-// becomes CONFIRMED, keeping the charge id, and the amount charged becomes
-// the total if inventory has not priced the order yet. A replay on a
-// CONFIRMED order changes nothing. On a CANCELLED order the order stays
-// cancelled and ErrPaidAfterCancel tells the caller money must go back.
+// Reserved reports whether inventory reserved the order's stock: only a
+// reservation prices an order.
+func (o Order) Reserved() bool { return o.TotalKnown() || len(o.Lines) > 0 }
+
+// checkCharge holds a payment outcome to what the payment service can
+// produce: an outcome only for a reserved order, for its reserved total.
+func checkCharge(o Order, amount int64, currency string) error {
+	if !o.TotalKnown() {
+		return fmt.Errorf("%w: order %s (%s) has no reservation to pay for", ErrNotReserved, o.ID, o.Status)
+	}
+	if amount != o.TotalCents || currency != o.Currency {
+		return fmt.Errorf("%w: the event says %d %s, order %s's reserved total is %d %s",
+			ErrAmountMismatch, amount, currency, o.ID, o.TotalCents, o.Currency)
+	}
+	return nil
+}
+
+// ApplyPaymentSucceeded applies a successful charge: a RESERVED order
+// becomes CONFIRMED, keeping the charge id. The charge must be of the
+// order's reserved total (ErrNotReserved, ErrAmountMismatch otherwise:
+// the payment service charges nothing else). A replay on a CONFIRMED order
+// changes nothing; another charge for it is an ErrInvalidTransition. On an
+// order cancelled for another reason than a decline, the order stays
+// cancelled and ErrPaidAfterCancel tells the caller money must go back; a
+// success after a decline is an ErrInvalidTransition (payment answers
+// each order once).
 func ApplyPaymentSucceeded(o Order, p Payment, now time.Time) (Order, bool, error) {
 	if err := sameOrder(o, p.OrderID); err != nil {
 		return o, false, err
@@ -249,32 +284,46 @@ func ApplyPaymentSucceeded(o Order, p Payment, now time.Time) (Order, bool, erro
 	if p.ChargeID == "" || p.Currency == "" || p.AmountCents < 0 {
 		return o, false, fmt.Errorf("%w: payment without charge id, amount or currency", ErrInvalidEvent)
 	}
+	if err := checkCharge(o, p.AmountCents, p.Currency); err != nil {
+		return o, false, err
+	}
 	switch o.Status {
 	case StatusPending, StatusReserved:
 		o.Status = StatusConfirmed
 		o.ChargeID = p.ChargeID
-		if !o.TotalKnown() {
-			o.TotalCents, o.Currency = p.AmountCents, p.Currency
-		}
 		o.UpdatedAt = now.UTC()
 		return o, true, nil
 	case StatusCancelled:
+		if o.CancelReason == ReasonPaymentDeclined {
+			return o, false, fmt.Errorf("%w: a charge (%s) succeeded for order %s whose payment was declined", ErrInvalidTransition, p.ChargeID, o.ID)
+		}
 		return o, false, fmt.Errorf("%w: order %s (charge %s)", ErrPaidAfterCancel, o.ID, p.ChargeID)
 	default:
+		if o.ChargeID != "" && o.ChargeID != p.ChargeID {
+			return o, false, fmt.Errorf("%w: order %s was confirmed by charge %s, not %s", ErrInvalidTransition, o.ID, o.ChargeID, p.ChargeID)
+		}
 		return o, false, nil
 	}
 }
 
-// ApplyPaymentFailed applies a declined charge: PENDING or RESERVED becomes
-// CANCELLED with reason payment_declined and the decline code as detail. A
-// final order is left alone.
+// ApplyPaymentFailed applies a declined charge: a RESERVED order becomes
+// CANCELLED with reason payment_declined and the decline code as detail.
+// The decline must be of the order's reserved total (ErrNotReserved,
+// ErrAmountMismatch otherwise). A CANCELLED order is left alone; a
+// CONFIRMED one cannot be declined too (ErrInvalidTransition: payment
+// answers each order once).
 func ApplyPaymentFailed(o Order, d Decline, now time.Time) (Order, bool, error) {
 	if err := sameOrder(o, d.OrderID); err != nil {
+		return o, false, err
+	}
+	if err := checkCharge(o, d.AmountCents, d.Currency); err != nil {
 		return o, false, err
 	}
 	switch o.Status {
 	case StatusPending, StatusReserved:
 		return cancel(o, ReasonPaymentDeclined, d.DeclineCode, now), true, nil
+	case StatusConfirmed:
+		return o, false, fmt.Errorf("%w: a decline for order %s, which charge %s confirmed", ErrInvalidTransition, o.ID, o.ChargeID)
 	default:
 		return o, false, nil
 	}

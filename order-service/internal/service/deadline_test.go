@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
@@ -82,7 +84,11 @@ func TestOrderWithoutAnswerTimesOut(t *testing.T) {
 	// Answers that arrive after the deadline change nothing: the late
 	// payment is the payment service's to refund.
 	h.paid(reserved)
-	h.waitAcked(events.StreamPayments, ordconsumer.PaymentsDurable, h.lastSeq(events.StreamPayments))
+	paidSeq := h.lastSeq(events.StreamPayments)
+	h.waitAcked(events.StreamPayments, ordconsumer.PaymentsDurable, paidSeq)
+	if n := h.count(consumer.DeadLetterStream, fmt.Sprintf("dlq.%s.%s.%d", ordconsumer.PaymentsDurable, events.StreamPayments, paidSeq)); n != 0 {
+		t.Fatal("the late payment of a reserved order was dead-lettered, want it acknowledged (the payment service refunds it)")
+	}
 	if _, v := h.get(reserved); v.Status != "CANCELLED" || v.CancelReason != "timeout" {
 		t.Fatalf("order after a late payment = %+v, want still cancelled for timeout", v)
 	}

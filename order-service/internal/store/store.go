@@ -161,26 +161,28 @@ func (s *Orders) Request(ctx context.Context, orderID string) (events.OrderCreat
 }
 
 // Created rebuilds the PENDING order from its orders.<id>.created event, or
-// returns order.ErrNotFound if there is none.
+// returns order.ErrNotFound if there is none. The order's identity is its
+// subject (the event's data must name the same order, or it is corrupt).
 func (s *Orders) Created(ctx context.Context, orderID string) (order.Order, error) {
 	d, tp, err := s.Request(ctx, orderID)
 	if err != nil {
 		return order.Order{}, err
 	}
-	return pending(d, tp)
+	return pending(orderID, d, tp)
 }
 
-// pending is the PENDING order a created event's data describes.
-func pending(d events.OrderCreatedData, traceparent string) (order.Order, error) {
+// pending is the PENDING order orderID that a created event's data
+// describes.
+func pending(orderID string, d events.OrderCreatedData, traceparent string) (order.Order, error) {
 	o, err := order.New(order.Draft{
-		ID:          d.OrderID,
+		ID:          orderID,
 		CustomerID:  d.CustomerID,
 		Items:       Items(d.Items),
 		CreatedAt:   d.CreatedAt,
 		TraceParent: traceparent,
 	})
 	if err != nil {
-		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, d.OrderID, err)
+		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, orderID, err)
 	}
 	return o, nil
 }
@@ -188,14 +190,27 @@ func pending(d events.OrderCreatedData, traceparent string) (order.Order, error)
 // Current returns the order and its revision: the stored one, or, for an
 // order not stored yet (it is stored from its final transition on), the
 // order its events tell at revision 0: the created event, RESERVED with its
-// lines and total if inventory.<id>.reserved is there.
+// lines and total if inventory.<id>.reserved is there. A final order
+// stored before its reservation was visible (a timeout can overtake it)
+// shows the reservation's lines and total: a late payment outcome is held
+// to that total.
 func (s *Orders) Current(ctx context.Context, orderID string) (order.Order, uint64, error) {
 	o, rev, err := s.Get(ctx, orderID)
-	if !errors.Is(err, order.ErrNotFound) {
+	if errors.Is(err, order.ErrNotFound) {
+		o, err = s.Unstored(ctx, orderID)
+		return o, 0, err
+	}
+	if err != nil || len(o.Lines) > 0 || !o.Final() {
 		return o, rev, err
 	}
-	o, err = s.Unstored(ctx, orderID)
-	return o, 0, err
+	r, ok, err := s.reservation(ctx, orderID)
+	if err != nil || !ok {
+		return o, rev, err
+	}
+	if o, _, err = order.ApplyReserved(o, r, o.UpdatedAt); err != nil {
+		return order.Order{}, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return o, rev, nil
 }
 
 // Unstored returns the order as its events tell it: the created event,
@@ -215,24 +230,18 @@ func (s *Orders) Unstored(ctx context.Context, orderID string) (order.Order, err
 	return o, nil
 }
 
-// Find returns the order as Current tells it. A final order stored before
-// its reservation was visible (a payment outcome can overtake it: they come
-// from different streams) shows the reservation's lines.
+// Find returns the order as Current tells it.
 func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) {
-	o, rev, err := s.Current(ctx, orderID)
-	if err != nil || rev == 0 || len(o.Lines) > 0 || o.Status != order.StatusConfirmed && o.Status != order.StatusCancelled {
-		return o, err
-	}
-	r, ok, err := s.reservation(ctx, orderID)
-	if err != nil || !ok {
-		return o, err
-	}
-	o, _, err = order.ApplyReserved(o, r, o.UpdatedAt)
+	o, _, err := s.Current(ctx, orderID)
 	return o, err
 }
 
 // reservation reads the order's inventory.<id>.reserved event, if there is
-// one.
+// one. An event there that is not a valid reservation (its total is not
+// the sum of its lines, say) is no reservation: the inventory service's
+// publisher cannot write it, so someone else did, and every consumer of
+// reservations refuses it. The order goes on as if it had none (its
+// deadline cancels it, which releases any stock held for it).
 func (s *Orders) reservation(ctx context.Context, orderID string) (order.Reservation, bool, error) {
 	subject, err := events.Subject(events.InventoryReserved, orderID)
 	if err != nil {
@@ -247,11 +256,11 @@ func (s *Orders) reservation(ctx context.Context, orderID string) (order.Reserva
 	}
 	env, err := events.Decode(subject, msg.Data)
 	if err != nil {
-		return order.Reservation{}, false, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return order.Reservation{}, false, nil
 	}
 	var d events.InventoryReservedData
 	if err := env.DecodeData(&d); err != nil {
-		return order.Reservation{}, false, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return order.Reservation{}, false, nil
 	}
 	return reservationOf(d, env.Time), true, nil
 }
@@ -265,45 +274,109 @@ func reservationOf(d events.InventoryReservedData, at time.Time) order.Reservati
 	return r
 }
 
-// ListByCustomer returns the customer's orders, newest first.
-func (s *Orders) ListByCustomer(ctx context.Context, customerID string) ([]order.Order, error) {
-	prefix := CustomerPrefix(customerID)
-	lister, err := s.kv.ListKeysFiltered(ctx, prefix+".*")
+// Cursor is where a page of a customer's orders ends: the index entry of
+// its last order. The next page starts after it.
+type Cursor struct {
+	CreatedAt time.Time
+	OrderID   string
+}
+
+// before reports whether e sorts after c in newest-first order, that is
+// belongs to a page after c's.
+func (c Cursor) before(e indexed) bool {
+	if cmp := e.CreatedAt.Compare(c.CreatedAt); cmp != 0 {
+		return cmp < 0
+	}
+	return e.OrderID < c.OrderID
+}
+
+// indexed is one customer index entry.
+type indexed struct {
+	OrderID   string
+	CreatedAt time.Time
+}
+
+// ListByCustomer returns up to limit of the customer's orders, newest
+// first, after the cursor (nil: from the newest), and the cursor of the
+// next page (nil on the last page). The index entries are read in one
+// pass (a watch of the customer's keys, with their values); only the
+// orders of the page are read one by one.
+func (s *Orders) ListByCustomer(ctx context.Context, customerID string, after *Cursor, limit int) ([]order.Order, *Cursor, error) {
+	entries, err := s.index(ctx, customerID)
 	if err != nil {
-		return nil, fmt.Errorf("%w: list %s: %w", ErrUnavailable, prefix, err)
+		return nil, nil, err
 	}
-	seen := map[string]bool{}
-	var ids []string
-	for key := range lister.Keys() {
-		id := strings.TrimPrefix(key, prefix+".")
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("%w: list %s: %w", ErrUnavailable, prefix, err)
-	}
-	out := make([]order.Order, 0, len(ids))
-	for _, id := range ids {
-		o, err := s.Find(ctx, id)
-		if errors.Is(err, order.ErrNotFound) {
-			continue // an index entry whose order is gone: nothing to show
-		}
-		if err != nil {
-			return nil, err
-		}
-		if o.CustomerID == customerID { // guard against a hash-prefix collision
-			out = append(out, o)
-		}
-	}
-	slices.SortFunc(out, func(a, b order.Order) int {
+	slices.SortFunc(entries, func(a, b indexed) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
 			return c
 		}
-		return strings.Compare(b.ID, a.ID)
+		return strings.Compare(b.OrderID, a.OrderID)
 	})
-	return out, nil
+	if after != nil {
+		i, _ := slices.BinarySearchFunc(entries, *after, func(e indexed, c Cursor) int {
+			if c.before(e) {
+				return 1
+			}
+			return -1
+		})
+		entries = entries[i:]
+	}
+	out := make([]order.Order, 0, min(limit, len(entries)))
+	for i, e := range entries {
+		o, err := s.Find(ctx, e.OrderID)
+		switch {
+		case errors.Is(err, order.ErrNotFound), errors.Is(err, ErrCorrupt):
+			continue // an entry whose order was never published, or whose events are invalid: nothing to show
+		case err != nil:
+			return nil, nil, err
+		}
+		if o.CustomerID != customerID { // guard against a hash-prefix collision
+			continue
+		}
+		out = append(out, o)
+		if len(out) == limit {
+			if i == len(entries)-1 {
+				return out, nil, nil
+			}
+			return out, &Cursor{CreatedAt: e.CreatedAt, OrderID: e.OrderID}, nil
+		}
+	}
+	return out, nil, nil
+}
+
+// index reads the customer's index entries.
+func (s *Orders) index(ctx context.Context, customerID string) ([]indexed, error) {
+	prefix := CustomerPrefix(customerID)
+	w, err := s.kv.Watch(ctx, prefix+".*", jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("%w: list %s: %w", ErrUnavailable, prefix, err)
+	}
+	defer func() { _ = w.Stop() }() // a watch that failed to stop is dropped with its subscription
+	seen := map[string]bool{}
+	var out []indexed
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: list %s: %w", ErrUnavailable, prefix, ctx.Err())
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("%w: list %s: the watch stopped", ErrUnavailable, prefix)
+			}
+			if e == nil { // every entry has been read
+				return out, nil
+			}
+			id := strings.TrimPrefix(e.Key(), prefix+".")
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			var v indexEntry
+			if err := json.Unmarshal(e.Value(), &v); err != nil {
+				v = indexEntry{} // sorts last; its order is still looked up
+			}
+			out = append(out, indexed{OrderID: id, CreatedAt: v.CreatedAt})
+		}
+	}
 }
 
 // Items converts the contract's items into the domain's.

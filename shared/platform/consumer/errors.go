@@ -54,3 +54,59 @@ var ErrWait = errors.New("waiting")
 func Wait(err error, d time.Duration) error {
 	return RetryAfter(fmt.Errorf("%w: %w", ErrWait, err), d)
 }
+
+// ErrRefused marks an event refused for what it claims: it is well formed
+// but contradicts what the consumer knows (an amount that is not the
+// order's total, a transition the saga cannot make, a conflicting
+// duplicate). A refused event is permanent: it is dead-lettered at once,
+// never applied, and counted by reason in eventshop_events_refused_total.
+var ErrRefused = errors.New("event refused")
+
+// ReasonOther is the reason label of a refusal whose reason is not a
+// short snake_case word (labels stay bounded whatever a caller passes).
+const ReasonOther = "other"
+
+// refusal is an error marked Refused, with the reason it is counted by.
+type refusal struct {
+	reason string
+	err    error
+}
+
+func (r *refusal) Error() string { return "refused (" + r.reason + "): " + r.err.Error() }
+
+// Unwrap makes errors.Is true for ErrPermanent, ErrRefused and err's chain.
+func (r *refusal) Unwrap() []error { return []error{ErrPermanent, ErrRefused, r.err} }
+
+// Refused marks err as a refused event (see ErrRefused), counted under
+// reason: a fixed snake_case word such as "amount_mismatch" (1 to 32
+// characters from a-z and '_'; anything else is counted as ReasonOther).
+func Refused(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !validReason(reason) {
+		reason = ReasonOther
+	}
+	return &refusal{reason: reason, err: err}
+}
+
+// RefusalReason returns the reason err was refused for, if it was.
+func RefusalReason(err error) (string, bool) {
+	var r *refusal
+	if errors.As(err, &r) {
+		return r.reason, true
+	}
+	return "", false
+}
+
+func validReason(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('a' <= c && c <= 'z' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

@@ -20,6 +20,7 @@ type Metrics struct {
 	duration    *prometheus.HistogramVec
 	attempts    *prometheus.HistogramVec
 	deadLetters *prometheus.CounterVec
+	refused     *prometheus.CounterVec
 }
 
 // NewMetrics registers the consumer metrics with reg.
@@ -44,8 +45,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "eventshop_dead_letters_total",
 			Help: "Messages moved to the dead-letter stream, by consumer (by the runner or from a server advisory).",
 		}, []string{"consumer"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_events_refused_total",
+			Help: "Well-formed events refused for what they claim (an amount that is not the order's total, an illegal " +
+				"transition, a conflicting duplicate) and dead-lettered, by consumer and reason: each one is an event " +
+				"the saga did not write, or a bug; alert on any.",
+		}, []string{"consumer", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.handled, m.duration, m.attempts, m.deadLetters} {
+	for _, c := range []prometheus.Collector{m.handled, m.duration, m.attempts, m.deadLetters, m.refused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -70,4 +77,13 @@ func (m *Metrics) DeadLettered(consumer string) {
 		return
 	}
 	m.deadLetters.WithLabelValues(consumer).Inc()
+}
+
+// Refused counts one event consumer refused (see Refused) and
+// dead-lettered.
+func (m *Metrics) Refused(consumer, reason string) {
+	if m == nil {
+		return
+	}
+	m.refused.WithLabelValues(consumer, reason).Inc()
 }

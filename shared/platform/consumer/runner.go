@@ -314,8 +314,13 @@ func (r *Runner) toDeadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, re
 		return OutcomeRetry
 	}
 	if created {
-		r.log.Error("message dead-lettered", append(fields, zap.Error(reason))...)
 		r.metrics.DeadLettered(r.cfg.Durable)
+		if why, ok := RefusalReason(reason); ok {
+			r.log.Error("event refused and dead-lettered", append(fields, zap.String("reason", why), zap.Error(reason))...)
+			r.metrics.Refused(r.cfg.Durable, why)
+		} else {
+			r.log.Error("message dead-lettered", append(fields, zap.Error(reason))...)
+		}
 	} else {
 		// The server's max-deliveries advisory got there first (the
 		// handler outlived AckWait on the last delivery), or an earlier

@@ -360,3 +360,76 @@ func TestAttemptsAndDeadLettersAreMetrics(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRefusedEventsAreDeadLetteredAndCountedByReason: a refused event is
+// permanent (dead-lettered at once, with its reason) and counted in
+// eventshop_events_refused_total by a bounded reason label.
+func TestRefusedEventsAreDeadLetteredAndCountedByReason(t *testing.T) {
+	t.Parallel()
+	js, ctx := setup(t)
+	reg := prometheus.NewRegistry()
+	m, err := consumer.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	r, err := consumer.New(js, consumer.Config{Stream: "T", Durable: "refuser", MaxDeliver: 5}, func(_ context.Context, msg jetstream.Msg) error {
+		calls.Add(1)
+		switch string(msg.Data()) {
+		case "forged":
+			return consumer.Refused("amount_mismatch", errors.New("charged 1 USD cent, the order's total is 3000"))
+		case "odd":
+			return consumer.Refused("Not A Label {x}", errors.New("some refusal"))
+		case "broken":
+			return consumer.Permanent(errors.New("not an event"))
+		}
+		return nil
+	}, zap.NewNop(), consumer.WithMetrics(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Drain(context.Background()) })
+	for _, d := range []string{"forged", "odd", "broken", "fine"} {
+		if _, err := js.Publish(ctx, "t.o-1.x", []byte(d)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	natstest.Eventually(t, "three dead letters", func() bool { return dlqCount(t, js) == 3 })
+	s, _ := js.Stream(ctx, consumer.DeadLetterStream)
+	dl, err := s.GetLastMsgForSubject(ctx, "dlq.refuser.T.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := dl.Header.Get(consumer.HeaderDLQError); e != "refused (amount_mismatch): charged 1 USD cent, the order's total is 3000" {
+		t.Fatalf("Dlq-Error = %q", e)
+	}
+	natstest.EventuallyNil(t, "refused counter", func() error {
+		mfs, err := reg.Gather()
+		if err != nil {
+			return err
+		}
+		got := map[string]float64{}
+		for _, mf := range mfs {
+			if mf.GetName() != "eventshop_events_refused_total" {
+				continue
+			}
+			for _, s := range mf.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "reason" {
+						got[l.GetValue()] = s.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		if len(got) != 2 || got["amount_mismatch"] != 1 || got[consumer.ReasonOther] != 1 {
+			return fmt.Errorf("refused by reason = %v, want amount_mismatch 1, other 1", got)
+		}
+		return nil
+	})
+	if c := calls.Load(); c != 4 {
+		t.Fatalf("handler called %d times, want 4 (refusals are not retried)", c)
+	}
+}

@@ -272,7 +272,7 @@ func filter(c *gin.Context, bulk bool) (Filter, error) {
 func validPattern(p string) bool {
 	toks := strings.Split(p, ".")
 	for i, t := range toks {
-		if t == "" || strings.ContainsAny(t, " \t") || (t == ">" && i != len(toks)-1) ||
+		if t == "" || strings.ContainsAny(t, " \t\n\r\f") || (t == ">" && i != len(toks)-1) ||
 			(strings.ContainsAny(t, "*>") && len(t) > 1) {
 			return false
 		}

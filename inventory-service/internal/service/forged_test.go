@@ -1,0 +1,57 @@
+package service_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	invconsumer "github.com/eventshop/inventory-service/internal/consumer"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/consumer"
+)
+
+// TestForgedOrderOutcomesAreRefused (issue 9, finding 6): an order outcome
+// the saga cannot produce is refused (dead-lettered with its reason and
+// counted), and stock never moves for it.
+func TestForgedOrderOutcomesAreRefused(t *testing.T) {
+	t.Parallel()
+	h := start(t)
+	h.setStock("MUG", "Mug", 1299, "USD", 5)
+	wantRefused := func(reason string) {
+		t.Helper()
+		m := h.deadLetter(h.lastOrdersSeq())
+		if got := m.Header.Get(consumer.HeaderDLQError); !strings.Contains(got, "refused ("+reason+")") {
+			t.Fatalf("%s = %q, want a refusal for %s", consumer.HeaderDLQError, got, reason)
+		}
+	}
+
+	// A confirmation of an order the inventory rejected commits nothing.
+	h.created("o-rej", items("MUG", 6))
+	h.event(events.InventoryRejected, "o-rej")
+	h.confirmed("o-rej", 7794, "USD")
+	wantRefused("illegal_transition")
+
+	// A cancellation of a sold order puts nothing back.
+	h.created("o-sold", items("MUG", 1))
+	h.event(events.InventoryReserved, "o-sold")
+	h.confirmed("o-sold", 1299, "USD")
+	h.event(events.InventoryCommitted, "o-sold")
+	h.cancelled("o-sold", events.ReasonTimeout)
+	wantRefused("illegal_transition")
+
+	h.settled()
+	if it := h.item("MUG"); it.Available != 4 || it.Reserved != 0 || it.Sold != 1 {
+		t.Fatalf("MUG = %+v, want 4 available, 1 sold (o-sold)", it)
+	}
+	if n := h.count("inventory.*.released"); n != 0 {
+		t.Fatalf("%d released events, want none", n)
+	}
+	status, body := h.do(http.MethodGet, "/metrics", "", "")
+	for _, want := range []string{
+		`eventshop_events_refused_total{consumer="` + invconsumer.Durable + `",reason="illegal_transition"`,
+	} {
+		if status != http.StatusOK || !strings.Contains(body, want) {
+			t.Fatalf("metrics lack %s:\n%s", want, grep(body, "refused"))
+		}
+	}
+}
