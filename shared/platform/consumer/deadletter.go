@@ -116,8 +116,10 @@ func WriteDeadLetter(ctx context.Context, js jetstream.JetStream, l Letter) (cre
 	for k, vs := range l.Header {
 		// Nats-* headers steer JetStream (expected sequences, message id,
 		// TTL, rollup) or describe where a direct get found the message;
-		// copied, they would act on the dead-letter stream instead.
-		if isControlHeader(k) {
+		// copied, they would act on the dead-letter stream instead. Dlq-*
+		// headers are the letter's own: a message cannot bring them (a
+		// forged resolution would hide the letter).
+		if isControlHeader(k) || isLetterHeader(k) {
 			continue
 		}
 		for _, v := range vs {
@@ -154,6 +156,11 @@ func IsWrongLastSequence(err error) bool {
 // isControlHeader reports a JetStream control or metadata header (Nats-*).
 func isControlHeader(k string) bool {
 	return len(k) >= 5 && strings.EqualFold(k[:5], "nats-")
+}
+
+// isLetterHeader reports a header the dead letter itself sets (Dlq-*).
+func isLetterHeader(k string) bool {
+	return len(k) >= 4 && strings.EqualFold(k[:4], "dlq-")
 }
 
 // deadLetter copies the message the runner gives up on into the
