@@ -37,7 +37,8 @@ FUZZTIME ?= 10s
 FUZZ_TARGETS := shared:./events:FuzzDecode \
 	shared:./platform/deadletter:FuzzAdminQuery \
 	shared:./platform/deadletter:FuzzLetterHeaders \
-	order-service:./internal/httpapi:FuzzCreateOrderBody
+	order-service:./internal/httpapi:FuzzCreateOrderBody \
+	inventory-service:./internal/httpapi:FuzzPutBody
 .PHONY: fuzz
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do IFS=: read -r m p f <<<"$$t"; echo "== fuzz $$m $$p $$f"; \

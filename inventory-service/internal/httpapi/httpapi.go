@@ -122,13 +122,9 @@ func (a *API) put(c *gin.Context) {
 		c.Error(fmt.Errorf("read body: %w", err))
 		return
 	}
-	if err := events.DefaultRegistry().ValidateRequest(PutRequestSchema, body); err != nil {
-		c.Error(fmt.Errorf("request body: %w", err))
-		return
-	}
-	var p stock.Put
-	if err := json.Unmarshal(body, &p); err != nil {
-		c.Error(fmt.Errorf("request body: %w: %w", events.ErrInvalidEvent, err))
+	p, err := decodePut(body)
+	if err != nil {
+		c.Error(err)
 		return
 	}
 	var (
@@ -170,6 +166,19 @@ func (a *API) put(c *gin.Context) {
 		c.Header("Location", "/inventory/"+sku)
 	}
 	c.JSON(status, view(out))
+}
+
+// decodePut reads a PUT body: the request schema first (it names what is
+// wrong), then the typed value.
+func decodePut(body []byte) (stock.Put, error) {
+	if err := events.DefaultRegistry().ValidateRequest(PutRequestSchema, body); err != nil {
+		return stock.Put{}, fmt.Errorf("request body: %w", err)
+	}
+	var p stock.Put
+	if err := json.Unmarshal(body, &p); err != nil {
+		return stock.Put{}, fmt.Errorf("request body: %w: %w", events.ErrInvalidEvent, err)
+	}
+	return p, nil
 }
 
 func skuParam(c *gin.Context) (string, error) {

@@ -50,8 +50,9 @@ type Base struct {
 	// Pprof (PPROF=true) serves Go's profiler on /debug/pprof/ behind the
 	// admin token.
 	Pprof bool
-	// MaxConns (MAX_CONNS) bounds the open HTTP connections; more wait in
-	// the kernel's accept queue until one closes.
+	// MaxConns (MAX_CONNS) bounds the open HTTP connections; at the bound
+	// idle ones give way, and past it (all busy) only probes are answered
+	// (see httpserver.Config.MaxConns).
 	MaxConns int
 }
 

@@ -36,9 +36,12 @@ type Config struct {
 	// ProfileToken, when set, mounts Go's profiler (net/http/pprof) under
 	// /debug/pprof/ behind this bearer token (the admin token, PPROF=true).
 	ProfileToken string
-	// MaxConns bounds the open connections (MAX_CONNS); past it the next
-	// connection waits in the kernel's accept queue until one closes. 0
-	// means no bound.
+	// MaxConns bounds the open connections (MAX_CONNS). At the bound a new
+	// connection takes the place of the one idle the longest (or silent
+	// since it connected); if every connection is busy with a request, a
+	// few more are accepted to answer /health and /ready only; past those
+	// the next connection waits in the kernel's accept queue. 0 means no
+	// bound.
 	MaxConns int
 }
 
@@ -50,9 +53,22 @@ type Server struct {
 	checks map[string]ReadyCheck
 	info   map[string]func() string
 	ln     net.Listener
-	// maxConns: see Config.MaxConns.
-	maxConns int
+	// limit bounds the connections (Config.MaxConns); nil: no bound.
+	limit *connLimit
 }
+
+// Limits on what one request may make the server read or hold.
+const (
+	// maxHeaderBytes bounds the request line and headers together (Go's
+	// default is 1 MiB): a 200 KB method name or header is refused with 431
+	// before any handler, log line or metric sees it (net/http allows 4 KiB
+	// over this). 16 KiB is twice the 8 KiB per header line that common
+	// proxies allow: room for bearer tokens and trace headers.
+	maxHeaderBytes = 16 << 10
+	// readHeaderTimeout closes a connection that has not sent a whole
+	// request line and headers in this time (a slowloris client).
+	readHeaderTimeout = 5 * time.Second
+)
 
 // New returns a server with /health, /ready and /metrics mounted and the
 // standard middleware installed. Routes added to Engine after New get the
@@ -65,12 +81,20 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, mapErr ErrorMapp
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	s := &Server{Engine: e, log: log, checks: map[string]ReadyCheck{}, info: map[string]func() string{}, maxConns: cfg.MaxConns}
-	rm, err := newRequestMetrics(metrics.Registerer(reg, cfg.Service))
+	s := &Server{Engine: e, log: log, checks: map[string]ReadyCheck{}, info: map[string]func() string{}}
+	mreg := metrics.Registerer(reg, cfg.Service)
+	rm, err := newRequestMetrics(mreg)
 	if err != nil {
 		return nil, err
 	}
 	e.Use(s.recovery(), s.accessLog(), rm.middleware(), errorResponder(mapErr, log))
+	if cfg.MaxConns > 0 {
+		s.limit = newConnLimit(cfg.MaxConns)
+		if err := s.limit.register(mreg); err != nil {
+			return nil, err
+		}
+		e.Use(probeGate(cfg.MaxConns))
+	}
 	e.NoRoute(func(c *gin.Context) {
 		Write(c, problem.New(http.StatusNotFound, "not-found", "no route for "+c.Request.Method+" "+c.Request.URL.Path))
 	})
@@ -86,10 +110,15 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, mapErr ErrorMapp
 	s.srv = &http.Server{
 		Addr:              cfg.Addr,
 		Handler:           e,
-		ReadHeaderTimeout: 5 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		IdleTimeout:       120 * time.Second, // shorter near the connection bound: see connLimit
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+	if s.limit != nil {
+		s.srv.ConnState = s.limit.connState
+		s.srv.ConnContext = connContext
 	}
 	return s, nil
 }
@@ -136,8 +165,8 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.srv.Addr, err)
 	}
-	if s.maxConns > 0 {
-		ln = limitConns(ln, s.maxConns)
+	if s.limit != nil {
+		ln = s.limit.wrap(ln)
 	}
 	s.ln = ln
 	return nil

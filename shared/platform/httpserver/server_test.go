@@ -1,16 +1,13 @@
 package httpserver_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"go.uber.org/zap"
@@ -192,74 +189,5 @@ func TestInFlightLimit(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("request after the others finished = %d, want 204", resp.StatusCode)
-	}
-}
-
-// TestMaxConns: with MaxConns connections open the next one is not served
-// until one of them closes, and the server still shuts down.
-func TestMaxConns(t *testing.T) {
-	t.Parallel()
-	mapErr := func(error) problem.Problem { return problem.Internal() }
-	s, err := httpserver.New(httpserver.Config{Addr: "127.0.0.1:0", Service: "test", MaxConns: 2}, zap.NewNop(), metrics.NewRegistry("test"), mapErr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve() }()
-	// get sends one keep-alive request on c and waits up to wait for the
-	// status line.
-	get := func(c net.Conn, wait time.Duration) (string, error) {
-		if _, err := c.Write([]byte("GET /health HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-			return "", err
-		}
-		if err := c.SetReadDeadline(time.Now().Add(wait)); err != nil {
-			return "", err
-		}
-		line, err := bufio.NewReader(c).ReadString('\n')
-		return line, err
-	}
-	var open []net.Conn
-	for i := range 2 {
-		c, err := net.Dial("tcp", s.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		if line, err := get(c, 5*time.Second); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
-			t.Fatalf("connection %d: %q, %v", i+1, line, err)
-		}
-		open = append(open, c)
-	}
-	third, err := net.Dial("tcp", s.Addr()) // the kernel accepts it; the server does not yet
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer third.Close()
-	if line, err := get(third, 300*time.Millisecond); err == nil {
-		t.Fatalf("third connection served while two are open: %q", line)
-	}
-	open[0].Close()
-	if err := third.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(third).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
-		t.Fatalf("third connection after one closed: %q, %v", line, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Shutdown(ctx); err != nil {
-		t.Fatalf("shutdown: %v", err)
-	}
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Fatalf("serve: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return after Shutdown")
 	}
 }
