@@ -212,6 +212,7 @@ const (
 	reasonInvalidEvent         = "invalid_event"
 	reasonIllegalTransition    = "illegal_transition"
 	reasonConflictingDuplicate = "conflicting_duplicate"
+	reasonAmountMismatch       = "amount_mismatch"
 )
 
 // decode decodes the payload into d; a payload that fails its checks is
@@ -495,6 +496,12 @@ func (o *Orders) confirmed(ctx context.Context, log *zap.Logger, env events.Enve
 		// cannot be paid without one); retry, and dead-letter if it never
 		// shows up.
 		return err
+	}
+	if r.Status == stock.StatusReserved || r.Status == stock.StatusCommitting || r.Status == stock.StatusCommitted {
+		if d.TotalCents != r.TotalCents || d.Currency != r.Currency {
+			return jsconsumer.Refused(reasonAmountMismatch, fmt.Errorf("order %s confirmed for %d %s, but its reservation totals %d %s",
+				r.OrderID, d.TotalCents, d.Currency, r.TotalCents, r.Currency))
+		}
 	}
 	switch r.Status {
 	case stock.StatusReserved, stock.StatusCommitting:

@@ -206,8 +206,16 @@ func (w *world) created(orderID string, lines ...events.Item) msg {
 		PaymentToken: "tok_visa", CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)})
 }
 
+// confirmed is the order's confirmation, for the total its reservation
+// holds (the order service confirms what was reserved and paid).
 func (w *world) confirmed(orderID string) msg {
-	return w.event(events.OrderConfirmed, orderID, events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-1", TotalCents: 1, Currency: "USD"})
+	w.t.Helper()
+	_, d := w.process(-1)
+	r, _, err := d.Reservation(context.Background(), orderID)
+	if err != nil && !errors.Is(err, stock.ErrNoReservation) {
+		w.t.Fatal(err)
+	}
+	return w.event(events.OrderConfirmed, orderID, events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-1", TotalCents: r.TotalCents, Currency: r.Currency})
 }
 
 func (w *world) cancelled(orderID string) msg {

@@ -144,7 +144,12 @@ func TestMultiSKUConcurrencyConserves(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if i%2 == 0 {
-				h.confirmed(id, 1, "USD")
+				r, err := h.reservation(id)
+				if err != nil {
+					t.Errorf("%s: %v", id, err)
+					return
+				}
+				h.confirmed(id, r.TotalCents, r.Currency)
 				return
 			}
 			h.cancelled(id, events.ReasonPaymentDeclined)

@@ -39,9 +39,20 @@ func TestForgedOrderOutcomesAreRefused(t *testing.T) {
 	h.cancelled("o-sold", events.ReasonTimeout)
 	wantRefused("illegal_transition")
 
+	// A confirmation for another total than the reservation's sells
+	// nothing; the true one, stored after it, does.
+	h.created("o-cheap", items("MUG", 2))
+	h.event(events.InventoryReserved, "o-cheap")
+	h.confirmed("o-cheap", 1, "USD")
+	wantRefused("amount_mismatch")
+	if it := h.item("MUG"); it.Reserved != 2 || it.Sold != 1 {
+		t.Fatalf("after the forged confirmation MUG = %+v, want o-cheap's 2 still reserved", it)
+	}
+	h.redeliver(events.OrderConfirmed, "o-cheap", events.OrderConfirmedData{OrderID: "o-cheap", CustomerID: "c-1", TotalCents: 2598, Currency: "USD"})
+
 	h.settled()
-	if it := h.item("MUG"); it.Available != 4 || it.Reserved != 0 || it.Sold != 1 {
-		t.Fatalf("MUG = %+v, want 4 available, 1 sold (o-sold)", it)
+	if it := h.item("MUG"); it.Available != 2 || it.Reserved != 0 || it.Sold != 3 {
+		t.Fatalf("MUG = %+v, want 2 available, 3 sold (o-sold, o-cheap)", it)
 	}
 	if n := h.count("inventory.*.released"); n != 0 {
 		t.Fatalf("%d released events, want none", n)
@@ -49,6 +60,7 @@ func TestForgedOrderOutcomesAreRefused(t *testing.T) {
 	status, body := h.do(http.MethodGet, "/metrics", "", "")
 	for _, want := range []string{
 		`eventshop_events_refused_total{consumer="` + invconsumer.Durable + `",reason="illegal_transition"`,
+		`eventshop_events_refused_total{consumer="` + invconsumer.Durable + `",reason="amount_mismatch"`,
 	} {
 		if status != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %s:\n%s", want, grep(body, "refused"))
