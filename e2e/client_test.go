@@ -118,7 +118,7 @@ type charges struct {
 func gatewayCharges(t *testing.T, orderID string) charges {
 	t.Helper()
 	var resp charges
-	if code, _ := call(t, http.MethodGet, sys.urls["payment-gateway"]+"/charges?order_id="+orderID, nil, nil, &resp); code != http.StatusOK {
+	if code, _ := call(t, http.MethodGet, sys.urls["payment-gateway"]+"/charges?order_id="+orderID, nil, adminAuth, &resp); code != http.StatusOK {
 		t.Fatalf("GET /charges = %d", code)
 	}
 	return resp
@@ -129,9 +129,13 @@ func successfulCharges(t *testing.T, orderID string) int {
 	return gatewayCharges(t, orderID).Succeeded
 }
 
+// adminAuth is the header of the admin routes (the simulator's GET /charges
+// and /admin/mode among them).
+var adminAuth = map[string]string{"Authorization": "Bearer " + adminToken}
+
 func setGateway(t *testing.T, mode string) {
 	t.Helper()
-	if code, _ := call(t, http.MethodPut, sys.urls["payment-gateway"]+"/admin/mode", map[string]any{"mode": mode}, nil, nil); code != http.StatusOK {
+	if code, _ := call(t, http.MethodPut, sys.urls["payment-gateway"]+"/admin/mode", map[string]any{"mode": mode}, adminAuth, nil); code != http.StatusOK {
 		t.Fatalf("PUT /admin/mode %s = %d", mode, code)
 	}
 }

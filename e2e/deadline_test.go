@@ -31,7 +31,7 @@ func testLatePaymentIsRefunded(t *testing.T) {
 	// Slower than the deadline, quicker than the payment service's 2s
 	// gateway timeout: the charge succeeds, late.
 	if code, _ := call(t, http.MethodPut, sys.urls["payment-gateway"]+"/admin/mode",
-		map[string]any{"mode": "slow", "latency_ms": 1500}, nil, nil); code != http.StatusOK {
+		map[string]any{"mode": "slow", "latency_ms": 1500}, adminAuth, nil); code != http.StatusOK {
 		t.Fatalf("PUT /admin/mode slow = %d", code)
 	}
 	defer setGateway(t, "healthy")

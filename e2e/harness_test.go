@@ -26,6 +26,9 @@ import (
 
 const adminToken = "e2e-admin-token"
 
+// gatewayAPIKey is payment-service's credential at the gateway simulator.
+const gatewayAPIKey = "e2e-gateway-api-key"
+
 // system is the running system under test.
 type system struct {
 	nats   *natstest.Server
@@ -102,6 +105,7 @@ func runMain(m *testing.M) (int, error) {
 			"GATEWAY_ADDR=127.0.0.1:" + strconv.Itoa(ports["payment-gateway"]),
 			"GATEWAY_URL=" + s.urls["payment-gateway"],
 			"ADMIN_TOKEN=" + adminToken,
+			"GATEWAY_API_KEY=" + gatewayAPIKey,
 			"LOG_LEVEL=debug",
 			"BREAKER_OPEN_TIMEOUT=500ms",
 			"BREAKER_FAILURE_THRESHOLD=3",

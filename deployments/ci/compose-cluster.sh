@@ -37,6 +37,12 @@ wait_nodes() { # deadline-seconds
 	done
 }
 
+# The route password (no default in docker-compose.cluster.yml): a fresh
+# one per run. "pw" first: nats-server reads an environment value as
+# configuration, and a leading letter keeps it a string.
+NATS_CLUSTER_PASSWORD="pw$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
+export NATS_CLUSTER_PASSWORD
+
 start_stack 4222 4223 4224 8222 8223 8224
 wait_nodes 60
 wait_ready 120

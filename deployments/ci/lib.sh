@@ -208,7 +208,7 @@ check_orders() { # deadline-seconds
 				problems+=("$id: status $status")
 				continue
 			fi
-			ch="$(get "$gateway_url/charges?order_id=$id")" || {
+			ch="$(curl -fsS --max-time 5 -H "Authorization: Bearer $ADMIN_TOKEN" "$gateway_url/charges?order_id=$id" 2>/dev/null)" || {
 				problems+=("$id: GET /charges failed")
 				continue
 			}

@@ -12,9 +12,12 @@ import (
 	kustypes "sigs.k8s.io/kustomize/api/types"
 )
 
-// helmValues is the one YAML file here that no kustomization uses; it is
-// checked by TestNATSValues.
-const helmValues = "nats/values.yaml"
+// helmValues and helmProductionValues are the YAML files here that no
+// kustomization uses; TestNATSValues and TestProductionNATSUsesTLS check them.
+const (
+	helmValues           = "nats/values.yaml"
+	helmProductionValues = "nats/values-production.yaml"
+)
 
 // jsonPatchOp is one RFC 6902 operation, as kustomize reads a patch file
 // whose content is a list.
@@ -48,7 +51,7 @@ func TestManifestFilesDecodeStrictly(t *testing.T) {
 
 	resources := map[string]bool{}
 	patches := map[string]bool{}
-	used := map[string]bool{helmValues: true}
+	used := map[string]bool{helmValues: true, helmProductionValues: true}
 	for _, path := range yamlFiles {
 		if filepath.Base(path) != "kustomization.yaml" {
 			continue

@@ -25,6 +25,7 @@ var services = map[string]int32{
 
 const (
 	natsURL        = "nats://nats.eventshop.svc:4222"
+	natsTLSURL     = "tls://nats.eventshop.svc:4222"
 	simulatorURL   = "http://payment-gateway:8090"
 	secretContract = "components/placeholder-secrets/secrets.yaml"
 	partOfLabel    = "app.kubernetes.io/part-of"
@@ -74,9 +75,11 @@ func TestOverlays(t *testing.T) {
 		wantImageTag       string
 		wantStreamReplicas string
 		wantGatewayURL     func(string) bool
+		wantNATSURL        string
 	}{
 		{
 			name:               "base",
+			wantNATSURL:        natsURL,
 			dir:                "base",
 			wantDeployments:    serviceNames(),
 			wantImageTag:       "dev",
@@ -85,6 +88,7 @@ func TestOverlays(t *testing.T) {
 		},
 		{
 			name:               "dev",
+			wantNATSURL:        natsURL,
 			dir:                "overlays/dev",
 			wantDeployments:    serviceNames("payment-gateway"),
 			shipsSecrets:       true,
@@ -94,6 +98,7 @@ func TestOverlays(t *testing.T) {
 		},
 		{
 			name:               "production",
+			wantNATSURL:        natsTLSURL,
 			dir:                "overlays/production",
 			wantDeployments:    serviceNames(),
 			wantImageTag:       "v1.0.0",
@@ -140,7 +145,7 @@ func TestOverlays(t *testing.T) {
 			}
 			c := d.Spec.Template.Spec.Containers[0]
 			for name, want := range map[string]string{
-				"NATS_URL":         natsURL,
+				"NATS_URL":         tt.wantNATSURL,
 				"STREAM_REPLICAS":  tt.wantStreamReplicas,
 				"SHUTDOWN_TIMEOUT": "20s",
 			} {

@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -30,6 +31,7 @@ type objects struct {
 	secrets     []corev1.Secret
 	pdbs        []policyv1.PodDisruptionBudget
 	hpas        []autoscalingv2.HorizontalPodAutoscaler
+	netpols     []networkingv1.NetworkPolicy
 }
 
 // decodeObjects decodes every YAML document of data STRICTLY into the API
@@ -83,6 +85,8 @@ func (o *objects) add(tm metav1.TypeMeta, doc []byte) error {
 		return decodeInto(doc, &o.pdbs)
 	case "autoscaling/v2 HorizontalPodAutoscaler":
 		return decodeInto(doc, &o.hpas)
+	case "networking.k8s.io/v1 NetworkPolicy":
+		return decodeInto(doc, &o.netpols)
 	default:
 		return errors.New("not a kind this deployment uses")
 	}
@@ -136,6 +140,9 @@ func (o objects) deepCopy() objects {
 	}
 	for _, v := range o.hpas {
 		c.hpas = append(c.hpas, *v.DeepCopy())
+	}
+	for _, v := range o.netpols {
+		c.netpols = append(c.netpols, *v.DeepCopy())
 	}
 	return c
 }

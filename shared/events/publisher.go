@@ -50,8 +50,8 @@ type Publisher struct {
 	js      jetstream.JetStream
 	streams *natsconn.Streams
 	source  string
-	now    func() time.Time
-	newID  func() string
+	now     func() time.Time
+	newID   func() string
 }
 
 // PublisherOption configures a Publisher.

@@ -2,11 +2,15 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/shared/platform/consumer"
 )
 
 // StreamOptions tunes the streams a service creates.
@@ -56,17 +60,89 @@ func StreamConfig(name string, o StreamOptions) (jetstream.StreamConfig, error) 
 	return cfg, nil
 }
 
+// ErrStreamUnsafe is returned for a stream that exists with a configuration
+// that can lose what it holds (limits, deletes or purges allowed where the
+// shipped configuration has none) and that the caller may not change.
+var ErrStreamUnsafe = errors.New("stream can lose its messages")
+
 // EnsureStream creates or updates a stream the calling service owns.
+//
+// AUDIT is created once and never updated by the audit service (its NATS
+// user may not: a stolen credential must not shrink the audit log's
+// retention). An AUDIT stream that exists with another configuration is
+// used as it is if it keeps every entry (created by an older release, or
+// by ops with other replicas), and refused with ErrStreamUnsafe if it can
+// lose entries: only ops (SetupSharedStreams) or admin can fix it.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, name string, o StreamOptions) (jetstream.Stream, error) {
 	cfg, err := StreamConfig(name, o)
 	if err != nil {
 		return nil, err
+	}
+	if name == StreamAudit {
+		return ensureOnce(ctx, js, cfg)
 	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("ensure stream %s: %w", name, err)
 	}
 	return s, nil
+}
+
+// ensureOnce creates the stream if it is missing; a create never changes a
+// stream that exists (the same configuration is a no-op, another is refused
+// by the server), so one that exists is checked instead of updated.
+func ensureOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.CreateStream(ctx, cfg)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Name, err)
+	}
+	s, err = js.Stream(ctx, cfg.Name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	if problems := AppendOnlyProblems(s.CachedInfo().Config, cfg.Subjects...); len(problems) > 0 {
+		return nil, fmt.Errorf("stream %s exists with %s: %w; this service may not change it, an operator must "+
+			"(`audit-service setup-streams` as the NATS user ops, or as admin)", cfg.Name, strings.Join(problems, ", "), ErrStreamUnsafe)
+	}
+	return s, nil
+}
+
+// AppendOnlyProblems lists what in cfg could drop or remove stored
+// messages of a stream that must keep every one (the audit log): any
+// limit, a retention other than limits, memory storage, deletes or purges
+// allowed, or subjects that no longer hold every one of subjects.
+func AppendOnlyProblems(cfg jetstream.StreamConfig, subjects ...string) []string {
+	problems := consumer.LossRisks(cfg, subjects...)
+	if !cfg.DenyDelete {
+		problems = append(problems, "deletes allowed (deny_delete off)")
+	}
+	if !cfg.DenyPurge {
+		problems = append(problems, "purges allowed (deny_purge off)")
+	}
+	return problems
+}
+
+// SetupSharedStreams creates, or brings to the shipped configuration, the
+// streams no single service may change: the dead-letter stream every
+// service writes to and the append-only audit log. It is the ops step
+// (`audit-service setup-streams`, run as the NATS user ops at stack start,
+// see deployments/nats/auth.conf); the services then only read their
+// configuration, and create them, once, where no ops step runs.
+func SetupSharedStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	audit, err := StreamConfig(StreamAudit, o)
+	if err != nil {
+		return err
+	}
+	replicas := max(o.Replicas, 1)
+	for _, cfg := range []jetstream.StreamConfig{consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, replicas), audit} {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("set up stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
 }
 
 // WaitStream waits, with exponential backoff, until a stream owned by another

@@ -223,8 +223,23 @@ func runSync(ctx context.Context, cfg Config, devstack, sync string) (Result, er
 	return res, nil
 }
 
+// setGateway switches the simulator's mode; /admin/mode needs the admin
+// token the stack was started with.
 func setGateway(base, mode string) error {
-	return call(context.Background(), http.MethodPut, base+"/admin/mode", `{"mode":"`+mode+`"}`, nil)
+	req, err := http.NewRequest(http.MethodPut, base+"/admin/mode", strings.NewReader(`{"mode":"`+mode+`"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("PUT %s/admin/mode = %d", base, resp.StatusCode)
+	}
+	return nil
 }
 
 // system is devstack running as a child process: the embedded nats-server

@@ -39,6 +39,7 @@ type Config struct {
 	NATSDown time.Duration // longest NATS (node) outage; 0: 2s
 
 	GatewayURL  string        // the simulator, for its /admin/mode
+	AdminToken  string        // the simulator's ADMIN_TOKEN, for /admin/mode
 	SlowLatency time.Duration // gateway slow mode: longer than the payment service's GATEWAY_TIMEOUT
 
 	NATSURL, NATSUser, NATSPassword string // an account that may publish anywhere (admin)
@@ -247,6 +248,7 @@ func (m *Monkey) setGateway(ctx context.Context, g gatewayMode) error {
 			return err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+m.cfg.AdminToken)
 		resp, err := m.client.Do(req)
 		if err != nil {
 			return err

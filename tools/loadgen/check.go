@@ -111,7 +111,8 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 					Refunded  int `json:"refunded"`
 				}
 				var msg string
-				code, err := r.do(ctx, http.MethodGet, r.cfg.GatewayURL+"/charges?order_id="+p.id, nil, nil, &c)
+				code, err := r.do(ctx, http.MethodGet, r.cfg.GatewayURL+"/charges?order_id="+p.id, nil,
+					map[string]string{"Authorization": "Bearer " + r.cfg.AdminToken}, &c)
 				switch {
 				case err != nil || code != http.StatusOK:
 					msg = fmt.Sprintf("GET /charges for %s = %d %v", p.id, code, err)

@@ -25,9 +25,9 @@ type Config struct {
 	OrderURL, InventoryURL, GatewayURL, NotificationURL, AuditURL string
 	// MoreOrderURLs are further order-service instances: POSTs go to each
 	// in turn, and a retried POST (same Idempotency-Key) goes to the next.
-	MoreOrderURLs []string
-	NATSURL, NATSUser, NATSPassword                               string
-	AdminToken                                                    string
+	MoreOrderURLs                   []string
+	NATSURL, NATSUser, NATSPassword string
+	AdminToken                      string
 
 	Mode        string        // "closed" (Concurrency in flight) or "open" (Rate per second)
 	Concurrency int           // closed loop: orders in flight

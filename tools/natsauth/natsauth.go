@@ -25,19 +25,25 @@ const ConfigFile = "deployments/nats/nats.conf"
 // Admin is the user with every permission, for operators and tests.
 const Admin = "admin"
 
+// Ops is the user of the one-shot setup step that creates the shared
+// streams (DLQ, AUDIT) at stack start: it may create, update and read the
+// configuration of those streams, and nothing else.
+const Ops = "ops"
+
 // User is one user defined in auth.conf.
 type User struct {
 	Name        string // NATS user name; a service's user is named after it
 	PasswordEnv string // environment variable auth.conf reads the password from
 }
 
-// Users lists every user of auth.conf: one per service, then the admin.
+// Users lists every user of auth.conf: one per service, ops, then the admin.
 var Users = []User{
 	{Name: "order-service", PasswordEnv: "NATS_PASSWORD_ORDER"},
 	{Name: "inventory-service", PasswordEnv: "NATS_PASSWORD_INVENTORY"},
 	{Name: "payment-service", PasswordEnv: "NATS_PASSWORD_PAYMENT"},
 	{Name: "notification-service", PasswordEnv: "NATS_PASSWORD_NOTIFICATION"},
 	{Name: "audit-service", PasswordEnv: "NATS_PASSWORD_AUDIT"},
+	{Name: Ops, PasswordEnv: "NATS_PASSWORD_OPS"},
 	{Name: Admin, PasswordEnv: "NATS_PASSWORD_ADMIN"},
 }
 

@@ -28,9 +28,7 @@ func repoRoot(t *testing.T) string {
 // TestConfigFiles parses every production configuration with the real
 // nats-server parser, as the server binary would at start-up.
 func TestConfigFiles(t *testing.T) {
-	for _, u := range Users {
-		t.Setenv(u.PasswordEnv, "pw"+strings.ReplaceAll(u.Name, "-", ""))
-	}
+	setClusterEnv(t) // the users' passwords, and the cluster's route password and routes
 	tests := []struct {
 		file       string
 		serverName string

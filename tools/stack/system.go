@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"crypto/rand"
 	"errors"
 	"os"
 	"path/filepath"
@@ -20,8 +21,14 @@ func (s Spec) Env(natsURL string, portOffset int, adminToken string) []string {
 		"GATEWAY_ADDR=127.0.0.1:" + gw,
 		"GATEWAY_URL=http://127.0.0.1:" + gw,
 		"ADMIN_TOKEN=" + adminToken,
+		"GATEWAY_API_KEY=" + gatewayAPIKey,
 	}
 }
+
+// gatewayAPIKey is payment-service's credential at the gateway simulator:
+// random for each run of the stack; only those two read it (tools reach
+// the simulator's GET /charges and /admin/mode with the admin token).
+var gatewayAPIKey = rand.Text()
 
 // GatewayPort is the default port of the payment-gateway simulator.
 const GatewayPort = 8090

@@ -1,6 +1,9 @@
 // Command audit-service records every event of every domain stream in an
 // append-only, tamper-evident SHA-256 hash chain and serves it over HTTP.
-// "audit-service healthcheck" probes a running instance.
+// "audit-service healthcheck" probes a running instance. "audit-service
+// setup-streams" is the ops step run once at stack start, as the NATS user
+// ops (NATS_USER/NATS_PASSWORD): it creates, or brings back to the shipped
+// configuration, the streams no service may change (DLQ, AUDIT).
 package main
 
 import (
@@ -43,6 +46,10 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }() // stderr sync fails harmlessly on some platforms
+	if len(args) > 0 && args[0] == "setup-streams" {
+		log.Info("setting up the shared streams", cfg.Fields()...)
+		return service.SetupStreams(ctx, cfg, log)
+	}
 	log.Info("starting", cfg.Fields()...)
 	svc, err := service.New(ctx, cfg, log)
 	if err != nil {

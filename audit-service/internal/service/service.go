@@ -75,6 +75,25 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	})
 }
 
+// SetupStreams is the ops step: connected as cfg's NATS user (ops), it
+// creates or updates the shared streams (events.SetupSharedStreams),
+// waiting for NATS to come up, and returns when they are in place.
+func SetupStreams(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+	nc, js, err := natsconn.Connect(cfg.NATS("eventshop-ops"), log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	err = natsconn.Ensure(ctx, log, "set up the shared streams", func(ctx context.Context) error {
+		return events.SetupSharedStreams(ctx, js, events.StreamOptions{Replicas: cfg.StreamReplicas})
+	}, natsconn.WithAttemptTimeout(10*time.Second), natsconn.WithGiveUpAfter(2*time.Minute))
+	if err != nil {
+		return err
+	}
+	log.Info("shared streams set up")
+	return nil
+}
+
 func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn, js jetstream.JetStream, o options) (*Service, error) {
 	reg := metrics.NewRegistry(Name)
 	auditMetrics, err := store.NewMetrics(metrics.Registerer(reg, Name))

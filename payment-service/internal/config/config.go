@@ -33,6 +33,9 @@ type Config struct {
 
 	GatewayURL     string        // GATEWAY_URL, default http://127.0.0.1:8090
 	GatewayTimeout time.Duration // GATEWAY_TIMEOUT, default 5s
+	// GatewayAPIKey (GATEWAY_API_KEY, required) is the service's credential
+	// at the gateway, sent as a bearer token with every charge and refund.
+	GatewayAPIKey string
 
 	// Breaker: BREAKER_FAILURE_THRESHOLD (5), BREAKER_OPEN_TIMEOUT (5s),
 	// BREAKER_HALF_OPEN_PROBES (1).
@@ -48,6 +51,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			Consumers:      platformconfig.ReadConsumers(r),
 			GatewayURL:     r.String("GATEWAY_URL", ""),
 			GatewayTimeout: r.Duration("GATEWAY_TIMEOUT", 0),
+			GatewayAPIKey:  r.String("GATEWAY_API_KEY", ""),
 			Breaker: breaker.Config{
 				FailureThreshold:  r.Int("BREAKER_FAILURE_THRESHOLD", 0),
 				OpenTimeout:       r.Duration("BREAKER_OPEN_TIMEOUT", 0),
@@ -93,6 +97,9 @@ func (c Config) Validate() error {
 	if u, err := url.Parse(c.GatewayURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("GATEWAY_URL %q must be an http(s) URL", c.GatewayURL)
 	}
+	if c.GatewayAPIKey == "" {
+		bad("GATEWAY_API_KEY is empty: set the API key the payment gateway expects")
+	}
 	if c.GatewayTimeout <= 0 || c.GatewayTimeout > maxGatewayTimeout {
 		bad("GATEWAY_TIMEOUT %s must be in (0, %s]", c.GatewayTimeout, maxGatewayTimeout)
 	}
@@ -107,6 +114,7 @@ func (c Config) Fields() []zap.Field {
 	return append(append(c.Base.Fields(), c.Consumers.Fields()...),
 		zap.String("gateway_url", c.GatewayURL),
 		zap.Stringer("gateway_timeout", c.GatewayTimeout),
+		zap.String("gateway_api_key", platformconfig.Mask(c.GatewayAPIKey)),
 		zap.Int("breaker_failure_threshold", c.Breaker.FailureThreshold),
 		zap.Stringer("breaker_open_timeout", c.Breaker.OpenTimeout),
 		zap.Int("breaker_half_open_probes", c.Breaker.HalfOpenMaxProbes),

@@ -13,8 +13,16 @@ import (
 	"github.com/eventshop/payment-service/internal/config"
 )
 
+// env looks up m, with the one required variable, GATEWAY_API_KEY, set
+// unless m says otherwise.
 func env(m map[string]string) func(string) (string, bool) {
-	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		if !ok && k == "GATEWAY_API_KEY" {
+			return "test-key", true
+		}
+		return v, ok
+	}
 }
 
 func TestLoad(t *testing.T) {
@@ -47,6 +55,7 @@ func TestLoad(t *testing.T) {
 				}
 			},
 		},
+		{name: "no gateway api key", env: map[string]string{"GATEWAY_API_KEY": ""}, wantErr: config.ErrInvalid},
 		{name: "malformed duration", env: map[string]string{"GATEWAY_TIMEOUT": "soon"}, wantErr: config.ErrInvalid},
 		{name: "malformed int", env: map[string]string{"BREAKER_FAILURE_THRESHOLD": "five"}, wantErr: config.ErrInvalid},
 		{name: "gateway timeout beyond the ack wait", env: map[string]string{"GATEWAY_TIMEOUT": "45s"}, wantErr: config.ErrInvalid},
@@ -70,7 +79,8 @@ func TestLoad(t *testing.T) {
 
 func TestFieldsMaskSecrets(t *testing.T) {
 	t.Parallel()
-	c, err := config.Load(env(map[string]string{"NATS_PASSWORD": "hunter2", "NATS_URL": "nats://u:hunter2@n1:4222,nats://n2:4222"}))
+	c, err := config.Load(env(map[string]string{"NATS_PASSWORD": "hunter2", "NATS_URL": "nats://u:hunter2@n1:4222,nats://n2:4222",
+		"GATEWAY_API_KEY": "hunter2"}))
 	if err != nil {
 		t.Fatal(err)
 	}

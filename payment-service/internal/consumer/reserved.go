@@ -71,14 +71,14 @@ func NewReserved(p Payer, wait consumer.Backoff) (*Reserved, error) {
 func (h *Reserved) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
+		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	if env.Type != events.InventoryReserved {
-		return consumer.Permanent(fmt.Errorf("%s: %w: a %s event", msg.Subject(), events.ErrInvalidEvent, env.Type))
+		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w: a %s event", msg.Subject(), events.ErrInvalidEvent, env.Type))
 	}
 	var data events.InventoryReservedData
 	if err := env.DecodeData(&data); err != nil {
-		return consumer.Permanent(fmt.Errorf("%s: %w", msg.Subject(), err))
+		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	_, err = h.payer.Process(ctx, payment.Request{
 		OrderID:     data.OrderID,
@@ -111,6 +111,10 @@ func verdict(msg jetstream.Msg, err error, wait consumer.Backoff) error {
 		errors.Is(err, payment.ErrInvalidOrderID),
 		errors.Is(err, payment.ErrInvalidRecord):
 		return consumer.Permanent(err)
+	case errors.Is(err, events.ErrConflictingDuplicate):
+		// Another event already holds the outcome's subject (forged, or a
+		// bug): the payment cannot be announced; an operator decides.
+		return consumer.Refused("conflicting_duplicate", err)
 	case errors.Is(err, payment.ErrTokenNotVisible):
 		// A replica catches up within milliseconds; an order that never
 		// existed is poison after a few tries (MaxDeliver is unlimited).

@@ -27,7 +27,16 @@ const (
 	OutcomeUnavailable = "unavailable"  // 5xx, timeout, refused connection, unreadable answer
 	OutcomeRejected    = "rejected"     // another 4xx: our request is wrong
 	OutcomeBreakerOpen = "breaker_open" // not attempted: the circuit is open
+	// OutcomeMismatch: the gateway answered about another charge than the
+	// one asked for (order, amount or currency differ): a failed payment
+	// and an alert, never a success.
+	OutcomeMismatch = "mismatch"
 )
+
+// DeclineGatewayMismatch is the decline code of a payment failed because
+// the gateway's answer did not match the charge asked for: someone else's
+// charge was made under our idempotency key, or the gateway is broken.
+const DeclineGatewayMismatch = "gateway_answer_mismatch"
 
 // ErrInvalidOption is returned for an option given a value it cannot use.
 var ErrInvalidOption = errors.New("invalid option")
@@ -57,6 +66,7 @@ func (noObserver) RefundOutcome(string)                 {}
 
 // Client charges cards and refunds charges through the gateway's HTTP API.
 type Client struct {
+	apiKey     string
 	chargesURL string
 	refundsURL string
 	http       *http.Client
@@ -104,13 +114,18 @@ func WithObserver(o Observer) Option {
 }
 
 // New returns a client of the gateway at baseURL (for example
-// http://127.0.0.1:8090).
-func New(baseURL string, opts ...Option) (*Client, error) {
+// http://127.0.0.1:8090) that authenticates with apiKey
+// (Authorization: Bearer).
+func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("gateway url %q: %w", baseURL, ErrInvalidOption)
 	}
+	if apiKey == "" {
+		return nil, fmt.Errorf("gateway api key is empty: %w", ErrInvalidOption)
+	}
 	c := &Client{
+		apiKey:     apiKey,
 		chargesURL: u.JoinPath("charges").String(),
 		refundsURL: u.JoinPath("refunds").String(),
 		http: &http.Client{
@@ -142,6 +157,25 @@ type chargeAnswer struct {
 	ID          string `json:"id"`
 	Status      string `json:"status"`
 	DeclineCode string `json:"decline_code"`
+	OrderID     string `json:"order_id"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+}
+
+// mismatch says how the answer differs from the charge asked for, or "".
+// An answer about another order, amount or currency is not our charge: a
+// customer who learnt the idempotency key could have charged 1 cent under
+// it, and a success must never be believed then.
+func (a chargeAnswer) mismatch(req payment.ChargeRequest) string {
+	switch {
+	case a.OrderID != req.OrderID:
+		return fmt.Sprintf("the gateway answered for order %.64q, we asked for %q", a.OrderID, req.OrderID)
+	case a.AmountCents != req.AmountCents:
+		return fmt.Sprintf("the gateway answered for %d cents, we asked for %d", a.AmountCents, req.AmountCents)
+	case a.Currency != req.Currency:
+		return fmt.Sprintf("the gateway answered in %.8q, we asked for %q", a.Currency, req.Currency)
+	}
+	return ""
 }
 
 // Charge asks the gateway to charge the card. A decline is a result, not an
@@ -162,8 +196,8 @@ func (c *Client) Charge(ctx context.Context, req payment.ChargeRequest) (payment
 	c.obs.GatewayLatency(outcome, c.now().Sub(start))
 	c.obs.ChargeOutcome(outcome)
 	if ticket != nil {
-		// Only an unavailable gateway counts against it: a decline or a
-		// rejected request is a healthy gateway answering.
+		// Only an unavailable gateway counts against it: a decline, a
+		// mismatch or a rejected request is a healthy gateway answering.
 		ticket.Done(outcome != OutcomeUnavailable)
 	}
 	return res, err
@@ -191,6 +225,7 @@ func (c *Client) send(ctx context.Context, url, key, traceParent string, body an
 	hreq.Header.Set("Content-Type", "application/json")
 	hreq.Header.Set("Accept", "application/json")
 	hreq.Header.Set("Idempotency-Key", key)
+	hreq.Header.Set("Authorization", "Bearer "+c.apiKey)
 	if traceParent != "" {
 		hreq.Header.Set(events.HeaderTraceparent, traceParent)
 	}
@@ -221,11 +256,17 @@ func (c *Client) post(ctx context.Context, req payment.ChargeRequest) (payment.C
 			// retry with the same key gets the answer again.
 			return payment.ChargeResult{}, OutcomeUnavailable, fmt.Errorf("%w: unreadable 201 answer %.200q", payment.ErrGatewayUnavailable, body)
 		}
+		if why := a.mismatch(req); why != "" {
+			return mismatched(a, why, replayed), OutcomeMismatch, nil
+		}
 		return payment.ChargeResult{ChargeID: a.ID, Succeeded: true, Replayed: replayed}, OutcomeSucceeded, nil
 	case code == http.StatusPaymentRequired:
 		var a chargeAnswer
 		if err := json.Unmarshal(body, &a); err != nil {
 			return payment.ChargeResult{}, OutcomeUnavailable, fmt.Errorf("%w: unreadable 402 answer %.200q", payment.ErrGatewayUnavailable, body)
+		}
+		if why := a.mismatch(req); why != "" {
+			return mismatched(a, why, replayed), OutcomeMismatch, nil
 		}
 		if a.DeclineCode == "" {
 			a.DeclineCode = events.ReasonCardDeclined
@@ -236,11 +277,26 @@ func (c *Client) post(ctx context.Context, req payment.ChargeRequest) (payment.C
 		return payment.ChargeResult{ChargeID: a.ID, DeclineCode: a.DeclineCode, Replayed: replayed}, OutcomeDeclined, nil
 	case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 		return payment.ChargeResult{}, OutcomeUnavailable, fmt.Errorf("%w: answered %d %.200s", payment.ErrGatewayUnavailable, code, body)
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		return payment.ChargeResult{}, OutcomeUnavailable, refusedCredential(code, body)
 	case code >= 400:
 		return payment.ChargeResult{}, OutcomeRejected, fmt.Errorf("%w: answered %d %.200s", payment.ErrGatewayRejected, code, body)
 	default:
 		return payment.ChargeResult{}, OutcomeUnavailable, fmt.Errorf("%w: unexpected answer %d", payment.ErrGatewayUnavailable, code)
 	}
+}
+
+// mismatched is the failed result of an answer about another charge.
+func mismatched(a chargeAnswer, why string, replayed bool) payment.ChargeResult {
+	return payment.ChargeResult{ChargeID: a.ID, DeclineCode: DeclineGatewayMismatch, Mismatch: why, Replayed: replayed}
+}
+
+// refusedCredential is the error of a 401 or 403: our API key is wrong or
+// missing, an operator's mistake that no request of ours can fix, and that
+// must not fail or dead-letter payments: the work waits (and the breaker
+// opens) until the key is fixed.
+func refusedCredential(code int, body []byte) error {
+	return fmt.Errorf("%w: the gateway refused our credential (%d %.200s): check GATEWAY_API_KEY", payment.ErrGatewayUnavailable, code, body)
 }
 
 // refundBody is the gateway's POST /refunds request.
@@ -296,6 +352,8 @@ func (c *Client) postRefund(ctx context.Context, req payment.RefundRequest) (pay
 		return payment.RefundResult{RefundID: r.ID, Replayed: a.replayed}, OutcomeSucceeded, nil
 	case code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
 		return payment.RefundResult{}, OutcomeUnavailable, fmt.Errorf("%w: refund answered %d %.200s", payment.ErrGatewayUnavailable, code, a.body)
+	case code == http.StatusUnauthorized, code == http.StatusForbidden:
+		return payment.RefundResult{}, OutcomeUnavailable, refusedCredential(code, a.body)
 	case code >= 400:
 		return payment.RefundResult{}, OutcomeRejected, fmt.Errorf("%w: refund answered %d %.200s", payment.ErrGatewayRejected, code, a.body)
 	default:

@@ -19,6 +19,9 @@ import (
 	"github.com/eventshop/shared/platform/metrics"
 )
 
+// apiKey is the test simulators' API key, and the client's.
+const apiKey = "test-gateway-api-key"
+
 // realGateway serves the real simulator.
 func realGateway(t *testing.T) (string, *gatewaysim.Simulator) {
 	t.Helper()
@@ -26,7 +29,8 @@ func realGateway(t *testing.T) (string, *gatewaysim.Simulator) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gatewaysim.NewServer("127.0.0.1:0", sim, zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
+	srv, err := gatewaysim.NewServer("127.0.0.1:0", sim, gatewaysim.Credentials{APIKey: apiKey, AdminToken: "admin"},
+		zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +120,7 @@ func TestChargeOutcomes(t *testing.T) {
 		{name: "429", url: cannedGateway(t, 429, `{}`, 0), wantOutcome: gateway.OutcomeUnavailable, wantErr: payment.ErrGatewayUnavailable},
 		{name: "unreadable 201", url: cannedGateway(t, 201, `<html>`, 0), wantOutcome: gateway.OutcomeUnavailable, wantErr: payment.ErrGatewayUnavailable},
 		{name: "400 is our bug", url: cannedGateway(t, 400, `{"type":"x"}`, 0), wantOutcome: gateway.OutcomeRejected, wantErr: payment.ErrGatewayRejected},
+		{name: "401 is a wrong key: wait, never fail", url: cannedGateway(t, 401, `{}`, 0), wantOutcome: gateway.OutcomeUnavailable, wantErr: payment.ErrGatewayUnavailable},
 		{name: "404 is our bug", url: cannedGateway(t, 404, `{}`, 0), wantOutcome: gateway.OutcomeRejected, wantErr: payment.ErrGatewayRejected},
 		{name: "timeout", url: cannedGateway(t, 201, `{}`, time.Second), wantOutcome: gateway.OutcomeUnavailable, wantErr: payment.ErrGatewayUnavailable},
 		{name: "connection refused", url: closed, wantOutcome: gateway.OutcomeUnavailable, wantErr: payment.ErrGatewayUnavailable},
@@ -124,7 +129,7 @@ func TestChargeOutcomes(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			obs := &countingObserver{}
-			c, err := gateway.New(tt.url, gateway.WithTimeout(200*time.Millisecond), gateway.WithObserver(obs))
+			c, err := gateway.New(tt.url, apiKey, gateway.WithTimeout(200*time.Millisecond), gateway.WithObserver(obs))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,7 +154,7 @@ func TestChargeOutcomes(t *testing.T) {
 func TestReplayIsReported(t *testing.T) {
 	t.Parallel()
 	url, sim := realGateway(t)
-	c, err := gateway.New(url)
+	c, err := gateway.New(url, apiKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +179,7 @@ func TestBreakerGuardsCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	obs := &countingObserver{}
-	c, err := gateway.New(url, gateway.WithBreaker(b), gateway.WithObserver(obs))
+	c, err := gateway.New(url, apiKey, gateway.WithBreaker(b), gateway.WithObserver(obs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +216,7 @@ func TestBreakerGuardsCalls(t *testing.T) {
 func TestNewRejectsBadURL(t *testing.T) {
 	t.Parallel()
 	for _, u := range []string{"", "gateway:8090", "ftp://x", "http://"} {
-		if _, err := gateway.New(u); !errors.Is(err, gateway.ErrInvalidOption) {
+		if _, err := gateway.New(u, apiKey); !errors.Is(err, gateway.ErrInvalidOption) {
 			t.Errorf("New(%q) err = %v, want ErrInvalidOption", u, err)
 		}
 	}
@@ -221,7 +226,7 @@ func TestRefund(t *testing.T) {
 	t.Parallel()
 	url, sim := realGateway(t)
 	obs := &countingObserver{}
-	c, err := gateway.New(url, gateway.WithObserver(obs))
+	c, err := gateway.New(url, apiKey, gateway.WithObserver(obs))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +235,7 @@ func TestRefund(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refund := payment.RefundRequest{OrderID: "o-1", ChargeID: ch.ChargeID, AmountCents: 2598, IdempotencyKey: payment.RefundKey("o-1")}
+	refund := payment.RefundRequest{OrderID: "o-1", ChargeID: ch.ChargeID, AmountCents: 2598, IdempotencyKey: "refund-o-1"}
 	first, err := c.Refund(ctx, refund)
 	if err != nil || first.RefundID == "" || first.Replayed {
 		t.Fatalf("first refund = %+v, %v", first, err)
@@ -264,7 +269,7 @@ func TestRefundBehindBreaker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := gateway.New(cannedGateway(t, 503, `{}`, 0), gateway.WithBreaker(b))
+	c, err := gateway.New(cannedGateway(t, 503, `{}`, 0), apiKey, gateway.WithBreaker(b))
 	if err != nil {
 		t.Fatal(err)
 	}

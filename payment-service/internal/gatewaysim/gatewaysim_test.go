@@ -18,20 +18,34 @@ import (
 	"github.com/eventshop/shared/platform/metrics"
 )
 
+// The credentials of the test simulators.
+const (
+	apiKey     = "test-gateway-api-key"
+	adminToken = "test-admin-token"
+)
+
 // startGateway serves a real simulator over httptest.
 func startGateway(t *testing.T, opts ...gatewaysim.Option) string {
+	t.Helper()
+	base, _ := startSim(t, opts...)
+	return base
+}
+
+// startSim serves a real simulator over httptest and returns it too.
+func startSim(t *testing.T, opts ...gatewaysim.Option) (string, *gatewaysim.Simulator) {
 	t.Helper()
 	sim, err := gatewaysim.New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gatewaysim.NewServer("127.0.0.1:0", sim, zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
+	srv, err := gatewaysim.NewServer("127.0.0.1:0", sim, gatewaysim.Credentials{APIKey: apiKey, AdminToken: adminToken},
+		zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Engine)
 	t.Cleanup(ts.Close)
-	return ts.URL
+	return ts.URL, sim
 }
 
 type reply struct {
@@ -40,7 +54,19 @@ type reply struct {
 	body   []byte
 }
 
+// do sends the request with the credential its route needs: the payment
+// service's API key for POSTs, the admin token otherwise.
 func do(t *testing.T, client *http.Client, method, url, key string, body any) reply {
+	t.Helper()
+	cred := adminToken
+	if method == http.MethodPost {
+		cred = apiKey
+	}
+	return doAs(t, client, cred, method, url, key, body)
+}
+
+// doAs sends the request with "Authorization: Bearer cred" (none if empty).
+func doAs(t *testing.T, client *http.Client, cred, method, url, key string, body any) reply {
 	t.Helper()
 	var rd io.Reader
 	if s, ok := body.(string); ok {
@@ -60,6 +86,9 @@ func do(t *testing.T, client *http.Client, method, url, key string, body any) re
 		req.Header.Set(gatewaysim.HeaderIdempotencyKey, key)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if cred != "" {
+		req.Header.Set("Authorization", "Bearer "+cred)
+	}
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -151,8 +180,8 @@ func TestIdempotentReplay(t *testing.T) {
 	if first.status != 201 || first.header.Get(gatewaysim.HeaderIdempotentReplayed) != "" {
 		t.Fatalf("first = %d %v", first.status, first.header)
 	}
-	// A replay returns the first answer even if the token would now decline.
-	second := do(t, nil, http.MethodPost, base+"/charges", "key-1", chargeReq("o-1", gatewaysim.TokenDeclined))
+	// A replay of the same request returns the first answer.
+	second := do(t, nil, http.MethodPost, base+"/charges", "key-1", chargeReq("o-1", gatewaysim.TokenVisa))
 	if second.status != 201 || !bytes.Equal(second.body, first.body) || second.header.Get(gatewaysim.HeaderIdempotentReplayed) != "true" {
 		t.Fatalf("replay = %d %s %v, want the first answer replayed", second.status, second.body, second.header)
 	}
@@ -161,7 +190,7 @@ func TestIdempotentReplay(t *testing.T) {
 	}
 	// A decline is replayed too.
 	d1 := do(t, nil, http.MethodPost, base+"/charges", "key-2", chargeReq("o-2", gatewaysim.TokenDeclined))
-	d2 := do(t, nil, http.MethodPost, base+"/charges", "key-2", chargeReq("o-2", gatewaysim.TokenVisa))
+	d2 := do(t, nil, http.MethodPost, base+"/charges", "key-2", chargeReq("o-2", gatewaysim.TokenDeclined))
 	if d1.status != 402 || d2.status != 402 || !bytes.Equal(d1.body, d2.body) {
 		t.Fatalf("declined replay = %d/%d", d1.status, d2.status)
 	}
@@ -288,6 +317,7 @@ func TestModes(t *testing.T) {
 		raw, _ := json.Marshal(chargeReq("o-slow", gatewaysim.TokenVisa))
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/charges", bytes.NewReader(raw))
 		req.Header.Set(gatewaysim.HeaderIdempotencyKey, "o-slow")
+		req.Header.Set("Authorization", "Bearer "+apiKey)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 			t.Fatalf("slow gateway answered %d before the client timeout", resp.StatusCode)

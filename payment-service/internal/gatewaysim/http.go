@@ -1,11 +1,13 @@
 package gatewaysim
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,29 +22,64 @@ const ServiceName = "payment-gateway"
 
 const maxBody = 64 << 10
 
+// Credentials are what the simulator's callers must show, each as
+// "Authorization: Bearer <secret>".
+type Credentials struct {
+	// APIKey is the payment service's key (GATEWAY_API_KEY): POST /charges
+	// and POST /refunds. Required.
+	APIKey string
+	// AdminToken (ADMIN_TOKEN) guards the operator routes: GET /charges
+	// (the listing the checkers read) and /admin/mode (the outage
+	// switches). Empty refuses them all, as every service's admin routes.
+	AdminToken string
+}
+
 // NewServer returns the simulator's HTTP server listening on addr: the
 // shared server (health, metrics, problem responses) with the charge, refund
-// and admin routes mounted. Tests serve its Engine with httptest.
-func NewServer(addr string, sim *Simulator, log *zap.Logger, reg *prometheus.Registry) (*httpserver.Server, error) {
+// and admin routes mounted behind creds. Tests serve its Engine with
+// httptest.
+func NewServer(addr string, sim *Simulator, creds Credentials, log *zap.Logger, reg *prometheus.Registry) (*httpserver.Server, error) {
 	if sim == nil {
 		return nil, fmt.Errorf("simulator: %w", ErrInvalidOption)
+	}
+	if creds.APIKey == "" {
+		return nil, fmt.Errorf("api key is empty (anyone could charge and refund): %w", ErrInvalidOption)
 	}
 	srv, err := httpserver.New(httpserver.Config{Addr: addr, Service: ServiceName}, log, reg, MapError)
 	if err != nil {
 		return nil, err
 	}
 	h := handlers{sim: sim}
-	srv.Engine.POST("/charges", h.charge)
-	srv.Engine.GET("/charges", h.charges)
-	srv.Engine.POST("/refunds", h.refund)
-	srv.Engine.GET("/admin/mode", h.getMode)
-	srv.Engine.PUT("/admin/mode", h.putMode)
+	client := apiKeyAuth(creds.APIKey)
+	admin := httpserver.BearerAuth(creds.AdminToken)
+	srv.Engine.POST("/charges", client, h.charge)
+	srv.Engine.POST("/refunds", client, h.refund)
+	srv.Engine.GET("/charges", admin, h.charges)
+	srv.Engine.GET("/admin/mode", admin, h.getMode)
+	srv.Engine.PUT("/admin/mode", admin, h.putMode)
 	return srv, nil
+}
+
+// apiKeyAuth admits only "Authorization: Bearer <key>", compared in
+// constant time.
+func apiKeyAuth(key string) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		got, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(key)) != 1 {
+			c.Header("WWW-Authenticate", `Bearer realm="payment-gateway"`)
+			httpserver.Write(c, problem.New(http.StatusUnauthorized, "unauthorized",
+				"charges and refunds need the payment service's API key: send Authorization: Bearer <GATEWAY_API_KEY>"))
+			return
+		}
+		c.Next()
+	}
 }
 
 // MapError turns the simulator's errors into problems.
 func MapError(err error) problem.Problem {
 	switch {
+	case errors.Is(err, ErrKeyReused):
+		return problem.New(http.StatusUnprocessableEntity, "idempotency-key-reused", err.Error())
 	case errors.Is(err, ErrMissingIdempotencyKey):
 		return problem.New(http.StatusBadRequest, "missing-idempotency-key", "charges and refunds require an Idempotency-Key header")
 	case errors.Is(err, ErrInvalidCharge):

@@ -83,13 +83,16 @@ func (s *Simulator) Refund(ctx context.Context, key string, req RefundRequest) (
 }
 
 func (s *Simulator) refundOnce(key string, req RefundRequest) (Response, error) {
-	e := s.entry(s.refundKeys, key)
+	request, err := fingerprint(req)
+	if err != nil {
+		return Response{}, err
+	}
+	e := s.acquire(s.refundKeys, key)
+	defer s.release(s.refundKeys, key, e)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.resp != nil {
-		r := *e.resp
-		r.Replayed = true
-		return r, nil
+		return replay(e, request)
 	}
 
 	s.mu.Lock()
@@ -120,6 +123,11 @@ func (s *Simulator) refundOnce(key string, req RefundRequest) (Response, error) 
 		return Response{}, fmt.Errorf("encode refund: %w", err)
 	}
 	ch.Refunded, ch.RefundID = true, rf.ID
-	e.resp = &Response{Status: http.StatusCreated, Body: body}
+	e.resp, e.request = &Response{Status: http.StatusCreated, Body: body}, request
+	s.refundQueue = append(s.refundQueue, key)
+	for len(s.refundQueue) > s.maxCharges {
+		delete(s.refundKeys, s.refundQueue[0])
+		s.refundQueue = s.refundQueue[1:]
+	}
 	return *e.resp, nil
 }

@@ -12,11 +12,14 @@ import (
 
 // Run serves a fresh, healthy simulator on cfg.Addr until ctx ends.
 func Run(ctx context.Context, cfg Config, log *zap.Logger) error {
-	sim, err := New()
+	sim, err := New(WithMaxCharges(cfg.MaxCharges))
 	if err != nil {
 		return err
 	}
-	srv, err := NewServer(cfg.Addr, sim, log, metrics.NewRegistry(ServiceName))
+	if cfg.AdminToken == "" {
+		log.Warn("ADMIN_TOKEN is not set: GET /charges and /admin/mode refuse every request")
+	}
+	srv, err := NewServer(cfg.Addr, sim, Credentials{APIKey: cfg.APIKey, AdminToken: cfg.AdminToken}, log, metrics.NewRegistry(ServiceName))
 	if err != nil {
 		return err
 	}

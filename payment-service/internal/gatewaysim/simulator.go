@@ -2,8 +2,11 @@
 // local runs, end-to-end tests and the payment service's component tests. It
 // speaks a Stripe-like dialect: test tokens decide the outcome, every charge
 // and every refund needs an Idempotency-Key and a replay of a key returns the
-// first answer, a charge is refunded at most once, and an admin endpoint
-// switches it between healthy, down, slow and flaky.
+// first answer (a key reused with a different request is refused 422), a
+// charge is refunded at most once, and an admin endpoint switches it between
+// healthy, down, slow and flaky. Charges and refunds need the payment
+// service's API key, the admin and listing routes the admin token; the state
+// it keeps is bounded (the oldest charges are forgotten first).
 package gatewaysim
 
 import (
@@ -47,6 +50,9 @@ const (
 	maxLatency           = 10 * time.Minute
 	maxIdempotencyKeyLen = 255
 	chargeIDPrefix       = "ch_"
+	// DefaultMaxCharges is how many charges (and, separately, refunds) the
+	// simulator remembers before it forgets the oldest.
+	DefaultMaxCharges = 100_000
 )
 
 // Mode is the simulated health of the processor.
@@ -80,6 +86,9 @@ var (
 	ErrFlaky = errors.New("payment processor internal error")
 	// ErrInvalidOption: an option given a value it cannot use.
 	ErrInvalidOption = errors.New("invalid option")
+	// ErrKeyReused: an Idempotency-Key already used with a different
+	// request (Stripe answers 422): never a replay of someone else's answer.
+	ErrKeyReused = errors.New("idempotency key reused with a different request")
 )
 
 var currencyPattern = regexp.MustCompile(`^[A-Z]{3}$`)
@@ -168,10 +177,15 @@ type OrderCharges struct {
 }
 
 // keyEntry serialises requests with one idempotency key and holds the first
-// answer.
+// answer and the request it answered (its JSON), so that a reuse of the key
+// with another request is refused. refs counts the requests holding the
+// entry (guarded by Simulator.mu): an entry without an answer is dropped
+// when the last one lets go.
 type keyEntry struct {
-	mu   sync.Mutex
-	resp *Response
+	mu      sync.Mutex
+	resp    *Response
+	request string
+	refs    int
 }
 
 // Simulator is the processor's state. It is safe for concurrent use.
@@ -181,12 +195,18 @@ type Simulator struct {
 	rand  func() float64
 	sleep func(ctx context.Context, d time.Duration)
 
-	mu         sync.Mutex
-	settings   Settings
-	keys       map[string]*keyEntry // charge idempotency keys
-	refundKeys map[string]*keyEntry // refund idempotency keys
-	byOrder    map[string][]*Charge
-	byID       map[string]*Charge
+	// maxCharges bounds the charges kept, and the refund keys kept:
+	// past it the oldest is forgotten (its key, its charge, its listing).
+	maxCharges int
+
+	mu          sync.Mutex
+	settings    Settings
+	keys        map[string]*keyEntry // charge idempotency keys
+	refundKeys  map[string]*keyEntry // refund idempotency keys
+	byOrder     map[string][]*Charge
+	byID        map[string]*Charge
+	chargeQueue []*Charge // every kept charge, oldest first
+	refundQueue []string  // every kept refund key, oldest first
 }
 
 // Option configures a Simulator.
@@ -225,6 +245,20 @@ func WithIDSource(newID func() string) Option {
 	}
 }
 
+// WithMaxCharges bounds the simulator's memory: it keeps at most n charges
+// (with their idempotency keys) and n refund keys, and forgets the oldest
+// first (default DefaultMaxCharges). A key older than that is processed
+// afresh, like a real processor's idempotency window of 24 hours.
+func WithMaxCharges(n int) Option {
+	return func(s *Simulator) error {
+		if n < 1 {
+			return fmt.Errorf("max charges %d: %w", n, ErrInvalidOption)
+		}
+		s.maxCharges = n
+		return nil
+	}
+}
+
 // New returns a healthy simulator with no charges.
 func New(opts ...Option) (*Simulator, error) {
 	s := &Simulator{
@@ -232,6 +266,7 @@ func New(opts ...Option) (*Simulator, error) {
 		newID:      func() string { return uuid.NewString() },
 		rand:       rand.Float64,
 		sleep:      sleepCtx,
+		maxCharges: DefaultMaxCharges,
 		settings:   Settings{Mode: ModeHealthy},
 		keys:       map[string]*keyEntry{},
 		refundKeys: map[string]*keyEntry{},
@@ -308,8 +343,9 @@ func (s *Simulator) health() (Settings, error) {
 	return set, nil
 }
 
-// entry returns the idempotency entry of key in keys, creating it.
-func (s *Simulator) entry(keys map[string]*keyEntry, key string) *keyEntry {
+// acquire returns the idempotency entry of key in keys, creating it, and
+// holds it until release.
+func (s *Simulator) acquire(keys map[string]*keyEntry, key string) *keyEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := keys[key]
@@ -317,17 +353,53 @@ func (s *Simulator) entry(keys map[string]*keyEntry, key string) *keyEntry {
 		e = &keyEntry{}
 		keys[key] = e
 	}
+	e.refs++
 	return e
 }
 
+// release lets go of an entry taken with acquire (after e.mu is unlocked):
+// an entry that holds no answer (the request was refused) is dropped with
+// its last holder, so refusals leave nothing behind.
+func (s *Simulator) release(keys map[string]*keyEntry, key string, e *keyEntry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.refs--
+	if e.refs == 0 && e.resp == nil && keys[key] == e {
+		delete(keys, key)
+	}
+}
+
+// replay answers a key seen before: the stored answer if the request is the
+// one it answered, ErrKeyReused otherwise. Called with e.mu held.
+func replay(e *keyEntry, request string) (Response, error) {
+	if e.request != request {
+		return Response{}, fmt.Errorf("%w: this Idempotency-Key was first used with another request; use a new key for a new request", ErrKeyReused)
+	}
+	r := *e.resp
+	r.Replayed = true
+	return r, nil
+}
+
+// fingerprint is the request as JSON: what a replay must repeat exactly.
+func fingerprint(req any) (string, error) {
+	b, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("encode request: %w", err)
+	}
+	return string(b), nil
+}
+
 func (s *Simulator) chargeOnce(key string, req ChargeRequest) (Response, error) {
-	e := s.entry(s.keys, key)
+	request, err := fingerprint(req)
+	if err != nil {
+		return Response{}, err
+	}
+	e := s.acquire(s.keys, key)
+	defer s.release(s.keys, key, e)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.resp != nil {
-		r := *e.resp
-		r.Replayed = true
-		return r, nil
+		return replay(e, request)
 	}
 	ch := Charge{
 		ID:             chargeIDPrefix + s.newID(),
@@ -352,12 +424,46 @@ func (s *Simulator) chargeOnce(key string, req ChargeRequest) (Response, error) 
 	if err != nil {
 		return Response{}, fmt.Errorf("encode charge: %w", err)
 	}
-	e.resp = &Response{Status: status, Body: body}
 	s.mu.Lock()
+	e.resp, e.request = &Response{Status: status, Body: body}, request
 	s.byOrder[req.OrderID] = append(s.byOrder[req.OrderID], &ch)
 	s.byID[ch.ID] = &ch
+	s.chargeQueue = append(s.chargeQueue, &ch)
+	for len(s.chargeQueue) > s.maxCharges {
+		s.forgetOldestCharge()
+	}
 	s.mu.Unlock()
 	return *e.resp, nil
+}
+
+// forgetOldestCharge drops the oldest kept charge: its idempotency key, its
+// entry by id and in its order's listing. Called with s.mu held.
+func (s *Simulator) forgetOldestCharge() {
+	old := s.chargeQueue[0]
+	s.chargeQueue[0] = nil
+	s.chargeQueue = s.chargeQueue[1:]
+	delete(s.keys, old.IdempotencyKey)
+	delete(s.byID, old.ID)
+	list := s.byOrder[old.OrderID]
+	for i, c := range list {
+		if c == old {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(s.byOrder, old.OrderID)
+	} else {
+		s.byOrder[old.OrderID] = list
+	}
+}
+
+// Kept returns how many charges, charge keys, refund keys and orders the
+// simulator holds in memory (for tests of its bounds).
+func (s *Simulator) Kept() (charges, chargeKeys, refundKeys, orders int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.byID), len(s.keys), len(s.refundKeys), len(s.byOrder)
 }
 
 // Charges returns every recorded charge attempt for an order, how many

@@ -69,6 +69,9 @@ func (h handlers) getPayment(c *gin.Context) {
 		c.Error(err)
 		return
 	}
+	// The charge's idempotency key is a secret: whoever knows it can make
+	// a charge under it before we do.
+	rec.ChargeKey = ""
 	c.JSON(http.StatusOK, rec)
 }
 

@@ -39,9 +39,22 @@ const (
 // money (NoChargeID): there is nothing to give back.
 const NoRefundID = "no_refund"
 
-// RefundKey is the gateway idempotency key of an order's refund: one refund
-// per order, whatever is repeated.
-func RefundKey(orderID string) string { return "refund-" + orderID }
+// RefundKey is the gateway idempotency key of the record's refund: one
+// refund per order, whatever is repeated. It is derived from the charge's
+// secret key, so that no one who knows only the order id can take it first;
+// a record written before charge keys existed falls back to the order id.
+func (r Record) RefundKey() string { return "refund-" + r.GatewayKey() }
+
+// GatewayKey is the idempotency key of the record's charge at the gateway:
+// the random ChargeKey written with the charging record, or the order id
+// for a record written before charge keys existed (its charge, if made, was
+// made under the order id, and only that key replays it).
+func (r Record) GatewayKey() string {
+	if r.ChargeKey != "" {
+		return r.ChargeKey
+	}
+	return r.OrderID
+}
 
 // Sentinel errors of the domain.
 var (
@@ -72,8 +85,14 @@ var (
 
 // Record is the payment of one order, as stored in the payments bucket.
 type Record struct {
-	OrderID     string `json:"order_id"`
-	Status      Status `json:"status"`
+	OrderID string `json:"order_id"`
+	Status  Status `json:"status"`
+	// ChargeKey is the charge's idempotency key at the gateway: random,
+	// drawn when the charging record is first written and kept with it, so
+	// that every retry and restart asks with the same key (a replay, never a
+	// second charge) while no customer can know or derive it. A secret:
+	// never shown outside the service.
+	ChargeKey   string `json:"charge_key,omitempty"`
 	ChargeID    string `json:"charge_id"`
 	AmountCents int64  `json:"amount_cents"`
 	Currency    string `json:"currency"`
@@ -145,7 +164,7 @@ type ChargeRequest struct {
 	Currency    string
 	Token       string
 	// IdempotencyKey makes a repeated charge (after a crash or a timeout)
-	// a replay of the first one at the gateway: it is the order id.
+	// a replay of the first one at the gateway: the record's GatewayKey.
 	IdempotencyKey string
 	TraceParent    string
 }
@@ -159,6 +178,10 @@ type ChargeResult struct {
 	// Replayed is true when the gateway answered from its idempotency
 	// store (the order had been charged before).
 	Replayed bool
+	// Mismatch, when set, says how the gateway's answer differed from the
+	// charge asked for (order, amount, currency): the payment failed, and
+	// the answer's charge is not ours.
+	Mismatch string
 }
 
 // NewRecord builds the record of a charge's result.
@@ -167,10 +190,11 @@ func NewRecord(req ChargeRequest, res ChargeResult, now time.Time) Record {
 }
 
 // NewIntent builds the charging record written before the gateway is asked
-// to charge req.
+// to charge req, under req.IdempotencyKey.
 func NewIntent(req ChargeRequest, now time.Time) Record {
 	return Record{
 		OrderID:     req.OrderID,
+		ChargeKey:   req.IdempotencyKey,
 		Status:      StatusCharging,
 		AmountCents: req.AmountCents,
 		Currency:    req.Currency,
@@ -210,7 +234,8 @@ type RefundRequest struct {
 	OrderID     string
 	ChargeID    string
 	AmountCents int64
-	// IdempotencyKey is RefundKey(OrderID): a repeated refund is a replay.
+	// IdempotencyKey is the record's RefundKey: a repeated refund is a
+	// replay.
 	IdempotencyKey string
 	TraceParent    string
 }

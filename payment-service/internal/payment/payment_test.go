@@ -122,7 +122,13 @@ func TestLifecycleEvents(t *testing.T) {
 			}
 		})
 	}
-	if payment.RefundKey("o-1") != "refund-o-1" {
-		t.Fatalf("RefundKey = %q", payment.RefundKey("o-1"))
+	// Keys come from the record's secret charge key; a record written
+	// before charge keys existed keeps the order id its charge was made
+	// under.
+	keyed := payment.Record{OrderID: "o-1", ChargeKey: "pay_SECRET"}
+	legacy := payment.Record{OrderID: "o-1"}
+	if keyed.GatewayKey() != "pay_SECRET" || keyed.RefundKey() != "refund-pay_SECRET" ||
+		legacy.GatewayKey() != "o-1" || legacy.RefundKey() != "refund-o-1" {
+		t.Fatalf("keys = %q %q %q %q", keyed.GatewayKey(), keyed.RefundKey(), legacy.GatewayKey(), legacy.RefundKey())
 	}
 }

@@ -2,6 +2,7 @@ package payment
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"time"
@@ -80,9 +81,11 @@ const maxCASAttempts = 16
 //   - a charging record is written before the gateway is first asked, so
 //     a cancellation that comes while a charge may exist settles that charge
 //     (asking again with the same key) and refunds it, instead of voiding;
-//   - the charge uses the order id as idempotency key, and the refund
-//     RefundKey(order id): repeats after a crash or a timeout are gateway
-//     replays;
+//   - the charge uses a random idempotency key drawn with the charging
+//     record and stored in it, and the refund the record's RefundKey:
+//     repeats after a crash or a timeout are gateway replays, and no
+//     customer can know the keys (one who could would charge 1 cent under
+//     it first, and be believed);
 //   - records change by compare-and-set; the loser of a race reads the
 //     winner's record and decides afresh;
 //   - a recorded outcome is only re-announced (the publish is create-once).
@@ -96,6 +99,7 @@ type Processor struct {
 	pub     Publisher
 	log     *zap.Logger
 	now     func() time.Time
+	newKey  func() string
 }
 
 // ProcessorOption configures a Processor.
@@ -115,12 +119,27 @@ func WithClock(now func() time.Time) ProcessorOption {
 	}
 }
 
+// WithKeySource sets the source of charge idempotency keys (default: 128
+// random bits). Keys must be unguessable: tests only.
+func WithKeySource(newKey func() string) ProcessorOption {
+	return func(p *Processor) error {
+		if newKey == nil {
+			return fmt.Errorf("key source: %w", ErrInvalidOption)
+		}
+		p.newKey = newKey
+		return nil
+	}
+}
+
+// randomKey returns a fresh charge idempotency key: 128 random bits.
+func randomKey() string { return "pay_" + rand.Text() }
+
 // NewProcessor returns a processor over its dependencies.
 func NewProcessor(store Store, tokens TokenSource, gateway Gateway, pub Publisher, log *zap.Logger, opts ...ProcessorOption) (*Processor, error) {
 	if store == nil || tokens == nil || gateway == nil || pub == nil || log == nil {
 		return nil, fmt.Errorf("processor needs a store, token source, gateway, publisher and logger: %w", ErrInvalidOption)
 	}
-	p := &Processor{store: store, tokens: tokens, gateway: gateway, pub: pub, log: log, now: time.Now}
+	p := &Processor{store: store, tokens: tokens, gateway: gateway, pub: pub, log: log, now: time.Now, newKey: randomKey}
 	for _, opt := range opts {
 		if err := opt(p); err != nil {
 			return nil, err
@@ -169,6 +188,7 @@ func (p *Processor) Process(ctx context.Context, req Request) (Record, error) {
 			if err != nil {
 				return Record{}, err
 			}
+			p.alertMismatch(res, fields)
 			if _, err := p.store.Update(ctx, next, rev); err != nil {
 				if errors.Is(err, ErrConflict) {
 					continue // cancelled meanwhile (and settled), or another delivery recorded it
@@ -192,10 +212,21 @@ func (p *Processor) Process(ctx context.Context, req Request) (Record, error) {
 	return Record{}, fmt.Errorf("payment of order %s: %d conflicting writes in a row: %w", req.OrderID, maxCASAttempts, ErrConflict)
 }
 
+// alertMismatch logs a gateway answer about another charge than ours (the
+// metric is counted by the gateway client's observer).
+func (p *Processor) alertMismatch(res ChargeResult, fields []zap.Field) {
+	if res.Mismatch == "" {
+		return
+	}
+	p.log.Error("gateway answer does not match the charge asked for: payment failed, not believed",
+		append(fields, zap.String("mismatch", res.Mismatch), zap.String("gateway_charge_id", res.ChargeID))...)
+}
+
 // begin creates the order's first record: a succeeded one at once for a
-// zero total (nothing to charge), otherwise the charging intent. The token
-// is read first, so that an order that cannot be charged leaves no intent
-// behind. An existing record is ErrConflict.
+// zero total (nothing to charge), otherwise the charging intent with a new
+// random idempotency key, which every later attempt reads back from the
+// record. The token is read first, so that an order that cannot be charged
+// leaves no intent behind. An existing record is ErrConflict.
 func (p *Processor) begin(ctx context.Context, req Request) (Record, uint64, string, error) {
 	charge := ChargeRequest{OrderID: req.OrderID, AmountCents: req.AmountCents, Currency: req.Currency}
 	now := p.now()
@@ -210,6 +241,7 @@ func (p *Processor) begin(ctx context.Context, req Request) (Record, uint64, str
 		if token, err = p.tokens.Token(ctx, req.OrderID); err != nil {
 			return Record{}, 0, "", fmt.Errorf("payment token: %w", err)
 		}
+		charge.IdempotencyKey = p.newKey()
 		rec = NewIntent(charge, now)
 	}
 	rev, err := p.store.Create(ctx, rec)
@@ -219,16 +251,16 @@ func (p *Processor) begin(ctx context.Context, req Request) (Record, uint64, str
 	return rec, rev, token, nil
 }
 
-// charge asks the gateway to charge a charging record, with the order id as
-// idempotency key (a repeat replays the first answer), and returns the
-// record of the answer.
+// charge asks the gateway to charge a charging record, with the record's
+// key (a repeat replays the first answer), and returns the record of the
+// answer.
 func (p *Processor) charge(ctx context.Context, rec Record, token, traceParent string) (Record, ChargeResult, error) {
 	res, err := p.gateway.Charge(ctx, ChargeRequest{
 		OrderID:        rec.OrderID,
 		AmountCents:    rec.AmountCents,
 		Currency:       rec.Currency,
 		Token:          token,
-		IdempotencyKey: rec.OrderID,
+		IdempotencyKey: rec.GatewayKey(),
 		TraceParent:    traceParent,
 	})
 	if err != nil {
@@ -276,9 +308,11 @@ func (p *Processor) Cancel(ctx context.Context, c Cancellation) (Record, error) 
 			if err != nil {
 				return Record{}, fmt.Errorf("payment token of order %s: %w", c.OrderID, err)
 			}
-			if next, _, err = p.charge(ctx, rec, token, c.TraceParent); err != nil {
+			var res ChargeResult
+			if next, res, err = p.charge(ctx, rec, token, c.TraceParent); err != nil {
 				return Record{}, err
 			}
+			p.alertMismatch(res, fields)
 		}
 		if next.Status == StatusSucceeded {
 			if next, err = p.refund(ctx, next, c); err != nil {
@@ -309,7 +343,7 @@ func (p *Processor) refund(ctx context.Context, rec Record, c Cancellation) (Rec
 		OrderID:        rec.OrderID,
 		ChargeID:       rec.ChargeID,
 		AmountCents:    rec.AmountCents,
-		IdempotencyKey: RefundKey(rec.OrderID),
+		IdempotencyKey: rec.RefundKey(),
 		TraceParent:    c.TraceParent,
 	})
 	if err != nil {

@@ -6,12 +6,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventshop/payment-service/internal/breaker"
+	"github.com/eventshop/payment-service/internal/gateway"
 )
 
 // paymentMetrics are the payment-specific metrics: charge and refund
 // outcomes, gateway latency and the circuit breaker.
 type paymentMetrics struct {
 	charges     *prometheus.CounterVec
+	mismatches  prometheus.Counter
 	refunds     *prometheus.CounterVec
 	latency     *prometheus.HistogramVec
 	transitions *prometheus.CounterVec
@@ -23,8 +25,13 @@ func newPaymentMetrics(reg prometheus.Registerer) (*paymentMetrics, error) {
 		reg: reg,
 		charges: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_payment_charges_total",
-			Help: "Charge attempts by outcome (succeeded, declined, unavailable, rejected, breaker_open).",
+			Help: "Charge attempts by outcome (succeeded, declined, mismatch, unavailable, rejected, breaker_open).",
 		}, []string{"outcome"}),
+		mismatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventshop_payment_gateway_mismatch_total",
+			Help: "Gateway answers about another charge than the one asked for (order, amount or currency differ): failed payments to investigate at once.",
+		}),
+
 		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_payment_refunds_total",
 			Help: "Refund attempts of cancelled orders' charges by outcome (succeeded, unavailable, rejected, breaker_open).",
@@ -39,7 +46,7 @@ func newPaymentMetrics(reg prometheus.Registerer) (*paymentMetrics, error) {
 			Help: "Gateway circuit breaker state transitions.",
 		}, []string{"from", "to"}),
 	}
-	for _, c := range []prometheus.Collector{m.charges, m.refunds, m.latency, m.transitions} {
+	for _, c := range []prometheus.Collector{m.charges, m.mismatches, m.refunds, m.latency, m.transitions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -57,7 +64,12 @@ func (m *paymentMetrics) watchBreaker(b *breaker.Breaker) error {
 }
 
 // ChargeOutcome implements gateway.Observer.
-func (m *paymentMetrics) ChargeOutcome(outcome string) { m.charges.WithLabelValues(outcome).Inc() }
+func (m *paymentMetrics) ChargeOutcome(outcome string) {
+	m.charges.WithLabelValues(outcome).Inc()
+	if outcome == gateway.OutcomeMismatch {
+		m.mismatches.Inc()
+	}
+}
 
 // RefundOutcome implements gateway.Observer.
 func (m *paymentMetrics) RefundOutcome(outcome string) { m.refunds.WithLabelValues(outcome).Inc() }

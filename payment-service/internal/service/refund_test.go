@@ -243,8 +243,8 @@ func TestRefundReplayedAfterCrash(t *testing.T) {
 	orderID := newOrderID("rcrash")
 	h.placeOrder(orderID, gatewaysim.TokenVisa, total)
 	h.paymentEvent(orderID, "succeeded")
-	rec, _ := h.record(orderID)
-	first := h.gatewayPost("/refunds", payment.RefundKey(orderID), gatewaysim.RefundRequest{ChargeID: rec.ChargeID, AmountCents: total})
+	rec := h.storedRecord(orderID)
+	first := h.gatewayPost("/refunds", rec.RefundKey(), gatewaysim.RefundRequest{ChargeID: rec.ChargeID, AmountCents: total})
 
 	h.cancel(orderID)
 	rec = h.wantRefundedOnce(orderID)
@@ -304,6 +304,26 @@ func TestCancelledPoisonIsDeadLettered(t *testing.T) {
 	natstest.DeadLetter(t, h.js, consumer.OrdersDurable, events.StreamOrders, ack.Sequence)
 }
 
+// storedRecord reads the order's payment record from the bucket, secrets
+// included (GET /payments hides the charge key).
+func (h *harness) storedRecord(orderID string) payment.Record {
+	h.t.Helper()
+	ctx := context.Background()
+	kv, err := h.js.KeyValue(ctx, store.PaymentsBucket)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, orderID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var rec payment.Record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		h.t.Fatal(err)
+	}
+	return rec
+}
+
 // gatewayPost calls the gateway directly, as a previous incarnation of the
 // service did, and returns the decoded 201 answer.
 func (h *harness) gatewayPost(path, key string, body any) map[string]any {
@@ -311,6 +331,7 @@ func (h *harness) gatewayPost(path, key string, body any) map[string]any {
 	raw, _ := json.Marshal(body)
 	req, _ := http.NewRequest(http.MethodPost, h.gwURL+path, bytes.NewReader(raw))
 	req.Header.Set(gatewaysim.HeaderIdempotencyKey, key)
+	req.Header.Set("Authorization", "Bearer "+gatewayKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)

@@ -100,7 +100,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	if err := pm.watchBreaker(br); err != nil {
 		return nil, err
 	}
-	gw, err := gateway.New(cfg.GatewayURL, gateway.WithTimeout(cfg.GatewayTimeout), gateway.WithBreaker(br), gateway.WithObserver(pm))
+	gw, err := gateway.New(cfg.GatewayURL, cfg.GatewayAPIKey, gateway.WithTimeout(cfg.GatewayTimeout), gateway.WithBreaker(br), gateway.WithObserver(pm))
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 		return nil, err
 	}
 	// Cancelled orders: refund what was charged, void what was not yet.
-	cancelled, err := consumer.NewCancelled(proc, gatewayWait)
+	cancelled, err := consumer.NewCancelled(proc, store.NewOrderHistory(js), gatewayWait)
 	if err != nil {
 		return nil, err
 	}

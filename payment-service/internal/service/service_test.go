@@ -3,6 +3,7 @@ package service_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/eventshop/payment-service/internal/httpapi"
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/service"
+	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
@@ -67,7 +69,8 @@ func start(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gsrv, err := gatewaysim.NewServer("127.0.0.1:0", sim, zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
+	gsrv, err := gatewaysim.NewServer("127.0.0.1:0", sim, gatewaysim.Credentials{APIKey: gatewayKey, AdminToken: adminToken},
+		zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,6 +82,7 @@ func start(t *testing.T) *harness {
 		Consumers:      platformconfig.Consumers{ConsumerConcurrency: 4},
 		GatewayURL:     gw.URL,
 		GatewayTimeout: time.Second,
+		GatewayAPIKey:  gatewayKey,
 	}
 	cfg.Breaker.FailureThreshold = 2
 	cfg.Breaker.OpenTimeout = 300 * time.Millisecond
@@ -120,9 +124,25 @@ func start(t *testing.T) *harness {
 	return h
 }
 
+// gatewayKey is the payment service's API key at the test gateways.
+const gatewayKey = "test-gateway-api-key"
+
 func (h *harness) get(url string) (int, []byte) {
 	h.t.Helper()
-	resp, err := http.Get(url)
+	return h.getAs(url, "")
+}
+
+// getAs GETs url with "Authorization: Bearer token" (none if empty).
+func (h *harness) getAs(url, token string) (int, []byte) {
+	h.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -149,6 +169,7 @@ func (h *harness) setGatewayMode(s gatewaysim.Settings) {
 	h.t.Helper()
 	raw, _ := json.Marshal(s)
 	req, _ := http.NewRequest(http.MethodPut, h.gwURL+"/admin/mode", bytes.NewReader(raw))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
@@ -237,8 +258,12 @@ func (h *harness) countMsgs(stream, filter string) uint64 {
 func (h *harness) charges(orderID string) gatewaysim.OrderCharges {
 	h.t.Helper()
 	var oc gatewaysim.OrderCharges
-	if status := h.getJSON(h.gwURL+"/charges?order_id="+orderID, &oc); status != http.StatusOK {
-		h.t.Fatalf("GET /charges = %d", status)
+	status, body := h.getAs(h.gwURL+"/charges?order_id="+orderID, adminToken)
+	if status != http.StatusOK {
+		h.t.Fatalf("GET /charges = %d %s", status, body)
+	}
+	if err := json.Unmarshal(body, &oc); err != nil {
+		h.t.Fatal(err)
 	}
 	return oc
 }
@@ -449,32 +474,36 @@ func TestRedeliveryChargesOnce(t *testing.T) {
 	}
 }
 
+// TestChargeBeforeCrashIsReplayed: a previous incarnation wrote the
+// charging record with its secret key, charged the card under that key and
+// crashed before recording the outcome. The redelivered reservation charges
+// again under the key read back from the record: the gateway replays the
+// first charge, and the customer is charged once.
 func TestChargeBeforeCrashIsReplayed(t *testing.T) {
 	h := start(t)
+	ctx := context.Background()
 	orderID := newOrderID("crash")
-	// A previous incarnation charged the card (idempotency key = order id)
-	// and crashed before recording the payment.
-	body, _ := json.Marshal(gatewaysim.ChargeRequest{OrderID: orderID, AmountCents: total, Currency: "USD", Token: gatewaysim.TokenVisa})
-	req, _ := http.NewRequest(http.MethodPost, h.gwURL+"/charges", bytes.NewReader(body))
-	req.Header.Set(gatewaysim.HeaderIdempotencyKey, orderID)
-	resp, err := http.DefaultClient.Do(req)
+	key := "pay_" + rand.Text()
+	intent := payment.NewIntent(payment.ChargeRequest{OrderID: orderID, AmountCents: total, Currency: "USD", IdempotencyKey: key}, time.Now())
+	raw, _ := json.Marshal(intent)
+	kv, err := h.js.KeyValue(ctx, store.PaymentsBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var first gatewaysim.Charge
-	if err := json.NewDecoder(resp.Body).Decode(&first); err != nil {
+	if _, err := kv.Create(ctx, orderID, raw); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	first := h.gatewayPost("/charges", key, gatewaysim.ChargeRequest{OrderID: orderID, AmountCents: total, Currency: "USD", Token: gatewaysim.TokenVisa})
 
 	h.placeOrder(orderID, gatewaysim.TokenVisa, total)
 	h.paymentEvent(orderID, "succeeded")
 	rec, _ := h.record(orderID)
-	if rec.ChargeID != first.ID {
-		t.Fatalf("recorded charge %s, want the earlier charge %s replayed", rec.ChargeID, first.ID)
+	if rec.ChargeID != first["id"] {
+		t.Fatalf("recorded charge %s, want the earlier charge %s replayed", rec.ChargeID, first["id"])
 	}
-	if oc := h.charges(orderID); oc.Succeeded != 1 {
-		t.Fatalf("gateway charges = %+v, want exactly one", oc)
+	oc := h.charges(orderID)
+	if oc.Succeeded != 1 || oc.Charges[0].IdempotencyKey != key {
+		t.Fatalf("gateway charges = %+v, want exactly one, under the stored key", oc)
 	}
 }
 

@@ -106,3 +106,33 @@ func TestOrderTokens(t *testing.T) {
 		})
 	}
 }
+
+func TestOrderHistoryConfirmed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	js := connect(t)
+	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := events.NewPublisher(js, "order-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx, events.OrderConfirmed, "o-1", trace.New().String(),
+		events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 7000, Currency: "USD"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "orders.o-3.confirmed", []byte(`{"garbage":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	history := store.NewOrderHistory(js)
+	for _, tt := range []struct {
+		orderID string
+		want    bool
+	}{{"o-1", true}, {"o-2", false}, {"o-3", false}} {
+		got, err := history.Confirmed(ctx, tt.orderID)
+		if err != nil || got != tt.want {
+			t.Errorf("Confirmed(%s) = %v, %v; want %v", tt.orderID, got, err, tt.want)
+		}
+	}
+}

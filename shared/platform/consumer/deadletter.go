@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,30 +35,101 @@ const (
 // maxReasonLen bounds the error text kept in a dead letter's header.
 const maxReasonLen = 2048
 
+// ErrDeadLetterStreamOutdated is returned by EnsureDeadLetterStream for a
+// dead-letter stream that keeps every letter but lacks what resolving one
+// needs (rollup, per-message TTL), when this NATS user may not turn it on:
+// letters are still written; an operator upgrades the stream.
+var ErrDeadLetterStreamOutdated = errors.New("dead-letter stream lacks rollup and message TTL")
+
+// ErrDeadLetterStreamUnsafe is returned for a dead-letter stream whose
+// configuration can drop letters (a limit, another retention, memory
+// storage): nobody but ops or admin may change it, and a service that
+// wrote its letters there would lose them.
+var ErrDeadLetterStreamUnsafe = errors.New("dead-letter stream can drop letters")
+
+// deadLetterUpdateTimeout bounds the upgrade of an outdated dead-letter
+// stream.
+const deadLetterUpdateTimeout = 5 * time.Second
+
 // EnsureDeadLetterStream creates the dead-letter stream if it is missing,
-// and turns on what resolving a dead letter needs (rollup, per-message
-// TTL) on one created before those were used.
+// and checks the one it finds. The stream is shared by every service, so
+// no service's NATS user may update it (deployments/nats/auth.conf): a
+// create never changes an existing stream, and the stream is normally made
+// by the ops step at stack start. One that exists is used as it is if it
+// keeps every letter; rollup and message TTL, missing on a stream made
+// before they were used, are turned on where the user may update it
+// (development without auth), or reported as ErrDeadLetterStreamOutdated
+// where it may not. A stream whose limits can drop letters is refused with
+// ErrDeadLetterStreamUnsafe.
 func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
-	_, err := js.CreateStream(ctx, DeadLetterStreamConfig(name, replicas))
-	if err == nil {
-		return nil
-	}
-	if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-		return fmt.Errorf("ensure dead-letter stream %s: %w", name, err)
-	}
+	want := DeadLetterStreamConfig(name, replicas)
 	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, want); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("dead-letter stream %s does not exist and creating it failed (the ops step "+
+				"`audit-service setup-streams` creates it at stack start): %w", name, err)
+		}
+		s, err = js.Stream(ctx, name) // created, or by another service in the meantime
+	}
 	if err != nil {
 		return fmt.Errorf("dead-letter stream %s: %w", name, err)
 	}
 	cfg := s.CachedInfo().Config
+	if risks := LossRisks(cfg, want.Subjects...); len(risks) > 0 {
+		return fmt.Errorf("dead-letter stream %s has %s: %w; no service may change it, an operator must "+
+			"(`audit-service setup-streams` as the NATS user ops, or as admin)", name, strings.Join(risks, ", "), ErrDeadLetterStreamUnsafe)
+	}
 	if cfg.AllowRollup && cfg.AllowMsgTTL {
 		return nil
 	}
 	cfg.AllowRollup, cfg.AllowMsgTTL = true, true
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("enable rollup and message TTL on dead-letter stream %s: %w", name, err)
+	// A user without the permission gets no answer, only an asynchronous
+	// permissions violation: do not wait for one for long.
+	uctx, cancel := context.WithTimeout(ctx, deadLetterUpdateTimeout)
+	defer cancel()
+	if _, err := js.UpdateStream(uctx, cfg); err != nil {
+		return fmt.Errorf("%w: turning them on on %s failed (%w); dead letters are kept but cannot be replayed "+
+			"or discarded until an operator runs `audit-service setup-streams` as the NATS user ops", ErrDeadLetterStreamOutdated, name, err)
 	}
 	return nil
+}
+
+// LossRisks lists what in cfg could drop the messages of a stream that
+// must keep every one until someone resolves it, or refuse new ones: a
+// limit on count, size, age, per-subject count or message size, a
+// retention other than limits (work queue and interest streams delete
+// what was consumed), memory storage (lost on a restart), or subjects that
+// do not hold every one of subjects.
+func LossRisks(cfg jetstream.StreamConfig, subjects ...string) []string {
+	var risks []string
+	if cfg.Retention != jetstream.LimitsPolicy {
+		risks = append(risks, "retention "+cfg.Retention.String())
+	}
+	if cfg.Storage != jetstream.FileStorage {
+		risks = append(risks, "storage "+cfg.Storage.String())
+	}
+	for _, l := range []struct {
+		name string
+		v    int64
+	}{
+		{"max_msgs", cfg.MaxMsgs},
+		{"max_bytes", cfg.MaxBytes},
+		{"max_msgs_per_subject", cfg.MaxMsgsPerSubject},
+		{"max_msg_size", int64(cfg.MaxMsgSize)},
+	} {
+		if l.v > 0 {
+			risks = append(risks, fmt.Sprintf("%s %d", l.name, l.v))
+		}
+	}
+	if cfg.MaxAge > 0 {
+		risks = append(risks, "max_age "+cfg.MaxAge.String())
+	}
+	for _, want := range subjects {
+		if !slices.Contains(cfg.Subjects, want) {
+			risks = append(risks, fmt.Sprintf("subjects %v (want %s)", cfg.Subjects, want))
+		}
+	}
+	return risks
 }
 
 // DeadLetterStreamConfig is the configuration of the dead-letter stream.

@@ -135,7 +135,11 @@ func (r *Runner) ConsumerConfig() jetstream.ConsumerConfig {
 // done by Drain, which lets in-flight work finish.
 func (r *Runner) Start(ctx context.Context) error {
 	if err := EnsureDeadLetterStream(ctx, r.js, r.cfg.DeadLetterStream, r.cfg.DeadLetterReplicas); err != nil {
-		return err
+		if !errors.Is(err, ErrDeadLetterStreamOutdated) {
+			return err
+		}
+		// Letters are still written and kept: consume, and say so.
+		r.log.Error("dead letters cannot be resolved", zap.Error(err))
 	}
 	var stream jetstream.Stream
 	wait := 50 * time.Millisecond

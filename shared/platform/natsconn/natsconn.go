@@ -38,6 +38,11 @@ func Connect(cfg Config, log *zap.Logger) (*nats.Conn, jetstream.JetStream, erro
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		// Reconnect only to the configured seeds, never to a server the
+		// cluster announced: a node that joined it (a rogue one included)
+		// would otherwise be handed this service's password when its own
+		// server goes down. List every node in URL instead.
+		nats.IgnoreDiscoveredServers(),
 		nats.PingInterval(5 * time.Second),
 		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {

@@ -232,7 +232,7 @@ eventshop is running
   payment-service       http://127.0.0.1:%d
   notification-service  http://127.0.0.1:%d
   audit-service         http://127.0.0.1:%d   (GET /audit/verify)
-  payment-gateway (sim) http://127.0.0.1:%d   (PUT /admin/mode)
+  payment-gateway (sim) http://127.0.0.1:%d   (PUT /admin/mode, GET /charges need the admin token)
   nats                  %s   (JetStream data in %s, fsync %s)
   logs                  %s
 

@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string) (int, error) {
 			}
 			monkey, err = chaos.New(chaos.Config{
 				Seed: c.Seed, Duration: c.Duration, Gap: o.gap, Services: local.Names(), NATSDown: natsDown(o.nodes),
-				GatewayURL: c.GatewayURL, SlowLatency: 3 * time.Second,
+				GatewayURL: c.GatewayURL, AdminToken: c.AdminToken, SlowLatency: 3 * time.Second,
 				NATSURL: c.NATSURL, NATSUser: c.NATSUser, NATSPassword: c.NATSPassword,
 			}, local, os.Stderr)
 			if err != nil {
