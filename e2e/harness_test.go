@@ -106,6 +106,7 @@ func runMain(m *testing.M) (int, error) {
 			"GATEWAY_URL=" + s.urls["payment-gateway"],
 			"ADMIN_TOKEN=" + adminToken,
 			"GATEWAY_API_KEY=" + gatewayAPIKey,
+			"AUDIT_FINGERPRINT_KEY=" + gatewayAPIKey + gatewayAPIKey,
 			"LOG_LEVEL=debug",
 			"BREAKER_OPEN_TIMEOUT=500ms",
 			"BREAKER_FAILURE_THRESHOLD=3",

@@ -107,7 +107,7 @@ func TestSpecEnvAndURLs(t *testing.T) {
 	s := Spec{Name: "order-service", Port: 8080}
 	env := s.Env("nats://x:4522", 300, "tok")
 	want := []string{"NATS_URL=nats://x:4522", "HTTP_ADDR=127.0.0.1:8380", "GATEWAY_ADDR=127.0.0.1:8390", "GATEWAY_URL=http://127.0.0.1:8390", "ADMIN_TOKEN=tok",
-		"GATEWAY_API_KEY=" + gatewayAPIKey}
+		"GATEWAY_API_KEY=" + gatewayAPIKey, "AUDIT_FINGERPRINT_KEY=" + auditFingerprintKey}
 	if len(env) != len(want) {
 		t.Fatalf("Env = %v, want %v", env, want)
 	}

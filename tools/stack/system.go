@@ -22,8 +22,14 @@ func (s Spec) Env(natsURL string, portOffset int, adminToken string) []string {
 		"GATEWAY_URL=http://127.0.0.1:" + gw,
 		"ADMIN_TOKEN=" + adminToken,
 		"GATEWAY_API_KEY=" + gatewayAPIKey,
+		"AUDIT_FINGERPRINT_KEY=" + auditFingerprintKey,
 	}
 }
+
+// auditFingerprintKey keys the audit timeline's payment-token
+// fingerprints: random for each run of the stack, the same for every audit
+// instance and restart within it (52 bytes).
+var auditFingerprintKey = rand.Text() + rand.Text()
 
 // gatewayAPIKey is payment-service's credential at the gateway simulator:
 // random for each run of the stack; only those two read it (tools reach
