@@ -7,12 +7,13 @@ MODULES  := shared $(SERVICES) tools
 CHECKED  := $(MODULES) deployments/k8s
 GO       ?= go
 
-.PHONY: run test test-unit test-e2e test-changed vet race build clean
+.PHONY: run test test-unit test-e2e test-changed vet race build clean metrics check-alerts
 
-## run: embedded NATS + every service + the gateway simulator (Ctrl-C stops; data kept in .data/)
+## run: embedded NATS + every service + the gateway simulator (Ctrl-C stops; data kept in .data/);
+## METRICS=1: with the metrics store, dashboards and alerts beside it (deployments/observability/run.sh)
 run:
 	@mkdir -p .data/bin && $(GO) build -o .data/bin/devstack ./tools/cmd/devstack
-	exec .data/bin/devstack
+	exec $(if $(METRICS),deployments/observability/run.sh --) .data/bin/devstack
 
 ## test: vet, then every module's tests on its own (GOWORK=off), then the end-to-end tests
 test: vet test-unit test-e2e
@@ -47,6 +48,14 @@ fuzz:
 ## race: the race detector over the concurrent packages
 race:
 	@set -e; for m in $(MODULES); do echo "== race $$m"; (cd $$m && GOWORK=off $(GO) test -count=1 -race ./...); done
+
+## metrics: the metrics store (VictoriaMetrics, :8428), vmalert (:8880) and the NATS exporter for a running `make run`
+metrics:
+	deployments/observability/run.sh
+
+## check-alerts: alert rules, their unit tests (vmalert-tool), dashboards and scrape configs (deployments/observability)
+check-alerts:
+	deployments/observability/check.sh
 
 build:
 	$(GO) build ./shared/... $(addsuffix /...,$(addprefix ./,$(SERVICES))) ./tools/...

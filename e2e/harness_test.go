@@ -36,6 +36,8 @@ type system struct {
 	procs  map[string]*stack.Process
 	urls   map[string]string
 	dir    string
+	// otlp receives every process's spans (OTLP/HTTP, 100 % sampled).
+	otlp *otlpReceiver
 }
 
 var sys *system
@@ -83,7 +85,12 @@ func runMain(m *testing.M) (int, error) {
 	}
 	ns.ConfigureLogger()
 	defer ns.Stop()
-	s := &system{nats: ns, natsPw: pw, procs: map[string]*stack.Process{}, urls: map[string]string{}, dir: dir}
+	otlp, err := startOTLPReceiver()
+	if err != nil {
+		return 0, err
+	}
+	defer otlp.Close()
+	s := &system{nats: ns, natsPw: pw, procs: map[string]*stack.Process{}, urls: map[string]string{}, dir: dir, otlp: otlp}
 	ports := map[string]int{}
 	for _, spec := range stack.Specs {
 		p, err := freePort()
@@ -112,6 +119,11 @@ func runMain(m *testing.M) (int, error) {
 			"BREAKER_FAILURE_THRESHOLD=3",
 			"GATEWAY_TIMEOUT=2s",
 			"SHUTDOWN_TIMEOUT=10s",
+			// Every span to the test's OTLP receiver, exported quickly.
+			"OTEL_EXPORTER_OTLP_ENDPOINT=" + otlp.Endpoint(),
+			"OTEL_TRACES_SAMPLER=always_on",
+			"OTEL_SERVICE_NAME=" + spec.Name,
+			"OTEL_BSP_SCHEDULE_DELAY=100",
 		}
 		if creds, err := pw.ClientEnv(spec.Name); err == nil { // the gateway simulator does not use NATS
 			env = append(env, creds...)

@@ -43,7 +43,7 @@ wait_nodes() { # deadline-seconds
 NATS_CLUSTER_PASSWORD="pw$(od -An -tx1 -N24 /dev/urandom | tr -d ' \n')"
 export NATS_CLUSTER_PASSWORD
 
-start_stack 4222 4223 4224 8222 8223 8224
+start_stack 4222 4223 4224 8222 8223 8224 8428 8880
 wait_nodes 60
 wait_ready 120
 log "stack ready in $((SECONDS - stack_started))s after 'compose up' (3 NATS nodes /healthz ok, 6 services /ready 200)"

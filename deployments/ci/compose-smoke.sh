@@ -22,7 +22,7 @@ orders_file="$(mktemp)"
 declare -A initial_stock=()
 post_retries=0
 
-start_stack 4222 8222
+start_stack 4222 8222 8428 8880
 wait_ready 120
 log "stack ready in $((SECONDS - stack_started))s after 'compose up' (6 services /ready 200)"
 [[ "$(get http://127.0.0.1:8222/healthz | jq -r .status)" == ok ]] || fail "nats /healthz is not ok"
@@ -59,5 +59,22 @@ docker start "$inv" "$pay" >/dev/null
 log "started them again"
 wait_ready 60
 check_orders 90
+
+# The metrics store (deployments/observability): every service, the gateway
+# and the NATS exporter scraped and up, the charges of the orders above in
+# it, the dashboard served by vmui and the alert rules loaded by vmalert.
+vm=http://127.0.0.1:8428
+end=$((SECONDS + 60))
+until [[ "$(get "$vm/api/v1/targets" | jq '[.data.activeTargets[] | select(.health == "up")] | length')" == 7 ]] &&
+	get "$vm/api/v1/query?query=sum(eventshop_payment_charges_total)" | jq -e '(.data.result[0].value[1] // "0" | tonumber) > 0' >/dev/null; do
+	((SECONDS < end)) || fail "metrics store after 60s: targets $(get "$vm/api/v1/targets" |
+		jq -c '[.data.activeTargets[]? | {job: .labels.job, health, lastError}]'), charges $(get "$vm/api/v1/query?query=sum(eventshop_payment_charges_total)")"
+	sleep 2
+done
+[[ "$(get "$vm/vmui/custom-dashboards" | jq -r '[.dashboardsSettings[].title] | join(",")')" == eventshop ]] ||
+	fail "vmui does not serve the eventshop dashboard: $(get "$vm/vmui/custom-dashboards")"
+rules="$(get http://127.0.0.1:8880/api/v1/rules | jq '[.data.groups[].rules[]] | length')"
+((rules > 0)) || fail "vmalert has no rules loaded"
+log "metrics store: 7 targets up, charges recorded, dashboard served, $rules alert rules in vmalert"
 
 log "compose-smoke: PASS ($(wc -l <"$orders_file") orders, ${SECONDS}s in all)"

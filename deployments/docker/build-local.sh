@@ -14,7 +14,8 @@
 # (Dockerfile.nats-standin), so the compose files run unchanged. Where a
 # registry is reachable, pull the official image instead.
 #
-# Images: eventshop/<name>:${TAG:-dev} and ${NATS_IMAGE:-nats:2.12}.
+# Images: eventshop/<name>:${TAG:-dev} (and eventshop/nats-exporter), ${NATS_IMAGE:-nats:2.12},
+# ${VM_IMAGE:-victoriametrics/victoria-metrics:v1.151.0} and ${VMALERT_IMAGE:-victoriametrics/vmalert:v1.151.0}.
 # Usage: deployments/docker/build-local.sh            (from anywhere)
 set -euo pipefail
 
@@ -59,6 +60,19 @@ done
 # atomic batch publish); tools/ already requires the module for devstack.
 build nats-server tools github.com/nats-io/nats-server/v2
 
+# The NATS exporter of the metrics store (deployments/observability).
+build natsexporter tools ./cmd/natsexporter
+# VictoriaMetrics and vmalert for the metrics store, from their Go module at
+# deployments/observability/versions.sh's version: built once into .data/bin
+# (static) and copied here, packed as stand-ins for the official images.
+# shellcheck source=../observability/versions.sh
+source "$root/deployments/observability/versions.sh"
+for app in victoria-metrics vmalert; do
+	cp "$("$root/scripts/gobin" "$VM_PKG/app/$app@$VM_VERSION")" "$ctx/$app"
+done
+vm_image="${VM_IMAGE:-victoriametrics/victoria-metrics:$VM_VERSION}"
+vmalert_image="${VMALERT_IMAGE:-victoriametrics/vmalert:$VM_VERSION}"
+
 # The official image's default configuration, for `docker run nats:2.12`
 # without -c; compose always passes its own.
 cat >"$ctx/nats-server.conf" <<'CONF'
@@ -80,10 +94,15 @@ for spec in "${images[@]}"; do
 	echo "== docker build eventshop/$name:$tag"
 	dbuild -f "$root/deployments/docker/Dockerfile.prebuilt" --target "$name" -t "eventshop/$name:$tag" "$ctx"
 done
+echo "== docker build eventshop/nats-exporter:$tag"
+dbuild -f "$root/deployments/docker/Dockerfile.prebuilt" --target nats-exporter -t "eventshop/nats-exporter:$tag" "$ctx"
 echo "== docker build $nats_image (stand-in for the official image)"
 dbuild -f "$root/deployments/docker/Dockerfile.nats-standin" -t "$nats_image" "$ctx"
+echo "== docker build $vm_image and $vmalert_image (stand-ins for the official images)"
+dbuild -f "$root/deployments/docker/Dockerfile.victoriametrics-standin" --target victoria-metrics -t "$vm_image" "$ctx"
+dbuild -f "$root/deployments/docker/Dockerfile.victoriametrics-standin" --target vmalert -t "$vmalert_image" "$ctx"
 # Each rebuild leaves the previous images untagged; drop those (ours only).
 docker image prune -f --filter label=io.eventshop.build=local >/dev/null
 
 docker images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' |
-	grep -E "^(eventshop/[a-z-]+:$tag|$nats_image)\b" | sort
+	grep -E "^(eventshop/[a-z-]+:$tag|$nats_image|$vm_image|$vmalert_image)\b" | sort

@@ -13,8 +13,12 @@ import (
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // ErrInvalidOption is returned by an option given a value it cannot use.
@@ -52,6 +56,7 @@ type Publisher struct {
 	source  string
 	now     func() time.Time
 	newID   func() string
+	tracer  oteltrace.Tracer
 }
 
 // PublisherOption configures a Publisher.
@@ -79,6 +84,21 @@ func WithIDSource(newID func() string) PublisherOption {
 	}
 }
 
+// WithTracerProvider sets where the PRODUCER spans go (default:
+// OpenTelemetry's global provider, which tracing.Setup installs).
+func WithTracerProvider(tp oteltrace.TracerProvider) PublisherOption {
+	return func(p *Publisher) error {
+		if tp == nil {
+			return fmt.Errorf("tracer provider: %w", ErrInvalidOption)
+		}
+		p.tracer = tp.Tracer(tracerName)
+		return nil
+	}
+}
+
+// tracerName is the instrumentation scope of the publisher's spans.
+const tracerName = "github.com/eventshop/shared/events"
+
 // NewPublisher returns a publisher whose events name source as their origin.
 func NewPublisher(js jetstream.JetStream, source string, opts ...PublisherOption) (*Publisher, error) {
 	if js == nil || source == "" {
@@ -90,6 +110,7 @@ func NewPublisher(js jetstream.JetStream, source string, opts ...PublisherOption
 		source:  source,
 		now:     time.Now,
 		newID:   func() string { return uuid.Must(uuid.NewV7()).String() },
+		tracer:  otel.Tracer(tracerName),
 	}
 	for _, opt := range opts {
 		if err := opt(p); err != nil {
@@ -146,24 +167,58 @@ func (p *Publisher) Build(t Type, orderID, traceparent string, data any) (Envelo
 // carry the same data (a field each attempt sets anew, such as
 // order.created's created_at, aside); otherwise the error wraps
 // ErrConflictingDuplicate and says what differs.
+//
+// The publish is a PRODUCER span "send <subject template>", a child of the
+// span in ctx (or, without one, of traceparent); its context is the
+// event's traceparent, in the envelope and the NATS header alike, so the
+// consumer's span is its child. traceparent is only the fallback parent.
 func (p *Publisher) Publish(ctx context.Context, t Type, orderID, traceparent string, data any) (Published, error) {
 	subject, err := Subject(t, orderID)
 	if err != nil {
 		return Published{}, err
 	}
+	ctx, span := p.tracer.Start(tracing.WithParent(ctx, traceparent), "send "+FilterSubject(t),
+		oteltrace.WithSpanKind(oteltrace.SpanKindProducer))
+	defer span.End()
+	if tp := tracing.Traceparent(span.SpanContext()); tp != "" {
+		traceparent = tp
+	}
+	res, err := p.publish(ctx, t, subject, orderID, traceparent, data, span)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return res, err
+}
+
+func (p *Publisher) publish(ctx context.Context, t Type, subject, orderID, traceparent string, data any, span oteltrace.Span) (Published, error) {
 	env, raw, err := p.Build(t, orderID, traceparent, data)
 	if err != nil {
 		return Published{}, err
 	}
+	if span.IsRecording() {
+		span.SetAttributes(
+			tracing.AttrMessagingSystem.String(tracing.MessagingSystemNATS),
+			tracing.AttrOperationType.String(tracing.OperationSend),
+			tracing.AttrDestinationName.String(subject),
+			tracing.AttrDestinationTemplate.String(FilterSubject(t)),
+			tracing.AttrMessageID.String(env.ID),
+		)
+	}
 	msg := nats.NewMsg(subject)
 	msg.Data = raw
-	msg.Header.Set(HeaderTraceparent, traceparent)
+	if oteltrace.SpanContextFromContext(ctx).IsValid() {
+		tracing.Propagator.Inject(ctx, tracing.HeaderCarrier(msg.Header))
+	} else {
+		msg.Header.Set(HeaderTraceparent, traceparent)
+	}
 	ack, err := p.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(env.ID),
 		jetstream.WithExpectLastSequencePerSubject(0),
 	)
 	if err != nil {
 		if IsWrongLastSequence(err) {
+			span.AddEvent("duplicate: the subject already holds an event")
 			return p.duplicate(ctx, t, subject, env)
 		}
 		return Published{}, fmt.Errorf("publish %s for order %s: %w", t, orderID, err)

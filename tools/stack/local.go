@@ -91,6 +91,9 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		}
 		l.logs = append(l.logs, f)
 		env := append(s.Env(natsURL, cfg.PortOffset, cfg.AdminToken), cfg.Env...)
+		// The OTEL_* settings (tracing) pass through from this environment
+		// (Process inherits it); only the service name is each program's.
+		env = append(env, "OTEL_SERVICE_NAME="+s.Program)
 		if creds, err := cfg.Passwords.ClientEnv(s.Program); err == nil { // the gateway simulator does not use NATS
 			env = append(env, creds...)
 		}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -19,6 +20,7 @@ import (
 	"github.com/eventshop/audit-service/internal/service"
 	"github.com/eventshop/shared/platform/healthcheck"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 func main() {
@@ -33,7 +35,7 @@ func main() {
 
 // run reads the configuration once, then either probes a running instance
 // (healthcheck) or runs the service until ctx ends.
-func run(ctx context.Context, args []string) error {
+func run(ctx context.Context, args []string) (err error) {
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return err
@@ -46,6 +48,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }() // stderr sync fails harmlessly on some platforms
+	tp, err := tracing.Setup(cfg.Tracing, service.Name, log)
+	if err != nil {
+		return err
+	}
+	// Flushed once the service has stopped, when every span has ended.
+	defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
 	if len(args) > 0 && args[0] == "setup-streams" {
 		log.Info("setting up the shared streams", cfg.Fields()...)
 		return service.SetupStreams(ctx, cfg, log)

@@ -26,6 +26,7 @@ import (
 	"github.com/eventshop/shared/platform/lifecycle"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/natsmetrics"
 )
 
 // Name is the service name in logs and metrics.
@@ -166,6 +167,13 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	// The advisory capture first: its stream must listen before the
 	// consumers it watches deliver anything.
 	consumers = append([]lifecycle.Consumer{dlq.Capture}, consumers...)
+	broker, err := natsmetrics.New(js, log, metrics.Registerer(reg, Name), natsmetrics.WithConsumers(runners...),
+		natsmetrics.WithStreams(events.StreamAudit), natsmetrics.WithInterval(cfg.BrokerMetricsInterval))
+	if err != nil {
+		return nil, err
+	}
+	// Last: it starts once the durables exist, and stops after them.
+	consumers = append(consumers, broker)
 
 	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
 	if err != nil {

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,6 +17,7 @@ import (
 	"github.com/eventshop/inventory-service/internal/service"
 	"github.com/eventshop/shared/platform/healthcheck"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 func main() {
@@ -30,7 +32,7 @@ func main() {
 
 // run reads the configuration once, then either probes a running instance
 // (healthcheck) or runs the service until ctx ends.
-func run(ctx context.Context, args []string) error {
+func run(ctx context.Context, args []string) (err error) {
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return err
@@ -43,6 +45,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }() // stderr sync errors are expected and meaningless
+	tp, err := tracing.Setup(cfg.Tracing, service.Name, log)
+	if err != nil {
+		return err
+	}
+	// Flushed once the service has stopped, when every span has ended.
+	defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
 	log.Info("starting", cfg.Fields()...)
 	svc, err := service.New(ctx, cfg, log)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/eventshop/shared/platform/lifecycle"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/natsmetrics"
 )
 
 // Name is the service name: the event source, the metrics label and the
@@ -61,6 +62,7 @@ type Service struct {
 	http   *httpserver.Server
 	runner *jsconsumer.Runner
 	dlq    *deadletter.Kit
+	broker *natsmetrics.Collector // lag of its durable, size of INVENTORY
 }
 
 // New connects to NATS, makes sure the INVENTORY stream and the inventory
@@ -120,6 +122,11 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, o options, n
 	if err != nil {
 		return nil, err
 	}
+	broker, err := natsmetrics.New(js, log, mreg, natsmetrics.WithConsumers(runner),
+		natsmetrics.WithStreams(events.StreamInventory), natsmetrics.WithInterval(cfg.BrokerMetricsInterval))
+	if err != nil {
+		return nil, err
+	}
 	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
 	if err != nil {
 		return nil, err
@@ -135,7 +142,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, o options, n
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, nc: nc, store: st, http: srv, runner: runner, dlq: dlq}, nil
+	return &Service{cfg: cfg, log: log, nc: nc, store: st, http: srv, runner: runner, dlq: dlq, broker: broker}, nil
 }
 
 // provision creates the stream the service owns and opens its bucket,
@@ -170,7 +177,7 @@ func (s *Service) Run(ctx context.Context) error {
 		HTTP: s.http,
 		// The advisory capture first: its stream must listen before the
 		// consumer it watches delivers anything.
-		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.runner},
+		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.runner, s.broker},
 		Conn:            s.nc,
 		Background:      []func(context.Context) error{s.dlq.Letters.Watch},
 		ShutdownTimeout: s.cfg.ShutdownTimeout,

@@ -27,6 +27,7 @@ import (
 	"github.com/eventshop/shared/platform/lifecycle"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/natsmetrics"
 )
 
 // Name is the service name in logs, metrics and event sources.
@@ -49,6 +50,7 @@ type Service struct {
 	consumer *consumer.Runner
 	registry *prometheus.Registry
 	dlq      *deadletter.Kit
+	broker   *natsmetrics.Collector // lag of its durable, size of NOTIFICATIONS
 }
 
 // Option configures a Service.
@@ -160,6 +162,11 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	if err != nil {
 		return nil, err
 	}
+	broker, err := natsmetrics.New(js, log, metrics.Registerer(reg, Name), natsmetrics.WithConsumers(runner),
+		natsmetrics.WithStreams(events.StreamNotifications), natsmetrics.WithInterval(cfg.BrokerMetricsInterval))
+	if err != nil {
+		return nil, err
+	}
 
 	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
 	if err != nil {
@@ -173,7 +180,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumer: runner, registry: reg, dlq: dlq}, nil
+	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumer: runner, registry: reg, dlq: dlq, broker: broker}, nil
 }
 
 func newChannel(cfg config.Config, log *zap.Logger, o options) (notifyconsumer.Channel, error) {
@@ -202,7 +209,7 @@ func (s *Service) Run(ctx context.Context) error {
 		HTTP: s.http,
 		// The advisory capture first: its stream must listen before the
 		// consumer it watches delivers anything.
-		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.consumer},
+		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.consumer, s.broker},
 		Conn:            s.nc,
 		Background:      []func(context.Context) error{s.dlq.Letters.Watch},
 		ShutdownTimeout: s.cfg.ShutdownTimeout,

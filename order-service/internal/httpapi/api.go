@@ -15,6 +15,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/google/uuid"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/order-service/internal/order"
@@ -23,6 +24,7 @@ import (
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // Limits of the API.
@@ -191,9 +193,16 @@ type createResponse struct {
 // is finished by its retry.
 func (a *API) create(c *gin.Context) {
 	ctx := c.Request.Context()
-	tp := c.GetHeader(headerTraceparent)
-	if _, err := trace.Parse(tp); err != nil {
-		tp = trace.New().String()
+	// The server span (shared httpserver, otelgin) is the trace: its
+	// context answers the traceparent, names the trace of every log line
+	// and parents the created event. Without one (the API served bare, as
+	// in some tests) the client's header or a new trace stands in.
+	tp := tracing.Traceparent(oteltrace.SpanContextFromContext(ctx))
+	if tp == "" {
+		tp = c.GetHeader(headerTraceparent)
+		if _, err := trace.Parse(tp); err != nil {
+			tp = trace.New().String()
+		}
 	}
 	c.Header(headerTraceparent, tp)
 	c.Set("trace_id", trace.TraceID(tp))

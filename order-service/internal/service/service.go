@@ -23,6 +23,7 @@ import (
 	"github.com/eventshop/shared/platform/lifecycle"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/natsmetrics"
 )
 
 // Name is the service name: event source, metrics label, NATS client name.
@@ -69,6 +70,7 @@ type Service struct {
 	http      *httpserver.Server
 	consumers []*consumer.Runner
 	dlq       *deadletter.Kit
+	broker    *natsmetrics.Collector // lag of its durables, size of ORDERS
 }
 
 // New connects to NATS, makes sure the ORDERS stream and the KV buckets
@@ -148,6 +150,11 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, err
 	}
+	broker, err := natsmetrics.New(js, log, metrics.Registerer(reg, Name), natsmetrics.WithConsumers(runners...),
+		natsmetrics.WithStreams(events.StreamOrders), natsmetrics.WithInterval(cfg.BrokerMetricsInterval))
+	if err != nil {
+		return nil, err
+	}
 
 	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
 	if err != nil {
@@ -176,7 +183,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumers: runners, dlq: dlq}, nil
+	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumers: runners, dlq: dlq, broker: broker}, nil
 }
 
 // Addr returns the address the HTTP server is bound to.
@@ -191,6 +198,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, r := range s.consumers {
 		consumers = append(consumers, r)
 	}
+	consumers = append(consumers, s.broker)
 	return lifecycle.Run(ctx, s.log, lifecycle.Parts{
 		HTTP:            s.http,
 		Consumers:       consumers,

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"github.com/eventshop/payment-service/internal/service"
 	"github.com/eventshop/shared/platform/healthcheck"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 func main() {
@@ -25,7 +27,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, args []string) error {
+func run(ctx context.Context, args []string) (err error) {
 	cfg, err := config.Load(os.LookupEnv)
 	if err != nil {
 		return err
@@ -38,6 +40,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }() // stderr sync fails on some platforms; nothing to do about it
+	tp, err := tracing.Setup(cfg.Tracing, service.Name, log)
+	if err != nil {
+		return err
+	}
+	// Flushed once the service has stopped, when every span has ended.
+	defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
 	log.Info("starting", cfg.Fields()...)
 	svc, err := service.New(ctx, cfg, log)
 	if err != nil {

@@ -15,6 +15,10 @@ import (
 	"net/url"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	oteltrace "go.opentelemetry.io/otel/trace"
+
 	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
@@ -130,6 +134,9 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		refundsURL: u.JoinPath("refunds").String(),
 		http: &http.Client{
 			Timeout: 5 * time.Second,
+			// A client span per call, whose context the request carries
+			// as traceparent: the gateway's server span is its child.
+			Transport: otelhttp.NewTransport(http.DefaultTransport),
 			// A redirect is not part of the protocol: surface it.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -185,6 +192,7 @@ func (c *Client) Charge(ctx context.Context, req payment.ChargeRequest) (payment
 	var ticket *breaker.Ticket
 	if c.breaker != nil {
 		t, err := c.breaker.Allow()
+		c.breakerDecision(ctx, t, err)
 		if err != nil {
 			c.obs.ChargeOutcome(OutcomeBreakerOpen)
 			return payment.ChargeResult{}, fmt.Errorf("%w: %w", payment.ErrGatewayUnavailable, err)
@@ -201,6 +209,20 @@ func (c *Client) Charge(ctx context.Context, req payment.ChargeRequest) (payment
 		ticket.Done(outcome != OutcomeUnavailable)
 	}
 	return res, err
+}
+
+// breakerDecision records the breaker's answer as an event on the span in
+// ctx (the consumer's): a charge that never reached the gateway shows why.
+func (c *Client) breakerDecision(ctx context.Context, t *breaker.Ticket, err error) {
+	span := oteltrace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.AddEvent("breaker decision", oteltrace.WithAttributes(
+		attribute.Bool("breaker.allowed", err == nil),
+		attribute.Bool("breaker.probe", t != nil && t.Probe()),
+		attribute.String("breaker.state", c.breaker.State().String()),
+	))
 }
 
 // answer is the gateway's raw answer to a POST.
@@ -321,6 +343,7 @@ func (c *Client) Refund(ctx context.Context, req payment.RefundRequest) (payment
 	var ticket *breaker.Ticket
 	if c.breaker != nil {
 		t, err := c.breaker.Allow()
+		c.breakerDecision(ctx, t, err)
 		if err != nil {
 			c.obs.RefundOutcome(OutcomeBreakerOpen)
 			return payment.RefundResult{}, fmt.Errorf("%w: %w", payment.ErrGatewayUnavailable, err)

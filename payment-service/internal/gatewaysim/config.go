@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/config"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // Config is the simulator binary's configuration, read once from the
@@ -23,6 +24,9 @@ type Config struct {
 	// MaxCharges (GATEWAY_MAX_CHARGES, default 100000) bounds the charges
 	// and refund keys kept in memory; the oldest are forgotten first.
 	MaxCharges int
+	// Tracing is the OpenTelemetry setup (OTEL_EXPORTER_OTLP_ENDPOINT,
+	// OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, ...): see tracing.FromEnv.
+	Tracing tracing.Config
 }
 
 func (c *Config) setDefaults() {
@@ -49,6 +53,9 @@ func (c Config) Validate() error {
 	if c.MaxCharges < 1 {
 		errs = append(errs, fmt.Errorf("GATEWAY_MAX_CHARGES %d must be at least 1", c.MaxCharges))
 	}
+	if err := c.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -59,6 +66,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		Addr: r.String("GATEWAY_ADDR", ""), LogLevel: r.String("LOG_LEVEL", ""),
 		APIKey: r.String("GATEWAY_API_KEY", ""), AdminToken: r.String("ADMIN_TOKEN", ""),
 		MaxCharges: r.Int("GATEWAY_MAX_CHARGES", 0),
+		Tracing:    tracing.FromEnv(func(key string) string { return r.String(key, "") }),
 	}
 	if err := r.Err(); err != nil {
 		return Config{}, fmt.Errorf("config: %w", err)
@@ -74,5 +82,5 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 func (c Config) Fields() []zap.Field {
 	return []zap.Field{zap.String("gateway_addr", c.Addr), zap.String("log_level", c.LogLevel),
 		zap.String("gateway_api_key", config.Mask(c.APIKey)), zap.String("admin_token", config.Mask(c.AdminToken)),
-		zap.Int("gateway_max_charges", c.MaxCharges)}
+		zap.Int("gateway_max_charges", c.MaxCharges), zap.Dict("tracing", c.Tracing.Fields()...)}
 }

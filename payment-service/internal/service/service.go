@@ -27,6 +27,7 @@ import (
 	"github.com/eventshop/shared/platform/lifecycle"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/natsmetrics"
 )
 
 // Name is the service name in logs, metrics and event sources.
@@ -46,6 +47,7 @@ type Service struct {
 	orders  *platformconsumer.Runner // cancelled orders: void or refund
 	breaker *breaker.Breaker
 	dlq     *deadletter.Kit
+	broker  *natsmetrics.Collector // lag of its durables, size of PAYMENTS
 }
 
 // New connects to NATS, ensures the stream and bucket the service owns,
@@ -113,7 +115,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 		return nil, err
 	}
 	gatewayWait := platformconsumer.Backoff{Initial: 200 * time.Millisecond, Max: cfg.Breaker.OpenTimeout, Multiplier: 2}
-	handler, err := consumer.NewReserved(proc, gatewayWait)
+	handler, err := consumer.NewReserved(timedPayer{next: proc, m: pm, now: time.Now}, gatewayWait)
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +143,12 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 		return nil, err
 	}
 
+	broker, err := natsmetrics.New(js, log, registerer, natsmetrics.WithConsumers(runner, ordersRunner),
+		natsmetrics.WithStreams(events.StreamPayments), natsmetrics.WithInterval(cfg.BrokerMetricsInterval))
+	if err != nil {
+		return nil, err
+	}
+
 	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
 	if err != nil {
 		return nil, err
@@ -158,7 +166,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, nc: nc, http: srv, runner: runner, orders: ordersRunner, breaker: br, dlq: dlq}, nil
+	return &Service{cfg: cfg, log: log, nc: nc, http: srv, runner: runner, orders: ordersRunner, breaker: br, dlq: dlq, broker: broker}, nil
 }
 
 // ensureOwned creates or updates the PAYMENTS stream and the payments
@@ -196,7 +204,7 @@ func (s *Service) Run(ctx context.Context) error {
 		HTTP: s.http,
 		// The advisory capture first: its stream must listen before the
 		// consumer it watches delivers anything.
-		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.runner, s.orders},
+		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.runner, s.orders, s.broker},
 		Conn:            s.nc,
 		Background:      []func(context.Context) error{s.dlq.Letters.Watch},
 		ShutdownTimeout: s.cfg.ShutdownTimeout,

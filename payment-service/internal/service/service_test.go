@@ -78,7 +78,8 @@ func start(t *testing.T) *harness {
 	t.Cleanup(gw.Close)
 
 	cfg := config.Config{
-		Base:           platformconfig.Base{NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AdminToken: adminToken},
+		Base: platformconfig.Base{NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AdminToken: adminToken,
+			BrokerMetricsInterval: 100 * time.Millisecond}, // the lag in /metrics follows within a test's patience
 		Consumers:      platformconfig.Consumers{ConsumerConcurrency: 4},
 		GatewayURL:     gw.URL,
 		GatewayTimeout: time.Second,

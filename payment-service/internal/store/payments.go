@@ -10,6 +10,10 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
@@ -50,7 +54,9 @@ func (p *Payments) Get(ctx context.Context, orderID string) (payment.Record, err
 
 // Load returns the order's payment record and its revision, or an error
 // wrapping payment.ErrNotFound.
-func (p *Payments) Load(ctx context.Context, orderID string) (payment.Record, uint64, error) {
+func (p *Payments) Load(ctx context.Context, orderID string) (rec payment.Record, rev uint64, err error) {
+	ctx, span := startKV(ctx, "get")
+	defer func() { endKV(span, rev, err) }()
 	e, err := p.kv.Get(ctx, orderID)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -58,7 +64,6 @@ func (p *Payments) Load(ctx context.Context, orderID string) (payment.Record, ui
 		}
 		return payment.Record{}, 0, fmt.Errorf("get payment %s: %w", orderID, err)
 	}
-	var rec payment.Record
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return payment.Record{}, 0, fmt.Errorf("decode payment %s: %w: %w", orderID, payment.ErrInvalidRecord, err)
 	}
@@ -67,12 +72,14 @@ func (p *Payments) Load(ctx context.Context, orderID string) (payment.Record, ui
 
 // Create writes rec if the order has no record yet (a compare-and-set on
 // "no revision"); if it has one, the error wraps payment.ErrConflict.
-func (p *Payments) Create(ctx context.Context, rec payment.Record) (uint64, error) {
+func (p *Payments) Create(ctx context.Context, rec payment.Record) (rev uint64, err error) {
+	ctx, span := startKV(ctx, "create")
+	defer func() { endKV(span, rev, err) }()
 	raw, err := encode(rec)
 	if err != nil {
 		return 0, err
 	}
-	rev, err := p.kv.Create(ctx, rec.OrderID, raw)
+	rev, err = p.kv.Create(ctx, rec.OrderID, raw)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return 0, fmt.Errorf("create payment %s: %w", rec.OrderID, payment.ErrConflict)
@@ -84,12 +91,14 @@ func (p *Payments) Create(ctx context.Context, rec payment.Record) (uint64, erro
 
 // Update replaces the record stored at revision rev; if it changed since,
 // the error wraps payment.ErrConflict.
-func (p *Payments) Update(ctx context.Context, rec payment.Record, rev uint64) (uint64, error) {
+func (p *Payments) Update(ctx context.Context, rec payment.Record, rev uint64) (next uint64, err error) {
+	ctx, span := startKV(ctx, "update")
+	defer func() { endKV(span, next, err) }()
 	raw, err := encode(rec)
 	if err != nil {
 		return 0, err
 	}
-	next, err := p.kv.Update(ctx, rec.OrderID, raw, rev)
+	next, err = p.kv.Update(ctx, rec.OrderID, raw, rev)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) || events.IsWrongLastSequence(err) {
 			return 0, fmt.Errorf("update payment %s at revision %d: %w", rec.OrderID, rev, payment.ErrConflict)
@@ -97,6 +106,39 @@ func (p *Payments) Update(ctx context.Context, rec payment.Record, rev uint64) (
 		return 0, fmt.Errorf("update payment %s: %w", rec.OrderID, err)
 	}
 	return next, nil
+}
+
+// tracer names the store's spans.
+var tracer = otel.Tracer("github.com/eventshop/payment-service/internal/store")
+
+// startKV starts the child span of one payments-bucket operation: the
+// compare-and-set writes are where concurrent deliveries meet.
+func startKV(ctx context.Context, op string) (context.Context, oteltrace.Span) {
+	ctx, span := tracer.Start(ctx, "kv "+op+" "+PaymentsBucket, oteltrace.WithSpanKind(oteltrace.SpanKindClient))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("db.system.name", "nats-kv"),
+			attribute.String("db.namespace", PaymentsBucket), attribute.String("db.operation.name", op))
+	}
+	return ctx, span
+}
+
+// endKV ends span with the revision read or written, and a conflict (a
+// lost compare-and-set) or a failure.
+func endKV(span oteltrace.Span, rev uint64, err error) {
+	if span.IsRecording() {
+		switch {
+		case err == nil:
+			span.SetAttributes(attribute.Int64("nats.kv.revision", int64(rev)))
+		case errors.Is(err, payment.ErrConflict):
+			span.SetAttributes(attribute.Bool("nats.kv.conflict", true))
+		case errors.Is(err, payment.ErrNotFound):
+			span.SetAttributes(attribute.Bool("nats.kv.not_found", true))
+		default:
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
 }
 
 func encode(rec payment.Record) ([]byte, error) {

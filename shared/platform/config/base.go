@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // Defaults of the settings every service shares.
@@ -25,6 +26,9 @@ const (
 	// connection per request in flight) took the order service past 200
 	// MB without it.
 	DefaultMaxConns = 1024
+	// DefaultBrokerMetricsInterval is how often a service asks NATS for
+	// its consumers' lag and its streams' sizes (platform/natsmetrics).
+	DefaultBrokerMetricsInterval = 5 * time.Second
 )
 
 // Base is the settings every service reads the same way: where and as whom
@@ -54,6 +58,13 @@ type Base struct {
 	// idle ones give way, and past it (all busy) only probes are answered
 	// (see httpserver.Config.MaxConns).
 	MaxConns int
+	// BrokerMetricsInterval (BROKER_METRICS_INTERVAL) is how often the
+	// consumers' lag and the owned streams' sizes are read from NATS.
+	BrokerMetricsInterval time.Duration
+	// Tracing is the OpenTelemetry tracing setup, from the standard
+	// variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_SERVICE_NAME,
+	// OTEL_TRACES_SAMPLER, ...): see tracing.FromEnv.
+	Tracing tracing.Config
 }
 
 // ProfileToken is the token the profiler is served behind, or "" when it
@@ -70,17 +81,19 @@ func (b Base) ProfileToken() string {
 // too; malformed values are collected by r.
 func ReadBase(r *Reader) Base {
 	return Base{
-		NATSURL:         r.String("NATS_URL", ""),
-		NATSUser:        r.String("NATS_USER", ""),
-		NATSPassword:    r.String("NATS_PASSWORD", ""),
-		NATSCreds:       r.String("NATS_CREDS", ""),
-		HTTPAddr:        r.String("HTTP_ADDR", ""),
-		AdminToken:      r.String("ADMIN_TOKEN", ""),
-		LogLevel:        r.String("LOG_LEVEL", ""),
-		ShutdownTimeout: r.Duration("SHUTDOWN_TIMEOUT", 0),
-		StreamReplicas:  r.Int("STREAM_REPLICAS", 0),
-		Pprof:           r.Bool("PPROF", false),
-		MaxConns:        r.Int("MAX_CONNS", 0),
+		NATSURL:               r.String("NATS_URL", ""),
+		NATSUser:              r.String("NATS_USER", ""),
+		NATSPassword:          r.String("NATS_PASSWORD", ""),
+		NATSCreds:             r.String("NATS_CREDS", ""),
+		HTTPAddr:              r.String("HTTP_ADDR", ""),
+		AdminToken:            r.String("ADMIN_TOKEN", ""),
+		LogLevel:              r.String("LOG_LEVEL", ""),
+		ShutdownTimeout:       r.Duration("SHUTDOWN_TIMEOUT", 0),
+		StreamReplicas:        r.Int("STREAM_REPLICAS", 0),
+		Pprof:                 r.Bool("PPROF", false),
+		MaxConns:              r.Int("MAX_CONNS", 0),
+		BrokerMetricsInterval: r.Duration("BROKER_METRICS_INTERVAL", 0),
+		Tracing:               tracing.FromEnv(func(key string) string { return r.String(key, "") }),
 	}
 }
 
@@ -105,6 +118,9 @@ func (b *Base) SetDefaults(httpAddr string) {
 	if b.MaxConns == 0 {
 		b.MaxConns = DefaultMaxConns
 	}
+	if b.BrokerMetricsInterval == 0 {
+		b.BrokerMetricsInterval = DefaultBrokerMetricsInterval
+	}
 }
 
 // Validate reports every shared setting that cannot work, joined; nil when
@@ -126,6 +142,12 @@ func (b Base) Validate() error {
 	if b.MaxConns < 1 {
 		errs = append(errs, fmt.Errorf("MAX_CONNS=%d: want >= 1", b.MaxConns))
 	}
+	if b.BrokerMetricsInterval <= 0 {
+		errs = append(errs, fmt.Errorf("BROKER_METRICS_INTERVAL=%s: want > 0", b.BrokerMetricsInterval))
+	}
+	if err := b.Tracing.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -143,6 +165,8 @@ func (b Base) Fields() []zap.Field {
 		zap.Duration("shutdown_timeout", b.ShutdownTimeout),
 		zap.Int("stream_replicas", b.StreamReplicas),
 		zap.Int("max_conns", b.MaxConns),
+		zap.Duration("broker_metrics_interval", b.BrokerMetricsInterval),
+		zap.Dict("tracing", b.Tracing.Fields()...),
 	}
 }
 

@@ -23,23 +23,26 @@ func TestBase(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: map[string]string{}, want: config.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024, BrokerMetricsInterval: 5 * time.Second,
 		}},
 		{name: "explicit zeros mean the defaults", env: map[string]string{"STREAM_REPLICAS": "0", "SHUTDOWN_TIMEOUT": "0s", "MAX_CONNS": "0"}, want: config.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":8080", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024, BrokerMetricsInterval: 5 * time.Second,
 		}},
 		{name: "overrides", env: map[string]string{
 			"NATS_URL": "nats://n1:4222,nats://n2:4222", "NATS_USER": "u", "NATS_PASSWORD": "pw", "NATS_CREDS": "/c.creds",
 			"HTTP_ADDR": "127.0.0.1:0", "ADMIN_TOKEN": "tok", "LOG_LEVEL": "debug", "SHUTDOWN_TIMEOUT": "5s", "STREAM_REPLICAS": "3", "MAX_CONNS": "64",
+			"BROKER_METRICS_INTERVAL": "250ms",
 		}, want: config.Base{
 			NATSURL: "nats://n1:4222,nats://n2:4222", NATSUser: "u", NATSPassword: "pw", NATSCreds: "/c.creds",
 			HTTPAddr: "127.0.0.1:0", AdminToken: "tok", LogLevel: "debug", ShutdownTimeout: 5 * time.Second, StreamReplicas: 3, MaxConns: 64,
+			BrokerMetricsInterval: 250 * time.Millisecond,
 		}},
 		{name: "http addr without port", env: map[string]string{"HTTP_ADDR": "8080"}, wantErr: "HTTP_ADDR"},
 		{name: "negative shutdown timeout", env: map[string]string{"SHUTDOWN_TIMEOUT": "-1s"}, wantErr: "SHUTDOWN_TIMEOUT"},
 		{name: "too many replicas", env: map[string]string{"STREAM_REPLICAS": "7"}, wantErr: "STREAM_REPLICAS"},
 		{name: "negative replicas", env: map[string]string{"STREAM_REPLICAS": "-1"}, wantErr: "STREAM_REPLICAS"},
 		{name: "negative connection bound", env: map[string]string{"MAX_CONNS": "-5"}, wantErr: "MAX_CONNS"},
+		{name: "negative broker metrics interval", env: map[string]string{"BROKER_METRICS_INTERVAL": "-1s"}, wantErr: "BROKER_METRICS_INTERVAL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,7 +174,7 @@ func TestLoad(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", env: map[string]string{}, want: testConfig{Base: config.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":9999", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024,
+			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":9999", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024, BrokerMetricsInterval: 5 * time.Second,
 		}, Extra: 3}},
 		{name: "malformed", env: map[string]string{"EXTRA": "many"}, wantErr: "EXTRA"},
 		{name: "invalid shared setting", env: map[string]string{"STREAM_REPLICAS": "9"}, wantErr: "STREAM_REPLICAS"},

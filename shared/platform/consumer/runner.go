@@ -16,7 +16,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
+
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // Handler handles one message. It returns nil to acknowledge, an error
@@ -59,6 +65,21 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
+// WithTracerProvider sets where the CONSUMER spans go (default:
+// OpenTelemetry's global provider, which tracing.Setup installs).
+func WithTracerProvider(tp oteltrace.TracerProvider) Option {
+	return func(r *Runner) error {
+		if tp == nil {
+			return fmt.Errorf("tracer provider: %w", ErrInvalidConfig)
+		}
+		r.tracer = tp.Tracer(tracerName)
+		return nil
+	}
+}
+
+// tracerName is the instrumentation scope of the runner's spans.
+const tracerName = "github.com/eventshop/shared/platform/consumer"
+
 // Runner runs one durable consumer.
 type Runner struct {
 	js         jetstream.JetStream
@@ -68,6 +89,7 @@ type Runner struct {
 	metrics    *Metrics
 	middleware []Middleware
 	now        func() time.Time
+	tracer     oteltrace.Tracer
 
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
@@ -90,7 +112,8 @@ func New(js jetstream.JetStream, cfg Config, h Handler, log *zap.Logger, opts ..
 	if js == nil || h == nil || log == nil {
 		return nil, fmt.Errorf("jetstream, handler and logger are required: %w", ErrInvalidConfig)
 	}
-	r := &Runner{js: js, cfg: cfg, log: log.With(zap.String("consumer", cfg.Durable)), now: time.Now}
+	r := &Runner{js: js, cfg: cfg, log: log.With(zap.String("consumer", cfg.Durable)), now: time.Now,
+		tracer: otel.Tracer(tracerName)}
 	for _, opt := range opts {
 		if err := opt(r); err != nil {
 			return nil, err
@@ -268,18 +291,77 @@ func (r *Runner) process(msg jetstream.Msg) {
 		r.settle(msg.Term(), msg.Subject())
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.base, r.cfg.AckWait)
+	ctx, span := r.startSpan(msg, meta)
+	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.AckWait)
 	herr := r.safeHandle(ctx, msg)
 	cancel()
+	if herr != nil {
+		span.RecordError(herr)
+		span.SetStatus(codes.Error, herr.Error())
+	}
+	tid := traceID(msg.Headers().Get("traceparent"))
+	if sc := span.SpanContext(); sc.IsValid() {
+		tid = sc.TraceID().String()
+	}
 	fields := []zap.Field{
 		zap.String("subject", msg.Subject()),
 		zap.String("order_id", aggregateID(msg.Subject())),
-		zap.String("trace_id", traceID(msg.Headers().Get("traceparent"))),
+		zap.String("trace_id", tid),
 		zap.Uint64("stream_seq", meta.Sequence.Stream),
 		zap.Uint64("delivered", meta.NumDelivered),
 	}
 	outcome := r.decide(ctx, msg, meta, herr, fields)
+	span.SetAttributes(attrOutcome.String(outcome))
 	r.metrics.observe(r.cfg.Durable, outcome, meta.NumDelivered, time.Since(start))
+}
+
+// attrOutcome is how the message was settled (ack, retry, wait,
+// dead_letter).
+const attrOutcome = attribute.Key("eventshop.consumer.outcome")
+
+// startSpan starts the CONSUMER span "process <subject template>" of one
+// delivery: a child of the producer's span, whose context the message's
+// traceparent header carries, and linked to it as well (the messaging
+// conventions' way to tie a delivery to its send when the parent is
+// another trace's, as after a replay). The span's context is the
+// handler's: its publishes are children of this span.
+func (r *Runner) startSpan(msg jetstream.Msg, meta *jetstream.MsgMetadata) (context.Context, oteltrace.Span) {
+	ctx := tracing.Propagator.Extract(r.base, tracing.HeaderCarrier(msg.Headers()))
+	tmpl := subjectTemplate(msg.Subject())
+	opts := []oteltrace.SpanStartOption{oteltrace.WithSpanKind(oteltrace.SpanKindConsumer)}
+	if producer := oteltrace.SpanContextFromContext(ctx); producer.IsValid() {
+		opts = append(opts, oteltrace.WithLinks(oteltrace.Link{SpanContext: producer}))
+	}
+	ctx, span := r.tracer.Start(ctx, "process "+tmpl, opts...)
+	if span.IsRecording() {
+		span.SetAttributes(
+			tracing.AttrMessagingSystem.String(tracing.MessagingSystemNATS),
+			tracing.AttrOperationType.String(tracing.OperationProcess),
+			tracing.AttrDestinationName.String(msg.Subject()),
+			tracing.AttrDestinationTemplate.String(tmpl),
+			tracing.AttrMessageID.String(msg.Headers().Get("Nats-Msg-Id")),
+			tracing.AttrConsumerGroupName.String(r.cfg.Durable),
+			attribute.Int64("messaging.nats.stream_sequence", int64(meta.Sequence.Stream)),
+			attribute.Int64("messaging.nats.delivered", int64(meta.NumDelivered)),
+		)
+	}
+	return ctx, span
+}
+
+// subjectTemplate replaces the order id token (the second, by convention)
+// with *: orders.<id>.created becomes orders.*.created, the subject filter
+// of the event type.
+func subjectTemplate(subject string) string {
+	first, rest, ok := strings.Cut(subject, ".")
+	if !ok {
+		return subject
+	}
+	_, verb, ok := strings.Cut(rest, ".")
+	if !ok {
+		return subject
+	}
+	return first + ".*." + verb
 }
 
 // decide settles the message according to the handler's result and returns

@@ -16,10 +16,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/problem"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // ErrorMapper turns a handler error into a problem. It is the one place a
@@ -87,7 +89,11 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, mapErr ErrorMapp
 	if err != nil {
 		return nil, err
 	}
-	e.Use(s.recovery(), s.accessLog(), rm.middleware(), errorResponder(mapErr, log))
+	// The server span is outermost: its context is the request's, so a
+	// handler's publishes and log lines carry its trace id. Probes and
+	// scrapes are not traced (a root trace per scrape says nothing).
+	e.Use(otelgin.Middleware(cfg.Service, otelgin.WithFilter(traced), otelgin.WithPropagators(tracing.Propagator)),
+		s.recovery(), s.accessLog(), rm.middleware(), errorResponder(mapErr, log))
 	if cfg.MaxConns > 0 {
 		s.limit = newConnLimit(cfg.MaxConns)
 		if err := s.limit.register(mreg); err != nil {
@@ -240,6 +246,16 @@ func (s *Server) recovery() gin.HandlerFunc {
 	}
 }
 
+// traced says whether a request gets a server span: not the probes, the
+// scrapes nor the profiler.
+func traced(r *http.Request) bool {
+	switch p := r.URL.Path; {
+	case p == "/health", p == "/ready", p == "/metrics", strings.HasPrefix(p, "/debug/pprof"):
+		return false
+	}
+	return true
+}
+
 func (s *Server) accessLog() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		start := time.Now()
@@ -248,10 +264,14 @@ func (s *Server) accessLog() gin.HandlerFunc {
 		if path == "/health" || path == "/ready" || path == "/metrics" {
 			return
 		}
+		tid := c.GetString("trace_id")
+		if tid == "" {
+			tid = tracing.TraceID(c.Request.Context())
+		}
 		s.log.Debug("http request",
 			zap.String("method", c.Request.Method), zap.String("path", path),
 			zap.Int("status", c.Writer.Status()), zap.Duration("took", time.Since(start)),
-			zap.String("order_id", c.GetString("order_id")), zap.String("trace_id", c.GetString("trace_id")))
+			zap.String("order_id", c.GetString("order_id")), zap.String("trace_id", tid))
 	}
 }
 

@@ -132,7 +132,9 @@ func run(ctx context.Context, args []string, getenv func(string) string) error {
 		if cfg.follow {
 			w = io.MultiWriter(f, prefixed(s.Name))
 		}
-		env := s.Env(natsURL, cfg.portOffset, cfg.adminToken)
+		// The OTEL_* settings (tracing) pass through from this environment;
+		// only the service name is each program's own.
+		env := append(s.Env(natsURL, cfg.portOffset, cfg.adminToken), "OTEL_SERVICE_NAME="+s.Name)
 		if creds, err := cfg.natsPw.ClientEnv(s.Name); err == nil { // the gateway simulator does not use NATS
 			env = append(env, creds...)
 		}
