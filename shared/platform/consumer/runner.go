@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -157,12 +158,27 @@ func (r *Runner) ConsumerConfig() jetstream.ConsumerConfig {
 // with contexts derived from ctx without its cancellation, so stopping is
 // done by Drain, which lets in-flight work finish.
 func (r *Runner) Start(ctx context.Context) error {
-	if err := EnsureDeadLetterStream(ctx, r.js, r.cfg.DeadLetterStream, r.cfg.DeadLetterReplicas); err != nil {
-		if !errors.Is(err, ErrDeadLetterStreamOutdated) {
+	// A cluster that is still electing its leaders answers JetStream API
+	// requests late: a timeout is retried while ctx allows; a stream that
+	// can drop letters is not.
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := EnsureDeadLetterStream(ctx, r.js, r.cfg.DeadLetterStream, r.cfg.DeadLetterReplicas)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrDeadLetterStreamOutdated) {
+			// Letters are still written and kept: consume, and say so.
+			r.log.Error("dead letters cannot be resolved", zap.Error(err))
+			break
+		}
+		if !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrJetStreamNotEnabled) || ctx.Err() != nil {
 			return err
 		}
-		// Letters are still written and kept: consume, and say so.
-		r.log.Error("dead letters cannot be resolved", zap.Error(err))
+		r.log.Warn("dead-letter stream not ready, retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
 	}
 	var stream jetstream.Stream
 	wait := 50 * time.Millisecond
