@@ -17,11 +17,13 @@ import (
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // Outcome labels of a charge attempt, for metrics.
@@ -133,10 +135,8 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		chargesURL: u.JoinPath("charges").String(),
 		refundsURL: u.JoinPath("refunds").String(),
 		http: &http.Client{
-			Timeout: 5 * time.Second,
-			// A client span per call, whose context the request carries
-			// as traceparent: the gateway's server span is its child.
-			Transport: otelhttp.NewTransport(http.DefaultTransport),
+			Timeout:   5 * time.Second,
+			Transport: transport(),
 			// A redirect is not part of the protocol: surface it.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -149,6 +149,28 @@ func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// transport makes a client span per call when spans are exported, whose
+// context the request carries as traceparent (the gateway's server span is
+// its child); otherwise it only passes the caller's traceparent on.
+func transport() http.RoundTripper {
+	if tracing.Recording() {
+		return otelhttp.NewTransport(http.DefaultTransport)
+	}
+	return propagating{http.DefaultTransport}
+}
+
+// propagating injects the request context's trace context into the
+// request's headers.
+type propagating struct{ next http.RoundTripper }
+
+func (p propagating) RoundTrip(r *http.Request) (*http.Response, error) {
+	if oteltrace.SpanContextFromContext(r.Context()).IsValid() {
+		r = r.Clone(r.Context())
+		tracing.Propagator.Inject(r.Context(), propagation.HeaderCarrier(r.Header))
+	}
+	return p.next.RoundTrip(r)
 }
 
 // chargeBody is the gateway's POST /charges request.

@@ -17,6 +17,9 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/gin-gonic/gin/otelgin"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/metrics"
@@ -92,8 +95,7 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, mapErr ErrorMapp
 	// The server span is outermost: its context is the request's, so a
 	// handler's publishes and log lines carry its trace id. Probes and
 	// scrapes are not traced (a root trace per scrape says nothing).
-	e.Use(otelgin.Middleware(cfg.Service, otelgin.WithFilter(traced), otelgin.WithPropagators(tracing.Propagator)),
-		s.recovery(), s.accessLog(), rm.middleware(), errorResponder(mapErr, log))
+	e.Use(traceContext(cfg.Service), s.recovery(), s.accessLog(), rm.middleware(), errorResponder(mapErr, log))
 	if cfg.MaxConns > 0 {
 		s.limit = newConnLimit(cfg.MaxConns)
 		if err := s.limit.register(mreg); err != nil {
@@ -245,6 +247,33 @@ func (s *Server) recovery() gin.HandlerFunc {
 		c.Next()
 	}
 }
+
+// traceContext gives every traced request a span: otelgin's server span
+// when spans are exported, otherwise only the ids (the caller's trace, or
+// a new one), which is all the logs, the 202's traceparent and the events
+// need, without otelgin's attributes and metrics on every request.
+func traceContext(service string) gin.HandlerFunc {
+	full := otelgin.Middleware(service, otelgin.WithFilter(traced), otelgin.WithPropagators(tracing.Propagator))
+	tracer := otel.Tracer(tracerName)
+	return func(c *gin.Context) {
+		if tracing.Recording() {
+			full(c)
+			return
+		}
+		if !traced(c.Request) {
+			c.Next()
+			return
+		}
+		ctx := tracing.Propagator.Extract(c.Request.Context(), propagation.HeaderCarrier(c.Request.Header))
+		ctx, span := tracer.Start(ctx, c.FullPath(), oteltrace.WithSpanKind(oteltrace.SpanKindServer))
+		c.Request = c.Request.WithContext(ctx)
+		c.Next()
+		span.End()
+	}
+}
+
+// tracerName is the instrumentation scope of the id-only server spans.
+const tracerName = "github.com/eventshop/shared/platform/httpserver"
 
 // traced says whether a request gets a server span: not the probes, the
 // scrapes nor the profiler.

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -40,6 +41,15 @@ const (
 // tracestate), nothing else.
 var Propagator propagation.TextMapPropagator = propagation.TraceContext{}
 
+// recording is whether the installed provider exports spans.
+var recording atomic.Bool
+
+// Recording reports whether Setup installed a provider that records and
+// exports spans. Without one, instrumentation whose only product is the
+// span (otelgin's and otelhttp's attributes and metrics) is skipped, and
+// only the ids travel: the cost of tracing off stays near zero.
+func Recording() bool { return recording.Load() }
+
 // Provider is a service's tracer provider. Setup installs it as the global
 // one, which otelgin, otelhttp, the publisher and the consumer runner use.
 type Provider struct {
@@ -60,6 +70,7 @@ func Setup(cfg Config, service string, log *zap.Logger) (*Provider, error) {
 	}
 	otel.SetTracerProvider(tp.tp)
 	otel.SetTextMapPropagator(Propagator)
+	recording.Store(tp.exporting)
 	if log != nil {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 			log.Warn("tracing: span export failed", zap.Error(err))
