@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,5 +260,83 @@ func TestPublishTellsARepeatFromAConflict(t *testing.T) {
 	retry.PaymentToken = "another card"
 	if _, err := ord.Publish(ctx, events.OrderCreated, "o-3", trace.New().String(), retry); !errors.Is(err, events.ErrConflictingDuplicate) {
 		t.Fatalf("create with another card = %v, want ErrConflictingDuplicate", err)
+	}
+}
+
+// The events that decide an order exclude each other: of a confirmation
+// and a cancellation published after the same event, only the first is
+// stored; a repeat of the winner is a duplicate; the loser learns which
+// event came first.
+func TestPublishAfterLetsOneDecisionWin(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := events.NewPublisher(js, "order-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := events.OrderCreatedData{OrderID: "o-1", CustomerID: "c-1", PaymentToken: "tok_visa",
+		Items: []events.Item{{SKU: "SKU-1", Quantity: 1}}, CreatedAt: time.Now().UTC()}
+	first, err := pub.PublishAfter(ctx, events.OrderCreated, "o-1", trace.New().String(), created, 0)
+	if err != nil || first.Sequence == 0 {
+		t.Fatalf("created after nothing = %+v, %v", first, err)
+	}
+	// Nothing may be published as the order's first event any more.
+	if _, err := pub.PublishAfter(ctx, events.OrderCancelled, "o-1", trace.New().String(), events.OrderCancelledData{OrderID: "o-1", CustomerID: "c-1", Reason: events.ReasonTimeout}, 0); !errors.Is(err, events.ErrOvertaken) {
+		t.Fatalf("a second first event = %v, want ErrOvertaken", err)
+	}
+
+	confirmed := events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 500, Currency: "USD"}
+	cancelled := events.OrderCancelledData{OrderID: "o-1", CustomerID: "c-1", Reason: events.ReasonTimeout}
+	// Twenty deciders race, half of each kind: exactly one event is stored.
+	var wg sync.WaitGroup
+	results := make([]error, 20)
+	for i := range results {
+		wg.Go(func() {
+			if i%2 == 0 {
+				_, results[i] = pub.PublishAfter(ctx, events.OrderConfirmed, "o-1", trace.New().String(), confirmed, first.Sequence)
+			} else {
+				_, results[i] = pub.PublishAfter(ctx, events.OrderCancelled, "o-1", trace.New().String(), cancelled, first.Sequence)
+			}
+		})
+	}
+	wg.Wait()
+	s, _ := js.Stream(ctx, events.StreamOrders)
+	info, _ := s.Info(ctx)
+	if info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d messages, want the created event and one decision", info.State.Msgs)
+	}
+	last, err := s.GetLastMsgForSubject(ctx, "orders.o-1.*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	won := events.OrderConfirmed
+	if strings.HasSuffix(last.Subject, ".cancelled") {
+		won = events.OrderCancelled
+	}
+	for i, err := range results {
+		kind := events.OrderConfirmed
+		if i%2 == 1 {
+			kind = events.OrderCancelled
+		}
+		var over *events.OvertakenError
+		switch {
+		case kind == won && err != nil:
+			t.Errorf("decider %d (%s, the winning kind) = %v, want success or duplicate", i, kind, err)
+		case kind != won && (!errors.As(err, &over) || over.Stored.Type != won || over.Sequence != last.Sequence):
+			t.Errorf("decider %d (%s) = %v, want ErrOvertaken naming the %s at %d", i, kind, err, won, last.Sequence)
+		}
+	}
+	// Another confirmation with other data is overtaken, not a duplicate.
+	if won == events.OrderConfirmed {
+		other := confirmed
+		other.TotalCents = 1
+		if _, err := pub.PublishAfter(ctx, events.OrderConfirmed, "o-1", trace.New().String(), other, first.Sequence); !errors.Is(err, events.ErrOvertaken) {
+			t.Errorf("confirmation with another total = %v, want ErrOvertaken", err)
+		}
 	}
 }

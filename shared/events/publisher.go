@@ -31,6 +31,22 @@ var ErrInvalidOption = errors.New("invalid option")
 // one of the two was not written by the saga.
 var ErrConflictingDuplicate = errors.New("a different event is already stored for this order")
 
+// ErrOvertaken is wrapped by an OvertakenError: PublishAfter found another
+// event about the order in the stream after the one it expected last.
+var ErrOvertaken = errors.New("another event about the order came first")
+
+// OvertakenError says which event came first. It wraps ErrOvertaken.
+type OvertakenError struct {
+	Stored   Envelope // the order's last event in the stream
+	Sequence uint64   // its stream sequence
+}
+
+func (e *OvertakenError) Error() string {
+	return fmt.Sprintf("%v: %s (stream sequence %d)", ErrOvertaken, e.Stored.Type, e.Sequence)
+}
+
+func (e *OvertakenError) Unwrap() error { return ErrOvertaken }
+
 // Published describes the outcome of Publisher.Publish.
 type Published struct {
 	Envelope Envelope
@@ -191,10 +207,76 @@ func (p *Publisher) Publish(ctx context.Context, t Type, orderID, traceparent st
 	return res, err
 }
 
-func (p *Publisher) publish(ctx context.Context, t Type, subject, orderID, traceparent string, data any, span oteltrace.Span) (Published, error) {
-	env, raw, err := p.Build(t, orderID, traceparent, data)
+// PublishAfter publishes an event of type t about orderID only if the
+// order's last event in t's stream is the one at stream sequence after (0:
+// the order has none there yet). The order's events in a stream are one
+// sequence, so the events that decide an order exclude each other without
+// a record beside them: of two deciders publishing after the same event,
+// the first wins. A repeat of an event already published (same type and
+// data) is a duplicate, as with Publish; another event stored after
+// `after` gives an *OvertakenError naming it.
+func (p *Publisher) PublishAfter(ctx context.Context, t Type, orderID, traceparent string, data any, after uint64) (Published, error) {
+	subject, err := Subject(t, orderID)
 	if err != nil {
 		return Published{}, err
+	}
+	ctx, span := p.tracer.Start(tracing.WithParent(ctx, traceparent), "send "+FilterSubject(t),
+		oteltrace.WithSpanKind(oteltrace.SpanKindProducer))
+	defer span.End()
+	if tp := tracing.Traceparent(span.SpanContext()); tp != "" {
+		traceparent = tp
+	}
+	res, err := p.publishAfter(ctx, t, subject, orderID, traceparent, data, span, after)
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return res, err
+}
+
+// OrderSubjects is the subject filter of every event about orderID in the
+// stream of type t, for example orders.<id>.*.
+func OrderSubjects(t Type, orderID string) string {
+	return routes[t].prefix + "." + orderID + ".*"
+}
+
+func (p *Publisher) publishAfter(ctx context.Context, t Type, subject, orderID, traceparent string, data any, span oteltrace.Span, after uint64) (Published, error) {
+	env, msg, err := p.message(ctx, t, subject, orderID, traceparent, data, span)
+	if err != nil {
+		return Published{}, err
+	}
+	order := OrderSubjects(t, orderID)
+	ack, err := p.js.PublishMsg(ctx, msg,
+		jetstream.WithMsgID(env.ID),
+		jetstream.WithExpectLastSequenceForSubject(after, order),
+	)
+	if err == nil {
+		return Published{Envelope: env, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
+	}
+	if !IsWrongLastSequence(err) {
+		return Published{}, fmt.Errorf("publish %s for order %s: %w", t, orderID, err)
+	}
+	last, rerr := p.streams.Last(ctx, streamOf(t), order)
+	if rerr != nil {
+		return Published{}, fmt.Errorf("publish %s for order %s: read the event stored after sequence %d: %w", t, orderID, after, rerr)
+	}
+	stored, derr := Decode(last.Subject, last.Data)
+	if derr == nil && stored.Type == t && differs(env, stored) == "" {
+		span.AddEvent("duplicate: the order's last event is this one")
+		return Published{Envelope: stored, Duplicate: true, Sequence: last.Sequence}, nil
+	}
+	if derr != nil {
+		return Published{}, fmt.Errorf("publish %s for order %s: %w: the event stored after sequence %d (stream sequence %d) is not valid: %w",
+			t, orderID, ErrConflictingDuplicate, after, last.Sequence, derr)
+	}
+	return Published{}, fmt.Errorf("publish %s for order %s after sequence %d: %w", t, orderID, after, &OvertakenError{Stored: stored, Sequence: last.Sequence})
+}
+
+// message builds the NATS message of an event, its traceparent header set.
+func (p *Publisher) message(ctx context.Context, t Type, subject, orderID, traceparent string, data any, span oteltrace.Span) (Envelope, *nats.Msg, error) {
+	env, raw, err := p.Build(t, orderID, traceparent, data)
+	if err != nil {
+		return Envelope{}, nil, err
 	}
 	if span.IsRecording() {
 		span.SetAttributes(
@@ -211,6 +293,14 @@ func (p *Publisher) publish(ctx context.Context, t Type, subject, orderID, trace
 		tracing.Propagator.Inject(ctx, tracing.HeaderCarrier(msg.Header))
 	} else {
 		msg.Header.Set(HeaderTraceparent, traceparent)
+	}
+	return env, msg, nil
+}
+
+func (p *Publisher) publish(ctx context.Context, t Type, subject, orderID, traceparent string, data any, span oteltrace.Span) (Published, error) {
+	env, msg, err := p.message(ctx, t, subject, orderID, traceparent, data, span)
+	if err != nil {
+		return Published{}, err
 	}
 	ack, err := p.js.PublishMsg(ctx, msg,
 		jetstream.WithMsgID(env.ID),
