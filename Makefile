@@ -7,13 +7,14 @@ MODULES  := shared $(SERVICES) tools
 CHECKED  := $(MODULES) deployments/k8s
 GO       ?= go
 
-.PHONY: run test test-unit test-e2e test-changed vet race build clean metrics check-alerts
+.PHONY: run test test-unit test-e2e test-changed vet race build clean metrics check-alerts tracing check-tracing
 
 ## run: embedded NATS + every service + the gateway simulator (Ctrl-C stops; data kept in .data/);
-## METRICS=1: with the metrics store, dashboards and alerts beside it (deployments/observability/run.sh)
+## METRICS=1: with the metrics store, dashboards and alerts beside it (deployments/observability/run.sh);
+## TRACING=1: every span exported to Jaeger v2 beside it (deployments/tracing/run.sh; query API on :16686)
 run:
 	@mkdir -p .data/bin && $(GO) build -o .data/bin/devstack ./tools/cmd/devstack
-	exec $(if $(METRICS),deployments/observability/run.sh --) .data/bin/devstack
+	exec $(if $(METRICS),deployments/observability/run.sh --) $(if $(TRACING),deployments/tracing/run.sh --) .data/bin/devstack
 
 ## test: vet, then every module's tests on its own (GOWORK=off), then the end-to-end tests
 test: vet test-unit test-e2e
@@ -52,6 +53,14 @@ race:
 ## metrics: the metrics store (VictoriaMetrics, :8428), vmalert (:8880) and the NATS exporter for a running `make run`
 metrics:
 	deployments/observability/run.sh
+
+## tracing: Jaeger v2 alone (OTLP :4318, query API :16686), for services started by hand
+tracing:
+	deployments/tracing/run.sh
+
+## check-tracing: the stack exporting to a real Jaeger, one order placed, its trace read back whole
+check-tracing:
+	deployments/tracing/check.sh
 
 ## check-alerts: alert rules, their unit tests (vmalert-tool), dashboards and scrape configs (deployments/observability)
 check-alerts:

@@ -22,7 +22,7 @@ orders_file="$(mktemp)"
 declare -A initial_stock=()
 post_retries=0
 
-start_stack 4222 8222 8428 8880
+start_stack 4222 8222 8428 8880 16686
 wait_ready 120
 log "stack ready in $((SECONDS - stack_started))s after 'compose up' (6 services /ready 200)"
 [[ "$(get http://127.0.0.1:8222/healthz | jq -r .status)" == ok ]] || fail "nats /healthz is not ok"
@@ -76,5 +76,11 @@ done
 rules="$(get http://127.0.0.1:8880/api/v1/rules | jq '[.data.groups[].rules[]] | length')"
 ((rules > 0)) || fail "vmalert has no rules loaded"
 log "metrics store: 7 targets up, charges recorded, dashboard served, $rules alert rules in vmalert"
+
+# Traces (deployments/tracing): an order placed now is one whole trace in
+# Jaeger's query API: all six processes, one root, no span without its parent.
+(cd "$root/tools" && ADMIN_TOKEN="${ADMIN_TOKEN:-change-me}" go run ./cmd/tracecheck -order "$order_url" \
+	-inventory http://127.0.0.1:8081 -jaeger http://127.0.0.1:16686 -timeout 60s) || fail "no whole trace in Jaeger"
+log "traces: one order's trace read back whole from Jaeger"
 
 log "compose-smoke: PASS ($(wc -l <"$orders_file") orders, ${SECONDS}s in all)"

@@ -15,7 +15,8 @@
 # registry is reachable, pull the official image instead.
 #
 # Images: eventshop/<name>:${TAG:-dev} (and eventshop/nats-exporter), ${NATS_IMAGE:-nats:2.12},
-# ${VM_IMAGE:-victoriametrics/victoria-metrics:v1.151.0} and ${VMALERT_IMAGE:-victoriametrics/vmalert:v1.151.0}.
+# ${VM_IMAGE:-victoriametrics/victoria-metrics:v1.151.0}, ${VMALERT_IMAGE:-victoriametrics/vmalert:v1.151.0}
+# and ${JAEGER_IMAGE:-jaegertracing/jaeger:2.12.0}.
 # Usage: deployments/docker/build-local.sh            (from anywhere)
 set -euo pipefail
 
@@ -71,6 +72,12 @@ for app in victoria-metrics vmalert; do
 	cp "$("$root/scripts/gobin" "$VM_PKG/app/$app@$VM_VERSION")" "$ctx/$app"
 done
 vm_image="${VM_IMAGE:-victoriametrics/victoria-metrics:$VM_VERSION}"
+# Jaeger v2 for the traces (deployments/tracing), likewise; the official
+# image's tag is the v2 release the module version ships as.
+# shellcheck source=../tracing/versions.sh
+source "$root/deployments/tracing/versions.sh"
+cp "$("$root/scripts/gobin" "$JAEGER_PKG@$JAEGER_VERSION")" "$ctx/jaeger"
+jaeger_image="${JAEGER_IMAGE:-jaegertracing/jaeger:$JAEGER_IMAGE_TAG}"
 vmalert_image="${VMALERT_IMAGE:-victoriametrics/vmalert:$VM_VERSION}"
 
 # The official image's default configuration, for `docker run nats:2.12`
@@ -101,8 +108,10 @@ dbuild -f "$root/deployments/docker/Dockerfile.nats-standin" -t "$nats_image" "$
 echo "== docker build $vm_image and $vmalert_image (stand-ins for the official images)"
 dbuild -f "$root/deployments/docker/Dockerfile.victoriametrics-standin" --target victoria-metrics -t "$vm_image" "$ctx"
 dbuild -f "$root/deployments/docker/Dockerfile.victoriametrics-standin" --target vmalert -t "$vmalert_image" "$ctx"
+echo "== docker build $jaeger_image (stand-in for the official image: no UI)"
+dbuild -f "$root/deployments/docker/Dockerfile.jaeger-standin" -t "$jaeger_image" "$ctx"
 # Each rebuild leaves the previous images untagged; drop those (ours only).
 docker image prune -f --filter label=io.eventshop.build=local >/dev/null
 
 docker images --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' |
-	grep -E "^(eventshop/[a-z-]+:$tag|$nats_image|$vm_image|$vmalert_image)\b" | sort
+	grep -E "^(eventshop/[a-z-]+:$tag|$nats_image|$vm_image|$vmalert_image|$jaeger_image)\b" | sort
