@@ -90,20 +90,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 }
 
 func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn, js jetstream.JetStream, o options) (*Service, error) {
-	var (
-		ordersKV jetstream.KeyValue
-		legacy   uint64
-	)
+	var ordersKV jetstream.KeyValue
 	// The service may start before NATS does: wait for it while ctx allows.
 	err := natsconn.Ensure(ctx, log, "set up stream and buckets", func(ctx context.Context) error {
 		var err error
 		if _, err = events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
 			return err
 		}
-		if ordersKV, err = store.EnsureBucket(ctx, js, cfg.StreamReplicas); err != nil {
-			return err
-		}
-		legacy, err = store.LegacyHorizon(ctx, js)
+		ordersKV, err = store.EnsureBucket(ctx, js, cfg.StreamReplicas)
 		return err
 	})
 	if err != nil {
@@ -115,7 +109,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, err
 	}
-	orders := store.NewOrders(ordersKV, js, store.WithLegacyHorizon(legacy))
+	orders := store.NewOrders(ordersKV, js)
 
 	reg := metrics.NewRegistry(Name)
 	cm, err := consumer.NewMetrics(metrics.Registerer(reg, Name))
