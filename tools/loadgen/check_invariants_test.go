@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +37,10 @@ type shop struct {
 	lettered  map[string]bool     // event ids ("poison-...") the audit dead-lettered
 }
 
-type stored struct{ subject, id string }
+type stored struct {
+	subject, id string
+	refused     bool // published, but refused by the stream
+}
 
 // healthy is a run where every invariant holds: o-1 confirmed (2 units of
 // sku-1 sold, charged once), o-2 declined and cancelled (its reservation
@@ -59,7 +61,7 @@ func healthy() *shop {
 	}
 	s.saga("o-1", "orders.%s.created", "inventory.%s.reserved", "payments.%s.succeeded", "orders.%s.confirmed", "inventory.%s.committed", "notifications.%s.sent")
 	s.saga("o-2", "orders.%s.created", "inventory.%s.reserved", "payments.%s.failed", "orders.%s.cancelled", "inventory.%s.released", "notifications.%s.sent")
-	s.events = append(s.events, stored{"orders.poison-1.created", "poison-1"})
+	s.events = append(s.events, stored{subject: "orders.poison-1.created", id: "poison-1"})
 	return s
 }
 
@@ -68,7 +70,7 @@ func (s *shop) saga(order string, subjects ...string) {
 	for _, p := range subjects {
 		subj := fmt.Sprintf(p, order)
 		id := "e-" + strings.ReplaceAll(subj, ".", "-")
-		s.events = append(s.events, stored{subj, id})
+		s.events = append(s.events, stored{subject: subj, id: id})
 		s.audited = append(s.audited, id)
 	}
 }
@@ -141,22 +143,26 @@ func (s *shop) check(t *testing.T) []string {
 	r.skus = []string{"sku-1"}
 	r.orders = s.orders
 
-	// The final events reach the runner as in Run: a subscription on the
-	// final subjects.
-	var finals atomic.Int64
-	for _, subj := range []string{"orders.*.confirmed", "orders.*.cancelled"} {
-		if _, err := nc.Subscribe(subj, func(m *nats.Msg) { r.onFinal(m); finals.Add(1) }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nc.Flush(); err != nil {
+	// The final events reach the runner as in Run: a watch on the final
+	// events stored in ORDERS.
+	stop, err := r.watchFinals(ctx, nc)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stop)
 	wantFinals := int64(0)
 	for _, e := range s.events {
 		data := fmt.Sprintf(`{"id":%q}`, e.id)
 		if strings.HasPrefix(e.id, "poison-") {
 			data = "\x00 not an event"
+		}
+		if e.refused {
+			// A decision that lost a race: published after an event that
+			// is no longer the order's last, so the stream refuses it.
+			if _, err := js.Publish(ctx, e.subject, []byte(data), jetstream.WithExpectLastSequencePerSubject(1<<40)); err == nil {
+				t.Fatalf("the stream stored %s, published after a sequence it never had", e.subject)
+			}
+			continue
 		}
 		ack, err := js.Publish(ctx, e.subject, []byte(data))
 		if err != nil {
@@ -195,9 +201,9 @@ func (s *shop) check(t *testing.T) []string {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for finals.Load() < wantFinals {
+	for r.finalsSeen.Load() < wantFinals {
 		if time.Now().After(deadline) {
-			t.Fatalf("the runner saw %d final events of %d", finals.Load(), wantFinals)
+			t.Fatalf("the runner saw %d final events of %d", r.finalsSeen.Load(), wantFinals)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -267,6 +273,12 @@ func TestCheckCatchesBrokenInvariants(t *testing.T) {
 			name:   "confirmed and cancelled",
 			break_: func(s *shop) { s.saga("o-1", "orders.%s.cancelled") },
 			want:   []string{"order o-1 has both a confirmed and a cancelled event"},
+		},
+		{
+			name: "a racing decision the stream refused is not an event",
+			break_: func(s *shop) {
+				s.events = append(s.events, stored{subject: "orders.o-1.cancelled", id: "e-lost-race", refused: true})
+			},
 		},
 		{
 			name:   "missing notification",

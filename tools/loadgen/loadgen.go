@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Config says what to drive and how.
@@ -136,16 +137,17 @@ type Runner struct {
 	run    string
 	skus   []string
 
-	mu        sync.Mutex
-	orders    []*placed
-	finals    map[string]final
-	conflicts map[string]bool          // orders with both a confirmed and a cancelled event
-	waiters   map[string]chan struct{} // closed-loop orders waiting for their final event
-	events    bool                     // final events are watched on NATS (polling only fills gaps)
-	postLat   Latencies
-	refused   atomic.Int64
-	accepted  atomic.Int64
-	posts     atomic.Uint64 // POSTs begun: which order-service instance is next
+	mu         sync.Mutex
+	orders     []*placed
+	finals     map[string]final
+	conflicts  map[string]bool          // orders with both a confirmed and a cancelled event
+	waiters    map[string]chan struct{} // closed-loop orders waiting for their final event
+	events     bool                     // final events are watched on NATS (polling only fills gaps)
+	finalsSeen atomic.Int64             // final events delivered by the watch
+	postLat    Latencies
+	refused    atomic.Int64
+	accepted   atomic.Int64
+	posts      atomic.Uint64 // POSTs begun: which order-service instance is next
 }
 
 // New returns a runner for cfg that logs progress to out.
@@ -183,18 +185,11 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 			return Report{}, fmt.Errorf("connect to nats for final-event timestamps: %w", err)
 		}
 		defer nc.Close()
-		for _, subj := range []string{"orders.*.confirmed", "orders.*.cancelled"} {
-			sub, err := nc.Subscribe(subj, r.onFinal)
-			if err != nil {
-				return Report{}, fmt.Errorf("subscribe %s: %w", subj, err)
-			}
-			if err := sub.SetPendingLimits(-1, -1); err != nil {
-				return Report{}, err
-			}
-		}
-		if err := nc.Flush(); err != nil {
+		stop, err := r.watchFinals(ctx, nc)
+		if err != nil {
 			return Report{}, err
 		}
+		defer stop()
 		r.events = true
 	}
 	if err := r.stock(ctx); err != nil {
@@ -229,9 +224,52 @@ func (r *Runner) Run(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-func (r *Runner) onFinal(m *nats.Msg) {
-	now := time.Now()
-	parts := strings.Split(m.Subject, ".")
+// finalSubjects are the subjects of the events that decide an order.
+var finalSubjects = []string{"orders.*.confirmed", "orders.*.cancelled"}
+
+// watchFinals follows the final events stored in ORDERS from now on, with
+// an ordered consumer (it resumes after its last event when NATS restarts).
+// Only what the stream stored counts: a plain subscription would also see
+// a publish the stream refused, such as the losing decision of two that
+// race (the services publish a decision only after the order's last event,
+// and the stream refuses the second).
+func (r *Runner) watchFinals(ctx context.Context, nc *nats.Conn) (stop func(), err error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("watch final events: %w", err)
+	}
+	var cons jetstream.Consumer
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cons, err = js.OrderedConsumer(ctx, "ORDERS", jetstream.OrderedConsumerConfig{
+			FilterSubjects: finalSubjects,
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+		})
+		if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) || time.Now().After(deadline) {
+			break
+		}
+		select { // the order service creates ORDERS as it starts
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("watch final events in ORDERS: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		r.onFinal(m.Subject(), time.Now()) // an ordered consumer takes no acks
+	})
+	if err != nil {
+		return nil, fmt.Errorf("watch final events in ORDERS: %w", err)
+	}
+	return cc.Stop, nil
+}
+
+// onFinal records a stored final event, seen at the given time.
+func (r *Runner) onFinal(subject string, at time.Time) {
+	r.finalsSeen.Add(1)
+	parts := strings.Split(subject, ".")
 	if len(parts) != 3 {
 		return
 	}
@@ -241,7 +279,7 @@ func (r *Runner) onFinal(m *nats.Msg) {
 	}
 	r.mu.Lock()
 	if f, ok := r.finals[parts[1]]; !ok {
-		r.finals[parts[1]] = final{status: status, at: now}
+		r.finals[parts[1]] = final{status: status, at: at}
 		if w, ok := r.waiters[parts[1]]; ok {
 			close(w)
 			delete(r.waiters, parts[1])
