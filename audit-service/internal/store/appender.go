@@ -76,7 +76,7 @@ func WithMaxBlockBytes(n int) AppenderOption {
 }
 
 // WithBlockInterval sets the shortest time between two group commits
-// (default 10ms; 0 writes as soon as the writer is free). Appends that
+// (default 25ms; 0 writes as soon as the writer is free). Appends that
 // arrive meanwhile wait and share the next block: the audit trail is off
 // the saga's path, so a few milliseconds there buy several times fewer
 // stored messages under load, and cost nothing when appends are sparse
@@ -170,7 +170,7 @@ func NewAppender(ctx context.Context, js jetstream.JetStream, log *zap.Logger, o
 	if js == nil || log == nil {
 		return nil, fmt.Errorf("appender needs jetstream and a logger: %w", ErrInvalidOption)
 	}
-	a := &Appender{js: js, log: log, now: time.Now, maxBlockBytes: DefaultMaxBlockBytes, blockInterval: 10 * time.Millisecond,
+	a := &Appender{js: js, log: log, now: time.Now, maxBlockBytes: DefaultMaxBlockBytes, blockInterval: 25 * time.Millisecond,
 		window: DefaultDedupeWindow, domains: natsconn.NewStreams(js)}
 	for _, opt := range opts {
 		if err := opt(a); err != nil {

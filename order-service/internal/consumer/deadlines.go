@@ -32,7 +32,7 @@ const DeadlinesMaxAckPending = 50_000
 // recheckEvery is the longest a deadline message waits between looks at
 // its order. An order that finished is acknowledged at the next look, so
 // with a long deadline it does not hold its place in MaxAckPending for the
-// whole deadline; each look is one KV read.
+// whole deadline; a look at a decided order is one get.
 const recheckEvery = 10 * time.Second
 
 // minWait keeps a wait positive when the deadline is a hair away.
@@ -61,9 +61,10 @@ func DeadlinesConfig(concurrency int) consumer.Config {
 }
 
 // Deadlines cancels orders that have not reached a final state within the
-// deadline, with reason timeout. The cancellation is a compare-and-set like
-// every other transition, so it cannot overwrite an outcome stored a moment
-// before; a payment that lands after it is refunded by the payment service.
+// deadline, with reason timeout. The cancellation is published after the
+// order's last event like every other decision, so it cannot overtake an
+// outcome published a moment before; a payment that lands after it is
+// refunded by the payment service.
 type Deadlines struct {
 	h        *Handler
 	deadline time.Duration
@@ -100,23 +101,22 @@ func (d *Deadlines) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return consumer.Wait(errNotLooked, max(look.Sub(now), minWait))
 	}
 
-	log := d.h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
-	o, err := d.h.apply(ctx, env.Subject, func(o order.Order, now time.Time) (order.Order, bool, error) {
-		return order.ApplyDeadline(o, d.deadline, now)
-	}, false, log)
+	// Once the order is decided, its last event says so: one get.
+	head, err := d.h.orders.Head(ctx, env.Subject)
+	if err == nil && head.Final != nil {
+		return nil
+	}
+	if err == nil {
+		log := d.h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
+		err = d.h.decide(ctx, env.Subject, func(o order.Order, now time.Time) (order.Order, bool, error) {
+			return order.ApplyDeadline(o, d.deadline, now)
+		}, &head, env.TraceParent, log)
+	}
 	switch {
 	case errors.Is(err, order.ErrNotDue):
 		return consumer.Wait(err, max(min(recheckEvery, due.Sub(d.h.now())), minWait))
 	case errors.Is(err, order.ErrNotFound), errors.Is(err, order.ErrInvalidEvent), errors.Is(err, store.ErrCorrupt):
 		return consumer.Permanent(err)
-	case err != nil:
-		return err
 	}
-	if o.Status != order.StatusCancelled || o.CancelReason != order.ReasonTimeout {
-		return nil // decided by an outcome in time: the other consumers announce it
-	}
-	// Published for every look at a timed-out order, not only the one that
-	// cancelled it: create-once makes a repeat harmless, and it is how a
-	// crash between the compare-and-set and the publish converges.
-	return d.h.publishFinal(ctx, o, env.TraceParent, log)
+	return err
 }

@@ -1,8 +1,9 @@
 // Package consumer holds the order service's JetStream handlers: they turn
 // inventory and payment events (and the order deadline, timed by the
-// order's own created event) into order transitions, store them with a
-// compare-and-set on the KV revision, and then publish the order's final
-// event create-once.
+// order's own created event) into order transitions, and publish the
+// order's final event only if it is still the order's next event: that
+// event is the decision (docs/architecture.md, "Order creation and the
+// order's state").
 package consumer
 
 import (
@@ -28,25 +29,26 @@ const (
 	PaymentsDurable  = "order-payments"
 )
 
-// maxCASAttempts bounds the re-read-and-apply loop on revision conflicts;
-// past it the message is retried later rather than spinning.
-const maxCASAttempts = 16
+// maxAttempts bounds the read-decide-publish loop when other events about
+// the order keep coming first; past it the message is retried later
+// rather than spinning.
+const maxAttempts = 16
+
+// errBusy means the order's events kept changing under maxAttempts
+// decisions in a row: retried later.
+var errBusy = errors.New("the order's events kept changing")
 
 // Orders is what the handlers need from the order store.
 type Orders interface {
-	// Current returns the stored order, or one not stored yet as its
-	// events tell it, at revision 0.
-	Current(ctx context.Context, orderID string) (order.Order, uint64, error)
-	// Unstored returns the order as its events tell it, at revision 0,
-	// without looking whether it is stored.
-	Unstored(ctx context.Context, orderID string) (order.Order, error)
-	// Update with rev 0 stores an order not stored yet.
-	Update(ctx context.Context, o order.Order, rev uint64) (uint64, error)
+	// Head reads the order's last event in ORDERS.
+	Head(ctx context.Context, orderID string) (store.Head, error)
+	// State returns the order whose last event is h.
+	State(ctx context.Context, orderID string, h store.Head) (store.State, error)
 }
 
-// Publisher publishes an event create-once.
+// Publisher publishes an order's decision after the order's last event.
 type Publisher interface {
-	Publish(ctx context.Context, t events.Type, orderID, traceparent string, data any) (events.Published, error)
+	PublishAfter(ctx context.Context, t events.Type, orderID, traceparent string, data any, after uint64) (events.Published, error)
 }
 
 // Handler applies upstream events to orders.
@@ -89,7 +91,7 @@ func NewHandler(orders Orders, pub Publisher, log *zap.Logger, opts ...Option) (
 }
 
 // The retry schedule of the order consumers. Their only transient
-// failures are NATS writes (KV compare-and-set, publish), so: NakWithDelay
+// failures are NATS reads and the decision's publish, so: NakWithDelay
 // after 0.1-0.2s, doubling up to 15-30s (full jitter), and after 10
 // deliveries (one to one and a half minutes) the message is
 // dead-lettered. Invalid events are dead-lettered at once.
@@ -129,7 +131,7 @@ func PaymentsConfig(concurrency int) consumer.Config {
 type transition func(o order.Order, now time.Time) (order.Order, bool, error)
 
 // Handle handles one inventory or payment event. Invalid events are
-// dead-lettered; store and publish failures are retried.
+// dead-lettered; read and publish failures are retried.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
@@ -140,10 +142,7 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return consumer.Refused(ReasonInvalidEvent, err)
 	}
 	log := h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
-	// An outcome usually makes the order final, and it is stored from its
-	// final transition on: try that first, without reading the bucket.
-	o, err := h.apply(ctx, env.Subject, apply, true, log)
-	if err != nil {
+	if err := h.decide(ctx, env.Subject, apply, nil, env.TraceParent, log); err != nil {
 		if reason, ok := refusal(err); ok {
 			return consumer.Refused(reason, fmt.Errorf("%s from %s: %w", env.Type, env.Source, err))
 		}
@@ -152,7 +151,7 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		return err
 	}
-	return h.publishFinal(ctx, o, env.TraceParent, log)
+	return nil
 }
 
 // Reasons an event is refused for (the reason label of
@@ -184,63 +183,84 @@ func refusal(err error) (string, bool) {
 	return "", false
 }
 
-// apply runs the CAS loop: read (an order not stored yet is the order its
-// created and reserved events describe, at revision 0), apply, write at
-// the read revision, and on a conflict start again from the new state.
-// With unstored, the first attempt assumes the order is not stored yet and
-// skips the read: if it is stored, its create is refused as a conflict and
-// the loop reads it. Only a read order may decide that nothing changes.
-func (h *Handler) apply(ctx context.Context, orderID string, apply transition, unstored bool, log *zap.Logger) (order.Order, error) {
-	for range maxCASAttempts {
+// decide reads the order (from head, if the caller read it), applies the
+// event and, if that decides the order, publishes the decision after the
+// order's last event. A decider another decision overtook applies its
+// event to that decision, as if it had read it (a payment success for an
+// order the deadline cancelled is acknowledged: the payment service
+// refunds it). An order decided by a record of an earlier version whose
+// event was never published gets that event published.
+func (h *Handler) decide(ctx context.Context, orderID string, apply transition, head *store.Head, incoming string, log *zap.Logger) error {
+	for range maxAttempts {
 		var (
-			o   order.Order
-			rev uint64
+			hd  store.Head
 			err error
 		)
-		guess := unstored
-		unstored = false
-		if guess {
-			o, err = h.orders.Unstored(ctx, orderID)
-		} else {
-			o, rev, err = h.orders.Current(ctx, orderID)
+		if head != nil {
+			hd, head = *head, nil
+		} else if hd, err = h.orders.Head(ctx, orderID); err != nil {
+			return err
 		}
+		st, err := h.orders.State(ctx, orderID, hd)
 		if err != nil {
-			return order.Order{}, err
+			return err
 		}
-		next, changed, err := apply(o, h.now())
-		if guess && (err != nil || !changed) {
-			continue // decide on the stored order, if there is one
-		}
-		if errors.Is(err, order.ErrPaidAfterCancel) {
-			// The order stays cancelled (it missed its deadline, say): the
-			// payment service refunds the charge when it handles the
-			// cancellation. Acknowledge so the saga moves on.
-			log.Warn("payment succeeded for a cancelled order: the payment service refunds it", zap.Error(err))
-			return o, nil
-		}
-		if err != nil {
-			return order.Order{}, err
-		}
-		if !changed {
-			return o, nil
-		}
-		if _, err := h.orders.Update(ctx, next, rev); err != nil {
-			if errors.Is(err, store.ErrConflict) {
+		for {
+			next, err := h.applyTo(st.Order, apply, log)
+			if err != nil {
+				return err
+			}
+			if !next.Final() || st.After == 0 {
+				return nil // nothing decided, or decided by its stored event
+			}
+			res, err := h.publishFinal(ctx, next, st.After, incoming)
+			var over *events.OvertakenError
+			if errors.As(err, &over) && over.Stored.Type != events.OrderCreated {
+				d, err := store.DecisionOf(over.Stored)
+				if err != nil {
+					return err
+				}
+				o, err := order.ApplyDecision(st.Order, d)
+				if err != nil {
+					return fmt.Errorf("%w: %w", store.ErrCorrupt, err)
+				}
+				log.Info("order decided by another event first", zap.String("decided_by", string(over.Stored.Type)), zap.Uint64("stream_seq", over.Sequence))
+				st = store.State{Order: o}
 				continue
 			}
-			return order.Order{}, err
+			if errors.As(err, &over) {
+				break // a replayed created event came first: read again
+			}
+			if err != nil {
+				return err
+			}
+			if !res.Duplicate {
+				log.Info("order decided", zap.String("from", string(st.Order.Status)), zap.String("to", string(next.Status)), zap.Uint64("stream_seq", res.Sequence))
+			}
+			return nil
 		}
-		log.Info("order updated", zap.String("from", string(o.Status)), zap.String("to", string(next.Status)))
-		return next, nil
 	}
-	return order.Order{}, fmt.Errorf("order %s: %d conflicting updates in a row: %w", orderID, maxCASAttempts, store.ErrConflict)
+	return fmt.Errorf("order %s: %d decisions overtaken in a row: %w", orderID, maxAttempts, errBusy)
 }
 
-// publishFinal publishes the event of a final order. It runs for every event
-// handled on a final order, not just the one that made it final: publishing
-// is create-once, so a repeat is a harmless duplicate, and it is how a crash
-// between the KV write and the publish converges on redelivery.
-func (h *Handler) publishFinal(ctx context.Context, o order.Order, incoming string, log *zap.Logger) error {
+// applyTo applies the event to o. A payment that succeeded for an order
+// cancelled meanwhile leaves it cancelled.
+func (h *Handler) applyTo(o order.Order, apply transition, log *zap.Logger) (order.Order, error) {
+	next, _, err := apply(o, h.now())
+	if errors.Is(err, order.ErrPaidAfterCancel) {
+		// The order stays cancelled (it missed its deadline, say): the
+		// payment service refunds the charge when it handles the
+		// cancellation. Acknowledge so the saga moves on.
+		log.Warn("payment succeeded for a cancelled order: the payment service refunds it", zap.Error(err))
+		return o, nil
+	}
+	return next, err
+}
+
+// publishFinal publishes the event of a final order after the order's
+// event at stream sequence after: the first decision published wins, a
+// repeat of it is a duplicate, and any other gets an *events.OvertakenError.
+func (h *Handler) publishFinal(ctx context.Context, o order.Order, after uint64, incoming string) (events.Published, error) {
 	tp := trace.Child(incoming).String()
 	var (
 		t    events.Type
@@ -256,24 +276,18 @@ func (h *Handler) publishFinal(ctx context.Context, o order.Order, incoming stri
 			OrderID: o.ID, CustomerID: o.CustomerID, Reason: o.CancelReason, Detail: o.CancelDetail,
 		}
 	default:
-		return nil
+		return events.Published{}, fmt.Errorf("order %s is %s: %w", o.ID, o.Status, order.ErrInvalidTransition)
 	}
-	res, err := h.pub.Publish(ctx, t, o.ID, tp, data)
-	if err != nil {
-		switch {
-		case errors.Is(err, events.ErrConflictingDuplicate):
-			// The order's final event on the subject says something else
-			// than the stored order: it was not written by this service.
-			return consumer.Refused(ReasonConflictingDuplicate, err)
-		case errors.Is(err, events.ErrInvalidEvent):
-			return consumer.Permanent(err)
-		}
-		return err
+	res, err := h.pub.PublishAfter(ctx, t, o.ID, tp, data, after)
+	switch {
+	case errors.Is(err, events.ErrConflictingDuplicate):
+		// The order's last event is not a valid event: it was not written
+		// by this service.
+		return res, consumer.Refused(ReasonConflictingDuplicate, err)
+	case errors.Is(err, events.ErrInvalidEvent):
+		return res, consumer.Permanent(err)
 	}
-	if !res.Duplicate {
-		log.Info("order event published", zap.String("published_type", string(t)), zap.Uint64("stream_seq", res.Sequence))
-	}
-	return nil
+	return res, err
 }
 
 // transitionFor decodes the event's data and binds it to its transition.

@@ -184,8 +184,8 @@ type createResponse struct {
 }
 
 // create accepts an order. The created event is the source of truth and the
-// only write that makes the order (beside its customer index): the order is
-// stored in KV by its final transition, and GET reads its events until then. An Idempotency-Key
+// only write that makes the order (beside its customer index): an order is
+// its events, and GET reads them. An Idempotency-Key
 // names the order (its id is derived from the key), so the event's
 // create-once publish is also the key's claim: a repeat finds the event and
 // answers the same order if it asked the same (the publisher compares the
@@ -335,8 +335,7 @@ func view(o order.Order) orderView {
 	return v
 }
 
-// get returns one order: the stored one, or the PENDING one its created
-// event describes if it has not been stored yet.
+// get returns one order as its events tell it.
 func (a *API) get(c *gin.Context) {
 	id := c.Param("id")
 	if !events.ValidID(id) {

@@ -329,6 +329,42 @@ func ApplyPaymentFailed(o Order, d Decline, now time.Time) (Order, bool, error) 
 	}
 }
 
+// Decision is what an order's final event (order.confirmed or
+// order.cancelled) says: the event is the decision (docs/architecture.md,
+// "Order creation and the order's state").
+type Decision struct {
+	Status     Status
+	CustomerID string
+	// TotalCents and Currency are the confirmed total.
+	TotalCents int64
+	Currency   string
+	// Reason and Detail say why an order was cancelled.
+	Reason string
+	Detail string
+	// At is when the decision was published.
+	At time.Time
+}
+
+// ApplyDecision returns the order as its final event says it ended. The
+// event must be about the order's customer and name a final status
+// (ErrInvalidEvent otherwise).
+func ApplyDecision(o Order, d Decision) (Order, error) {
+	if d.CustomerID != o.CustomerID {
+		return o, fmt.Errorf("%w: the %s event of order %s is about customer %q, not %q", ErrInvalidEvent, d.Status, o.ID, d.CustomerID, o.CustomerID)
+	}
+	switch d.Status {
+	case StatusConfirmed:
+		o.Status = StatusConfirmed
+		o.TotalCents, o.Currency = d.TotalCents, d.Currency
+	case StatusCancelled:
+		o = cancel(o, d.Reason, d.Detail, d.At)
+	default:
+		return o, fmt.Errorf("%w: %q is not a final status", ErrInvalidEvent, d.Status)
+	}
+	o.UpdatedAt = d.At.UTC()
+	return o, nil
+}
+
 // Due returns when an order not final by then is cancelled, given the
 // deadline every order has from its creation.
 func (o Order) Due(deadline time.Duration) time.Time { return o.CreatedAt.Add(deadline) }

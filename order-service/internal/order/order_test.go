@@ -362,3 +362,35 @@ func TestLateEventsAfterTimeout(t *testing.T) {
 		t.Fatalf("late rejection: %+v %v %v", got, changed, err)
 	}
 }
+
+func TestApplyDecision(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		in      order.Order
+		d       order.Decision
+		want    order.Order
+		wantErr error
+	}{
+		{name: "confirmed", in: reserved(t), d: order.Decision{Status: order.StatusConfirmed, CustomerID: "c-1", TotalCents: 2598, Currency: "USD", At: t1},
+			want: with(reserved(t), func(o *order.Order) { o.Status, o.UpdatedAt = order.StatusConfirmed, t1 })},
+		{name: "cancelled keeps the reservation", in: reserved(t), d: order.Decision{Status: order.StatusCancelled, CustomerID: "c-1", Reason: order.ReasonTimeout, Detail: "late", At: t1},
+			want: with(reserved(t), func(o *order.Order) {
+				o.Status, o.CancelReason, o.CancelDetail, o.UpdatedAt = order.StatusCancelled, order.ReasonTimeout, "late", t1
+			})},
+		{name: "another customer", in: reserved(t), d: order.Decision{Status: order.StatusConfirmed, CustomerID: "c-2", At: t1}, wantErr: order.ErrInvalidEvent},
+		{name: "not final", in: pending(t), d: order.Decision{Status: order.StatusReserved, CustomerID: "c-1", At: t1}, wantErr: order.ErrInvalidEvent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := order.ApplyDecision(tt.in, tt.d)
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+			if err == nil && !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("ApplyDecision = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}

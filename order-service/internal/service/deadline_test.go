@@ -2,16 +2,16 @@ package service_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventshop/order-service/internal/config"
 	ordconsumer "github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/shared/platform/natstest"
@@ -122,29 +122,18 @@ func TestOrderFinalInTimeIsUntouched(t *testing.T) {
 	}
 }
 
-// TestTimeoutCrashBeforePublishConverges: the deadline handler stored
-// CANCELLED (timeout) and died before publishing: the redelivered timer
-// publishes the cancellation.
+// TestTimeoutCrashBeforePublishConverges: an earlier version's deadline
+// handler stored CANCELLED (timeout) in the order's record and died before
+// publishing: the redelivered timer publishes the cancellation the record
+// says.
 func TestTimeoutCrashBeforePublishConverges(t *testing.T) {
-	h := start(t, withDeadline(time.Second))
-	id := h.create(validBody)
-	ctx := context.Background()
-	kv, err := h.js.KeyValue(ctx, store.OrdersBucket)
-	if err != nil {
-		t.Fatal(err)
+	h := startAfter(t, func(js jetstream.JetStream) {
+		seedOrder(t, js, "old-timed-out", order.StatusCancelled, false)
+	}, withDeadline(time.Second))
+	h.wantTimedOut("old-timed-out")
+	if _, v := h.get("old-timed-out"); v.CancelDetail != "no final outcome within 2m0s (was RESERVED)" {
+		t.Fatalf("order = %+v, want the record's cancellation", v)
 	}
-	// A PENDING order is not stored: the crashed handler's write was the
-	// order's first.
-	o, err := store.NewOrders(kv, h.js).Created(ctx, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o.Status, o.CancelReason, o.CancelDetail = order.StatusCancelled, order.ReasonTimeout, "no final outcome within 1s (was PENDING)"
-	raw, _ := json.Marshal(o)
-	if _, err := kv.Create(ctx, store.OrderKey(id), raw); err != nil {
-		t.Fatal(err)
-	}
-	h.wantTimedOut(id)
 }
 
 // TestDeadlinePassedWhileDown: an order whose deadline passed while the

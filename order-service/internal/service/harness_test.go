@@ -40,8 +40,18 @@ type harness struct {
 // start runs the service; configure adjusts its configuration first.
 func start(t *testing.T, configure ...func(*config.Config)) *harness {
 	t.Helper()
+	return startAfter(t, nil, configure...)
+}
+
+// startAfter runs the service on a server where seed has written what an
+// earlier version of the service left (nil: nothing).
+func startAfter(t *testing.T, seed func(js jetstream.JetStream), configure ...func(*config.Config)) *harness {
+	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
+	if seed != nil {
+		seed(js)
+	}
 	// Every event the service produces in a test must pass its schema.
 	t.Cleanup(func() { contracttest.Check(t, js, events.StreamOrders, service.Name) })
 	ctx := context.Background()
@@ -227,7 +237,8 @@ func (h *harness) paid(id string) {
 	h.mustPublish(h.pay, events.PaymentSucceeded, id, paidData(id))
 }
 
-// count returns how many messages a stream holds on subject.
+// count returns how many messages a stream holds on subject (a filter:
+// wildcards add up every subject they match).
 func (h *harness) count(stream, subject string) uint64 {
 	h.t.Helper()
 	ctx := context.Background()
@@ -239,7 +250,11 @@ func (h *harness) count(stream, subject string) uint64 {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return info.State.Subjects[subject]
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
 }
 
 // last returns the parsed last event on subject.

@@ -90,14 +90,20 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 }
 
 func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn, js jetstream.JetStream, o options) (*Service, error) {
-	var ordersKV jetstream.KeyValue
+	var (
+		ordersKV jetstream.KeyValue
+		legacy   uint64
+	)
 	// The service may start before NATS does: wait for it while ctx allows.
 	err := natsconn.Ensure(ctx, log, "set up stream and buckets", func(ctx context.Context) error {
 		var err error
 		if _, err = events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
 			return err
 		}
-		ordersKV, err = store.EnsureBucket(ctx, js, cfg.StreamReplicas)
+		if ordersKV, err = store.EnsureBucket(ctx, js, cfg.StreamReplicas); err != nil {
+			return err
+		}
+		legacy, err = store.LegacyHorizon(ctx, js)
 		return err
 	})
 	if err != nil {
@@ -109,7 +115,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, err
 	}
-	orders := store.NewOrders(ordersKV, js)
+	orders := store.NewOrders(ordersKV, js, store.WithLegacyHorizon(legacy))
 
 	reg := metrics.NewRegistry(Name)
 	cm, err := consumer.NewMetrics(metrics.Registerer(reg, Name))

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	ordconsumer "github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/httpapi"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
@@ -172,36 +173,120 @@ func TestRedeliveryDoesNotDoublePublish(t *testing.T) {
 	}
 }
 
-// TestCrashBetweenStoreAndPublishConverges simulates a handler that stored
-// CONFIRMED and died before publishing: the redelivered payment event must
-// publish the confirmation.
-func TestCrashBetweenStoreAndPublishConverges(t *testing.T) {
-	h := start(t)
-	id := h.create(validBody)
-	h.reserve(id)
-	h.waitStatus(id, "RESERVED")
+// seedOrder writes what an earlier version left of a reserved order: its
+// created and reserved events and, if status is not empty, its order.<id>
+// record (the decision of the versions before issue 8), and, with
+// published, the final event it published after the record.
+func seedOrder(t *testing.T, js jetstream.JetStream, id string, status order.Status, published bool) {
+	t.Helper()
+	ctx := context.Background()
+	for _, name := range []string{events.StreamOrders, events.StreamInventory} {
+		if _, err := events.EnsureStream(ctx, js, name, events.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := store.EnsureBucket(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ord, err := events.NewPublisher(js, "order-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := events.NewPublisher(js, "inventory-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := trace.New().String()
+	if _, err := ord.Publish(ctx, events.OrderCreated, id, tp, events.OrderCreatedData{
+		OrderID: id, CustomerID: "c-42", Items: []events.Item{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa", CreatedAt: time.Now().UTC(),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.Publish(ctx, events.InventoryReserved, id, tp, reservedData(id)); err != nil {
+		t.Fatal(err)
+	}
+	if status == "" {
+		return
+	}
+	st, err := store.NewOrders(kv, js).Current(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := st.Order
+	o.Status, o.UpdatedAt = status, time.Now().UTC()
+	if status == order.StatusConfirmed {
+		o.ChargeID = "ch_" + id
+	} else {
+		o.CancelReason, o.CancelDetail = order.ReasonTimeout, "no final outcome within 2m0s (was RESERVED)"
+	}
+	raw, _ := json.Marshal(o)
+	if _, err := kv.Create(ctx, store.OrderKey(id), raw); err != nil {
+		t.Fatal(err)
+	}
+	if !published {
+		return
+	}
+	if status == order.StatusConfirmed {
+		_, err = ord.Publish(ctx, events.OrderConfirmed, id, tp, events.OrderConfirmedData{OrderID: id, CustomerID: "c-42", TotalCents: 2598, Currency: "USD"})
+	} else {
+		_, err = ord.Publish(ctx, events.OrderCancelled, id, tp, events.OrderCancelledData{OrderID: id, CustomerID: "c-42", Reason: o.CancelReason, Detail: o.CancelDetail})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOrderRecordOfAnEarlierVersionIsHonoured: an earlier version decided
+// an order by creating its order.<id> record, then published its final
+// event. Its orders read as their records say, and one whose handler died
+// between the two (the record stored, the event not published) gets its
+// event published by the redelivered message: the record's decision, not
+// a new one.
+func TestOrderRecordOfAnEarlierVersionIsHonoured(t *testing.T) {
+	h := startAfter(t, func(js jetstream.JetStream) {
+		seedOrder(t, js, "old-crashed", order.StatusConfirmed, false)
+		seedOrder(t, js, "old-done", order.StatusConfirmed, true)
+		seedOrder(t, js, "old-undecided", "", false)
+	})
+	for _, id := range []string{"old-crashed", "old-done"} {
+		if code, v := h.get(id); code != http.StatusOK || v.Status != "CONFIRMED" || *v.TotalCents != 2598 || len(v.Lines) != 1 {
+			t.Fatalf("GET %s = %d %+v, want CONFIRMED as its record says", id, code, v)
+		}
+	}
+	if n := h.count(events.StreamOrders, "orders.old-crashed.confirmed"); n != 0 {
+		t.Fatalf("%d confirmed events before redelivery", n)
+	}
+	// The record says CONFIRMED: a decline now (not from the saga: payment
+	// answers once) must not cancel it.
+	h.mustPublish(h.pay, events.PaymentFailed, "old-crashed", events.PaymentFailedData{
+		OrderID: "old-crashed", Reason: events.ReasonCardDeclined, AmountCents: 2598, Currency: "USD"})
+	h.wantDeadLetter("order-payments", events.StreamPayments, h.lastSeq(events.StreamPayments), "refused (illegal_transition)")
+	h.paid("old-crashed") // the delivery the crashed handler never acknowledged
+	natstest.Eventually(t, "confirmation published", func() bool {
+		return h.count(events.StreamOrders, "orders.old-crashed.confirmed") == 1
+	})
+	h.paid("old-done") // a redelivery: the event is there already
+	h.waitAcked(events.StreamPayments, "order-payments", h.lastSeq(events.StreamPayments))
+	for _, id := range []string{"old-crashed", "old-done"} {
+		if n := h.count(events.StreamOrders, "orders."+id+".*"); n != 2 {
+			t.Fatalf("order %s has %d events, want created and confirmed", id, n)
+		}
+		if _, v := h.get(id); v.Status != "CONFIRMED" {
+			t.Fatalf("GET %s = %+v", id, v)
+		}
+	}
+	// An order the earlier version left undecided is decided by its event.
+	h.paid("old-undecided")
+	h.waitStatus("old-undecided", "CONFIRMED")
 	ctx := context.Background()
 	kv, err := h.js.KeyValue(ctx, store.OrdersBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What the crashed handler stored: the order's first and final write.
-	o, _, err := store.NewOrders(kv, h.js).Current(ctx, id)
-	if err != nil {
-		t.Fatal(err)
+	if _, err := kv.Get(ctx, store.OrderKey("old-undecided")); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("order.old-undecided = %v, want no record", err)
 	}
-	o.Status, o.ChargeID = order.StatusConfirmed, "ch_"+id
-	raw, _ := json.Marshal(o)
-	if _, err := kv.Create(ctx, store.OrderKey(id), raw); err != nil {
-		t.Fatal(err)
-	}
-	if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 0 {
-		t.Fatalf("%d confirmed events before redelivery", n)
-	}
-	h.paid(id) // the delivery the crashed handler never acknowledged
-	natstest.Eventually(t, "confirmation re-published", func() bool {
-		return h.count(events.StreamOrders, "orders."+id+".confirmed") == 1
-	})
 }
 
 func TestIdempotencyKey(t *testing.T) {
@@ -270,8 +355,8 @@ func TestIdempotentRetryAfterCrashBeforeIndex(t *testing.T) {
 }
 
 // TestPendingOrderIsNotStored: POST /orders writes the created event and
-// the customer index, not the order: the order is stored by its final
-// transition.
+// the customer index, not the order; nor does any later step: an order is
+// its events.
 func TestPendingOrderIsNotStored(t *testing.T) {
 	h := start(t)
 	id := h.create(validBody)
@@ -293,12 +378,12 @@ func TestPendingOrderIsNotStored(t *testing.T) {
 	if _, err := kv.Get(ctx, store.OrderKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("RESERVED order stored (err = %v)", err)
 	}
-	// The final transition stores it, with the lines of the reservation.
+	// The decision is its final event; the order shows the reservation's
+	// lines and total.
 	h.paid(id)
 	v = h.waitStatus(id, "CONFIRMED")
-	e, err := kv.Get(ctx, store.OrderKey(id))
-	if err != nil || e.Revision() == 0 {
-		t.Fatalf("confirmed order not stored: %v", err)
+	if _, err := kv.Get(ctx, store.OrderKey(id)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("CONFIRMED order stored (err = %v)", err)
 	}
 	if len(v.Lines) != 1 || *v.TotalCents != 2598 {
 		t.Fatalf("confirmed order = %+v, want the reservation's lines and total", v)
@@ -377,8 +462,8 @@ func TestListByCustomer(t *testing.T) {
 }
 
 // TestOrderMaterializedFromCreatedEvent covers an order known only by its
-// created event (a PENDING order is never stored): its final transition
-// stores it.
+// created event (published before the POST died): it goes through the
+// saga like any other.
 func TestOrderMaterializedFromCreatedEvent(t *testing.T) {
 	h := start(t)
 	id := "crashed-post-1"
@@ -398,10 +483,8 @@ func TestOrderMaterializedFromCreatedEvent(t *testing.T) {
 	}
 	h.paid(id)
 	h.waitStatus(id, "CONFIRMED")
-	ctx := context.Background()
-	kv, _ := h.js.KeyValue(ctx, store.OrdersBucket)
-	if _, err := kv.Get(ctx, store.OrderKey(id)); err != nil {
-		t.Fatalf("order not stored: %v", err)
+	if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 1 {
+		t.Fatalf("%d confirmed events, want 1", n)
 	}
 }
 
@@ -539,5 +622,32 @@ func TestConcurrentOutcomesConverge(t *testing.T) {
 		if n := h.count(events.StreamOrders, "orders."+id+".confirmed"); n != 1 {
 			t.Fatalf("order %s has %d confirmed events, want 1", id, n)
 		}
+	}
+}
+
+// TestNoOrderRecordIsWritten (issue 8): an order is decided by its final
+// event alone. A confirmed order stores two ORDERS events (created,
+// confirmed) and one KV_orders message (its customer index entry), and a
+// cancelled one likewise; no order.<id> record is written.
+func TestNoOrderRecordIsWritten(t *testing.T) {
+	h := start(t, withDeadline(time.Second))
+	confirmed := h.create(validBody)
+	h.reserve(confirmed)
+	h.paid(confirmed)
+	h.waitStatus(confirmed, "CONFIRMED")
+	timedOut := h.create(validBody)
+	created := h.lastSeq(events.StreamOrders)
+	h.wantTimedOut(timedOut)
+	h.waitAcked(events.StreamOrders, ordconsumer.DeadlinesDurable, created) // both timers looked at for the last time
+	for _, id := range []string{confirmed, timedOut} {
+		if n := h.count(events.StreamOrders, "orders."+id+".*"); n != 2 {
+			t.Errorf("order %s: %d ORDERS events, want created and its decision", id, n)
+		}
+		if n := h.count("KV_"+store.OrdersBucket, "$KV."+store.OrdersBucket+".*.*."+id); n != 1 {
+			t.Errorf("order %s: %d KV_orders messages, want its index entry alone", id, n)
+		}
+	}
+	if n := h.count("KV_"+store.OrdersBucket, "$KV."+store.OrdersBucket+"."+store.OrderKey(">")); n != 0 {
+		t.Fatalf("%d order.<id> records written", n)
 	}
 }

@@ -1,8 +1,8 @@
-// Package store keeps orders in JetStream: the orders KV bucket (one key per
-// order plus a per-customer index) and look-ups of an order's created event
-// in the ORDERS stream, which is the source of truth an order can always be
-// rebuilt from: an order is stored in the bucket only from its first
-// transition on.
+// Package store reads orders from JetStream: an order is its events (the
+// created event, its reservation, and the final event that decided it) and
+// the orders KV bucket holds the per-customer index (and, read only, the
+// order.<id> records earlier versions decided orders with). See
+// docs/architecture.md, "Order creation and the order's state".
 package store
 
 import (
@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -28,9 +29,6 @@ const OrdersBucket = "orders"
 
 // Sentinel errors of the store.
 var (
-	// ErrConflict means the order changed since it was read: re-read and
-	// apply again.
-	ErrConflict = errors.New("order changed concurrently")
 	// ErrUnavailable wraps a failure to reach JetStream.
 	ErrUnavailable = errors.New("order store unavailable")
 	// ErrCorrupt means a stored value or event cannot be decoded.
@@ -41,7 +39,7 @@ var (
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
 	orders, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      OrdersBucket,
-		Description: "eventshop orders by id (order.<id>) and by customer (customer.<hash>.<id>)",
+		Description: "eventshop orders by customer (customer.<hash>.<id>); order.<id>: decisions of versions before issue 8, read only",
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 	})
@@ -51,21 +49,64 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 	return orders, nil
 }
 
+// LegacyHorizon returns the ORDERS stream sequence at or before which an
+// order's created event may have an order.<id> record of an earlier
+// version (0: the bucket holds none). Earlier versions no longer run when
+// this one starts (docs/releasing.md), so no record is written for an
+// order created after the stream's last sequence now.
+func LegacyHorizon(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	streams := natsconn.NewStreams(js)
+	_, err := streams.Last(ctx, "KV_"+OrdersBucket, "$KV."+OrdersBucket+"."+OrderKey(">"))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: look for order records: %w", ErrUnavailable, err)
+	}
+	s, err := streams.Get(ctx, events.StreamOrders)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s info: %w", ErrUnavailable, events.StreamOrders, err)
+	}
+	return info.State.LastSeq, nil
+}
+
 // Orders is the order store.
 type Orders struct {
 	kv jetstream.KeyValue
 	// streams reads the ORDERS and INVENTORY events (INVENTORY is looked
 	// up on first use: another service owns it).
 	streams *natsconn.Streams
+	// legacyUpTo: orders whose created event is at or before this ORDERS
+	// sequence may have an order.<id> record (LegacyHorizon).
+	legacyUpTo uint64
+}
+
+// Option configures Orders.
+type Option func(*Orders)
+
+// WithLegacyHorizon looks order.<id> records up only for orders created at
+// or before ORDERS sequence seq (LegacyHorizon); by default, for every
+// order not decided by an event.
+func WithLegacyHorizon(seq uint64) Option {
+	return func(s *Orders) { s.legacyUpTo = seq }
 }
 
 // NewOrders returns the store over the orders bucket and, through js, the
 // ORDERS and INVENTORY streams.
-func NewOrders(kv jetstream.KeyValue, js jetstream.JetStream) *Orders {
-	return &Orders{kv: kv, streams: natsconn.NewStreams(js)}
+func NewOrders(kv jetstream.KeyValue, js jetstream.JetStream, opts ...Option) *Orders {
+	s := &Orders{kv: kv, streams: natsconn.NewStreams(js), legacyUpTo: math.MaxUint64}
+	for _, opt := range opts {
+		opt(s)
+	}
+	return s
 }
 
-// OrderKey is the key of an order in the orders bucket.
+// OrderKey is the key of an order record in the orders bucket (written by
+// versions before issue 8, read only now).
 func OrderKey(orderID string) string { return "order." + orderID }
 
 // CustomerPrefix is the key prefix of a customer's index entries. The
@@ -82,25 +123,7 @@ type indexEntry struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
-// Get returns the order and its revision, or order.ErrNotFound.
-func (s *Orders) Get(ctx context.Context, orderID string) (order.Order, uint64, error) {
-	e, err := s.kv.Get(ctx, OrderKey(orderID))
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return order.Order{}, 0, fmt.Errorf("%w: %s", order.ErrNotFound, orderID)
-		}
-		return order.Order{}, 0, fmt.Errorf("%w: get order %s: %w", ErrUnavailable, orderID, err)
-	}
-	var o order.Order
-	if err := json.Unmarshal(e.Value(), &o); err != nil {
-		return order.Order{}, 0, fmt.Errorf("%w: order %s: %w", ErrCorrupt, orderID, err)
-	}
-	return o, e.Revision(), nil
-}
-
 // Index lists a new order under its customer, unless it is listed already.
-// An order is not stored before it is final: its events are the order
-// until its final transition stores it (Update at revision 0).
 func (s *Orders) Index(ctx context.Context, o order.Order) error {
 	idx, err := json.Marshal(indexEntry{OrderID: o.ID, CreatedAt: o.CreatedAt})
 	if err != nil {
@@ -112,74 +135,228 @@ func (s *Orders) Index(ctx context.Context, o order.Order) error {
 	return nil
 }
 
-// Update stores o if the stored order is still at revision rev, or, with
-// rev 0, if no order is stored yet; otherwise it returns ErrConflict.
-func (s *Orders) Update(ctx context.Context, o order.Order, rev uint64) (uint64, error) {
-	val, err := json.Marshal(o)
-	if err != nil {
-		return 0, fmt.Errorf("encode order %s: %w", o.ID, err)
-	}
-	var next uint64
-	if rev == 0 {
-		next, err = s.kv.Create(ctx, OrderKey(o.ID), val)
-	} else {
-		next, err = s.kv.Update(ctx, OrderKey(o.ID), val, rev)
-	}
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) || events.IsWrongLastSequence(err) {
-			return 0, fmt.Errorf("%w: order %s revision %d", ErrConflict, o.ID, rev)
-		}
-		return 0, fmt.Errorf("%w: update order %s: %w", ErrUnavailable, o.ID, err)
-	}
-	return next, nil
+// State is an order as its events tell it, and where its decision goes.
+type State struct {
+	Order order.Order
+	// After is the ORDERS stream sequence of the order's last event while
+	// no final event is stored: its decision is published after it
+	// (events.Publisher.PublishAfter). 0 once the final event is stored.
+	After uint64
 }
 
-// Request returns what the order's orders.<id>.created event says was
-// asked for, and the event's traceparent, or order.ErrNotFound if there is
-// no such event.
-func (s *Orders) Request(ctx context.Context, orderID string) (events.OrderCreatedData, string, error) {
+// Unpublished reports whether the order is final by an order.<id> record
+// of an earlier version that died before publishing its final event: the
+// event must still be published.
+func (st State) Unpublished() bool { return st.Order.Final() && st.After != 0 }
+
+// Head is an order's last event in ORDERS, read in one get.
+type Head struct {
+	// Final is the order's final event, if it is stored.
+	Final *events.Envelope
+	// created is the created event when it is the last (then no final
+	// event is stored), at stream sequence seq.
+	created *events.Envelope
+	seq     uint64
+	// replayed: the last created event is a copy (a dead letter replayed),
+	// so a final event may be stored before it.
+	replayed bool
+}
+
+// Head reads the order's last event in ORDERS (orders.<id>.*), or returns
+// order.ErrNotFound. It is all the deadline needs to know that an order
+// is final.
+func (s *Orders) Head(ctx context.Context, orderID string) (Head, error) {
+	if !events.ValidID(orderID) {
+		return Head{}, fmt.Errorf("%w: %w", order.ErrNotFound, events.ErrInvalidID)
+	}
+	filter := events.OrderSubjects(events.OrderCreated, orderID)
+	msg, err := s.streams.Last(ctx, events.StreamOrders, filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return Head{}, fmt.Errorf("%w: %s has no events", order.ErrNotFound, orderID)
+	}
+	if err != nil {
+		return Head{}, fmt.Errorf("%w: get %s: %w", ErrUnavailable, filter, err)
+	}
+	env, err := events.Decode(msg.Subject, msg.Data)
+	if err != nil {
+		return Head{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, msg.Subject, err)
+	}
+	switch env.Type {
+	case events.OrderConfirmed, events.OrderCancelled:
+		return Head{Final: &env}, nil
+	case events.OrderCreated:
+		// The publisher stores an event under its id as Nats-Msg-Id; a
+		// copy (a replayed dead letter) carries another.
+		h := Head{created: &env, seq: msg.Sequence, replayed: msg.Header.Get(jetstream.MsgIDHeader) != env.ID}
+		if !h.replayed {
+			return h, nil
+		}
+		final, err := s.finalEvent(ctx, orderID)
+		if err != nil {
+			return Head{}, err
+		}
+		h.Final = final
+		return h, nil
+	}
+	return Head{}, fmt.Errorf("%w: %s: a %s event among the order's", ErrCorrupt, msg.Subject, env.Type)
+}
+
+// finalEvent reads the order's confirmed and cancelled subjects: the
+// first stored of the two decided (the other is not from this version).
+func (s *Orders) finalEvent(ctx context.Context, orderID string) (*events.Envelope, error) {
+	var (
+		first *events.Envelope
+		seq   uint64
+	)
+	for _, t := range []events.Type{events.OrderConfirmed, events.OrderCancelled} {
+		subject, err := events.Subject(t, orderID)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", order.ErrNotFound, err)
+		}
+		msg, err := s.streams.Last(ctx, events.StreamOrders, subject)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: get %s: %w", ErrUnavailable, subject, err)
+		}
+		env, err := events.Decode(subject, msg.Data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		}
+		if first == nil || msg.Sequence < seq {
+			first, seq = &env, msg.Sequence
+		}
+	}
+	return first, nil
+}
+
+// Current returns the order as its events tell it (Head, then State).
+func (s *Orders) Current(ctx context.Context, orderID string) (State, error) {
+	h, err := s.Head(ctx, orderID)
+	if err != nil {
+		return State{}, err
+	}
+	return s.State(ctx, orderID, h)
+}
+
+// State returns the order whose last event is h: the created event
+// (PENDING), RESERVED with its lines and total if inventory.<id>.reserved
+// is there, and as its final event says if it has one; without a final
+// event, an order.<id> record of an earlier version decides it. A final
+// order shows the reservation's lines and total even if the reservation
+// came after the decision (a timeout can overtake it): a late payment
+// outcome is held to that total.
+func (s *Orders) State(ctx context.Context, orderID string, h Head) (State, error) {
+	created := h.created
+	if created == nil {
+		env, err := s.createdEvent(ctx, orderID)
+		if err != nil {
+			return State{}, err
+		}
+		created = &env
+	}
+	o, err := pending(orderID, *created)
+	if err != nil {
+		return State{}, err
+	}
+	r, reserved, err := s.reservation(ctx, orderID)
+	if err != nil {
+		return State{}, err
+	}
+	if reserved {
+		if o, _, err = order.ApplyReserved(o, r, r.At); err != nil {
+			return State{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+	}
+	if h.Final != nil {
+		d, err := DecisionOf(*h.Final)
+		if err != nil {
+			return State{}, err
+		}
+		if o, err = order.ApplyDecision(o, d); err != nil {
+			return State{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return State{Order: o}, nil
+	}
+	st := State{Order: o, After: h.seq}
+	if !h.replayed && h.seq > s.legacyUpTo {
+		return st, nil // created after every order.<id> record was written
+	}
+	rec, found, err := s.record(ctx, orderID)
+	if err != nil || !found {
+		return st, err
+	}
+	if len(rec.Lines) == 0 && reserved {
+		if rec, _, err = order.ApplyReserved(rec, r, rec.UpdatedAt); err != nil {
+			return State{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+	}
+	st.Order = rec
+	return st, nil
+}
+
+// Find returns the order as Current tells it.
+func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) {
+	st, err := s.Current(ctx, orderID)
+	return st.Order, err
+}
+
+// record reads the order.<id> record an earlier version decided the order
+// with, if there is one.
+func (s *Orders) record(ctx context.Context, orderID string) (order.Order, bool, error) {
+	e, err := s.kv.Get(ctx, OrderKey(orderID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return order.Order{}, false, nil
+	}
+	if err != nil {
+		return order.Order{}, false, fmt.Errorf("%w: get order %s: %w", ErrUnavailable, orderID, err)
+	}
+	var o order.Order
+	if err := json.Unmarshal(e.Value(), &o); err != nil {
+		return order.Order{}, false, fmt.Errorf("%w: order record %s: %w", ErrCorrupt, orderID, err)
+	}
+	if o.ID != orderID || !o.Final() {
+		return order.Order{}, false, fmt.Errorf("%w: order record %s holds order %q, %s", ErrCorrupt, orderID, o.ID, o.Status)
+	}
+	return o, true, nil
+}
+
+// createdEvent reads the order's orders.<id>.created event, or returns
+// order.ErrNotFound if there is none.
+func (s *Orders) createdEvent(ctx context.Context, orderID string) (events.Envelope, error) {
 	subject, err := events.Subject(events.OrderCreated, orderID)
 	if err != nil {
-		return events.OrderCreatedData{}, "", fmt.Errorf("%w: %w", order.ErrNotFound, err)
+		return events.Envelope{}, fmt.Errorf("%w: %w", order.ErrNotFound, err)
 	}
 	msg, err := s.streams.Last(ctx, events.StreamOrders, subject)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return events.OrderCreatedData{}, "", fmt.Errorf("%w: %s has no created event", order.ErrNotFound, orderID)
+			return events.Envelope{}, fmt.Errorf("%w: %s has no created event", order.ErrNotFound, orderID)
 		}
-		return events.OrderCreatedData{}, "", fmt.Errorf("%w: get %s: %w", ErrUnavailable, subject, err)
+		return events.Envelope{}, fmt.Errorf("%w: get %s: %w", ErrUnavailable, subject, err)
 	}
 	env, err := events.Decode(subject, msg.Data)
 	if err != nil {
-		return events.OrderCreatedData{}, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return events.Envelope{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
 	}
+	return env, nil
+}
+
+// pending is the PENDING order orderID that its created event describes.
+// The order's identity is its subject (the event's data must name the
+// same order, or it is corrupt).
+func pending(orderID string, env events.Envelope) (order.Order, error) {
 	var d events.OrderCreatedData
 	if err := env.DecodeData(&d); err != nil {
-		return events.OrderCreatedData{}, "", fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, orderID, err)
 	}
-	return d, env.TraceParent, nil
-}
-
-// Created rebuilds the PENDING order from its orders.<id>.created event, or
-// returns order.ErrNotFound if there is none. The order's identity is its
-// subject (the event's data must name the same order, or it is corrupt).
-func (s *Orders) Created(ctx context.Context, orderID string) (order.Order, error) {
-	d, tp, err := s.Request(ctx, orderID)
-	if err != nil {
-		return order.Order{}, err
-	}
-	return pending(orderID, d, tp)
-}
-
-// pending is the PENDING order orderID that a created event's data
-// describes.
-func pending(orderID string, d events.OrderCreatedData, traceparent string) (order.Order, error) {
 	o, err := order.New(order.Draft{
 		ID:          orderID,
 		CustomerID:  d.CustomerID,
 		Items:       Items(d.Items),
 		CreatedAt:   d.CreatedAt,
-		TraceParent: traceparent,
+		TraceParent: env.TraceParent,
 	})
 	if err != nil {
 		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, orderID, err)
@@ -187,53 +364,23 @@ func pending(orderID string, d events.OrderCreatedData, traceparent string) (ord
 	return o, nil
 }
 
-// Current returns the order and its revision: the stored one, or, for an
-// order not stored yet (it is stored from its final transition on), the
-// order its events tell at revision 0: the created event, RESERVED with its
-// lines and total if inventory.<id>.reserved is there. A final order
-// stored before its reservation was visible (a timeout can overtake it)
-// shows the reservation's lines and total: a late payment outcome is held
-// to that total.
-func (s *Orders) Current(ctx context.Context, orderID string) (order.Order, uint64, error) {
-	o, rev, err := s.Get(ctx, orderID)
-	if errors.Is(err, order.ErrNotFound) {
-		o, err = s.Unstored(ctx, orderID)
-		return o, 0, err
+// DecisionOf reads what an order's final event says.
+func DecisionOf(env events.Envelope) (order.Decision, error) {
+	switch env.Type {
+	case events.OrderConfirmed:
+		var d events.OrderConfirmedData
+		if err := env.DecodeData(&d); err != nil {
+			return order.Decision{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return order.Decision{Status: order.StatusConfirmed, CustomerID: d.CustomerID, TotalCents: d.TotalCents, Currency: d.Currency, At: env.Time}, nil
+	case events.OrderCancelled:
+		var d events.OrderCancelledData
+		if err := env.DecodeData(&d); err != nil {
+			return order.Decision{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return order.Decision{Status: order.StatusCancelled, CustomerID: d.CustomerID, Reason: d.Reason, Detail: d.Detail, At: env.Time}, nil
 	}
-	if err != nil || len(o.Lines) > 0 || !o.Final() {
-		return o, rev, err
-	}
-	r, ok, err := s.reservation(ctx, orderID)
-	if err != nil || !ok {
-		return o, rev, err
-	}
-	if o, _, err = order.ApplyReserved(o, r, o.UpdatedAt); err != nil {
-		return order.Order{}, 0, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	return o, rev, nil
-}
-
-// Unstored returns the order as its events tell it: the created event,
-// RESERVED with its lines and total if inventory.<id>.reserved is there.
-func (s *Orders) Unstored(ctx context.Context, orderID string) (order.Order, error) {
-	o, err := s.Created(ctx, orderID)
-	if err != nil {
-		return order.Order{}, err
-	}
-	r, ok, err := s.reservation(ctx, orderID)
-	if err != nil || !ok {
-		return o, err
-	}
-	if o, _, err = order.ApplyReserved(o, r, r.At); err != nil {
-		return order.Order{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
-	}
-	return o, nil
-}
-
-// Find returns the order as Current tells it.
-func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) {
-	o, _, err := s.Current(ctx, orderID)
-	return o, err
+	return order.Decision{}, fmt.Errorf("%w: a %s event is no decision", ErrCorrupt, env.Type)
 }
 
 // reservation reads the order's inventory.<id>.reserved event, if there is

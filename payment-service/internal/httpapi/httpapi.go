@@ -17,7 +17,7 @@ import (
 	"github.com/eventshop/shared/platform/problem"
 )
 
-// Payments reads payment records.
+// Payments reads an order's payment as it stands (payment.Processor).
 type Payments interface {
 	Get(ctx context.Context, orderID string) (payment.Record, error)
 }

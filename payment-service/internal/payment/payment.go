@@ -20,10 +20,13 @@ import (
 //	   │                      └── cancelled ──▶ refunded (charged, then refunded) or failed
 //	   └── cancelled ──▶ void (a later reserved event charges nothing)
 //
-// charging is written before the gateway is first asked, so that a
-// cancellation knows a charge may exist (a timed-out attempt may have been
-// charged) and settles it instead of voiding. Outages leave the record as it
-// was; the work waits in JetStream.
+// The bucket holds charging and void; succeeded, failed and refunded are
+// the order's payments.<id>.* events (docs/architecture.md, Payment), and
+// are in the bucket only in records an earlier version wrote. charging is
+// written before the gateway is first asked, so that a cancellation knows a
+// charge may exist (a timed-out attempt may have been charged) and settles
+// it instead of voiding. Outages leave everything as it was; the work waits
+// in JetStream.
 type Status string
 
 // Payment statuses.
@@ -155,6 +158,49 @@ func (r Record) Event() (t events.Type, data any, ok bool) {
 		}, true
 	}
 	return "", nil, false
+}
+
+// Outcome reads a payment event of the order whose charging record is r:
+// the record as the event tells it (succeeded, failed or refunded). An
+// event that cannot be this payment's (another order, amount or currency,
+// or not a payment outcome) is an error wrapping
+// events.ErrConflictingDuplicate: not written by the saga.
+func (r Record) Outcome(env events.Envelope) (Record, error) {
+	out := r
+	out.UpdatedAt = env.Time.UTC()
+	var (
+		order, currency string
+		amount          int64
+		err             error
+	)
+	switch env.Type {
+	case events.PaymentSucceeded:
+		var d events.PaymentSucceededData
+		err = env.DecodeData(&d)
+		order, amount, currency = d.OrderID, d.AmountCents, d.Currency
+		out.Status, out.ChargeID, out.DeclineCode = StatusSucceeded, d.ChargeID, ""
+	case events.PaymentFailed:
+		var d events.PaymentFailedData
+		err = env.DecodeData(&d)
+		order, amount, currency = d.OrderID, d.AmountCents, d.Currency
+		out.Status, out.ChargeID, out.DeclineCode = StatusFailed, d.ChargeID, d.DeclineCode
+	case events.PaymentRefunded:
+		var d events.PaymentRefundedData
+		err = env.DecodeData(&d)
+		order, amount, currency = d.OrderID, d.AmountCents, d.Currency
+		out.Status, out.ChargeID, out.DeclineCode = StatusRefunded, d.ChargeID, ""
+		out.RefundID, out.CancelReason = d.RefundID, d.Reason
+	default:
+		err = fmt.Errorf("%w: a %s event", events.ErrInvalidEvent, env.Type)
+	}
+	switch {
+	case err != nil:
+		return Record{}, fmt.Errorf("%w: payment event %s of order %s: %w", events.ErrConflictingDuplicate, env.ID, r.OrderID, err)
+	case order != r.OrderID || amount != r.AmountCents || currency != r.Currency:
+		return Record{}, fmt.Errorf("%w: payment event %s is about %s, %d %s, not order %s's %d %s",
+			events.ErrConflictingDuplicate, env.ID, order, amount, currency, r.OrderID, r.AmountCents, r.Currency)
+	}
+	return out, out.Validate()
 }
 
 // ChargeRequest is what the gateway is asked to charge.

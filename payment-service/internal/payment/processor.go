@@ -33,6 +33,14 @@ type Store interface {
 	Update(ctx context.Context, rec Record, rev uint64) (uint64, error)
 }
 
+// Outcomes reads the order's payment events, the record of its outcome
+// (store.PaymentEvents).
+type Outcomes interface {
+	// Last returns the order's last event in the PAYMENTS stream and its
+	// stream sequence, or an error wrapping ErrNotFound.
+	Last(ctx context.Context, orderID string) (events.Envelope, uint64, error)
+}
+
 // TokenSource finds the payment token the customer gave with the order.
 type TokenSource interface {
 	// Token returns the order's payment token, or an error wrapping
@@ -46,9 +54,11 @@ type Gateway interface {
 	Refund(ctx context.Context, req RefundRequest) (RefundResult, error)
 }
 
-// Publisher publishes events create-once (events.Publisher).
+// Publisher publishes events (events.Publisher): create-once, or only
+// after the order's last event in the stream.
 type Publisher interface {
 	Publish(ctx context.Context, t events.Type, orderID, traceparent string, data any) (events.Published, error)
+	PublishAfter(ctx context.Context, t events.Type, orderID, traceparent string, data any, after uint64) (events.Published, error)
 }
 
 // Request asks for an order to be paid: the reserved total.
@@ -76,8 +86,8 @@ const maxCASAttempts = 16
 
 // Processor pays reserved orders and makes sure cancelled ones end up
 // charged nothing. Every step is safe to repeat, so redelivered or
-// concurrent requests end in the same single charge, refund, record and
-// events:
+// concurrent requests end in the same single charge, refund and events
+// (docs/architecture.md, Payment):
 //   - a charging record is written before the gateway is first asked, so
 //     a cancellation that comes while a charge may exist settles that charge
 //     (asking again with the same key) and refunds it, instead of voiding;
@@ -86,20 +96,25 @@ const maxCASAttempts = 16
 //     repeats after a crash or a timeout are gateway replays, and no
 //     customer can know the keys (one who could would charge 1 cent under
 //     it first, and be believed);
-//   - records change by compare-and-set; the loser of a race reads the
-//     winner's record and decides afresh;
-//   - a recorded outcome is only re-announced (the publish is create-once).
+//   - the outcome is not written to the record: the order's payment event
+//     is the record of it. succeeded or failed is published only as the
+//     order's first payment event, refunded only right after the event it
+//     follows (events.Publisher.PublishAfter), so of two deciders the first
+//     wins and the other reads what won;
+//   - a stored outcome is only read back, never decided again.
 //
-// State is written before the event, so the two cannot part: a crash after
-// the write is healed by the redelivery re-announcing the record.
+// Records an earlier version wrote with an outcome in them (succeeded,
+// failed, refunded) are still followed as it did: re-announced create-once,
+// refunded by compare-and-set.
 type Processor struct {
-	store   Store
-	tokens  TokenSource
-	gateway Gateway
-	pub     Publisher
-	log     *zap.Logger
-	now     func() time.Time
-	newKey  func() string
+	store    Store
+	outcomes Outcomes
+	tokens   TokenSource
+	gateway  Gateway
+	pub      Publisher
+	log      *zap.Logger
+	now      func() time.Time
+	newKey   func() string
 }
 
 // ProcessorOption configures a Processor.
@@ -135,11 +150,11 @@ func WithKeySource(newKey func() string) ProcessorOption {
 func randomKey() string { return "pay_" + rand.Text() }
 
 // NewProcessor returns a processor over its dependencies.
-func NewProcessor(store Store, tokens TokenSource, gateway Gateway, pub Publisher, log *zap.Logger, opts ...ProcessorOption) (*Processor, error) {
-	if store == nil || tokens == nil || gateway == nil || pub == nil || log == nil {
-		return nil, fmt.Errorf("processor needs a store, token source, gateway, publisher and logger: %w", ErrInvalidOption)
+func NewProcessor(store Store, outcomes Outcomes, tokens TokenSource, gateway Gateway, pub Publisher, log *zap.Logger, opts ...ProcessorOption) (*Processor, error) {
+	if store == nil || outcomes == nil || tokens == nil || gateway == nil || pub == nil || log == nil {
+		return nil, fmt.Errorf("processor needs a store, outcomes, token source, gateway, publisher and logger: %w", ErrInvalidOption)
 	}
-	p := &Processor{store: store, tokens: tokens, gateway: gateway, pub: pub, log: log, now: time.Now, newKey: randomKey}
+	p := &Processor{store: store, outcomes: outcomes, tokens: tokens, gateway: gateway, pub: pub, log: log, now: time.Now, newKey: randomKey}
 	for _, opt := range opts {
 		if err := opt(p); err != nil {
 			return nil, err
@@ -151,65 +166,111 @@ func NewProcessor(store Store, tokens TokenSource, gateway Gateway, pub Publishe
 // Process pays the order once and announces the outcome; an order cancelled
 // before it was charged (a void record) is not charged. Errors wrap
 // ErrNoPaymentToken or ErrGatewayRejected (permanent), ErrGatewayUnavailable
-// (wait and retry; it may carry a RetryAfter hint), or are transient
-// infrastructure failures.
+// (wait and retry; it may carry a RetryAfter hint),
+// events.ErrConflictingDuplicate (a payment event the saga did not write),
+// or are transient infrastructure failures.
 func (p *Processor) Process(ctx context.Context, req Request) (Record, error) {
 	if !events.ValidID(req.OrderID) {
 		return Record{}, fmt.Errorf("order %q: %w", req.OrderID, ErrInvalidOrderID)
 	}
 	fields := logging.Order(req.OrderID, trace.TraceID(req.TraceParent))
-	// A reservation is usually paid once: try to begin at once, without
-	// reading the record; whatever stops that (a record exists, the token
-	// is not readable) is decided on the record, read below.
-	rec, rev, token, err := p.begin(ctx, req)
-	first := err == nil
+	rec, token, fresh, err := p.intent(ctx, req)
+	if err != nil {
+		return Record{}, fmt.Errorf("payment of order %s: %w", req.OrderID, err)
+	}
+	switch rec.Status {
+	case StatusCharging:
+		return p.pay(ctx, req, rec, token, fresh, fields)
+	case StatusVoid:
+		p.log.Info("order was cancelled before it was charged: not charging",
+			append(fields, zap.String("cancel_reason", rec.CancelReason))...)
+		return rec, nil
+	default:
+		p.log.Debug("payment already recorded, re-announcing", append(fields, zap.String("status", string(rec.Status)))...)
+		return rec, p.announce(ctx, rec, req.TraceParent)
+	}
+}
+
+// intent returns the order's record: the charging intent just created
+// (fresh), or the record already there. A reservation is usually paid once:
+// it tries to create at once, without reading; whatever stops that (a
+// record exists, the token is not readable) is decided on the record.
+func (p *Processor) intent(ctx context.Context, req Request) (rec Record, token string, fresh bool, err error) {
+	if rec, token, err = p.begin(ctx, req); err == nil {
+		return rec, token, true, nil
+	}
 	for range maxCASAttempts {
-		if !first {
-			rec, rev, err = p.store.Load(ctx, req.OrderID)
-			if errors.Is(err, ErrNotFound) {
-				rec, rev, token, err = p.begin(ctx, req)
-				if errors.Is(err, ErrConflict) {
-					continue // a cancellation or another delivery wrote first
-				}
-			}
+		rec, _, err = p.store.Load(ctx, req.OrderID)
+		if !errors.Is(err, ErrNotFound) {
+			return rec, "", false, err
 		}
-		first = false
-		if err != nil {
-			return Record{}, fmt.Errorf("payment of order %s: %w", req.OrderID, err)
+		rec, token, err = p.begin(ctx, req)
+		if !errors.Is(err, ErrConflict) {
+			return rec, token, err == nil, err
 		}
-		switch rec.Status {
-		case StatusCharging:
-			if token == "" {
-				if token, err = p.tokens.Token(ctx, req.OrderID); err != nil {
-					return Record{}, fmt.Errorf("payment token of order %s: %w", req.OrderID, err)
-				}
-			}
-			next, res, err := p.charge(ctx, rec, token, req.TraceParent)
-			if err != nil {
-				return Record{}, err
-			}
-			p.alertMismatch(res, fields)
-			if _, err := p.store.Update(ctx, next, rev); err != nil {
-				if errors.Is(err, ErrConflict) {
-					continue // cancelled meanwhile (and settled), or another delivery recorded it
-				}
-				return Record{}, fmt.Errorf("record payment of order %s: %w", req.OrderID, err)
-			}
-			p.log.Info("payment "+string(next.Status), append(fields,
-				zap.String("charge_id", next.ChargeID), zap.String("decline_code", next.DeclineCode),
-				zap.Int64("amount_cents", next.AmountCents), zap.String("currency", next.Currency),
-				zap.Bool("gateway_replayed", res.Replayed))...)
-			return next, p.announce(ctx, next, req.TraceParent)
-		case StatusVoid:
-			p.log.Info("order was cancelled before it was charged: not charging",
-				append(fields, zap.String("cancel_reason", rec.CancelReason))...)
-			return rec, nil
-		default:
-			p.log.Debug("payment already recorded, re-announcing", append(fields, zap.String("status", string(rec.Status)))...)
-			return rec, p.announce(ctx, rec, req.TraceParent)
+		// a cancellation or another delivery wrote first
+	}
+	return Record{}, "", false, fmt.Errorf("%d conflicting writes in a row: %w", maxCASAttempts, ErrConflict)
+}
+
+// begin creates the order's charging record with a new random idempotency
+// key, which every later attempt reads back from the record. The token is
+// read first (a zero total needs none), so that an order that cannot be
+// charged leaves no intent behind. An existing record is ErrConflict.
+func (p *Processor) begin(ctx context.Context, req Request) (Record, string, error) {
+	var token string
+	if req.AmountCents > 0 {
+		var err error
+		if token, err = p.tokens.Token(ctx, req.OrderID); err != nil {
+			return Record{}, "", fmt.Errorf("payment token: %w", err)
 		}
 	}
-	return Record{}, fmt.Errorf("payment of order %s: %d conflicting writes in a row: %w", req.OrderID, maxCASAttempts, ErrConflict)
+	rec := NewIntent(ChargeRequest{OrderID: req.OrderID, AmountCents: req.AmountCents, Currency: req.Currency,
+		IdempotencyKey: p.newKey()}, p.now())
+	if _, err := p.store.Create(ctx, rec); err != nil {
+		return Record{}, "", err
+	}
+	return rec, token, nil
+}
+
+// pay settles a charging record. A payment event already stored is the
+// outcome; otherwise the gateway is asked (a replay if it was asked before)
+// and its answer published as the order's first payment event. fresh: the
+// record was just created, so no event can be stored yet (one that is makes
+// the publish overtaken, and is checked then).
+func (p *Processor) pay(ctx context.Context, req Request, rec Record, token string, fresh bool, fields []zap.Field) (Record, error) {
+	if !fresh {
+		out, _, err := p.outcome(ctx, rec)
+		if err == nil {
+			p.log.Debug("payment already announced", append(fields, zap.String("status", string(out.Status)))...)
+			return out, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return Record{}, err
+		}
+	}
+	next, err := p.charge(ctx, rec, token, req.TraceParent, fields)
+	if err != nil {
+		return Record{}, err
+	}
+	over, err := p.announceAfter(ctx, rec, next, req.TraceParent, 0)
+	if err != nil {
+		return Record{}, err
+	}
+	if over != nil {
+		// Only the order's cancellation settles its charge before the
+		// charge path: it publishes the refund of this very charge first.
+		if next.Status != StatusSucceeded || over.rec.Status != StatusRefunded || over.rec.ChargeID != next.ChargeID {
+			return Record{}, overtaken(next, over, 0)
+		}
+		p.log.Info("payment settled and refunded by the order's cancellation first: not announcing it",
+			append(fields, zap.String("charge_id", next.ChargeID), zap.String("refund_id", over.rec.RefundID))...)
+		return over.rec, nil
+	}
+	p.log.Info("payment "+string(next.Status), append(fields,
+		zap.String("charge_id", next.ChargeID), zap.String("decline_code", next.DeclineCode),
+		zap.Int64("amount_cents", next.AmountCents), zap.String("currency", next.Currency))...)
+	return next, nil
 }
 
 // alertMismatch logs a gateway answer about another charge than ours (the
@@ -222,39 +283,20 @@ func (p *Processor) alertMismatch(res ChargeResult, fields []zap.Field) {
 		append(fields, zap.String("mismatch", res.Mismatch), zap.String("gateway_charge_id", res.ChargeID))...)
 }
 
-// begin creates the order's first record: a succeeded one at once for a
-// zero total (nothing to charge), otherwise the charging intent with a new
-// random idempotency key, which every later attempt reads back from the
-// record. The token is read first, so that an order that cannot be charged
-// leaves no intent behind. An existing record is ErrConflict.
-func (p *Processor) begin(ctx context.Context, req Request) (Record, uint64, string, error) {
-	charge := ChargeRequest{OrderID: req.OrderID, AmountCents: req.AmountCents, Currency: req.Currency}
-	now := p.now()
-	var (
-		rec   Record
-		token string
-	)
-	if req.AmountCents == 0 {
-		rec = NewRecord(charge, ChargeResult{ChargeID: NoChargeID, Succeeded: true}, now)
-	} else {
-		var err error
-		if token, err = p.tokens.Token(ctx, req.OrderID); err != nil {
-			return Record{}, 0, "", fmt.Errorf("payment token: %w", err)
-		}
-		charge.IdempotencyKey = p.newKey()
-		rec = NewIntent(charge, now)
-	}
-	rev, err := p.store.Create(ctx, rec)
-	if err != nil {
-		return Record{}, 0, "", err
-	}
-	return rec, rev, token, nil
-}
-
 // charge asks the gateway to charge a charging record, with the record's
 // key (a repeat replays the first answer), and returns the record of the
-// answer.
-func (p *Processor) charge(ctx context.Context, rec Record, token, traceParent string) (Record, ChargeResult, error) {
+// answer. A zero total is paid without a call (the gateway refuses zero
+// amounts); the token is read if not given.
+func (p *Processor) charge(ctx context.Context, rec Record, token, traceParent string, fields []zap.Field) (Record, error) {
+	if rec.AmountCents == 0 {
+		return rec.Charged(ChargeResult{ChargeID: NoChargeID, Succeeded: true}, p.now()), nil
+	}
+	if token == "" {
+		var err error
+		if token, err = p.tokens.Token(ctx, rec.OrderID); err != nil {
+			return Record{}, fmt.Errorf("payment token of order %s: %w", rec.OrderID, err)
+		}
+	}
 	res, err := p.gateway.Charge(ctx, ChargeRequest{
 		OrderID:        rec.OrderID,
 		AmountCents:    rec.AmountCents,
@@ -264,18 +306,22 @@ func (p *Processor) charge(ctx context.Context, rec Record, token, traceParent s
 		TraceParent:    traceParent,
 	})
 	if err != nil {
-		return Record{}, ChargeResult{}, fmt.Errorf("charge order %s: %w", rec.OrderID, err)
+		return Record{}, fmt.Errorf("charge order %s: %w", rec.OrderID, err)
 	}
-	return rec.Charged(res, p.now()), res, nil
+	p.alertMismatch(res, fields)
+	if res.Replayed {
+		p.log.Info("charge replayed by the gateway", append(fields, zap.String("charge_id", res.ChargeID))...)
+	}
+	return rec.Charged(res, p.now()), nil
 }
 
 // Cancel makes sure a cancelled order is charged nothing, and announces a
 // refund. With no record yet, a void record stops any later charge. A
-// succeeded charge is refunded. A charging record means a charge may exist
-// (an attempt in flight, or one that timed out after the gateway took it):
-// the gateway is asked again with the same key, which replays that charge
-// or makes it, and a success is refunded at once. Errors are classified as
-// for Process.
+// succeeded charge is refunded. A charging record without an outcome event
+// means a charge may exist (an attempt in flight, or one that timed out
+// after the gateway took it): the gateway is asked again with the same key,
+// which replays that charge or makes it, and a success is refunded at once.
+// Errors are classified as for Process.
 func (p *Processor) Cancel(ctx context.Context, c Cancellation) (Record, error) {
 	if !events.ValidID(c.OrderID) {
 		return Record{}, fmt.Errorf("order %q: %w", c.OrderID, ErrInvalidOrderID)
@@ -297,40 +343,74 @@ func (p *Processor) Cancel(ctx context.Context, c Cancellation) (Record, error) 
 		if err != nil {
 			return Record{}, fmt.Errorf("payment of order %s: %w", c.OrderID, err)
 		}
-		next := rec
 		switch rec.Status {
 		case StatusVoid, StatusFailed:
 			return rec, nil // nothing was charged
 		case StatusRefunded:
 			return rec, p.announce(ctx, rec, c.TraceParent)
 		case StatusCharging:
-			token, err := p.tokens.Token(ctx, c.OrderID)
-			if err != nil {
-				return Record{}, fmt.Errorf("payment token of order %s: %w", c.OrderID, err)
-			}
-			var res ChargeResult
-			if next, res, err = p.charge(ctx, rec, token, c.TraceParent); err != nil {
-				return Record{}, err
-			}
-			p.alertMismatch(res, fields)
+			return p.unpay(ctx, rec, c, fields)
 		}
-		if next.Status == StatusSucceeded {
-			if next, err = p.refund(ctx, next, c); err != nil {
-				return Record{}, err
-			}
+		// A succeeded record an earlier version wrote: refunded and
+		// recorded by compare-and-set, as it did.
+		next, err := p.refund(ctx, rec, c)
+		if err != nil {
+			return Record{}, err
 		}
 		if _, err := p.store.Update(ctx, next, rev); err != nil {
 			if errors.Is(err, ErrConflict) {
-				continue // the charge path recorded meanwhile; a repeated refund is a replay
+				continue // a repeated refund is a replay
 			}
 			return Record{}, fmt.Errorf("record refund of order %s: %w", c.OrderID, err)
 		}
-		p.log.Info("payment of a cancelled order "+string(next.Status), append(fields,
-			zap.String("charge_id", next.ChargeID), zap.String("refund_id", next.RefundID),
-			zap.Int64("amount_cents", next.AmountCents), zap.String("currency", next.Currency))...)
+		p.log.Info("payment of a cancelled order refunded", append(fields,
+			zap.String("charge_id", next.ChargeID), zap.String("refund_id", next.RefundID))...)
 		return next, p.announce(ctx, next, c.TraceParent)
 	}
 	return Record{}, fmt.Errorf("payment of order %s: %d conflicting writes in a row: %w", c.OrderID, maxCASAttempts, ErrConflict)
+}
+
+// unpay makes sure the order of a charging record ends up charged nothing.
+// Without an outcome event the charge that may exist is settled with the
+// record's key; a success is refunded. The refund is published after the
+// order's last payment event: after the succeeded event it refunds, or as
+// the first one, which makes the charge path's succeeded lose (it then
+// reads the refund). A decline found here is announced as the charge path
+// would.
+func (p *Processor) unpay(ctx context.Context, rec Record, c Cancellation, fields []zap.Field) (Record, error) {
+	cur, after, err := p.outcome(ctx, rec)
+	if errors.Is(err, ErrNotFound) {
+		cur, err = p.charge(ctx, rec, "", c.TraceParent, fields)
+	}
+	if err != nil {
+		return Record{}, err
+	}
+	next := cur
+	switch {
+	case cur.Status == StatusSucceeded:
+		if next, err = p.refund(ctx, cur, c); err != nil {
+			return Record{}, err
+		}
+	case after != 0:
+		return cur, nil // failed (nothing was charged) or refunded already
+	}
+	over, err := p.announceAfter(ctx, rec, next, c.TraceParent, after)
+	if err == nil && over != nil && after == 0 && next.Status == StatusRefunded &&
+		over.rec.Status == StatusSucceeded && over.rec.ChargeID == next.ChargeID {
+		// The charge path announced this charge meanwhile: the refund follows.
+		after = over.seq
+		over, err = p.announceAfter(ctx, rec, next, c.TraceParent, after)
+	}
+	if err != nil {
+		return Record{}, err
+	}
+	if over != nil {
+		return Record{}, overtaken(next, over, after)
+	}
+	p.log.Info("payment of a cancelled order "+string(next.Status), append(fields,
+		zap.String("charge_id", next.ChargeID), zap.String("refund_id", next.RefundID),
+		zap.Int64("amount_cents", next.AmountCents), zap.String("currency", next.Currency))...)
+	return next, nil
 }
 
 // refund gives a succeeded record's charge back through the gateway (a
@@ -356,8 +436,77 @@ func (p *Processor) refund(ctx context.Context, rec Record, c Cancellation) (Rec
 	return rec.Refunded(res.RefundID, c.Reason, p.now()), nil
 }
 
-// announce publishes the record's event, create-once: a second announce is
-// a harmless duplicate. Charging and void records announce nothing.
+// Get returns the order's payment as it stands: its record, or for a
+// charging record the outcome its payment event tells, once one is stored.
+func (p *Processor) Get(ctx context.Context, orderID string) (Record, error) {
+	rec, _, err := p.store.Load(ctx, orderID)
+	if err != nil || rec.Status != StatusCharging {
+		return rec, err
+	}
+	out, _, err := p.outcome(ctx, rec)
+	if errors.Is(err, ErrNotFound) {
+		return rec, nil
+	}
+	return out, err
+}
+
+// stored is an order's payment event read as the record it tells, with
+// its stream sequence.
+type stored struct {
+	rec Record
+	seq uint64
+}
+
+// outcome reads the last payment event of a charging record's order as
+// the record it tells, or an error wrapping ErrNotFound when none is
+// stored.
+func (p *Processor) outcome(ctx context.Context, rec Record) (Record, uint64, error) {
+	env, seq, err := p.outcomes.Last(ctx, rec.OrderID)
+	if err != nil {
+		return Record{}, 0, fmt.Errorf("outcome of order %s: %w", rec.OrderID, err)
+	}
+	out, err := rec.Outcome(env)
+	if err != nil {
+		return Record{}, 0, err
+	}
+	return out, seq, nil
+}
+
+// announceAfter publishes next's event if the order's last payment event is
+// at stream sequence after (0: none yet); a repeat of it is done already.
+// If another event came first, it is returned, read against the charging
+// record rec, for the caller to judge.
+func (p *Processor) announceAfter(ctx context.Context, rec, next Record, parent string, after uint64) (*stored, error) {
+	typ, data, ok := next.Event()
+	if !ok {
+		return nil, fmt.Errorf("announce payment of order %s: %w: status %s announces nothing", next.OrderID, ErrInvalidRecord, next.Status)
+	}
+	_, err := p.pub.PublishAfter(ctx, typ, next.OrderID, trace.Child(parent).String(), data, after)
+	var over *events.OvertakenError
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.As(err, &over):
+		first, err := rec.Outcome(over.Stored)
+		if err != nil {
+			return nil, err
+		}
+		return &stored{rec: first, seq: over.Sequence}, nil
+	default:
+		return nil, fmt.Errorf("announce payment of order %s: %w", next.OrderID, err)
+	}
+}
+
+// overtaken is the error of a payment event that came first but cannot
+// have come from this payment (the same key gives the same answer).
+func overtaken(next Record, first *stored, after uint64) error {
+	return fmt.Errorf("payment of order %s: %w: %s (charge %s) stored at stream sequence %d where %s (charge %s) was to follow sequence %d",
+		next.OrderID, events.ErrConflictingDuplicate, first.rec.Status, first.rec.ChargeID, first.seq, next.Status, next.ChargeID, after)
+}
+
+// announce publishes the record's event create-once, for records an
+// earlier version wrote with their outcome: a second announce is a harmless
+// duplicate. Charging and void records announce nothing.
 func (p *Processor) announce(ctx context.Context, rec Record, parent string) error {
 	typ, data, ok := rec.Event()
 	if !ok {

@@ -304,9 +304,21 @@ func TestCancelledPoisonIsDeadLettered(t *testing.T) {
 	natstest.DeadLetter(t, h.js, consumer.OrdersDurable, events.StreamOrders, ack.Sequence)
 }
 
-// storedRecord reads the order's payment record from the bucket, secrets
-// included (GET /payments hides the charge key).
+// storedRecord returns the order's payment as GET /payments shows it, with
+// the secret charge key it hides read from the bucket.
 func (h *harness) storedRecord(orderID string) payment.Record {
+	h.t.Helper()
+	rec, status := h.record(orderID)
+	if status != http.StatusOK {
+		h.t.Fatalf("GET /payments/%s = %d", orderID, status)
+	}
+	rec.ChargeKey = h.bucketRecord(orderID).ChargeKey
+	return rec
+}
+
+// bucketRecord reads the order's record from the payments bucket as stored
+// (the outcome is not in it: it is the order's payment event).
+func (h *harness) bucketRecord(orderID string) payment.Record {
 	h.t.Helper()
 	ctx := context.Background()
 	kv, err := h.js.KeyValue(ctx, store.PaymentsBucket)

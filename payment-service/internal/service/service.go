@@ -110,7 +110,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	if err != nil {
 		return nil, err
 	}
-	proc, err := payment.NewProcessor(payments, store.NewOrderTokens(js), gw, pub, log)
+	proc, err := payment.NewProcessor(payments, store.NewPaymentEvents(js), store.NewOrderTokens(js), gw, pub, log)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 	if err != nil {
 		return nil, err
 	}
-	httpapi.Register(srv.Engine, payments, br)
+	httpapi.Register(srv.Engine, proc, br)
 	dlq.Register(srv.Engine, cfg.AdminToken)
 	srv.AddReadyCheck("nats", func(context.Context) error { return natsconn.Ready(nc) })
 	srv.AddReadyCheck("consumer", func(context.Context) error { return runner.Ready() })

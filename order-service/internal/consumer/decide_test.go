@@ -1,0 +1,261 @@
+package consumer_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	ordconsumer "github.com/eventshop/order-service/internal/consumer"
+	"github.com/eventshop/order-service/internal/httpapi"
+	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/trace"
+)
+
+// deciders is the order service's handlers over a real nats-server, run
+// by hand (no consumer runs them): a test hands them the messages.
+type deciders struct {
+	t         *testing.T
+	js        jetstream.JetStream
+	orders    *store.Orders
+	handler   *ordconsumer.Handler
+	deadlines *ordconsumer.Deadlines
+	ord, inv  *events.Publisher
+	pay       *events.Publisher
+	api       http.Handler
+}
+
+func newDeciders(t *testing.T) *deciders {
+	t.Helper()
+	_, js := natstest.Connect(t, natstest.Start(t))
+	ctx := context.Background()
+	for _, name := range []string{events.StreamOrders, events.StreamInventory, events.StreamPayments} {
+		if _, err := events.EnsureStream(ctx, js, name, events.StreamOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := store.EnsureBucket(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deciders{t: t, js: js, orders: store.NewOrders(kv, js)}
+	for _, p := range []struct {
+		pub    **events.Publisher
+		source string
+	}{{&d.ord, "order-service"}, {&d.inv, "inventory-service"}, {&d.pay, "payment-service"}} {
+		if *p.pub, err = events.NewPublisher(js, p.source); err != nil {
+			t.Fatal(err)
+		}
+	}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	if d.handler, err = ordconsumer.NewHandler(d.orders, d.ord, log); err != nil {
+		t.Fatal(err)
+	}
+	// Every order here is past its deadline.
+	if d.deadlines, err = ordconsumer.NewDeadlines(d.handler, time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	api, err := httpapi.New(d.orders, d.ord, events.DefaultRegistry(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gin.SetMode(gin.TestMode)
+	engine := gin.New()
+	api.Register(engine)
+	d.api = engine
+	return d
+}
+
+func (d *deciders) publish(p *events.Publisher, t events.Type, id string, data any) {
+	d.t.Helper()
+	if _, err := p.Publish(context.Background(), t, id, trace.New().String(), data); err != nil {
+		d.t.Fatal(err)
+	}
+}
+
+// reserved places order id (a second ago) and reserves its stock, and
+// returns its created event's stream sequence.
+func (d *deciders) reserved(id string) uint64 {
+	d.t.Helper()
+	res, err := d.ord.Publish(context.Background(), events.OrderCreated, id, trace.New().String(), events.OrderCreatedData{
+		OrderID: id, CustomerID: "c-42", Items: []events.Item{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa",
+		CreatedAt: time.Now().UTC().Add(-time.Second),
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	d.publish(d.inv, events.InventoryReserved, id, events.InventoryReservedData{
+		OrderID:    id,
+		Lines:      []events.PricedLine{{SKU: "SKU-1", Name: "Mug", Quantity: 2, UnitPriceCents: 1299, LineTotalCents: 2598}},
+		TotalCents: 2598, Currency: "USD",
+	})
+	return res.Sequence
+}
+
+func (d *deciders) paid(id string) {
+	d.t.Helper()
+	d.publish(d.pay, events.PaymentSucceeded, id, events.PaymentSucceededData{OrderID: id, ChargeID: "ch_" + id, AmountCents: 2598, Currency: "USD"})
+}
+
+// msg fetches the last message on subject as a consumer would receive it.
+func (d *deciders) msg(stream, subject string) jetstream.Msg {
+	d.t.Helper()
+	ctx := context.Background()
+	c, err := d.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverLastPolicy,
+	})
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		d.t.Fatalf("fetch %s: %v", subject, err)
+	}
+	return m
+}
+
+// finals returns the order's confirmed and cancelled events.
+func (d *deciders) finals(id string) (confirmed, cancelled uint64) {
+	d.t.Helper()
+	s, err := d.js.Stream(context.Background(), events.StreamOrders)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	info, err := s.Info(context.Background(), jetstream.WithSubjectFilter("orders."+id+".*"))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return info.State.Subjects["orders."+id+".confirmed"], info.State.Subjects["orders."+id+".cancelled"]
+}
+
+// get answers GET /orders/<id>.
+func (d *deciders) get(id string) (int, orderView) {
+	d.t.Helper()
+	rec := httptest.NewRecorder()
+	d.api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/orders/"+id, nil))
+	var v orderView
+	if rec.Code == http.StatusOK {
+		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	return rec.Code, v
+}
+
+type orderView struct {
+	Status       string `json:"status"`
+	TotalCents   *int64 `json:"total_cents"`
+	Currency     string `json:"currency"`
+	CancelReason string `json:"cancel_reason"`
+	Lines        []struct {
+		SKU string `json:"sku"`
+	} `json:"lines"`
+}
+
+// TestRacingDecidersLeaveOneDecision: a payment success and the deadline
+// decide the same order at the same moment, for many orders. Each order
+// gets exactly one final event, both handlers acknowledge (the payment of
+// an order the deadline cancelled is the payment service's to refund),
+// and GET shows the decision that was stored.
+func TestRacingDecidersLeaveOneDecision(t *testing.T) {
+	d := newDeciders(t)
+	const orders = 100
+	type msgs struct{ created, paid jetstream.Msg }
+	race := make(map[string]msgs, orders)
+	for i := range orders {
+		id := fmt.Sprintf("race-%d", i)
+		d.reserved(id)
+		d.paid(id)
+		race[id] = msgs{d.msg(events.StreamOrders, "orders."+id+".created"), d.msg(events.StreamPayments, "payments."+id+".succeeded")}
+	}
+	ctx := context.Background()
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		mu    sync.Mutex
+		errs  []error
+	)
+	for id, m := range race {
+		for _, handle := range []func() error{
+			func() error { return d.handler.Handle(ctx, m.paid) },
+			func() error { return d.deadlines.Handle(ctx, m.created) },
+		} {
+			wg.Go(func() {
+				<-start
+				if err := handle(); err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", id, err))
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("a decider did not acknowledge: %v", err)
+	}
+	won := map[string]int{}
+	for id := range race {
+		confirmed, cancelled := d.finals(id)
+		if confirmed+cancelled != 1 {
+			t.Errorf("order %s has %d confirmed and %d cancelled events, want one decision", id, confirmed, cancelled)
+			continue
+		}
+		code, v := d.get(id)
+		switch {
+		case code != http.StatusOK || v.TotalCents == nil || *v.TotalCents != 2598 || len(v.Lines) != 1:
+			t.Errorf("GET %s = %d %+v", id, code, v)
+		case confirmed == 1 && v.Status != "CONFIRMED":
+			t.Errorf("GET %s = %+v, but its decision is the confirmation", id, v)
+		case cancelled == 1 && (v.Status != "CANCELLED" || v.CancelReason != "timeout"):
+			t.Errorf("GET %s = %+v, but its decision is the cancellation for timeout", id, v)
+		}
+		won[v.Status]++
+	}
+	t.Logf("decisions: %v", won)
+}
+
+// TestCrashAfterDecisionIsRecoveredByRedelivery: the decision is the only
+// write; a handler that published it and died before acknowledging is
+// redelivered, finds the order decided and acknowledges, publishing
+// nothing more. So does every other decider of the order.
+func TestCrashAfterDecisionIsRecoveredByRedelivery(t *testing.T) {
+	d := newDeciders(t)
+	id := "crashed-1"
+	created := d.reserved(id)
+	d.paid(id)
+	// What the handler did before it died: the decision, after the
+	// order's created event.
+	if _, err := d.ord.PublishAfter(context.Background(), events.OrderConfirmed, id, trace.New().String(),
+		events.OrderConfirmedData{OrderID: id, CustomerID: "c-42", TotalCents: 2598, Currency: "USD"}, created); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 2 {
+		if err := d.handler.Handle(ctx, d.msg(events.StreamPayments, "payments."+id+".succeeded")); err != nil {
+			t.Fatalf("redelivered payment = %v, want it acknowledged", err)
+		}
+	}
+	if err := d.deadlines.Handle(ctx, d.msg(events.StreamOrders, "orders."+id+".created")); err != nil {
+		t.Fatalf("the deadline of a decided order = %v, want it acknowledged", err)
+	}
+	if confirmed, cancelled := d.finals(id); confirmed != 1 || cancelled != 0 {
+		t.Fatalf("%d confirmed and %d cancelled events, want the one confirmation", confirmed, cancelled)
+	}
+	if code, v := d.get(id); code != http.StatusOK || v.Status != "CONFIRMED" || *v.TotalCents != 2598 {
+		t.Fatalf("GET = %d %+v", code, v)
+	}
+}
