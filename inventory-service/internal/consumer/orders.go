@@ -3,20 +3,31 @@
 //
 // An order changes several keys — one item per SKU and its reservation
 // record — each with its own compare-and-set write, in an order that
-// keeps every crash and every duplicate delivery safe:
+// keeps every crash and every duplicate delivery safe
+// (docs/architecture.md, "Stock reservation"):
 //
-//   - the record is the decision. A SKU change is made (and marked on the
-//     item, stock.Mark) before the record says it is decided, and a
-//     redelivered handler finds the marks of the changes that landed and
-//     makes only the others. Undoing a change (a rejection, a cancel that
-//     won the race) happens only after the record says so.
-//   - a handler writes an item only from a version of it read before it
-//     read the record (or before its own claim of the record succeeded).
-//     Marks are dropped only by a write made after the decision, so a
-//     handler that read the record undecided either sees the mark or fails
-//     its compare-and-set: no change is ever applied twice.
-//   - a reserved order is claimed (committing or releasing) before its
-//     SKUs move, so a confirmation and a cancel can never both move them.
+//   - the record is the decision. A reservation is made on each SKU (and
+//     marked on the item, stock.Mark) before the record says reserved; a
+//     redelivered handler finds the marks of the lines that landed and
+//     makes only the others.
+//   - a reserve mark stays until the order's record is final: one write of
+//     the record (reserved -> committed or released) settles the order, and
+//     the mark tells any later write of the item what its units became
+//     (stock.Item.Resolve). A release gives each line back by its mark; a
+//     commit writes no item at all.
+//   - a handler applies a change to an item only from a version of it read
+//     before it read the record (or before its own claim of the record
+//     succeeded). Marks are dropped only by a write made after the record
+//     is final, so a handler that read the record undecided either sees the
+//     mark or fails its compare-and-set: no change is ever applied twice.
+//     Resolving a mark moves its units and drops it in the same write, so
+//     it happens once, whoever writes the item.
+//   - marks of orders settled by another instance, or by a process that
+//     died before giving units back, are resolved by later writes: the
+//     records of marks older than the stale mark age are looked up, a few
+//     per write (tidy); readers look up every one they need (store.View).
+//   - records of the earlier version (without KeepsMarks) are settled as
+//     it did: claimed (committing or releasing), SKU by SKU, finished.
 //
 // Events are published after the state is written; a redelivery finds the
 // state changed and only re-publishes, which the create-once publisher
@@ -77,8 +88,11 @@ type Store interface {
 	Reservation(ctx context.Context, orderID string) (stock.Reservation, uint64, error)
 	CreateReservation(ctx context.Context, r stock.Reservation) error
 	UpdateReservation(ctx context.Context, r stock.Reservation, rev uint64) (uint64, error)
-	// MarkDone lets the next writes of skus drop op's mark of orderID.
-	MarkDone(orderID string, op stock.Op, skus ...string)
+	// Settled lets the next writes of the items holding orderID's marks
+	// resolve them (its record is final with status st).
+	Settled(orderID string, st stock.Status)
+	// Known returns orderID's final status if this process knows it.
+	Known(orderID string) (stock.Status, bool)
 }
 
 // Publisher publishes the inventory's events create-once.
@@ -109,7 +123,7 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithStaleMarkAge sets how old a mark must be before a write of its item
-// looks up its order to tidy it (default 5 minutes; see tidy).
+// looks up its order to resolve it (default 2 seconds; see tidy).
 func WithStaleMarkAge(d time.Duration) Option {
 	return func(o *Orders) error {
 		if d <= 0 {
@@ -143,6 +157,8 @@ type Orders struct {
 	locks   *skuLocks
 	// staleAfter is the age from which a mark is tidied (see tidy).
 	staleAfter time.Duration
+	// undecided remembers when tidy may look up an order found undecided.
+	undecided *lookups
 }
 
 // NewOrders returns the orders handler.
@@ -150,7 +166,7 @@ func NewOrders(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts 
 	if store == nil || pub == nil || retry == nil || log == nil {
 		return nil, fmt.Errorf("store, publisher, retrier and logger are required: %w", ErrInvalidOption)
 	}
-	o := &Orders{store: store, pub: pub, retry: retry, log: log, now: time.Now, locks: newSKULocks(), staleAfter: 5 * time.Minute}
+	o := &Orders{store: store, pub: pub, retry: retry, log: log, now: time.Now, locks: newSKULocks(), staleAfter: 2 * time.Second, undecided: newLookups()}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
 			return nil, err
@@ -275,6 +291,7 @@ func (o *Orders) reserve(ctx context.Context, log *zap.Logger, env events.Envelo
 			return err // a conflict: another delivery decided first; the retry replays its decision
 		}
 		// Lines an earlier, interrupted attempt reserved go back.
+		o.store.Settled(orderID, res.Status)
 		if err := o.unreserve(ctx, orderID, skus); err != nil {
 			return err
 		}
@@ -292,21 +309,29 @@ func (o *Orders) reserve(ctx context.Context, log *zap.Logger, env events.Envelo
 	if err := o.store.CreateReservation(ctx, res); err != nil {
 		return err // a conflict: decided meanwhile (a cancel voided it?); the retry replays and undoes
 	}
-	o.store.MarkDone(orderID, stock.OpReserve, skus...)
 	o.metrics.outcome(stock.StatusReserved)
 	log.Info("order reserved", zap.Int("lines", len(res.Lines)), zap.Int64("total_cents", res.TotalCents), zap.String("currency", res.Currency))
 	return o.publishReserved(ctx, env, res)
 }
 
 // unreserve gives back the units of every line of orderID still marked
-// reserved, reading each item afresh: the mark may have been written by
-// another process, which the cache would not show.
+// reserved. A version without the mark is read afresh before it is
+// believed: the mark may have been written by another process, which the
+// cache would not show.
 func (o *Orders) unreserve(ctx context.Context, orderID string, skus []string) error {
-	o.store.Forget(skus...)
 	for _, sku := range skus {
+		if err := o.unreserveOne(ctx, orderID, sku); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *Orders) unreserveOne(ctx context.Context, orderID, sku string) error {
+	for fresh := false; ; fresh = true {
 		it, rev, err := o.store.CachedItem(ctx, sku)
 		if errors.Is(err, stock.ErrUnknownSKU) {
-			continue
+			return nil
 		}
 		if err != nil {
 			return err
@@ -315,14 +340,15 @@ func (o *Orders) unreserve(ctx context.Context, orderID string, skus []string) e
 		if err != nil {
 			return err
 		}
-		if !changed {
-			continue
-		}
-		if _, err := o.store.UpdateItem(ctx, next, rev); err != nil {
+		if changed {
+			_, err := o.store.UpdateItem(ctx, next, rev) // a stale version fails here and the retry reads afresh
 			return err
 		}
+		if fresh {
+			return nil
+		}
+		o.store.Forget(sku)
 	}
-	return nil
 }
 
 // applyLines makes op of orderID on the SKU of every line not marked with
@@ -338,7 +364,8 @@ func (o *Orders) applyLines(ctx context.Context, orderID string, op stock.Op, li
 		if it.Marked(orderID, op) {
 			continue
 		}
-		next, err := o.tidy(ctx, it).Apply(orderID, op, l.Quantity, now)
+		o.tidy(ctx, it)
+		next, err := it.Apply(orderID, op, l.Quantity, now)
 		if err != nil {
 			return o.recheck(ctx, l.SKU, revs[l.SKU], err)
 		}
@@ -369,47 +396,48 @@ func (o *Orders) recheck(ctx context.Context, sku string, rev uint64, err error)
 	return err
 }
 
-// tidy cleans up after processes that died: a mark older than staleAfter
-// whose order is decided is let go with this write (MarkDone), and a
-// reservation mark of an order that ended rejected or void — left by an
-// attempt whose redelivery never came, say dead-lettered — gives its units
-// back. Marks of orders not decided yet are left alone; so is everything
-// when a record cannot be read (the next write tries again).
-func (o *Orders) tidy(ctx context.Context, it stock.Item) stock.Item {
+// tidy lets a write of it resolve the marks of orders that ended without
+// this process knowing (another instance committed them, a process died
+// before finishing a release, an attempt whose redelivery never came left
+// units reserved for an order rejected or void): a mark older than
+// staleAfter, of an order this process does not know final, has its record
+// looked up, and a final status is given to the store (Settled), whose
+// write resolves it. An order found undecided is not looked up again for
+// staleAfter; nothing is, when a record cannot be read (the next write
+// tries again).
+func (o *Orders) tidy(ctx context.Context, it stock.Item) {
 	now := o.now()
 	looked := 0
 	for id, m := range it.Marks {
-		if now.Sub(m.At) < o.staleAfter || looked == maxTidyLookups {
+		if looked == maxTidyLookups {
+			return
+		}
+		if now.Sub(m.At) < o.staleAfter {
+			continue
+		}
+		if _, ok := o.store.Known(id); ok || !o.undecided.due(id, now) {
 			continue
 		}
 		looked++
 		r, _, err := o.store.Reservation(ctx, id)
-		if err != nil {
+		if err != nil && !errors.Is(err, stock.ErrNoReservation) {
 			continue
 		}
-		switch {
-		case m.Op == stock.OpReserve && (r.Status == stock.StatusRejected || r.Status == stock.StatusVoid):
-			back, changed, err := it.Unreserve(id, now)
-			if err != nil {
-				o.log.Error("stale reservation mark cannot be undone", zap.String("sku", it.SKU), zap.String("order_id", id), zap.Error(err))
-				continue
-			}
-			if changed {
-				o.log.Warn("units of a stale reservation given back", zap.String("sku", it.SKU), zap.String("order_id", id),
-					zap.Int64("qty", m.Qty), zap.String("status", string(r.Status)))
-				it = back
-			}
-		case m.Op == stock.OpReserve, // decided and reserved: the order kept its units
-			m.Op == stock.OpCommit && r.Status == stock.StatusCommitted,
-			m.Op == stock.OpRelease && r.Status == stock.StatusReleased:
-			o.store.MarkDone(id, m.Op, it.SKU)
+		if err != nil || !r.Status.Final() {
+			o.undecided.wait(id, now, o.staleAfter)
+			continue
 		}
+		if _, _, err := it.Resolve(map[string]stock.Status{id: r.Status}); err != nil {
+			o.log.Error("stale mark cannot be resolved", zap.String("sku", it.SKU), zap.String("order_id", id), zap.Error(err))
+			continue
+		}
+		if m.Op == stock.OpReserve && r.Status != stock.StatusCommitted {
+			o.log.Warn("units of a stale reservation given back", zap.String("sku", it.SKU), zap.String("order_id", id),
+				zap.Int64("qty", m.Qty), zap.String("status", string(r.Status)))
+		}
+		o.store.Settled(id, r.Status)
 	}
-	return it
 }
-
-// maxTidyLookups bounds the records one write looks up for tidy.
-const maxTidyLookups = 8
 
 // items reads the items of skus (from the cache where it has them) with
 // their revisions; unknown SKUs are left out for Decide to reject.
@@ -433,6 +461,7 @@ func (o *Orders) items(ctx context.Context, skus []string) (map[string]stock.Ite
 // undoes what an attempt that lost the race to a rejection or a void left
 // reserved.
 func (o *Orders) replayDecision(ctx context.Context, log *zap.Logger, env events.Envelope, r stock.Reservation, skus []string) error {
+	o.store.Settled(r.OrderID, r.Status) // a final one: its marks are resolved by the next writes
 	switch r.Status {
 	case stock.StatusReserved:
 		return o.publishReserved(ctx, env, r)
@@ -462,6 +491,9 @@ func (o *Orders) cancelled(ctx context.Context, log *zap.Logger, env events.Enve
 		if err := o.store.CreateReservation(ctx, stock.Void(d.OrderID, env.TraceParent, o.now())); err != nil {
 			return err // a conflict: it was decided meanwhile; the retry releases it
 		}
+		// A dead attempt's reserve marks, if any, give their units back
+		// with this process's next write of their items.
+		o.store.Settled(d.OrderID, stock.StatusVoid)
 		o.metrics.outcome(stock.StatusVoid)
 		log.Info("order cancelled before it was seen; voided", zap.String("reason", d.Reason))
 		return nil
@@ -471,13 +503,31 @@ func (o *Orders) cancelled(ctx context.Context, log *zap.Logger, env events.Enve
 	}
 	switch r.Status {
 	case stock.StatusReserved, stock.StatusReleasing:
-		if err := o.settle(ctx, r, rev, stock.StatusReleasing); err != nil {
+		if r.Status == stock.StatusReserved && r.KeepsMarks {
+			// The record is the decision and the end: the units follow,
+			// line by line, by their reserve marks.
+			released, err := r.Settle(stock.StatusReleased, o.now())
+			if err != nil {
+				return err
+			}
+			if _, err := o.store.UpdateReservation(ctx, released, rev); err != nil {
+				return err // a conflict: the retry reads what happened
+			}
+			if err := o.giveBack(ctx, released); err != nil {
+				return err
+			}
+		} else if err := o.settle(ctx, r, rev, stock.StatusReleasing); err != nil {
 			return err
 		}
 		o.metrics.outcome(stock.StatusReleased)
 		log.Info("reservation released", zap.String("reason", d.Reason))
 		return o.publishReleased(ctx, env, r)
 	case stock.StatusReleased:
+		// A release that died half way is finished here: the lines still
+		// marked get their units back.
+		if err := o.giveBack(ctx, r); err != nil {
+			return err
+		}
 		return o.publishReleased(ctx, env, r)
 	case stock.StatusCommitting, stock.StatusCommitted:
 		// An order is confirmed or cancelled, never both: its units stay
@@ -505,21 +555,46 @@ func (o *Orders) confirmed(ctx context.Context, log *zap.Logger, env events.Enve
 	}
 	switch r.Status {
 	case stock.StatusReserved, stock.StatusCommitting:
-		if err := o.settle(ctx, r, rev, stock.StatusCommitting); err != nil {
+		if r.Status == stock.StatusReserved && r.KeepsMarks {
+			// One write: the units of the order's reserve marks are sold
+			// from now on, and the next write of each item counts them so.
+			committed, err := r.Settle(stock.StatusCommitted, o.now())
+			if err != nil {
+				return err
+			}
+			if _, err := o.store.UpdateReservation(ctx, committed, rev); err != nil {
+				return err // a conflict: the retry reads what happened
+			}
+			o.store.Settled(r.OrderID, stock.StatusCommitted)
+		} else if err := o.settle(ctx, r, rev, stock.StatusCommitting); err != nil {
 			return err
 		}
 		o.metrics.outcome(stock.StatusCommitted)
 		log.Info("reservation committed")
 		return o.publishCommitted(ctx, env, r)
 	case stock.StatusCommitted:
+		o.store.Settled(r.OrderID, stock.StatusCommitted)
 		return o.publishCommitted(ctx, env, r)
 	default:
 		return fmt.Errorf("order %s confirmed but its reservation is %s: %w", r.OrderID, r.Status, stock.ErrInvalidTransition)
 	}
 }
 
+// giveBack makes the units of a released order available again: each line
+// still marked reserved is given back (the mark's presence says whether it
+// is yet), so a redelivery finishes a release that died half way.
+func (o *Orders) giveBack(ctx context.Context, r stock.Reservation) error {
+	o.store.Settled(r.OrderID, stock.StatusReleased)
+	skus := make([]string, len(r.Lines))
+	for i, l := range r.Lines {
+		skus[i] = l.SKU
+	}
+	return o.unreserve(ctx, r.OrderID, skus)
+}
+
 // settle sells (to = committing) or gives back (to = releasing) the units
-// of a reserved order, read at revision rev: it claims the record, moves
+// of a reserved order of the earlier version (not KeepsMarks), read at
+// revision rev: it claims the record, moves
 // each SKU with a marked compare-and-set write, then records the end.
 // Found already claimed for the same change, it finishes what an earlier
 // attempt began.
@@ -574,7 +649,7 @@ func (o *Orders) settle(ctx context.Context, r stock.Reservation, rev uint64, to
 	if _, err := o.store.UpdateReservation(ctx, done, rev); err != nil {
 		return err
 	}
-	o.store.MarkDone(r.OrderID, op, skus...)
+	o.store.Settled(r.OrderID, done.Status)
 	return nil
 }
 

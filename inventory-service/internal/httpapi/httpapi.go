@@ -28,7 +28,10 @@ const PutRequestSchema = "inventory.put-request"
 
 // Catalogue is the state the API reads and writes.
 type Catalogue interface {
-	Item(ctx context.Context, sku string) (stock.Item, uint64, error)
+	// View returns the item as its orders' decisions make it (a committed
+	// order's units sold, a released one's available), with the revision
+	// of the stored version it was read from.
+	View(ctx context.Context, sku string) (stock.Item, uint64, error)
 	Items(ctx context.Context) ([]stock.Item, error)
 	CreateItem(ctx context.Context, it stock.Item) (uint64, error)
 	UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint64, error)
@@ -103,7 +106,7 @@ func (a *API) get(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	it, _, err := a.cat.Item(c.Request.Context(), sku)
+	it, _, err := a.cat.View(c.Request.Context(), sku)
 	if err != nil {
 		c.Error(err)
 		return
@@ -132,9 +135,12 @@ func (a *API) put(c *gin.Context) {
 		created bool
 	)
 	// Reservations move the same record concurrently: read, apply, write
-	// at the revision read, and start again if it moved.
+	// at the revision read, and start again if it moved. The PUT sets what
+	// is for sale on the view GET shows: units of orders already settled
+	// are counted where they belong before it, never added on top of it by
+	// a later write.
 	err = a.retry.Do(c.Request.Context(), "put", func(ctx context.Context) error {
-		cur, rev, err := a.cat.Item(ctx, sku)
+		cur, rev, err := a.cat.View(ctx, sku)
 		if errors.Is(err, stock.ErrUnknownSKU) {
 			it := stock.ApplyPut(stock.Item{}, sku, p, a.now())
 			if _, err := a.cat.CreateItem(ctx, it); err != nil {

@@ -150,9 +150,11 @@ func (h *harness) setStock(sku, name string, price int64, currency string, avail
 	}
 }
 
+// item is sku as readers see it (store.View): a committed order's units
+// sold, a released one's available, whether or not a write stored it so.
 func (h *harness) item(sku string) stock.Item {
 	h.t.Helper()
-	it, _, err := h.svc.Store().Item(context.Background(), sku)
+	it, _, err := h.svc.Store().View(context.Background(), sku)
 	if err != nil {
 		h.t.Fatalf("item %s: %v", sku, err)
 	}

@@ -160,6 +160,23 @@ func TestConfirmedCommits(t *testing.T) {
 	if it := h.item("MUG"); it.Available != 3 || it.Reserved != 0 || it.Sold != 2 {
 		t.Fatalf("MUG after commit = %+v, want 3 available, 2 sold", it)
 	}
+	// The commit wrote the record only; readers see the units sold all the same.
+	want := httpapi.Item{SKU: "MUG", Name: "Mug", PriceCents: 1299, Currency: "USD", Available: 3, Reserved: 0, Sold: 2}
+	if code, body := h.do(http.MethodGet, "/inventory/MUG", "", ""); code != http.StatusOK || jsonBody[httpapi.Item](t, body) != want {
+		t.Fatalf("GET /inventory/MUG = %d %s, want %+v", code, body, want)
+	}
+	if code, body := h.do(http.MethodGet, "/inventory", "", ""); code != http.StatusOK || !reflect.DeepEqual(jsonBody[httpapi.List](t, body).Items, []httpapi.Item{want}) {
+		t.Fatalf("GET /inventory = %d %s, want [%+v]", code, body, want)
+	}
+	// A restock sets what is for sale next to the sold units, not on top
+	// of units the stored item still counts as reserved.
+	h.setStock("MUG", "Mug", 1299, "USD", 10)
+	if it := h.item("MUG"); it.Available != 10 || it.Reserved != 0 || it.Sold != 2 {
+		t.Fatalf("MUG after restock = %+v, want 10 available, 2 sold", it)
+	}
+	if it, _, err := h.svc.Store().Item(t.Context(), "MUG"); err != nil || it.Reserved != 0 || len(it.Marks) != 0 {
+		t.Fatalf("stored MUG after restock = %+v, %v; want o-1 resolved by the write", it, err)
+	}
 	if n := h.count("inventory.o-1.*"); n != 2 {
 		t.Errorf("%d events about o-1, want reserved + committed", n)
 	}

@@ -96,6 +96,6 @@ func (d Decision) Reservation(orderID, traceparent string, now time.Time) Reserv
 		r.Status, r.Reason, r.SKU, r.Detail = StatusRejected, d.Reason, d.SKU, d.Detail
 		return r
 	}
-	r.Status, r.Lines, r.TotalCents, r.Currency = StatusReserved, d.Lines, d.TotalCents, d.Currency
+	r.Status, r.Lines, r.TotalCents, r.Currency, r.KeepsMarks = StatusReserved, d.Lines, d.TotalCents, d.Currency, true
 	return r
 }

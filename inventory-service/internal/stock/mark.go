@@ -24,10 +24,11 @@ const (
 // idempotent: a handler that died between two writes is redelivered,
 // finds the marks of the writes that landed and makes only the others.
 //
-// A mark is needed only until the order's reservation record says the
-// change is decided; after that the writer drops it with its next write of
-// the item (see Sweep), so an item holds the marks of the orders in flight
-// on it, not of its history.
+// A reserve mark stays until the order's units are settled on the item:
+// its record's final status says what its units became (Resolve), and the
+// next write of the item that knows it applies that and drops the mark. So
+// an item's reserved units are those of its reserve marks (plus units the
+// earlier version reserved, whose marks it dropped after the decision).
 type Mark struct {
 	Op  Op        `json:"op"`
 	Qty int64     `json:"qty"`
@@ -94,28 +95,49 @@ func (i Item) Unreserve(orderID string, now time.Time) (Item, bool, error) {
 	return out, true, nil
 }
 
-// Sweep returns the item without the marks of orders in done, whose
-// changes are decided in their reservation records, and reports whether
-// it dropped any. A mark of another op than done names is kept: the order
-// moved on and its new change may still be in flight.
-func (i Item) Sweep(done map[string]Op) (Item, bool) {
-	var drop []string
+// Resolve returns the item with the marks of orders whose records are
+// final (statuses, by order id) settled on it, and reports whether it
+// changed anything:
+//   - a reserve mark of a committed order: its units are sold;
+//   - a reserve mark of a released, rejected or void order: its units are
+//     available again;
+//   - a commit mark of a committed order or a release mark of a released
+//     one (the earlier version's, whose units already moved) just goes.
+//
+// Other marks stay. Each change goes with its mark, so a mark is never
+// resolved twice. A mark whose units are not reserved is an invariant
+// breach: nothing is resolved then.
+func (i Item) Resolve(statuses map[string]Status) (Item, bool, error) {
+	out := i
+	changed := false
 	for id, m := range i.Marks {
-		if op, ok := done[id]; ok && op == m.Op {
-			drop = append(drop, id)
+		st, ok := statuses[id]
+		if !ok || !st.Final() {
+			continue
 		}
+		var err error
+		switch {
+		case m.Op == OpReserve && st == StatusCommitted:
+			out, err = move(out, m.Qty, reserved, sold)
+		case m.Op == OpReserve:
+			out, err = move(out, m.Qty, reserved, available)
+		case m.Op == OpCommit && st == StatusCommitted, m.Op == OpRelease && st == StatusReleased:
+		default:
+			continue
+		}
+		if err != nil {
+			return i, false, fmt.Errorf("resolve %s of order %s (%s): %w", m.Op, id, st, err)
+		}
+		if !changed {
+			out.Marks = cloneMarks(i.Marks, 0)
+			changed = true
+		}
+		delete(out.Marks, id)
 	}
-	if len(drop) == 0 {
-		return i, false
+	if changed && len(out.Marks) == 0 {
+		out.Marks = nil
 	}
-	i.Marks = cloneMarks(i.Marks, 0)
-	for _, id := range drop {
-		delete(i.Marks, id)
-	}
-	if len(i.Marks) == 0 {
-		i.Marks = nil
-	}
-	return i, true
+	return out, changed, nil
 }
 
 // cloneMarks copies m with room for extra more entries, so that changing an

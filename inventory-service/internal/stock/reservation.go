@@ -12,6 +12,7 @@ type Status string
 
 // Reservation statuses. reserved, rejected and void are decided by the
 // first event seen for an order; released and committed follow reserved.
+// rejected, void, released and committed are final.
 const (
 	// StatusReserved: the order's units moved from available to reserved.
 	StatusReserved Status = "reserved"
@@ -24,11 +25,22 @@ const (
 	// StatusVoid: the order was cancelled before it was seen; a late
 	// created event must never reserve.
 	StatusVoid Status = "void"
-	// StatusCommitting and StatusReleasing: a reserved order whose units
-	// are being sold or given back, SKU by SKU (see Claim).
+	// StatusCommitting and StatusReleasing: a reserved order of the earlier
+	// version (not KeepsMarks) whose units are being sold or given back, SKU
+	// by SKU (see Claim).
 	StatusCommitting Status = "committing"
 	StatusReleasing  Status = "releasing"
 )
+
+// Final reports whether s can never change again.
+func (s Status) Final() bool {
+	switch s {
+	case StatusRejected, StatusVoid, StatusReleased, StatusCommitted:
+		return true
+	default:
+		return false
+	}
+}
 
 // Reservation records what the service decided for one order, stored under
 // reservation.<order_id>. Recording the decision is what makes every
@@ -44,6 +56,11 @@ type Reservation struct {
 	Detail      string              `json:"detail,omitempty"`
 	TraceParent string              `json:"traceparent,omitempty"`
 	UpdatedAt   time.Time           `json:"updated_at"`
+	// KeepsMarks says the order's reserve marks stay on its items until its
+	// units are settled, so one write of the record settles it (Settle).
+	// Records of the earlier version lack it: their marks may be gone, and
+	// they are settled SKU by SKU (Claim).
+	KeepsMarks bool `json:"keeps_marks,omitempty"`
 }
 
 // Items returns the reserved lines as SKU and quantity.
@@ -60,10 +77,23 @@ func Void(orderID, traceparent string, now time.Time) Reservation {
 	return Reservation{OrderID: orderID, Status: StatusVoid, TraceParent: traceparent, UpdatedAt: now.UTC()}
 }
 
-// Claim moves a reserved order to committing or releasing: the record says
-// which change is under way before any SKU is changed, so a cancel and a
-// confirmation of the same order can never both move its units, and a
-// handler that dies half way is finished by the redelivery.
+// Settle moves a reserved order that keeps its marks to committed or
+// released in one write: the record is the decision and the end at once.
+// The units follow on the items, by their reserve marks (Item.Resolve).
+func (r Reservation) Settle(to Status, now time.Time) (Reservation, error) {
+	if r.Status != StatusReserved || !r.KeepsMarks || (to != StatusCommitted && to != StatusReleased) {
+		return r, fmt.Errorf("order %s: %s -> %s (keeps marks: %t): %w", r.OrderID, r.Status, to, r.KeepsMarks, ErrInvalidTransition)
+	}
+	r.Status = to
+	r.UpdatedAt = now.UTC()
+	return r, nil
+}
+
+// Claim moves a reserved order of the earlier version to committing or
+// releasing: the record says which change is under way before any SKU is
+// changed, so a cancel and a confirmation of the same order can never both
+// move its units, and a handler that dies half way is finished by the
+// redelivery.
 func (r Reservation) Claim(to Status, now time.Time) (Reservation, error) {
 	if r.Status != StatusReserved || (to != StatusCommitting && to != StatusReleasing) {
 		return r, fmt.Errorf("order %s: %s -> %s: %w", r.OrderID, r.Status, to, ErrInvalidTransition)

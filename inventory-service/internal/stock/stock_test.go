@@ -240,26 +240,102 @@ func TestUnreserveUndoesOnlyAMarkedReservation(t *testing.T) {
 	}
 }
 
-func TestSweepDropsOnlyDecidedMarks(t *testing.T) {
+func TestResolveSettlesTheMarksOfFinalOrders(t *testing.T) {
 	t.Parallel()
-	it := stock.Item{SKU: "MUG", Marks: map[string]stock.Mark{
-		"a": {Op: stock.OpReserve, Qty: 1}, // decided reserved: goes
-		"b": {Op: stock.OpCommit, Qty: 1},  // decided reserved, but now committing: stays
-		"c": {Op: stock.OpReserve, Qty: 1}, // not decided: stays
+	// 10 units: 1 available, 6 reserved under reserve marks (a..f), 3 sold
+	// (two by the earlier version, whose commit mark g is still on it, one
+	// before any mark).
+	it := stock.Item{SKU: "MUG", Available: 1, Reserved: 6, Sold: 3, Marks: map[string]stock.Mark{
+		"a": {Op: stock.OpReserve, Qty: 1}, // committed: sold
+		"b": {Op: stock.OpReserve, Qty: 1}, // released: available
+		"c": {Op: stock.OpReserve, Qty: 1}, // rejected (a dead attempt's): available
+		"d": {Op: stock.OpReserve, Qty: 1}, // void (a dead attempt's): available
+		"e": {Op: stock.OpReserve, Qty: 1}, // reserved: not final, stays
+		"f": {Op: stock.OpReserve, Qty: 1}, // not known: stays
+		"g": {Op: stock.OpCommit, Qty: 2},  // the earlier version's, committed: goes, units already sold
+		"h": {Op: stock.OpRelease, Qty: 1}, // the earlier version's, still releasing: stays
 	}}
-	got, swept := it.Sweep(map[string]stock.Op{"a": stock.OpReserve, "b": stock.OpReserve, "z": stock.OpCommit})
-	if !swept || len(got.Marks) != 2 || got.Marked("a", stock.OpReserve) || !got.Marked("b", stock.OpCommit) || !got.Marked("c", stock.OpReserve) {
-		t.Fatalf("Sweep = %+v, %v", got.Marks, swept)
+	statuses := map[string]stock.Status{
+		"a": stock.StatusCommitted, "b": stock.StatusReleased, "c": stock.StatusRejected, "d": stock.StatusVoid,
+		"e": stock.StatusReserved, "g": stock.StatusCommitted, "h": stock.StatusReleasing, "z": stock.StatusCommitted,
 	}
-	if len(it.Marks) != 3 {
-		t.Fatal("Sweep changed its input")
+	got, changed, err := it.Resolve(statuses)
+	if err != nil || !changed {
+		t.Fatalf("Resolve = %v, %v", changed, err)
 	}
-	if same, swept := got.Sweep(map[string]stock.Op{"a": stock.OpReserve}); swept || !reflect.DeepEqual(same, got) {
-		t.Fatalf("Sweep with nothing to drop = %+v, %v", same, swept)
+	want := stock.Item{SKU: "MUG", Available: 4, Reserved: 2, Sold: 4, Marks: map[string]stock.Mark{
+		"e": {Op: stock.OpReserve, Qty: 1}, "f": {Op: stock.OpReserve, Qty: 1}, "h": {Op: stock.OpRelease, Qty: 1},
+	}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Resolve = %+v, want %+v", got, want)
 	}
-	last, _ := got.Sweep(map[string]stock.Op{"b": stock.OpCommit, "c": stock.OpReserve})
-	if last.Marks != nil {
-		t.Fatalf("Sweep of every mark left %#v, want nil (omitted from JSON)", last.Marks)
+	if got.Total() != it.Total() {
+		t.Fatalf("total %d, want %d conserved", got.Total(), it.Total())
+	}
+	if len(it.Marks) != 8 || it.Reserved != 6 {
+		t.Fatal("Resolve changed its input")
+	}
+	// A mark is resolved once: it goes with its units.
+	again, changed, err := got.Resolve(statuses)
+	if err != nil || changed || !reflect.DeepEqual(again, got) {
+		t.Fatalf("second Resolve = %+v, %v, %v; want nothing to do", again, changed, err)
+	}
+	last, _, err := got.Resolve(map[string]stock.Status{"e": stock.StatusCommitted, "f": stock.StatusReleased, "h": stock.StatusReleased})
+	if err != nil || last.Marks != nil || last.Available != 5 || last.Reserved != 0 || last.Sold != 5 {
+		t.Fatalf("Resolve of every mark = %+v, %v; want no marks (nil, omitted from JSON), 5 available, 5 sold", last, err)
+	}
+	// A reserve mark whose units are not reserved is a breach: nothing moves.
+	broken := stock.Item{SKU: "MUG", Available: 3, Marks: map[string]stock.Mark{"o-9": {Op: stock.OpReserve, Qty: 2}}}
+	if out, changed, err := broken.Resolve(map[string]stock.Status{"o-9": stock.StatusCommitted}); !errors.Is(err, stock.ErrInvariant) || changed || !reflect.DeepEqual(out, broken) {
+		t.Fatalf("Resolve of a mark without units = %+v, %v, %v; want ErrInvariant and the item unchanged", out, changed, err)
+	}
+}
+
+func TestReservationSettle(t *testing.T) {
+	t.Parallel()
+	lines := []events.PricedLine{{SKU: "MUG", Quantity: 2, UnitPriceCents: 1, LineTotalCents: 2}}
+	keeps := stock.Reservation{OrderID: "o-1", Status: stock.StatusReserved, Lines: lines, KeepsMarks: true}
+	earlier := stock.Reservation{OrderID: "o-1", Status: stock.StatusReserved, Lines: lines}
+	tests := []struct {
+		name    string
+		from    stock.Reservation
+		to      stock.Status
+		wantErr error
+	}{
+		{name: "commit", from: keeps, to: stock.StatusCommitted},
+		{name: "release", from: keeps, to: stock.StatusReleased},
+		{name: "a record of the earlier version is claimed instead", from: earlier, to: stock.StatusCommitted, wantErr: stock.ErrInvalidTransition},
+		{name: "commit a released order", from: stock.Reservation{OrderID: "o-1", Status: stock.StatusReleased, KeepsMarks: true}, to: stock.StatusCommitted, wantErr: stock.ErrInvalidTransition},
+		{name: "release a committed order", from: stock.Reservation{OrderID: "o-1", Status: stock.StatusCommitted, KeepsMarks: true}, to: stock.StatusReleased, wantErr: stock.ErrInvalidTransition},
+		{name: "settle to a claim", from: keeps, to: stock.StatusCommitting, wantErr: stock.ErrInvalidTransition},
+		{name: "settle to void", from: keeps, to: stock.StatusVoid, wantErr: stock.ErrInvalidTransition},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := tt.from.Settle(tt.to, now)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got.Status != tt.to || !got.Status.Final() || !got.KeepsMarks || !reflect.DeepEqual(got.Lines, lines) {
+				t.Fatalf("Settle = %+v, %v; want %s with its lines", got, err, tt.to)
+			}
+		})
+	}
+}
+
+func TestDecisionKeepsMarks(t *testing.T) {
+	t.Parallel()
+	accepted := stock.Decide("o-1", []events.Item{{SKU: "MUG", Quantity: 1}}, catalogue(mug)).Reservation("o-1", "", now)
+	if accepted.Status != stock.StatusReserved || !accepted.KeepsMarks {
+		t.Fatalf("accepted = %+v, want reserved and keeping its marks", accepted)
+	}
+	rejected := stock.Decide("o-2", []events.Item{{SKU: "MUG", Quantity: 9}}, catalogue(mug)).Reservation("o-2", "", now)
+	if rejected.Status != stock.StatusRejected || rejected.KeepsMarks {
+		t.Fatalf("rejected = %+v", rejected)
 	}
 }
 

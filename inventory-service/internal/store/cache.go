@@ -70,55 +70,63 @@ func (s *Store) CachedItem(ctx context.Context, sku string) (stock.Item, uint64,
 // Forget drops the cached versions of skus, so the next CachedItem reads.
 func (s *Store) Forget(skus ...string) { s.cache.forget(skus...) }
 
-// doneMarks holds, by SKU, the marks of orders whose change this process
-// saw decided; the next write of the item drops them.
-type doneMarks struct {
-	mu    sync.Mutex
-	bySKU map[string]map[string]stock.Op
+// settledOrders remembers the final statuses of the latest orders this
+// process decided or looked up, so its writes resolve their marks
+// (stock.Item.Resolve) without reading the records. It is bounded: an order
+// it forgot is looked up again (consumer tidy, View).
+type settledOrders struct {
+	mu     sync.Mutex
+	status map[string]stock.Status
+	ring   []string // insertion order, for eviction
+	next   int
 }
 
-func (d *doneMarks) add(orderID string, op stock.Op, skus []string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.bySKU == nil {
-		d.bySKU = map[string]map[string]stock.Op{}
+// maxSettled bounds the orders remembered: at hundreds of orders a second,
+// far more than the few seconds between a commit and the next write of its
+// SKUs.
+const maxSettled = 16384
+
+func (s *settledOrders) add(orderID string, st stock.Status) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.status == nil {
+		s.status = make(map[string]stock.Status)
+		s.ring = make([]string, maxSettled)
 	}
-	for _, sku := range skus {
-		m := d.bySKU[sku]
-		if m == nil {
-			m = map[string]stock.Op{}
-			d.bySKU[sku] = m
-		}
-		m[orderID] = op
+	if _, ok := s.status[orderID]; ok {
+		s.status[orderID] = st
+		return
 	}
+	if old := s.ring[s.next]; old != "" {
+		delete(s.status, old)
+	}
+	s.ring[s.next] = orderID
+	s.next = (s.next + 1) % maxSettled
+	s.status[orderID] = st
 }
 
-// of returns a copy of the done marks of sku.
-func (d *doneMarks) of(sku string) map[string]stock.Op {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	m := d.bySKU[sku]
-	if len(m) == 0 {
+func (s *settledOrders) get(orderID string) (stock.Status, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.status[orderID]
+	return st, ok
+}
+
+// of returns the known final statuses of the orders marked on it.
+func (s *settledOrders) of(it stock.Item) map[string]stock.Status {
+	if len(it.Marks) == 0 {
 		return nil
 	}
-	out := make(map[string]stock.Op, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
-// drop forgets the done marks of sku a write has left off the item.
-func (d *doneMarks) drop(sku string, swept map[string]stock.Op) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	m := d.bySKU[sku]
-	for id, op := range swept {
-		if m[id] == op {
-			delete(m, id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out map[string]stock.Status
+	for id := range it.Marks {
+		if st, ok := s.status[id]; ok {
+			if out == nil {
+				out = make(map[string]stock.Status, len(it.Marks))
+			}
+			out[id] = st
 		}
 	}
-	if len(m) == 0 {
-		delete(d.bySKU, sku)
-	}
+	return out
 }

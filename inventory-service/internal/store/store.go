@@ -2,8 +2,9 @@
 // stock.<sku> holds a catalogue item with its counts and
 // reservation.<order_id> the decision taken for an order. Every write is a
 // compare-and-set on the revision read, one key at a time: the order
-// handlers make a multi-key change safe with marks and claims
-// (stock.Mark, stock.Reservation.Claim), not with atomic batches, which
+// handlers make a multi-key change safe with marks and the record's
+// compare-and-set (stock.Mark, stock.Reservation.Settle; Claim for records
+// of the earlier version), not with atomic batches, which
 // nats-server stages in a temporary file store for every batch on a
 // single-replica file stream (docs/benchmarks.md).
 package store
@@ -45,9 +46,9 @@ type Store struct {
 	putPrefix string
 	// cache holds the last known version of items, for the reservation path.
 	cache itemCache
-	// done holds, by SKU, the marks this process may drop with its next
-	// write of the item.
-	done doneMarks
+	// settled holds the final statuses of orders this process knows, whose
+	// marks its writes resolve.
+	settled settledOrders
 }
 
 // Open creates the bucket if it is missing. An existing bucket is opened as
@@ -78,8 +79,9 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 // KeyValue returns the underlying bucket (for tests and tooling).
 func (s *Store) KeyValue() jetstream.KeyValue { return s.kv }
 
-// Item returns the item of sku and the revision it was read at, or an error
-// wrapping stock.ErrUnknownSKU.
+// Item returns the item of sku as stored, marks unresolved, and the
+// revision it was read at, or an error wrapping stock.ErrUnknownSKU.
+// Readers want View.
 func (s *Store) Item(ctx context.Context, sku string) (stock.Item, uint64, error) {
 	var it stock.Item
 	rev, err := s.get(ctx, itemPrefix+sku, &it)
@@ -89,7 +91,49 @@ func (s *Store) Item(ctx context.Context, sku string) (stock.Item, uint64, error
 	return it, rev, err
 }
 
-// Items returns every catalogue item, sorted by SKU.
+// View returns the item of sku as its orders' decisions make it: the
+// reserve marks of final orders resolved (a committed order's units sold,
+// a released one's available; stock.Item.Resolve), looking up every record
+// of a reserve mark this process does not know final. The revision is the
+// stored version's: the view may be written at it (resolving is what any
+// write of the item does).
+func (s *Store) View(ctx context.Context, sku string) (stock.Item, uint64, error) {
+	it, rev, err := s.Item(ctx, sku)
+	if err != nil {
+		return it, rev, err
+	}
+	it, err = s.resolve(ctx, it)
+	return it, rev, err
+}
+
+// resolve resolves every mark of it whose order is final, looking up the
+// records of reserve marks this process does not know.
+func (s *Store) resolve(ctx context.Context, it stock.Item) (stock.Item, error) {
+	statuses := s.settled.of(it)
+	for id, m := range it.Marks {
+		if _, ok := statuses[id]; ok || m.Op != stock.OpReserve {
+			continue
+		}
+		r, _, err := s.Reservation(ctx, id)
+		if errors.Is(err, stock.ErrNoReservation) {
+			continue // an attempt in flight: its units are reserved
+		}
+		if err != nil {
+			return it, fmt.Errorf("sku %s: %w", it.SKU, err)
+		}
+		if r.Status.Final() {
+			s.settled.add(id, r.Status)
+			if statuses == nil {
+				statuses = map[string]stock.Status{}
+			}
+			statuses[id] = r.Status
+		}
+	}
+	out, _, err := it.Resolve(statuses)
+	return out, err
+}
+
+// Items returns every catalogue item as View shows it, sorted by SKU.
 func (s *Store) Items(ctx context.Context) ([]stock.Item, error) {
 	w, err := s.kv.WatchFiltered(ctx, []string{itemPrefix + ">"}, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -109,6 +153,10 @@ func (s *Store) Items(ctx context.Context) ([]stock.Item, error) {
 			var it stock.Item
 			if err := json.Unmarshal(e.Value(), &it); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", e.Key(), err)
+			}
+			it, err := s.resolve(ctx, it)
+			if err != nil {
+				return nil, err
 			}
 			out = append(out, it)
 		}
@@ -132,11 +180,14 @@ func (s *Store) CreateItem(ctx context.Context, it stock.Item) (uint64, error) {
 // UpdateItem replaces an item read at revision rev; it fails with
 // stock.ErrConflict if the item changed since.
 //
-// The write also drops the item's marks that this process knows are
-// decided (MarkDone).
+// The write also resolves the marks of the orders this process knows final
+// (Settled): a committed order's reserved units become sold with the next
+// write of the item, whoever makes it.
 func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint64, error) {
-	done := s.done.of(it.SKU)
-	it, _ = it.Sweep(done)
+	it, _, err := it.Resolve(s.settled.of(it))
+	if err != nil {
+		return 0, fmt.Errorf("update sku %s: %w", it.SKU, err)
+	}
 	raw, err := json.Marshal(it)
 	if err != nil {
 		return 0, fmt.Errorf("encode sku %s: %w", it.SKU, err)
@@ -147,10 +198,6 @@ func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint
 		return 0, fmt.Errorf("update sku %s at revision %d: %w", it.SKU, rev, conflict(err))
 	}
 	s.cache.put(it, n)
-	// Whatever this write dropped, no mark of done is left on the item:
-	// either it went now or it was gone (swept by another process, or
-	// replaced by the order's next change, which is marked done anew).
-	s.done.drop(it.SKU, done)
 	return n, nil
 }
 
@@ -204,10 +251,17 @@ func (s *Store) UpdateReservation(ctx context.Context, r stock.Reservation, rev 
 	return n, nil
 }
 
-// MarkDone tells the store that op of orderID is decided on each of skus:
-// its marks may go with the next write of those items.
-func (s *Store) MarkDone(orderID string, op stock.Op, skus ...string) {
-	s.done.add(orderID, op, skus)
+// Settled tells the store that orderID's record is final with status st:
+// the next write of an item holding its marks resolves them.
+func (s *Store) Settled(orderID string, st stock.Status) {
+	if st.Final() {
+		s.settled.add(orderID, st)
+	}
+}
+
+// Known returns the final status of orderID if this process knows it.
+func (s *Store) Known(orderID string) (stock.Status, bool) {
+	return s.settled.get(orderID)
 }
 
 func (s *Store) get(ctx context.Context, key string, v any) (uint64, error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/inventory-service/internal/store"
+	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
@@ -97,40 +98,139 @@ func TestReservationCompareAndSet(t *testing.T) {
 	}
 }
 
-// TestUpdateItemDropsDecidedMarks: the marks of changes this process saw
-// decided go with its next write of the item, and only those.
-func TestUpdateItemDropsDecidedMarks(t *testing.T) {
+// reserve writes orderID's reservation of q units of sku through s (the
+// item with its reserve mark, then the record), as the consumer does.
+func reserve(t *testing.T, s *store.Store, orderID, sku string, q int64) stock.Reservation {
+	t.Helper()
+	ctx := context.Background()
+	it, rev, err := s.CachedItem(ctx, sku)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := it.Apply(orderID, stock.OpReserve, q, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateItem(ctx, next, rev); err != nil {
+		t.Fatal(err)
+	}
+	r := stock.Reservation{OrderID: orderID, Status: stock.StatusReserved, KeepsMarks: true,
+		Lines: []events.PricedLine{{SKU: sku, Quantity: q, UnitPriceCents: 100, LineTotalCents: q * 100}}}
+	if err := s.CreateReservation(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// settle moves orderID's record to st through s, as the consumer does.
+func settle(t *testing.T, s *store.Store, orderID string, st stock.Status) {
+	t.Helper()
+	ctx := context.Background()
+	r, rev, err := s.Reservation(ctx, orderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := r.Settle(st, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateReservation(ctx, done, rev); err != nil {
+		t.Fatal(err)
+	}
+	s.Settled(orderID, st)
+}
+
+func counts(it stock.Item) [3]int64 { return [3]int64{it.Available, it.Reserved, it.Sold} }
+
+// TestUpdateItemResolvesSettledOrders: the next write of an item resolves
+// the marks of the orders this process knows final, and only those.
+func TestUpdateItemResolvesSettledOrders(t *testing.T) {
 	t.Parallel()
 	s, _ := open(t)
 	ctx := context.Background()
 	seed(t, s, "A", 10)
-	now := time.Now()
-	write := func(orderID string, op stock.Op) {
-		t.Helper()
-		it, rev, err := s.CachedItem(ctx, "A")
-		if err != nil {
-			t.Fatal(err)
-		}
-		next, err := it.Apply(orderID, op, 1, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.UpdateItem(ctx, next, rev); err != nil {
-			t.Fatal(err)
-		}
+	reserve(t, s, "o-1", "A", 2)
+	reserve(t, s, "o-2", "A", 1)
+	reserve(t, s, "o-3", "A", 3)
+	settle(t, s, "o-1", stock.StatusCommitted)
+	settle(t, s, "o-2", stock.StatusReleased)
+	s.Settled("o-3", stock.StatusReserved) // not final: ignored
+	if _, ok := s.Known("o-3"); ok {
+		t.Fatal("a reserved order is known final")
 	}
-	write("o-1", stock.OpReserve)
-	write("o-2", stock.OpReserve)
-	s.MarkDone("o-1", stock.OpReserve, "A")
-	s.MarkDone("o-2", stock.OpCommit, "A") // not the change marked on A: stays
-	write("o-3", stock.OpReserve)
+	if st, ok := s.Known("o-1"); !ok || st != stock.StatusCommitted {
+		t.Fatalf("Known(o-1) = %s, %v", st, ok)
+	}
 	it, _, err := s.Item(ctx, "A")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if it.Marked("o-1", stock.OpReserve) || !it.Marked("o-2", stock.OpReserve) || !it.Marked("o-3", stock.OpReserve) ||
-		it.Reserved != 3 || it.Available != 7 {
-		t.Fatalf("A = %+v, want o-1's mark dropped, o-2's and o-3's kept, 3 reserved", it)
+	if counts(it) != [3]int64{4, 6, 0} || len(it.Marks) != 3 {
+		t.Fatalf("stored A before any write = %+v; settling writes no item", it)
+	}
+	reserve(t, s, "o-4", "A", 1)
+	it, _, err = s.Item(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts(it) != [3]int64{4, 4, 2} || len(it.Marks) != 2 || !it.Marked("o-3", stock.OpReserve) || !it.Marked("o-4", stock.OpReserve) {
+		t.Fatalf("stored A = %+v; want o-1's 2 sold, o-2's 1 back, o-3's 3 and o-4's 1 reserved", it)
+	}
+}
+
+// TestViewResolvesOrdersSettledByAnotherInstance: one instance reserves,
+// another settles; the first knows nothing of it, yet its view shows the
+// units where they belong (it looks the records up), and its next write
+// stores them so.
+func TestViewResolvesOrdersSettledByAnotherInstance(t *testing.T) {
+	t.Parallel()
+	s1, js := open(t)
+	ctx := context.Background()
+	s2, err := store.Open(ctx, js, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed(t, s1, "A", 10)
+	seed(t, s1, "B", 5)
+	reserve(t, s1, "o-1", "A", 2)
+	reserve(t, s1, "o-2", "A", 1)
+	reserve(t, s1, "o-3", "A", 3)
+	reserve(t, s1, "o-4", "B", 5)
+	settle(t, s2, "o-1", stock.StatusCommitted)
+	settle(t, s2, "o-2", stock.StatusReleased)
+	settle(t, s2, "o-4", stock.StatusCommitted)
+
+	// s1's writes resolve only what it knows: nothing yet.
+	reserve(t, s1, "o-5", "A", 1)
+	raw, _, err := s1.Item(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts(raw) != [3]int64{3, 7, 0} || len(raw.Marks) != 4 {
+		t.Fatalf("stored A = %+v; want every mark still there", raw)
+	}
+	view, rev, err := s1.View(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts(view) != [3]int64{4, 4, 2} || len(view.Marks) != 2 || view.Total() != 10 {
+		t.Fatalf("View(A) = %+v; want o-1's 2 sold, o-2's 1 available, o-3 and o-5 reserved", view)
+	}
+	if _, cur, _ := s1.Item(ctx, "A"); cur != rev {
+		t.Fatalf("View wrote the item: revision %d -> %d", rev, cur)
+	}
+	items, err := s1.Items(ctx)
+	if err != nil || len(items) != 2 || counts(items[0]) != counts(view) || counts(items[1]) != [3]int64{0, 0, 5} {
+		t.Fatalf("Items = %+v, %v; want A as viewed and B's 5 sold", items, err)
+	}
+	// What the view looked up, s1's next write stores.
+	reserve(t, s1, "o-6", "A", 1)
+	raw, _, err = s1.Item(ctx, "A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts(raw) != [3]int64{3, 5, 2} || len(raw.Marks) != 3 || raw.Marked("o-1", stock.OpReserve) || raw.Marked("o-2", stock.OpReserve) {
+		t.Fatalf("stored A = %+v; want o-1 and o-2 resolved, o-3, o-5, o-6 reserved", raw)
 	}
 }
 
