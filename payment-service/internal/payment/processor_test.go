@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -460,5 +461,53 @@ func TestForeignOutcomeIsAConflict(t *testing.T) {
 	}
 	if _, err := p.Get(ctx, orderID); !errors.Is(err, events.ErrConflictingDuplicate) {
 		t.Fatalf("Get err = %v, want ErrConflictingDuplicate", err)
+	}
+}
+
+// TestACopyOfTheChargeAfterItsRefund: a copy of the succeeded event stored
+// after the refund (a replayed dead letter, republished under another
+// message id) does not make the payment charged again: it reads as
+// refunded, and a redelivered cancellation refunds nothing more.
+func TestACopyOfTheChargeAfterItsRefund(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	orderID := "o-copied-charge"
+	r.created(orderID, gatewaysim.TokenVisa)
+	p := r.processor(r.gw)
+	if rec, err := p.Process(ctx, request(orderID, amount)); err != nil || rec.Status != payment.StatusSucceeded {
+		t.Fatalf("Process = %+v, %v; want succeeded", rec, err)
+	}
+	if rec, err := p.Cancel(ctx, cancellation(orderID)); err != nil || rec.Status != payment.StatusRefunded {
+		t.Fatalf("Cancel = %+v, %v; want refunded", rec, err)
+	}
+	s, err := r.js.Stream(ctx, events.StreamPayments)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := s.GetLastMsgForSubject(ctx, "payments."+orderID+".succeeded")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := nats.NewMsg(orig.Subject)
+	cp.Data = orig.Data
+	if _, err := r.js.PublishMsg(ctx, cp, jetstream.WithMsgID("replayed-copy-1")); err != nil {
+		t.Fatal(err)
+	}
+
+	if rec, err := p.Get(ctx, orderID); err != nil || rec.Status != payment.StatusRefunded {
+		t.Fatalf("Get after the copy = %+v, %v; want refunded", rec, err)
+	}
+	if rec, err := p.Cancel(ctx, cancellation(orderID)); err != nil || rec.Status != payment.StatusRefunded {
+		t.Fatalf("redelivered Cancel = %+v, %v; want refunded", rec, err)
+	}
+	if rec, err := p.Process(ctx, request(orderID, amount)); err != nil || rec.Status != payment.StatusRefunded {
+		t.Fatalf("redelivered Process = %+v, %v; want refunded", rec, err)
+	}
+	got := r.paid(orderID)
+	if got.events["refunded"] != 1 || got.events["succeeded"] != 2 {
+		t.Fatalf("payment events = %v, want the succeeded event and its copy, one refund", got.events)
+	}
+	if got.gw.Succeeded != 1 || got.gw.Refunded != 1 {
+		t.Fatalf("gateway = %+v, want one charge refunded once", got.gw)
 	}
 }
