@@ -13,6 +13,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
@@ -35,9 +36,12 @@ type deciders struct {
 	ord, inv  *events.Publisher
 	pay       *events.Publisher
 	api       http.Handler
+	metrics   *prometheus.Registry
 }
 
-func newDeciders(t *testing.T) *deciders {
+// newDeciders wires the handlers; opts are the handler's options (its
+// metrics are always on, registered with d.metrics).
+func newDeciders(t *testing.T, opts ...ordconsumer.Option) *deciders {
 	t.Helper()
 	_, js := natstest.Connect(t, natstest.Start(t))
 	ctx := context.Background()
@@ -60,7 +64,12 @@ func newDeciders(t *testing.T) *deciders {
 		}
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
-	if d.handler, err = ordconsumer.NewHandler(d.orders, d.ord, log); err != nil {
+	d.metrics = prometheus.NewRegistry()
+	m, err := ordconsumer.NewMetrics(d.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.handler, err = ordconsumer.NewHandler(d.orders, d.ord, log, append(opts, ordconsumer.WithMetrics(m))...); err != nil {
 		t.Fatal(err)
 	}
 	// Every order here is past its deadline.
@@ -226,6 +235,14 @@ func TestRacingDecidersLeaveOneDecision(t *testing.T) {
 		won[v.Status]++
 	}
 	t.Logf("decisions: %v", won)
+	// Each decision observed once, by the decider that stored it: not by
+	// the one it overtook.
+	if n, _ := d.final(ordconsumer.OutcomeConfirmed, ""); n != uint64(won["CONFIRMED"]) {
+		t.Errorf("eventshop_order_final_seconds{confirmed} counts %d, want the %d confirmations stored", n, won["CONFIRMED"])
+	}
+	if n, _ := d.final(ordconsumer.OutcomeCancelled, "timeout"); n != uint64(won["CANCELLED"]) {
+		t.Errorf("eventshop_order_final_seconds{cancelled,timeout} counts %d, want the %d cancellations stored", n, won["CANCELLED"])
+	}
 }
 
 // TestCrashAfterDecisionIsRecoveredByRedelivery: the decision is the only
@@ -257,5 +274,150 @@ func TestCrashAfterDecisionIsRecoveredByRedelivery(t *testing.T) {
 	}
 	if code, v := d.get(id); code != http.StatusOK || v.Status != "CONFIRMED" || *v.TotalCents != 2598 {
 		t.Fatalf("GET = %d %+v", code, v)
+	}
+	// The decision was stored before these handlers ran: none of them
+	// decided it.
+	if n, _ := d.final(ordconsumer.OutcomeConfirmed, ""); n != 0 {
+		t.Fatalf("eventshop_order_final_seconds counts %d, want 0: no handler here stored the decision", n)
+	}
+}
+
+// final returns the count and sum of eventshop_order_final_seconds with
+// the labels outcome and reason.
+func (d *deciders) final(outcome, reason string) (uint64, float64) {
+	d.t.Helper()
+	mfs, err := d.metrics.Gather()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "eventshop_order_final_seconds" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["outcome"] == outcome && labels["reason"] == reason {
+				return m.GetHistogram().GetSampleCount(), m.GetHistogram().GetSampleSum()
+			}
+		}
+	}
+	return 0, 0
+}
+
+// staleHeads is the order store as a decider sees it that read the
+// order's last event before another decider published after it: its next
+// Head of an order is the one given.
+type staleHeads struct {
+	*store.Orders
+	mu    sync.Mutex
+	heads map[string]store.Head
+}
+
+func (s *staleHeads) Head(ctx context.Context, orderID string) (store.Head, error) {
+	s.mu.Lock()
+	h, ok := s.heads[orderID]
+	delete(s.heads, orderID)
+	s.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	return s.Orders.Head(ctx, orderID)
+}
+
+// TestDecisionObservedOnceByWhoStoredIt: the time from created_at to the
+// decision is observed by the decider whose final event was stored, with
+// the decision's outcome and reason, and by nobody else: not by a
+// redelivery of the same payment, not by a decider that read the order
+// before the decision and publishes the same decision (a duplicate) or
+// another one (overtaken).
+func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
+	var now time.Time
+	clock := func() time.Time { return now }
+	d := newDeciders(t, ordconsumer.WithClock(clock))
+	ctx := context.Background()
+
+	// late is a second decider, whose store gives it the order's last
+	// event as read before the first decider decided it.
+	stale := &staleHeads{Orders: d.orders, heads: map[string]store.Head{}}
+	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
+	reg := prometheus.NewRegistry()
+	lateMetrics, err := ordconsumer.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := ordconsumer.NewHandler(stale, d.ord, log, ordconsumer.WithClock(clock), ordconsumer.WithMetrics(lateMetrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateDeadlines, err := ordconsumer.NewDeadlines(late, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	id := "observed-1"
+	now = time.Now().UTC()
+	d.reserved(id) // placed a second before now
+	d.paid(id)
+	head, err := d.orders.Head(ctx, id)
+	if err != nil || head.Final != nil {
+		t.Fatalf("head %+v, %v: want the created event", head, err)
+	}
+	now = now.Add(1500 * time.Millisecond) // decided 2.5 s after it was placed
+	paid := d.msg(events.StreamPayments, "payments."+id+".succeeded")
+	if err := d.handler.Handle(ctx, paid); err != nil {
+		t.Fatal(err)
+	}
+	n, sum := d.final(ordconsumer.OutcomeConfirmed, "")
+	if n != 1 || sum < 2.4 || sum > 2.6 {
+		t.Fatalf("after the confirmation: %d observations summing %.3f s, want 1 of 2.5 s", n, sum)
+	}
+	// The same payment again (a redelivery), to the same decider.
+	if err := d.handler.Handle(ctx, paid); err != nil {
+		t.Fatal(err)
+	}
+	// The same payment to a decider that read the order before the
+	// confirmation: its publish finds the same decision (a duplicate).
+	stale.heads[id] = head
+	if err := late.Handle(ctx, paid); err != nil {
+		t.Fatal(err)
+	}
+	// The deadline of a decider that read the order before: its
+	// cancellation is overtaken by the confirmation.
+	stale.heads[id] = head
+	if err := lateDeadlines.Handle(ctx, d.msg(events.StreamOrders, "orders."+id+".created")); err != nil {
+		t.Fatal(err)
+	}
+	if confirmed, cancelled := d.finals(id); confirmed != 1 || cancelled != 0 {
+		t.Fatalf("%d confirmed and %d cancelled events, want the one confirmation", confirmed, cancelled)
+	}
+	if n, _ := d.final(ordconsumer.OutcomeConfirmed, ""); n != 1 {
+		t.Errorf("the decider that stored the confirmation observed it %d times, want once", n)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if c := m.GetHistogram().GetSampleCount(); c != 0 {
+				t.Errorf("the late deciders observed %d decisions (%v), want none: they stored none", c, m.GetLabel())
+			}
+		}
+	}
+
+	// A cancellation is observed with its reason.
+	declined := "observed-2"
+	d.reserved(declined)
+	d.publish(d.pay, events.PaymentFailed, declined, events.PaymentFailedData{
+		OrderID: declined, Reason: "card_declined", DeclineCode: "card_declined", AmountCents: 2598, Currency: "USD",
+	})
+	if err := d.handler.Handle(ctx, d.msg(events.StreamPayments, "payments."+declined+".failed")); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := d.final(ordconsumer.OutcomeCancelled, "payment_declined"); n != 1 {
+		t.Fatalf("a declined order: %d observations with reason payment_declined, want 1", n)
 	}
 }

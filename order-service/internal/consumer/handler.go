@@ -53,10 +53,11 @@ type Publisher interface {
 
 // Handler applies upstream events to orders.
 type Handler struct {
-	orders Orders
-	pub    Publisher
-	log    *zap.Logger
-	now    func() time.Time
+	orders  Orders
+	pub     Publisher
+	log     *zap.Logger
+	now     func() time.Time
+	metrics *Metrics
 }
 
 // Option configures a Handler.
@@ -72,6 +73,17 @@ func WithClock(now func() time.Time) Option {
 			return fmt.Errorf("clock: %w", ErrInvalidOption)
 		}
 		h.now = now
+		return nil
+	}
+}
+
+// WithMetrics observes every decision the handler stores in m.
+func WithMetrics(m *Metrics) Option {
+	return func(h *Handler) error {
+		if m == nil {
+			return fmt.Errorf("metrics: %w", ErrInvalidOption)
+		}
+		h.metrics = m
 		return nil
 	}
 }
@@ -235,6 +247,10 @@ func (h *Handler) decide(ctx context.Context, orderID string, apply transition, 
 				return err
 			}
 			if !res.Duplicate {
+				// Stored by this decider: observed here and nowhere else.
+				// One overtaken applies the stored decision, a duplicate
+				// is a decision another stored; neither gets here.
+				h.metrics.decided(next)
 				log.Info("order decided", zap.String("from", string(st.Order.Status)), zap.String("to", string(next.Status)), zap.Uint64("stream_seq", res.Sequence))
 			}
 			return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/eventshop/order-service/internal/config"
 	ordconsumer "github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/httpapi"
+	"github.com/eventshop/order-service/internal/openorders"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
@@ -71,6 +72,7 @@ type Service struct {
 	consumers []*consumer.Runner
 	dlq       *deadletter.Kit
 	broker    *natsmetrics.Collector // lag of its durables, size of ORDERS
+	open      *openorders.Watch      // age of the oldest order not final
 }
 
 // New connects to NATS, makes sure the ORDERS stream and the KV buckets
@@ -122,7 +124,11 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
-	handler, err := ordconsumer.NewHandler(orders, pub, log, ordconsumer.WithClock(o.now))
+	om, err := ordconsumer.NewMetrics(metrics.Registerer(reg, Name))
+	if err != nil {
+		return nil, err
+	}
+	handler, err := ordconsumer.NewHandler(orders, pub, log, ordconsumer.WithClock(o.now), ordconsumer.WithMetrics(om))
 	if err != nil {
 		return nil, err
 	}
@@ -161,6 +167,13 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, err
 	}
+	// The oldest order not final against ORDER_DEADLINE (the alert
+	// OrderPastDeadline), read from the deadline consumer like its lag.
+	open, err := openorders.New(js, ordconsumer.DeadlinesDurable, cfg.OrderDeadline, log, metrics.Registerer(reg, Name),
+		openorders.WithInterval(cfg.BrokerMetricsInterval), openorders.WithClock(o.now))
+	if err != nil {
+		return nil, err
+	}
 
 	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
 	if err != nil {
@@ -189,7 +202,7 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err := srv.Listen(); err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumers: runners, dlq: dlq, broker: broker}, nil
+	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumers: runners, dlq: dlq, broker: broker, open: open}, nil
 }
 
 // Addr returns the address the HTTP server is bound to.
@@ -204,7 +217,7 @@ func (s *Service) Run(ctx context.Context) error {
 	for _, r := range s.consumers {
 		consumers = append(consumers, r)
 	}
-	consumers = append(consumers, s.broker)
+	consumers = append(consumers, s.broker, s.open)
 	return lifecycle.Run(ctx, s.log, lifecycle.Parts{
 		HTTP:            s.http,
 		Consumers:       consumers,
