@@ -4,7 +4,10 @@ import (
 	"context"
 	"sync"
 
+	oteltrace "go.opentelemetry.io/otel/trace"
+
 	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // itemCache remembers the last version of each item this process read or
@@ -57,6 +60,12 @@ func (c *itemCache) forget(skus ...string) {
 // when it is not cached. Use it only to build compare-and-set writes.
 func (s *Store) CachedItem(ctx context.Context, sku string) (stock.Item, uint64, error) {
 	if e, ok := s.cache.get(sku); ok {
+		// No read: say so on the caller's span, whose next write is
+		// built on this guess.
+		if span := oteltrace.SpanFromContext(ctx); span.IsRecording() {
+			span.AddEvent("item cache hit", oteltrace.WithAttributes(tracing.AttrKVKey.String(itemPrefix+sku),
+				tracing.AttrKVRevision.Int64(int64(e.rev))))
+		}
 		return e.item, e.rev, nil
 	}
 	it, rev, err := s.Item(ctx, sku)

@@ -18,9 +18,11 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // Bucket is the KV bucket holding the inventory's state.
@@ -134,13 +136,21 @@ func (s *Store) resolve(ctx context.Context, it stock.Item) (stock.Item, error) 
 }
 
 // Items returns every catalogue item as View shows it, sorted by SKU.
-func (s *Store) Items(ctx context.Context) ([]stock.Item, error) {
-	w, err := s.kv.WatchFiltered(ctx, []string{itemPrefix + ">"}, jetstream.IgnoreDeletes())
+func (s *Store) Items(ctx context.Context) (out []stock.Item, err error) {
+	// The span is the watch, from its start to its last item; the reads
+	// of reservations that resolve the items' marks are beside it.
+	wctx, span := startKV(ctx, "watch", itemPrefix+">")
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrKVEntries.Int(len(out)))
+		}
+		endKV(span, 0, err)
+	}()
+	w, err := s.kv.WatchFiltered(wctx, []string{itemPrefix + ">"}, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("list items: %w", err)
 	}
 	defer func() { _ = w.Stop() }() // stopping a finished watcher has nothing to report
-	var out []stock.Item
 	for {
 		select {
 		case <-ctx.Done():
@@ -170,11 +180,13 @@ func (s *Store) CreateItem(ctx context.Context, it stock.Item) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("encode sku %s: %w", it.SKU, err)
 	}
+	ctx, span := startKV(ctx, "create", itemPrefix+it.SKU)
 	rev, err := s.kv.Create(ctx, itemPrefix+it.SKU, raw)
 	if err != nil {
-		return 0, fmt.Errorf("create sku %s: %w", it.SKU, conflict(err))
+		err = fmt.Errorf("create sku %s: %w", it.SKU, conflict(err))
 	}
-	return rev, nil
+	endKV(span, rev, err)
+	return rev, err
 }
 
 // UpdateItem replaces an item read at revision rev; it fails with
@@ -192,11 +204,15 @@ func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint
 	if err != nil {
 		return 0, fmt.Errorf("encode sku %s: %w", it.SKU, err)
 	}
+	ctx, span := startKV(ctx, "update", itemPrefix+it.SKU)
 	n, err := s.kv.Update(ctx, itemPrefix+it.SKU, raw, rev)
 	if err != nil {
+		err = fmt.Errorf("update sku %s at revision %d: %w", it.SKU, rev, conflict(err))
+		endKV(span, 0, err)
 		s.cache.forget(it.SKU)
-		return 0, fmt.Errorf("update sku %s at revision %d: %w", it.SKU, rev, conflict(err))
+		return 0, err
 	}
+	endKV(span, n, nil)
 	s.cache.put(it, n)
 	return n, nil
 }
@@ -210,7 +226,9 @@ func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint
 // consumer.Orders).
 func (s *Store) Reservation(ctx context.Context, orderID string) (stock.Reservation, uint64, error) {
 	var r stock.Reservation
-	raw, rev, err := s.leaderGet(ctx, reservationPrefix+orderID)
+	sctx, span := startKV(ctx, "leader_get", reservationPrefix+orderID)
+	raw, rev, err := s.leaderGet(sctx, reservationPrefix+orderID)
+	endKV(span, rev, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return r, 0, fmt.Errorf("order %s: %w", orderID, stock.ErrNoReservation)
 	}
@@ -230,10 +248,13 @@ func (s *Store) CreateReservation(ctx context.Context, r stock.Reservation) erro
 	if err != nil {
 		return fmt.Errorf("encode reservation %s: %w", r.OrderID, err)
 	}
-	if _, err := s.kv.Create(ctx, reservationPrefix+r.OrderID, raw); err != nil {
-		return fmt.Errorf("create reservation %s: %w", r.OrderID, conflict(err))
+	ctx, span := startKV(ctx, "create", reservationPrefix+r.OrderID)
+	rev, err := s.kv.Create(ctx, reservationPrefix+r.OrderID, raw)
+	if err != nil {
+		err = fmt.Errorf("create reservation %s: %w", r.OrderID, conflict(err))
 	}
-	return nil
+	endKV(span, rev, err)
+	return err
 }
 
 // UpdateReservation replaces a reservation read at revision rev and returns
@@ -244,11 +265,13 @@ func (s *Store) UpdateReservation(ctx context.Context, r stock.Reservation, rev 
 	if err != nil {
 		return 0, fmt.Errorf("encode reservation %s: %w", r.OrderID, err)
 	}
+	ctx, span := startKV(ctx, "update", reservationPrefix+r.OrderID)
 	n, err := s.kv.Update(ctx, reservationPrefix+r.OrderID, raw, rev)
 	if err != nil {
-		return 0, fmt.Errorf("update reservation %s at revision %d: %w", r.OrderID, rev, conflict(err))
+		err = fmt.Errorf("update reservation %s at revision %d: %w", r.OrderID, rev, conflict(err))
 	}
-	return n, nil
+	endKV(span, n, err)
+	return n, err
 }
 
 // Settled tells the store that orderID's record is final with status st:
@@ -264,7 +287,9 @@ func (s *Store) Known(orderID string) (stock.Status, bool) {
 	return s.settled.get(orderID)
 }
 
-func (s *Store) get(ctx context.Context, key string, v any) (uint64, error) {
+func (s *Store) get(ctx context.Context, key string, v any) (rev uint64, err error) {
+	ctx, span := startKV(ctx, "get", key)
+	defer func() { endKV(span, rev, err) }()
 	e, err := s.kv.Get(ctx, key)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -286,4 +311,38 @@ func conflict(err error) error {
 		return fmt.Errorf("%w: %w", stock.ErrConflict, err)
 	}
 	return err
+}
+
+// tracerName is the instrumentation scope of the store's spans: one per
+// KV operation, a child of the handler's or request's span, started only
+// when that span is recorded (tracing.StartChild), so they cost nothing
+// with tracing off.
+const tracerName = "github.com/eventshop/inventory-service/internal/store"
+
+// startKV starts the span of one operation on key of the bucket:
+// "kv get inventory", "kv update inventory", ... ("leader_get" reads
+// through the stream's leader).
+func startKV(ctx context.Context, op, key string) (context.Context, oteltrace.Span) {
+	return tracing.StartKV(ctx, tracerName, Bucket, op, key)
+}
+
+// endKV ends span with the revision read or written, or why there was
+// none: a lost compare-and-set (nats.kv.conflict) or nothing stored
+// (nats.kv.not_found) are answers, anything else is a failure.
+func endKV(span oteltrace.Span, rev uint64, err error) {
+	if span.IsRecording() {
+		switch {
+		case err == nil:
+			if rev != 0 {
+				span.SetAttributes(tracing.AttrKVRevision.Int64(int64(rev)))
+			}
+		case errors.Is(err, stock.ErrConflict):
+			span.SetAttributes(tracing.AttrKVConflict.Bool(true))
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			span.SetAttributes(tracing.AttrKVNotFound.Bool(true))
+		default:
+			tracing.Fail(span, err)
+		}
+	}
+	span.End()
 }

@@ -14,10 +14,13 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // Webhook headers. The receiver verifies the signature over the exact body
@@ -46,6 +49,7 @@ type Webhook struct {
 	url        string
 	secret     []byte
 	client     *http.Client
+	traced     *http.Client // client, with a CLIENT span per request (otelhttp)
 	initial    time.Duration
 	maxElapsed time.Duration
 	log        *zap.Logger
@@ -102,6 +106,12 @@ func NewWebhook(url, secret string, log *zap.Logger, opts ...WebhookOption) (*We
 	c := *w.client
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	w.client = &c
+	// For the requests of a recorded trace: a CLIENT span each, child of
+	// the consumer's span (otelhttp uses its provider), whose context the
+	// request carries as traceparent.
+	traced := c
+	traced.Transport = otelhttp.NewTransport(c.Transport, otelhttp.WithPropagators(tracing.Propagator))
+	w.traced = &traced
 	return w, nil
 }
 
@@ -159,10 +169,18 @@ func (w *Webhook) post(ctx context.Context, n notification.Notification, body []
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderSignature, signature)
 	req.Header.Set(HeaderNotificationID, n.ID)
-	if n.TraceID != "" {
+	client := w.client
+	switch {
+	case oteltrace.SpanFromContext(ctx).IsRecording():
+		// Spans are recorded for this order: each attempt is a CLIENT
+		// span, and the receiver's span is its child.
+		client = w.traced
+	case n.TraceID != "":
+		// Tracing off (or this order not sampled): no span, only the
+		// order's trace id, under one span id for every attempt.
 		req.Header.Set(HeaderTraceparent, "00-"+n.TraceID+"-"+spanID(n.ID)+"-01")
 	}
-	resp, err := w.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("post: %w", err)
 	}

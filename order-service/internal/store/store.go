@@ -18,10 +18,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // OrdersBucket is the KV bucket of orders.
@@ -129,7 +131,11 @@ func (s *Orders) Index(ctx context.Context, o order.Order) error {
 	if err != nil {
 		return fmt.Errorf("encode index of %s: %w", o.ID, err)
 	}
-	if _, err := s.kv.Create(ctx, CustomerPrefix(o.CustomerID)+"."+o.ID, idx); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	key := CustomerPrefix(o.CustomerID) + "." + o.ID
+	kctx, span := tracing.StartKV(ctx, tracerName, OrdersBucket, "create", key)
+	rev, err := s.kv.Create(kctx, key, idx)
+	endWrite(span, rev, err)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return fmt.Errorf("%w: index order %s: %w", ErrUnavailable, o.ID, err)
 	}
 	return nil
@@ -170,7 +176,7 @@ func (s *Orders) Head(ctx context.Context, orderID string) (Head, error) {
 		return Head{}, fmt.Errorf("%w: %w", order.ErrNotFound, events.ErrInvalidID)
 	}
 	filter := events.OrderSubjects(events.OrderCreated, orderID)
-	msg, err := s.streams.Last(ctx, events.StreamOrders, filter)
+	msg, err := s.last(ctx, events.StreamOrders, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return Head{}, fmt.Errorf("%w: %s has no events", order.ErrNotFound, orderID)
 	}
@@ -213,7 +219,7 @@ func (s *Orders) finalEvent(ctx context.Context, orderID string) (*events.Envelo
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", order.ErrNotFound, err)
 		}
-		msg, err := s.streams.Last(ctx, events.StreamOrders, subject)
+		msg, err := s.last(ctx, events.StreamOrders, subject)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			continue
 		}
@@ -305,7 +311,9 @@ func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) 
 // record reads the order.<id> record an earlier version decided the order
 // with, if there is one.
 func (s *Orders) record(ctx context.Context, orderID string) (order.Order, bool, error) {
-	e, err := s.kv.Get(ctx, OrderKey(orderID))
+	kctx, span := tracing.StartKV(ctx, tracerName, OrdersBucket, "get", OrderKey(orderID))
+	e, err := s.kv.Get(kctx, OrderKey(orderID))
+	endKV(span, e, err)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return order.Order{}, false, nil
 	}
@@ -329,7 +337,7 @@ func (s *Orders) createdEvent(ctx context.Context, orderID string) (events.Envel
 	if err != nil {
 		return events.Envelope{}, fmt.Errorf("%w: %w", order.ErrNotFound, err)
 	}
-	msg, err := s.streams.Last(ctx, events.StreamOrders, subject)
+	msg, err := s.last(ctx, events.StreamOrders, subject)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return events.Envelope{}, fmt.Errorf("%w: %s has no created event", order.ErrNotFound, orderID)
@@ -394,7 +402,7 @@ func (s *Orders) reservation(ctx context.Context, orderID string) (order.Reserva
 	if err != nil {
 		return order.Reservation{}, false, fmt.Errorf("%w: %w", order.ErrNotFound, err)
 	}
-	msg, err := s.streams.Last(ctx, events.StreamInventory, subject)
+	msg, err := s.last(ctx, events.StreamInventory, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return order.Reservation{}, false, nil
 	}
@@ -492,15 +500,22 @@ func (s *Orders) ListByCustomer(ctx context.Context, customerID string, after *C
 }
 
 // index reads the customer's index entries.
-func (s *Orders) index(ctx context.Context, customerID string) ([]indexed, error) {
+func (s *Orders) index(ctx context.Context, customerID string) (out []indexed, err error) {
 	prefix := CustomerPrefix(customerID)
+	ctx, span := tracing.StartKV(ctx, tracerName, OrdersBucket, "watch", prefix+".*")
+	defer func() {
+		if span.IsRecording() {
+			span.SetAttributes(tracing.AttrKVEntries.Int(len(out)))
+		}
+		tracing.Fail(span, err)
+		span.End()
+	}()
 	w, err := s.kv.Watch(ctx, prefix+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("%w: list %s: %w", ErrUnavailable, prefix, err)
 	}
 	defer func() { _ = w.Stop() }() // a watch that failed to stop is dropped with its subscription
 	seen := map[string]bool{}
-	var out []indexed
 	for {
 		select {
 		case <-ctx.Done():
@@ -533,4 +548,60 @@ func Items(in []events.Item) []order.Item {
 		out[i] = order.Item{SKU: it.SKU, Quantity: it.Quantity}
 	}
 	return out
+}
+
+// tracerName is the instrumentation scope of the store's spans: one per
+// stream read and KV operation, children of the handler's or request's
+// span, started only when that span is recorded (tracing.StartChild).
+const tracerName = "github.com/eventshop/order-service/internal/store"
+
+// last reads the last message on subject (a subject filter: the last of
+// all it matches) in stream, inside a span.
+func (s *Orders) last(ctx context.Context, stream, subject string) (*jetstream.RawStreamMsg, error) {
+	sctx, span := tracing.StartStream(ctx, tracerName, stream, "get_last", subject)
+	msg, err := s.streams.Last(sctx, stream, subject)
+	if span.IsRecording() {
+		switch {
+		case err == nil:
+			span.SetAttributes(tracing.AttrStreamSeq.Int64(int64(msg.Sequence)))
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			span.SetAttributes(tracing.AttrStreamNotFound.Bool(true))
+		default:
+			tracing.Fail(span, err)
+		}
+	}
+	span.End()
+	return msg, err
+}
+
+// endKV ends the span of a KV read with the revision read, or what was
+// not there, or the failure.
+func endKV(span oteltrace.Span, e jetstream.KeyValueEntry, err error) {
+	if span.IsRecording() {
+		switch {
+		case err == nil:
+			span.SetAttributes(tracing.AttrKVRevision.Int64(int64(e.Revision())))
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			span.SetAttributes(tracing.AttrKVNotFound.Bool(true))
+		default:
+			tracing.Fail(span, err)
+		}
+	}
+	span.End()
+}
+
+// endWrite ends the span of a KV create with the revision written, or the
+// key found there already (a lost create: not a failure), or the failure.
+func endWrite(span oteltrace.Span, rev uint64, err error) {
+	if span.IsRecording() {
+		switch {
+		case err == nil:
+			span.SetAttributes(tracing.AttrKVRevision.Int64(int64(rev)))
+		case errors.Is(err, jetstream.ErrKeyExists):
+			span.SetAttributes(tracing.AttrKVConflict.Bool(true))
+		default:
+			tracing.Fail(span, err)
+		}
+	}
+	span.End()
 }

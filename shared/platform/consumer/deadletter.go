@@ -11,6 +11,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	oteltrace "go.opentelemetry.io/otel/trace"
+
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // DeadLetterStream is the default name of the stream holding poison
@@ -182,7 +186,15 @@ type Letter struct {
 // advisory, stores nothing and reports created false. A subject that
 // holds the tombstone of a resolved letter refuses it too, so a replayed
 // or discarded message is never dead-lettered again from an old report.
+//
+// Inside a recorded span (the CONSUMER span of the delivery given up on,
+// or of the advisory that reported it) the write is a PRODUCER span
+// "dead-letter <subject template>", child of it and linked to the
+// original message's producer when that is another trace's: the order's
+// trace shows where it stopped, and why.
 func WriteDeadLetter(ctx context.Context, js jetstream.JetStream, l Letter) (created bool, err error) {
+	ctx, span := startDeadLetter(ctx, l)
+	defer func() { endDeadLetter(span, created, err) }()
 	dl := nats.NewMsg(DeadLetterSubject(l.Consumer, l.Stream, l.Sequence))
 	dl.Data = l.Data
 	for k, vs := range l.Header {
@@ -215,6 +227,66 @@ func WriteDeadLetter(ctx context.Context, js jetstream.JetStream, l Letter) (cre
 		return false, fmt.Errorf("dead-letter %s: %w", l.Subject, err)
 	}
 	return true, nil
+}
+
+// Attributes of a dead-letter span, beside the messaging ones.
+const (
+	attrDLQConsumer   = attribute.Key("eventshop.dead_letter.consumer")
+	attrDLQSubject    = attribute.Key("eventshop.dead_letter.original_subject")
+	attrDLQSequence   = attribute.Key("eventshop.dead_letter.original_sequence")
+	attrDLQDeliveries = attribute.Key("eventshop.dead_letter.deliveries")
+	attrDLQReason     = attribute.Key("eventshop.dead_letter.reason")
+	attrDLQMissing    = attribute.Key("eventshop.dead_letter.original_missing")
+	attrDLQCreated    = attribute.Key("eventshop.dead_letter.created")
+)
+
+// noSpan does nothing: the span of a letter written outside a recorded
+// span.
+var noSpan = oteltrace.SpanFromContext(context.Background())
+
+// startDeadLetter starts the span of writing l, if the span in ctx is
+// recorded (tracing.StartChild): nothing otherwise.
+func startDeadLetter(ctx context.Context, l Letter) (context.Context, oteltrace.Span) {
+	if !oteltrace.SpanFromContext(ctx).IsRecording() {
+		return ctx, noSpan
+	}
+	opts := []oteltrace.SpanStartOption{oteltrace.WithSpanKind(oteltrace.SpanKindProducer)}
+	parent := oteltrace.SpanContextFromContext(ctx)
+	orig := oteltrace.SpanContextFromContext(tracing.Propagator.Extract(context.Background(), tracing.HeaderCarrier(l.Header)))
+	if orig.IsValid() && orig.TraceID() != parent.TraceID() {
+		opts = append(opts, oteltrace.WithLinks(oteltrace.Link{SpanContext: orig}))
+	}
+	tmpl := subjectTemplate(l.Subject)
+	if l.Subject == "" {
+		tmpl = l.Stream
+	}
+	ctx, span := tracing.StartChild(ctx, tracerName, "dead-letter "+tmpl, opts...)
+	span.SetAttributes(
+		tracing.AttrMessagingSystem.String(tracing.MessagingSystemNATS),
+		tracing.AttrOperationType.String(tracing.OperationSend),
+		tracing.AttrDestinationName.String(DeadLetterSubject(l.Consumer, l.Stream, l.Sequence)),
+		tracing.AttrDestinationTemplate.String("dlq."+l.Consumer+"."+l.Stream+".*"),
+		attrDLQConsumer.String(l.Consumer),
+		attrDLQSubject.String(l.Subject),
+		attrDLQSequence.Int64(int64(l.Sequence)),
+		attrDLQDeliveries.Int64(int64(l.Deliveries)),
+		attrDLQReason.String(truncate(l.Reason, maxReasonLen)),
+		attrDLQMissing.Bool(l.Missing),
+	)
+	return ctx, span
+}
+
+// endDeadLetter ends span with whether the letter was written (false: it
+// was there already), or the failure.
+func endDeadLetter(span oteltrace.Span, created bool, err error) {
+	if span.IsRecording() {
+		if err != nil {
+			tracing.Fail(span, err)
+		} else {
+			span.SetAttributes(attrDLQCreated.Bool(created))
+		}
+	}
+	span.End()
 }
 
 // IsWrongLastSequence reports a refused compare-and-set publish: the

@@ -388,11 +388,11 @@ func (r *Runner) decide(ctx context.Context, msg jetstream.Msg, meta *jetstream.
 		r.settle(msg.Ack(), msg.Subject())
 		return OutcomeAck
 	case IsPermanent(herr):
-		return r.toDeadLetter(msg, meta, herr, fields)
+		return r.toDeadLetter(ctx, msg, meta, herr, fields)
 	}
 	waiting := errors.Is(herr, ErrWait)
 	if !waiting && r.cfg.MaxDeliver > 0 && int(meta.NumDelivered) >= r.cfg.MaxDeliver {
-		return r.toDeadLetter(msg, meta, fmt.Errorf("gave up after %d deliveries: %w", meta.NumDelivered, herr), fields)
+		return r.toDeadLetter(ctx, msg, meta, fmt.Errorf("gave up after %d deliveries: %w", meta.NumDelivered, herr), fields)
 	}
 	delay := r.delay(meta.NumDelivered, herr)
 	if waiting {
@@ -405,8 +405,10 @@ func (r *Runner) decide(ctx context.Context, msg jetstream.Msg, meta *jetstream.
 	return OutcomeRetry
 }
 
-func (r *Runner) toDeadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error, fields []zap.Field) string {
-	ctx, cancel := context.WithTimeout(r.base, 10*time.Second)
+// toDeadLetter writes the letter in its own time (the handler's ran out,
+// perhaps), under the delivery's span, the one in ctx.
+func (r *Runner) toDeadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error, fields []zap.Field) string {
+	ctx, cancel := context.WithTimeout(oteltrace.ContextWithSpan(r.base, oteltrace.SpanFromContext(ctx)), 10*time.Second)
 	defer cancel()
 	created, err := r.deadLetter(ctx, msg, meta, reason)
 	if err != nil {
