@@ -10,13 +10,11 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/tracing"
 )
 
 // PaymentsBucket is the KV bucket of payment records, keyed by order id.
@@ -55,7 +53,7 @@ func (p *Payments) Get(ctx context.Context, orderID string) (payment.Record, err
 // Load returns the order's payment record and its revision, or an error
 // wrapping payment.ErrNotFound.
 func (p *Payments) Load(ctx context.Context, orderID string) (rec payment.Record, rev uint64, err error) {
-	ctx, span := startKV(ctx, "get")
+	ctx, span := startKV(ctx, "get", orderID)
 	defer func() { endKV(span, rev, err) }()
 	e, err := p.kv.Get(ctx, orderID)
 	if err != nil {
@@ -73,7 +71,7 @@ func (p *Payments) Load(ctx context.Context, orderID string) (rec payment.Record
 // Create writes rec if the order has no record yet (a compare-and-set on
 // "no revision"); if it has one, the error wraps payment.ErrConflict.
 func (p *Payments) Create(ctx context.Context, rec payment.Record) (rev uint64, err error) {
-	ctx, span := startKV(ctx, "create")
+	ctx, span := startKV(ctx, "create", rec.OrderID)
 	defer func() { endKV(span, rev, err) }()
 	raw, err := encode(rec)
 	if err != nil {
@@ -92,7 +90,7 @@ func (p *Payments) Create(ctx context.Context, rec payment.Record) (rev uint64, 
 // Update replaces the record stored at revision rev; if it changed since,
 // the error wraps payment.ErrConflict.
 func (p *Payments) Update(ctx context.Context, rec payment.Record, rev uint64) (next uint64, err error) {
-	ctx, span := startKV(ctx, "update")
+	ctx, span := startKV(ctx, "update", rec.OrderID)
 	defer func() { endKV(span, next, err) }()
 	raw, err := encode(rec)
 	if err != nil {
@@ -108,18 +106,13 @@ func (p *Payments) Update(ctx context.Context, rec payment.Record, rev uint64) (
 	return next, nil
 }
 
-// tracer names the store's spans.
-var tracer = otel.Tracer("github.com/eventshop/payment-service/internal/store")
+// scope names the store's spans.
+const scope = "github.com/eventshop/payment-service/internal/store"
 
-// startKV starts the child span of one payments-bucket operation: the
-// compare-and-set writes are where concurrent deliveries meet.
-func startKV(ctx context.Context, op string) (context.Context, oteltrace.Span) {
-	ctx, span := tracer.Start(ctx, "kv "+op+" "+PaymentsBucket, oteltrace.WithSpanKind(oteltrace.SpanKindClient))
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("db.system.name", "nats-kv"),
-			attribute.String("db.namespace", PaymentsBucket), attribute.String("db.operation.name", op))
-	}
-	return ctx, span
+// startKV starts the child span of one payments-bucket operation on key,
+// only inside a recording span (tracing.StartKV: free when tracing is off).
+func startKV(ctx context.Context, op, key string) (context.Context, oteltrace.Span) {
+	return tracing.StartKV(ctx, scope, PaymentsBucket, op, key)
 }
 
 // endKV ends span with the revision read or written, and a conflict (a
@@ -128,14 +121,13 @@ func endKV(span oteltrace.Span, rev uint64, err error) {
 	if span.IsRecording() {
 		switch {
 		case err == nil:
-			span.SetAttributes(attribute.Int64("nats.kv.revision", int64(rev)))
+			span.SetAttributes(tracing.AttrKVRevision.Int64(int64(rev)))
 		case errors.Is(err, payment.ErrConflict):
-			span.SetAttributes(attribute.Bool("nats.kv.conflict", true))
+			span.SetAttributes(tracing.AttrKVConflict.Bool(true))
 		case errors.Is(err, payment.ErrNotFound):
-			span.SetAttributes(attribute.Bool("nats.kv.not_found", true))
+			span.SetAttributes(tracing.AttrKVNotFound.Bool(true))
 		default:
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
+			tracing.Fail(span, err)
 		}
 	}
 	span.End()

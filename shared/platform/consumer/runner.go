@@ -73,7 +73,7 @@ func WithTracerProvider(tp oteltrace.TracerProvider) Option {
 		if tp == nil {
 			return fmt.Errorf("tracer provider: %w", ErrInvalidConfig)
 		}
-		r.tracer = tp.Tracer(tracerName)
+		r.tracer, r.ownTracer = tp.Tracer(tracerName), true
 		return nil
 	}
 }
@@ -91,6 +91,9 @@ type Runner struct {
 	middleware []Middleware
 	now        func() time.Time
 	tracer     oteltrace.Tracer
+	// ownTracer: WithTracerProvider gave the tracer; otherwise it is the
+	// global one, which records only once tracing.Setup exports spans.
+	ownTracer bool
 
 	mu      sync.Mutex
 	cc      jetstream.ConsumeContext
@@ -343,6 +346,13 @@ const attrOutcome = attribute.Key("eventshop.consumer.outcome")
 // another trace's, as after a replay). The span's context is the
 // handler's: its publishes are children of this span.
 func (r *Runner) startSpan(msg jetstream.Msg, meta *jetstream.MsgMetadata) (context.Context, oteltrace.Span) {
+	if !r.ownTracer && !tracing.Recording() {
+		// Tracing off: the span would be dropped, so neither parse the
+		// producer's context nor start it. The ids still travel: handlers
+		// derive their events' traceparent from the incoming one, and the
+		// log lines take the trace id from the message's header.
+		return r.base, noSpan
+	}
 	ctx := tracing.Propagator.Extract(r.base, tracing.HeaderCarrier(msg.Headers()))
 	tmpl := subjectTemplate(msg.Subject())
 	opts := []oteltrace.SpanStartOption{oteltrace.WithSpanKind(oteltrace.SpanKindConsumer)}
