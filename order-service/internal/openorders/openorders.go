@@ -25,6 +25,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/lifecycle"
 )
 
 // DefaultInterval is how often the broker is asked when no interval is set.
@@ -71,8 +72,9 @@ type Watch struct {
 
 	mu     sync.Mutex
 	stream jetstream.Stream // ORDERS, once looked up
-	cancel context.CancelFunc
-	done   chan struct{}
+
+	// Every polls at the interval from Start until Drain.
+	*lifecycle.Every
 }
 
 // New returns a watch of durable, the deadline consumer of the ORDERS
@@ -105,57 +107,12 @@ func New(js jetstream.JetStream, durable string, deadline time.Duration, log *za
 			return nil, fmt.Errorf("open orders metrics: %w", err)
 		}
 	}
-	return w, nil
-}
-
-// Name names the watch among the service's parts.
-func (w *Watch) Name() string { return "open-orders" }
-
-// Start polls once now and then every interval, in the background, until
-// Drain. It returns at once.
-func (w *Watch) Start(ctx context.Context) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.done != nil {
-		return nil
-	}
-	ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	w.done = make(chan struct{})
-	go w.loop(ctx, w.done)
-	return nil
-}
-
-// Drain stops polling and waits for the poll in progress, or for ctx.
-func (w *Watch) Drain(ctx context.Context) error {
-	w.mu.Lock()
-	cancel, done := w.cancel, w.done
-	w.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("drain %s: %w", w.Name(), ctx.Err())
-	}
-}
-
-func (w *Watch) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	t := time.NewTicker(w.interval)
-	defer t.Stop()
-	for {
+	w.Every = lifecycle.NewEvery("open-orders", w.interval, func(ctx context.Context) {
 		if err := w.Poll(ctx); err != nil && ctx.Err() == nil {
 			w.log.Debug("oldest open order not read; its gauge is stale", zap.Error(err))
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
+	return w, nil
 }
 
 // Poll reads the oldest order the deadline consumer has not acknowledged

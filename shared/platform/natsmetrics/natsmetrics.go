@@ -21,12 +21,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/eventshop/shared/platform/lifecycle"
 )
 
 // DefaultInterval is how often the broker is asked when no interval is set.
@@ -107,9 +108,8 @@ type Collector struct {
 	bytes       *prometheus.GaugeVec
 	errors      *prometheus.CounterVec
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	done   chan struct{}
+	// Every polls at the interval from Start until Drain.
+	*lifecycle.Every
 }
 
 // New returns a collector whose metrics are registered with reg.
@@ -160,55 +160,8 @@ func New(js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, opt
 			return nil, fmt.Errorf("broker metrics: %w", err)
 		}
 	}
+	c.Every = lifecycle.NewEvery("broker-metrics", o.interval, func(ctx context.Context) { c.Poll(ctx) })
 	return c, nil
-}
-
-// Name names the collector among the service's parts.
-func (c *Collector) Name() string { return "broker-metrics" }
-
-// Start polls once now and then every interval, in the background, until
-// Drain. It returns at once: the broker's answers never hold the service up.
-func (c *Collector) Start(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.done != nil {
-		return nil
-	}
-	ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	c.done = make(chan struct{})
-	go c.loop(ctx, c.done)
-	return nil
-}
-
-// Drain stops polling and waits for the poll in progress, or for ctx.
-func (c *Collector) Drain(ctx context.Context) error {
-	c.mu.Lock()
-	cancel, done := c.cancel, c.done
-	c.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	cancel()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("drain %s: %w", c.Name(), ctx.Err())
-	}
-}
-
-func (c *Collector) loop(ctx context.Context, done chan struct{}) {
-	defer close(done)
-	t := time.NewTicker(c.o.interval)
-	defer t.Stop()
-	for {
-		c.Poll(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }
 
 // Poll asks the broker once for every consumer and stream and updates the
