@@ -39,7 +39,11 @@ type Config struct {
 	Outage      time.Duration // gateway outage (0: skip)
 	OutageRate  float64       // orders per second offered during the outage
 	NatsCLI     string        // path of the nats CLI for the broker's raw capacity ("" skips it)
-	Log         io.Writer
+	// Tracing lists sampling settings ("off", or a ratio such as "0.1")
+	// for which the closed loop runs again with the default fsync, the
+	// services exporting to a Jaeger beside them: what tracing costs.
+	Tracing []string
+	Log     io.Writer
 }
 
 // Scenario is one load run and what the processes used during it.
@@ -59,7 +63,10 @@ type Scenario struct {
 
 // Result is one fsync setting's runs.
 type Result struct {
-	Sync      string             `json:"sync"`
+	Sync string `json:"sync"`
+	// Tracing is the sampling of a tracing run ("off" or a ratio; empty:
+	// not a tracing run, the services export nothing).
+	Tracing   string             `json:"tracing,omitempty"`
 	Scenarios []Scenario         `json:"scenarios"`
 	PeakRSSMB map[string]float64 `json:"peak_rss_mb"` // over all its runs
 	Raw       []RawBench         `json:"nats_bench,omitempty"`
@@ -75,13 +82,27 @@ func Run(ctx context.Context, cfg Config) ([]Result, error) {
 	}
 	var out []Result
 	for _, sync := range cfg.Syncs {
-		r, err := runSync(ctx, cfg, bin, sync)
+		r, err := runSync(ctx, cfg, bin, sync, variant{})
 		if err != nil {
 			return out, fmt.Errorf("sync %s: %w", sync, err)
 		}
 		out = append(out, r)
 	}
+	if len(cfg.Tracing) > 0 {
+		rs, err := runTracing(ctx, cfg, bin)
+		out = append(out, rs...)
+		if err != nil {
+			return out, err
+		}
+	}
 	return out, nil
+}
+
+// variant is a run of one fsync setting with tracing (only the closed
+// loop is measured then).
+type variant struct {
+	tracing string
+	jaeger  *jaeger
 }
 
 const (
@@ -91,13 +112,19 @@ const (
 
 func (c Config) url(port int) string { return fmt.Sprintf("http://127.0.0.1:%d", port+c.PortOffset) }
 
-func runSync(ctx context.Context, cfg Config, devstack, sync string) (Result, error) {
-	res := Result{Sync: sync, PeakRSSMB: map[string]float64{}}
-	data := filepath.Join(cfg.WorkDir, "data-"+sync)
+func runSync(ctx context.Context, cfg Config, devstack, sync string, v variant) (Result, error) {
+	res := Result{Sync: sync, Tracing: v.tracing, PeakRSSMB: map[string]float64{}}
+	name := sync
+	var env []string
+	if v.tracing != "" {
+		name += "-tracing-" + v.tracing
+		env = tracingEnv(v.tracing, v.jaeger.endpoint)
+	}
+	data := filepath.Join(cfg.WorkDir, "data-"+name)
 	if err := os.RemoveAll(data); err != nil {
 		return res, err
 	}
-	sys, err := startSystem(ctx, cfg, devstack, data, sync)
+	sys, err := startSystem(ctx, cfg, devstack, data, sync, name, env)
 	if err != nil {
 		return res, err
 	}
@@ -111,8 +138,19 @@ func runSync(ctx context.Context, cfg Config, devstack, sync string) (Result, er
 		SKUs: 200, HotShare: 0.1, DeclineShare: 0.02, UnknownShare: 0.01,
 		SettleTimeout: 5 * time.Minute, PostRetry: 10 * time.Second,
 	}
+	label := sync
+	if v.tracing != "" {
+		label += ", tracing " + v.tracing
+	}
+	if v.jaeger != nil {
+		pid, err := v.jaeger.pid()
+		if err != nil {
+			return res, err
+		}
+		sys.extra = map[string]int{jaegerName: pid}
+	}
 	run := func(name string, lc loadgen.Config, disturb func(context.Context) time.Time) (Scenario, error) {
-		fmt.Fprintf(cfg.Log, "bench[%s]: %s\n", sync, name)
+		fmt.Fprintf(cfg.Log, "bench[%s]: %s\n", label, name)
 		before, err := sys.usage()
 		if err != nil {
 			return Scenario{}, err
@@ -184,6 +222,9 @@ func runSync(ctx context.Context, cfg Config, devstack, sync string) (Result, er
 		return res, err
 	}
 	res.Scenarios = append(res.Scenarios, sc)
+	if v.tracing != "" {
+		return res, nil // what tracing costs: the sustained rate and the CPU per order
+	}
 	for _, rate := range cfg.Rates {
 		lc := base
 		lc.Mode, lc.Rate, lc.Duration, lc.Check = "open", rate, cfg.RateLoad, true
@@ -250,18 +291,22 @@ type system struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	log  *os.File
+	// extra: processes beside the system whose use is read with it.
+	extra map[string]int
 }
 
-func startSystem(ctx context.Context, cfg Config, bin, data, sync string) (*system, error) {
+// startSystem starts devstack (named name in its log's file name) with the
+// fsync setting sync and env added to its environment.
+func startSystem(ctx context.Context, cfg Config, bin, data, sync, name string, env []string) (*system, error) {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(cfg.WorkDir, "devstack-"+sync+".log"))
+	logf, err := os.Create(filepath.Join(cfg.WorkDir, "devstack-"+name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "-root", cfg.Root, "-data", data, "-port-offset", fmt.Sprint(cfg.PortOffset), "-nats-sync", sync)
-	cmd.Env = append(os.Environ(), "ADMIN_TOKEN="+adminToken, "NATS_PASSWORD_ADMIN="+adminPass, "LOG_LEVEL=warn")
+	cmd.Env = append(append(os.Environ(), "ADMIN_TOKEN="+adminToken, "NATS_PASSWORD_ADMIN="+adminPass, "LOG_LEVEL=warn"), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
@@ -301,6 +346,9 @@ func (s *system) usage() (map[string]Usage, error) {
 		return nil, err
 	}
 	kids["nats-server (in devstack)"] = pid
+	for name, p := range s.extra {
+		kids[name] = p
+	}
 	out := map[string]Usage{}
 	for name, p := range kids {
 		u, err := readUsage("/proc", p)
@@ -309,7 +357,7 @@ func (s *system) usage() (map[string]Usage, error) {
 		}
 		out[name] = u
 	}
-	if len(out) < len(stack.Specs)+1 {
+	if len(out) < len(stack.Specs)+1+len(s.extra) {
 		return out, errors.New("some processes of the system are missing")
 	}
 	return out, nil

@@ -45,7 +45,12 @@ func Machine() string {
 func Render(results []Result, command string, at time.Time) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Measured %s on %s.\n\nCommand: `%s`\n\n", at.UTC().Format("2006-01-02 15:04 MST"), Machine(), command)
+	var traced []Result
 	for _, r := range results {
+		if r.Tracing != "" {
+			traced = append(traced, r)
+			continue
+		}
 		fmt.Fprintf(&b, "### JetStream fsync: `%s`\n\n", syncLabel(r.Sync))
 		b.WriteString("| run | offered | confirmed/s | final/s | POST→final p50 | p90 | p99 | p99.9 | max | POST p99 | not final | invariants |\n")
 		b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -119,7 +124,53 @@ func Render(results []Result, command string, at time.Time) string {
 		}
 		b.WriteString("\n")
 	}
+	renderTracing(&b, traced)
 	return b.String()
+}
+
+// renderTracing writes what tracing costs: the closed loop of each sampling
+// setting, each on a fresh system, minutes apart.
+func renderTracing(b *strings.Builder, results []Result) {
+	if len(results) == 0 {
+		return
+	}
+	var base float64
+	for _, r := range results {
+		if r.Tracing == TracingOff && len(r.Scenarios) > 0 {
+			base = r.Scenarios[0].Report.ConfirmedPerS
+		}
+	}
+	b.WriteString("### Tracing cost\n\n")
+	b.WriteString("The closed loop again, default fsync, each setting on a fresh system; the services export over OTLP to a Jaeger v2 beside them " +
+		"(`OTEL_TRACES_SAMPLER=parentbased_traceidratio`; off: no exporter). CPU per order is the system's (broker and services); Jaeger's is beside it.\n\n")
+	b.WriteString("| tracing | confirmed/s | vs off | POST→final p50 | p99 | CPU per order | Jaeger's CPU per order | invariants |\n|---|---|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		if len(r.Scenarios) == 0 {
+			continue
+		}
+		s := r.Scenarios[0]
+		rep := s.Report
+		var system float64
+		for n, v := range s.CPUPerOrderMs {
+			if n != jaegerName {
+				system += v
+			}
+		}
+		label, vs, jaegerMs := "off", "", "—"
+		if r.Tracing != TracingOff {
+			label = "sampling " + r.Tracing
+			jaegerMs = fmt.Sprintf("%.2f ms", s.CPUPerOrderMs[jaegerName])
+		}
+		if base > 0 && r.Tracing != TracingOff {
+			vs = fmt.Sprintf("%+.0f %%", 100*(rep.ConfirmedPerS/base-1))
+		}
+		inv := "ok"
+		if len(rep.Violations) > 0 {
+			inv = fmt.Sprintf("%d violations", len(rep.Violations))
+		}
+		fmt.Fprintf(b, "| %s | %.1f | %s | %s | %s | %s | %s | %s |\n", label, rep.ConfirmedPerS, vs, ms(rep.EndToEnd.P50), ms(rep.EndToEnd.P99), fmt.Sprintf("%.2f ms", system), jaegerMs, inv)
+	}
+	b.WriteString("\n")
 }
 
 func syncLabel(s string) string {

@@ -52,3 +52,36 @@ func TestParseRate(t *testing.T) {
 		t.Error("rate parsed from nothing")
 	}
 }
+
+// TestRenderTracingCost: the tracing runs get their own table, each
+// setting's rate against the run without tracing, the system's CPU per
+// order without Jaeger's and Jaeger's beside it, and no section of their
+// own as if they were another fsync setting.
+func TestRenderTracingCost(t *testing.T) {
+	run := func(tracing string, rate float64, cpu map[string]float64) Result {
+		return Result{Sync: "default", Tracing: tracing, Scenarios: []Scenario{{
+			Name:          "closed loop, 64 sagas in flight",
+			Report:        loadgen.Report{Mode: "closed", Concurrency: 64, ConfirmedPerS: rate, EndToEnd: loadgen.Summary{P50: 150, P99: 250}},
+			CPUPerOrderMs: cpu,
+		}}}
+	}
+	res := []Result{
+		run("off", 400, map[string]float64{"order-service": 1.0, "nats-server (in devstack)": 2.0, jaegerName: 0.01}),
+		run("1", 300, map[string]float64{"order-service": 1.5, "nats-server (in devstack)": 2.5, jaegerName: 0.5}),
+		run("0.1", 380, map[string]float64{"order-service": 1.1, "nats-server (in devstack)": 2.0, jaegerName: 0.05}),
+	}
+	got := Render(res, "make bench", time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC))
+	for _, want := range []string{
+		"### Tracing cost",
+		"| off | 400.0 |  | 150.0 ms | 250.0 ms | 3.00 ms | — | ok |",
+		"| sampling 1 | 300.0 | -25 % | 150.0 ms | 250.0 ms | 4.00 ms | 0.50 ms | ok |",
+		"| sampling 0.1 | 380.0 | -5 % | 150.0 ms | 250.0 ms | 3.10 ms | 0.05 ms | ok |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("render lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "### JetStream fsync") {
+		t.Errorf("tracing runs rendered as an fsync setting:\n%s", got)
+	}
+}

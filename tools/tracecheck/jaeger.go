@@ -48,12 +48,12 @@ type jaegerTrace struct {
 	Data []struct {
 		TraceID string `json:"traceID"`
 		Spans   []struct {
-			SpanID        string `json:"spanID"`
-			OperationName string `json:"operationName"`
+			SpanID        string      `json:"spanID"`
+			OperationName string      `json:"operationName"`
 			References    []jaegerRef `json:"references"`
-			StartTime int64  `json:"startTime"` // µs since the epoch
-			Duration  int64  `json:"duration"`  // µs
-			ProcessID string `json:"processID"`
+			StartTime     int64       `json:"startTime"` // µs since the epoch
+			Duration      int64       `json:"duration"`  // µs
+			ProcessID     string      `json:"processID"`
 		} `json:"spans"`
 		Processes map[string]struct {
 			ServiceName string `json:"serviceName"`

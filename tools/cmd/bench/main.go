@@ -35,11 +35,11 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	var cfg bench.Config
-	var out, jsonOut, syncs, rates, cli string
+	var out, jsonOut, syncs, rates, cli, tracing string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.StringVar(&out, "out", "docs/benchmarks.md", "page to write the figures into (\"\": print them only)")
 	fs.StringVar(&jsonOut, "json", "", "also write every report as JSON to this file")
-	fs.StringVar(&syncs, "syncs", "default,always", "JetStream fsync settings to measure, in order")
+	fs.StringVar(&syncs, "syncs", "default,always", "JetStream fsync settings to measure, in order (\"\": none, e.g. for -tracing alone)")
 	fs.DurationVar(&cfg.MaxLoad, "max-duration", 30*time.Second, "closed-loop run for the sustained maximum")
 	fs.IntVar(&cfg.MaxInFlight, "max-inflight", 64, "orders in flight in the closed-loop run")
 	fs.StringVar(&rates, "rates", "100,300,1000", "open-loop rates, orders/s")
@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Outage, "outage", 60*time.Second, "gateway outage (0: skip)")
 	fs.Float64Var(&cfg.OutageRate, "outage-rate", 50, "orders/s offered during the outage")
 	fs.IntVar(&cfg.PortOffset, "port-offset", 400, "added to every default port (the system runs beside make run)")
+	fs.StringVar(&tracing, "tracing", "off,1,0.1", "sampling settings for the tracing cost: the closed loop again per setting, exporting to a Jaeger beside the system (\"\": skip)")
 	var merge string
 	fs.StringVar(&merge, "merge", "", "JSON results of an earlier run (-json) to render before this run's")
 	fs.StringVar(&cli, "nats-cli", "", "nats CLI for the broker's raw capacity (default: install "+natsCLI+" into .bin/; \"off\" skips)")
@@ -58,7 +59,16 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Root, cfg.Log = root, os.Stderr
-	cfg.Syncs = strings.Split(syncs, ",")
+	for _, s := range strings.Split(syncs, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Syncs = append(cfg.Syncs, s)
+		}
+	}
+	for _, t := range strings.Split(tracing, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.Tracing = append(cfg.Tracing, t)
+		}
+	}
 	for _, s := range strings.Split(rates, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
