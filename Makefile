@@ -100,7 +100,7 @@ chaos-cluster:
 
 .PHONY: bench
 
-## bench: the benchmark on the embedded default (devstack), both fsync settings, nats bench beside it;
-## writes the figures into docs/benchmarks.md and the tracing cost (about 15 minutes; needs the machine to itself)
+## bench: the benchmark on the embedded default (devstack), both fsync settings, nats bench beside it, and what tracing costs;
+## writes the figures into docs/benchmarks.md (about 15 minutes; needs the machine to itself)
 bench:
 	$(GO) run ./tools/cmd/bench
