@@ -7,7 +7,7 @@ MODULES  := shared $(SERVICES) tools
 CHECKED  := $(MODULES) deployments/k8s
 GO       ?= go
 
-.PHONY: run test test-unit test-e2e test-changed vet race build clean metrics check-alerts tracing check-tracing
+.PHONY: run test test-unit test-e2e test-changed vet race build clean metrics check-alerts check-schemas tracing check-tracing
 
 ## run: embedded NATS + every service + the gateway simulator (Ctrl-C stops; data kept in .data/);
 ## METRICS=1: with the metrics store, dashboards and alerts beside it (deployments/observability/run.sh);
@@ -61,6 +61,10 @@ tracing:
 ## check-tracing: the stack exporting to a real Jaeger, one order placed, its trace read back whole
 check-tracing:
 	deployments/tracing/check.sh
+
+## check-schemas: every event schema version accepts the events of the versions before it (tools/schemacompat, in CI)
+check-schemas:
+	$(GO) run ./tools/cmd/schemacompat
 
 ## check-alerts: alert rules, their unit tests (vmalert-tool), dashboards and scrape configs (deployments/observability)
 check-alerts:
