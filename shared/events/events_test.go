@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
@@ -154,6 +157,24 @@ func TestPublishIsCreateOnce(t *testing.T) {
 	env, err := events.DefaultRegistry().Parse(stored.Data)
 	if err != nil || env.ID != first.Envelope.ID {
 		t.Fatalf("stored event = %+v, %v", env, err)
+	}
+	// The stored event is the event; the same bytes stored again under
+	// another message id (a replayed dead letter) are a copy.
+	if events.Republished(stored.Header, env) {
+		t.Error("the published event reads as a copy")
+	}
+	cp := nats.NewMsg(stored.Subject)
+	cp.Data = stored.Data
+	ack, err := js.PublishMsg(ctx, cp, jetstream.WithMsgID("replayed-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied, err := s.GetMsg(ctx, ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !events.Republished(copied.Header, env) {
+		t.Error("a copy under another message id does not read as a copy")
 	}
 	// Producer-side validation refuses an invalid payload before it is sent.
 	if _, err := pub.Publish(ctx, events.OrderConfirmed, "o-2", tp, events.OrderConfirmedData{OrderID: "o-2", Currency: "dollars"}); !errors.Is(err, events.ErrInvalidEvent) {

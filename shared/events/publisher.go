@@ -47,6 +47,15 @@ func (e *OvertakenError) Error() string {
 
 func (e *OvertakenError) Unwrap() error { return ErrOvertaken }
 
+// Republished reports whether a stored message holding env is a copy of
+// the event rather than the event itself: the Publisher stores every event
+// with its id as Nats-Msg-Id, and a copy (a replayed dead letter, an event
+// republished by an operator or by chaos) carries another. A reader that
+// takes an order's last event as its state looks further when it is a copy.
+func Republished(h nats.Header, env Envelope) bool {
+	return h.Get(jetstream.MsgIDHeader) != env.ID
+}
+
 // Published describes the outcome of Publisher.Publish.
 type Published struct {
 	Envelope Envelope

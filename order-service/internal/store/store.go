@@ -191,9 +191,7 @@ func (s *Orders) Head(ctx context.Context, orderID string) (Head, error) {
 	case events.OrderConfirmed, events.OrderCancelled:
 		return Head{Final: &env}, nil
 	case events.OrderCreated:
-		// The publisher stores an event under its id as Nats-Msg-Id; a
-		// copy (a replayed dead letter) carries another.
-		h := Head{created: &env, seq: msg.Sequence, replayed: msg.Header.Get(jetstream.MsgIDHeader) != env.ID}
+		h := Head{created: &env, seq: msg.Sequence, replayed: events.Republished(msg.Header, env)}
 		if !h.replayed {
 			return h, nil
 		}

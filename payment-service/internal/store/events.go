@@ -40,7 +40,7 @@ func (p *PaymentEvents) Last(ctx context.Context, orderID string) (events.Envelo
 	if err != nil {
 		return events.Envelope{}, 0, err
 	}
-	if env.Type == events.PaymentRefunded || msg.Header.Get(jetstream.MsgIDHeader) == env.ID {
+	if env.Type == events.PaymentRefunded || !events.Republished(msg.Header, env) {
 		return env, msg.Sequence, nil
 	}
 	refunds, err := events.Subject(events.PaymentRefunded, orderID)
