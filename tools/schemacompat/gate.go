@@ -7,16 +7,14 @@ import (
 	"io"
 	"io/fs"
 	"path"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-)
 
-// eventFile names an event schema or golden sample: <type>.v<N>.json.
-var eventFile = regexp.MustCompile(`^((?:order|inventory|payment|notification)\.[a-z]+)\.v([0-9]+)\.json$`)
+	"github.com/eventshop/shared/events"
+)
 
 // Step is one version of a type checked against the version before it.
 type Step struct {
@@ -114,12 +112,11 @@ func scan(schemas fs.FS) (map[string][]int, error) {
 	}
 	out := map[string][]int{}
 	for _, e := range entries {
-		m := eventFile.FindStringSubmatch(e.Name())
-		if m == nil {
+		name, v, ok := events.SchemaFile(e.Name())
+		if !ok {
 			continue
 		}
-		v, _ := strconv.Atoi(m[2])
-		out[m[1]] = append(out[m[1]], v)
+		out[name] = append(out[name], v)
 	}
 	for t := range out {
 		sort.Ints(out[t])
