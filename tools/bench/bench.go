@@ -327,14 +327,24 @@ func startSystem(ctx context.Context, cfg Config, bin, data, sync, name string, 
 }
 
 func (s *system) stop() {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(40 * time.Second):
-		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-		<-s.done
-	}
+	terminate(s.cmd.Process.Pid, s.done, 40*time.Second) // devstack stops its children
 	s.log.Close()
+}
+
+// terminate sends SIGTERM to target (a process, or a process group as a
+// negative id) and waits for done; after grace it kills the whole group.
+func terminate(target int, done <-chan struct{}, grace time.Duration) {
+	_ = syscall.Kill(target, syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		group := target
+		if group > 0 {
+			group = -group
+		}
+		_ = syscall.Kill(group, syscall.SIGKILL)
+		<-done
+	}
 }
 
 // usage reads every process of the system: devstack itself (which is the

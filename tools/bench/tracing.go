@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/eventshop/tools/stack"
 )
 
 // TracingOff is the sampling setting of a run with no exporter at all.
@@ -51,28 +52,18 @@ func startJaeger(ctx context.Context, cfg Config) (*jaeger, error) {
 	go func() { _ = cmd.Wait(); close(j.done) }()
 	wctx, cancel := context.WithTimeout(ctx, 20*time.Minute) // the first build
 	defer cancel()
-	url := fmt.Sprintf("http://127.0.0.1:%d/status", health)
-	for {
-		req, err := http.NewRequestWithContext(wctx, http.MethodGet, url, nil)
-		if err != nil {
-			j.stop()
-			return nil, err
-		}
-		if res, err := http.DefaultClient.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return j, nil
-			}
-		}
+	go func() { // stop waiting if run.sh gives up (a failed build)
 		select {
 		case <-j.done:
-			return nil, fmt.Errorf("jaeger exited (see %s)", logf.Name())
+			cancel()
 		case <-wctx.Done():
-			j.stop()
-			return nil, fmt.Errorf("jaeger not healthy: %w (see %s)", wctx.Err(), logf.Name())
-		case <-time.After(200 * time.Millisecond):
 		}
+	}()
+	if err := stack.WaitReady(wctx, fmt.Sprintf("http://127.0.0.1:%d/status", health)); err != nil {
+		j.stop()
+		return nil, fmt.Errorf("jaeger: %w (see %s)", err, logf.Name())
 	}
+	return j, nil
 }
 
 // pid returns the Jaeger process's id (a child of run.sh).
@@ -88,13 +79,7 @@ func (j *jaeger) pid() (int, error) {
 }
 
 func (j *jaeger) stop() {
-	_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-j.done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(-j.cmd.Process.Pid, syscall.SIGKILL)
-		<-j.done
-	}
+	terminate(-j.cmd.Process.Pid, j.done, 20*time.Second) // run.sh and jaeger
 	j.log.Close()
 }
 
