@@ -327,22 +327,7 @@ func startKV(ctx context.Context, op, key string) (context.Context, oteltrace.Sp
 }
 
 // endKV ends span with the revision read or written, or why there was
-// none: a lost compare-and-set (nats.kv.conflict) or nothing stored
-// (nats.kv.not_found) are answers, anything else is a failure.
+// none (tracing.EndKV): a lost compare-and-set or nothing stored are answers.
 func endKV(span oteltrace.Span, rev uint64, err error) {
-	if span.IsRecording() {
-		switch {
-		case err == nil:
-			if rev != 0 {
-				span.SetAttributes(tracing.AttrKVRevision.Int64(int64(rev)))
-			}
-		case errors.Is(err, stock.ErrConflict):
-			span.SetAttributes(tracing.AttrKVConflict.Bool(true))
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			span.SetAttributes(tracing.AttrKVNotFound.Bool(true))
-		default:
-			tracing.Fail(span, err)
-		}
-	}
-	span.End()
+	tracing.EndKV(span, rev, err, stock.ErrConflict, jetstream.ErrKeyNotFound)
 }

@@ -573,33 +573,17 @@ func (s *Orders) last(ctx context.Context, stream, subject string) (*jetstream.R
 }
 
 // endKV ends the span of a KV read with the revision read, or what was
-// not there, or the failure.
+// not there, or the failure (tracing.EndKV).
 func endKV(span oteltrace.Span, e jetstream.KeyValueEntry, err error) {
-	if span.IsRecording() {
-		switch {
-		case err == nil:
-			span.SetAttributes(tracing.AttrKVRevision.Int64(int64(e.Revision())))
-		case errors.Is(err, jetstream.ErrKeyNotFound):
-			span.SetAttributes(tracing.AttrKVNotFound.Bool(true))
-		default:
-			tracing.Fail(span, err)
-		}
+	var rev uint64
+	if err == nil {
+		rev = e.Revision()
 	}
-	span.End()
+	tracing.EndKV(span, rev, err, nil, jetstream.ErrKeyNotFound)
 }
 
 // endWrite ends the span of a KV create with the revision written, or the
 // key found there already (a lost create: not a failure), or the failure.
 func endWrite(span oteltrace.Span, rev uint64, err error) {
-	if span.IsRecording() {
-		switch {
-		case err == nil:
-			span.SetAttributes(tracing.AttrKVRevision.Int64(int64(rev)))
-		case errors.Is(err, jetstream.ErrKeyExists):
-			span.SetAttributes(tracing.AttrKVConflict.Bool(true))
-		default:
-			tracing.Fail(span, err)
-		}
-	}
-	span.End()
+	tracing.EndKV(span, rev, err, jetstream.ErrKeyExists, nil)
 }

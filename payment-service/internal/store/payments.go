@@ -115,22 +115,10 @@ func startKV(ctx context.Context, op, key string) (context.Context, oteltrace.Sp
 	return tracing.StartKV(ctx, scope, PaymentsBucket, op, key)
 }
 
-// endKV ends span with the revision read or written, and a conflict (a
-// lost compare-and-set) or a failure.
+// endKV ends span with the revision read or written, or why there was
+// none (tracing.EndKV): a lost compare-and-set or no record are answers.
 func endKV(span oteltrace.Span, rev uint64, err error) {
-	if span.IsRecording() {
-		switch {
-		case err == nil:
-			span.SetAttributes(tracing.AttrKVRevision.Int64(int64(rev)))
-		case errors.Is(err, payment.ErrConflict):
-			span.SetAttributes(tracing.AttrKVConflict.Bool(true))
-		case errors.Is(err, payment.ErrNotFound):
-			span.SetAttributes(tracing.AttrKVNotFound.Bool(true))
-		default:
-			tracing.Fail(span, err)
-		}
-	}
-	span.End()
+	tracing.EndKV(span, rev, err, payment.ErrConflict, payment.ErrNotFound)
 }
 
 func encode(rec payment.Record) ([]byte, error) {

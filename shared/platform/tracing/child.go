@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"errors"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -61,6 +62,29 @@ func StartKV(ctx context.Context, scope, bucket, op, key string) (context.Contex
 			AttrDBOperation.String(op), AttrKVKey.String(key))
 	}
 	return ctx, span
+}
+
+// EndKV ends a span StartKV started, with the revision read or written
+// (0: none to record), or why there was none: an error matching conflict
+// (a lost compare-and-set or create) or notFound (nothing stored) is an
+// answer, not a failure; any other error fails the span. A nil conflict or
+// notFound matches nothing.
+func EndKV(span trace.Span, rev uint64, err, conflict, notFound error) {
+	if span.IsRecording() {
+		switch {
+		case err == nil:
+			if rev != 0 {
+				span.SetAttributes(AttrKVRevision.Int64(int64(rev)))
+			}
+		case conflict != nil && errors.Is(err, conflict):
+			span.SetAttributes(AttrKVConflict.Bool(true))
+		case notFound != nil && errors.Is(err, notFound):
+			span.SetAttributes(AttrKVNotFound.Bool(true))
+		default:
+			Fail(span, err)
+		}
+	}
+	span.End()
 }
 
 // StartStream starts the CLIENT span "stream <op> <stream>" of one read of
