@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -62,10 +63,8 @@ func (m *Metrics) decided(o order.Order) {
 	outcome, reason := OutcomeConfirmed, ""
 	if o.Status == order.StatusCancelled {
 		outcome, reason = OutcomeCancelled, reasonOther
-		for _, r := range reasons {
-			if o.CancelReason == r {
-				reason = r
-			}
+		if slices.Contains(reasons, o.CancelReason) {
+			reason = o.CancelReason
 		}
 	}
 	m.final.WithLabelValues(outcome, reason).Observe(max(o.UpdatedAt.Sub(o.CreatedAt).Seconds(), 0))
