@@ -21,19 +21,6 @@ var eventSchemaFile = regexp.MustCompile(`^((?:order|inventory|payment|notificat
 // to the URI derived here.
 var dataSchemas, currentSchema = scanSchemas()
 
-// SchemaFile parses the name of an event schema file (or of its golden
-// sample), "<name>.v<N>.json" such as "order.created.v1.json", into the
-// event's name ("order.created") and version; ok is false for any other
-// file.
-func SchemaFile(file string) (name string, version int, ok bool) {
-	m := eventSchemaFile.FindStringSubmatch(file)
-	if m == nil {
-		return "", 0, false
-	}
-	v, err := strconv.Atoi(m[2])
-	return m[1], v, err == nil
-}
-
 func scanSchemas() (map[string]Type, map[Type]string) {
 	known, current := map[string]Type{}, map[Type]string{}
 	newest := map[Type]int{}
@@ -42,12 +29,13 @@ func scanSchemas() (map[string]Type, map[Type]string) {
 		panic(fmt.Sprintf("embedded schemas: %v", err))
 	}
 	for _, e := range entries {
-		name, v, ok := SchemaFile(e.Name())
-		if !ok {
+		m := eventSchemaFile.FindStringSubmatch(e.Name())
+		if m == nil {
 			continue // the envelope and the HTTP request bodies
 		}
-		t := Type("shop." + name)
-		uri := SchemaBase + name + "/v" + strconv.Itoa(v) + ".json"
+		t := Type("shop." + m[1])
+		v, _ := strconv.Atoi(m[2])
+		uri := SchemaBase + m[1] + "/v" + m[2] + ".json"
 		known[uri] = t
 		if v > newest[t] {
 			newest[t], current[t] = v, uri

@@ -7,14 +7,16 @@ import (
 	"io"
 	"io/fs"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
-
-	"github.com/eventshop/shared/events"
 )
+
+// eventFile names an event schema or golden sample: <type>.v<N>.json.
+var eventFile = regexp.MustCompile(`^((?:order|inventory|payment|notification)\.[a-z]+)\.v([0-9]+)\.json$`)
 
 // Step is one version of a type checked against the version before it.
 type Step struct {
@@ -112,11 +114,12 @@ func scan(schemas fs.FS) (map[string][]int, error) {
 	}
 	out := map[string][]int{}
 	for _, e := range entries {
-		name, v, ok := events.SchemaFile(e.Name())
-		if !ok {
+		m := eventFile.FindStringSubmatch(e.Name())
+		if m == nil {
 			continue
 		}
-		out[name] = append(out[name], v)
+		v, _ := strconv.Atoi(m[2])
+		out[m[1]] = append(out[m[1]], v)
 	}
 	for t := range out {
 		sort.Ints(out[t])
