@@ -19,8 +19,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/eventshop/shared/events"
 )
 
 // Config says what to drive and how.
@@ -240,16 +238,22 @@ func (r *Runner) watchFinals(ctx context.Context, nc *nats.Conn) (stop func(), e
 	if err != nil {
 		return nil, fmt.Errorf("watch final events: %w", err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute) // the order service creates ORDERS as it starts
-	defer cancel()
-	stream, err := events.WaitStream(wctx, js, events.StreamOrders)
-	if err != nil {
-		return nil, fmt.Errorf("watch final events: %w", err)
+	var cons jetstream.Consumer
+	deadline := time.Now().Add(time.Minute)
+	for {
+		cons, err = js.OrderedConsumer(ctx, "ORDERS", jetstream.OrderedConsumerConfig{
+			FilterSubjects: finalSubjects,
+			DeliverPolicy:  jetstream.DeliverNewPolicy,
+		})
+		if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) || time.Now().After(deadline) {
+			break
+		}
+		select { // the order service creates ORDERS as it starts
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: finalSubjects,
-		DeliverPolicy:  jetstream.DeliverNewPolicy,
-	})
 	if err != nil {
 		return nil, fmt.Errorf("watch final events in ORDERS: %w", err)
 	}
