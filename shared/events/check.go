@@ -43,6 +43,24 @@ func checkCurrency(field, s string) error {
 	return nil
 }
 
+// checkAddress checks an optional address (nil is no address).
+func checkAddress(field string, a *Address) error {
+	if a == nil {
+		return nil
+	}
+	at := field + "/"
+	err := errors.Join(checkText(at+"name", a.Name, 1, 128), checkText(at+"line1", a.Line1, 1, 256),
+		checkText(at+"line2", a.Line2, 0, 256), checkText(at+"city", a.City, 1, 128),
+		checkText(at+"region", a.Region, 0, 128), checkText(at+"postal_code", a.PostalCode, 1, 32))
+	if err != nil {
+		return err
+	}
+	if len(a.Country) != 2 || !isUpper(a.Country[0]) || !isUpper(a.Country[1]) {
+		return problem(at+"country", "%q is not a two-letter ISO 3166-1 code in capitals", a.Country)
+	}
+	return nil
+}
+
 func isUpper(c byte) bool { return 'A' <= c && c <= 'Z' }
 
 func checkNonNegative(field string, v int64) error {
@@ -129,22 +147,39 @@ func NewPayload(t Type) (Validator, error) {
 // Order returns the order the payload is about.
 func (d OrderCreatedData) Order() string { return d.OrderID }
 
-// Validate checks the payload against order.created v1.
+// Validate checks the payload against order.created v2 (fitsVersion holds
+// it to an older version).
 func (d OrderCreatedData) Validate() error {
 	if err := checkItems("items", d.Items, 100, 10000); err != nil {
 		return err
 	}
 	return errors.Join(checkID("order_id", d.OrderID), checkText("customer_id", d.CustomerID, 1, 128),
-		checkText("payment_token", d.PaymentToken, 1, 256), checkTime("created_at", d.CreatedAt))
+		checkText("payment_token", d.PaymentToken, 1, 256), checkTime("created_at", d.CreatedAt),
+		checkAddress("shipping_address", d.ShippingAddress))
 }
+
+func (d OrderCreatedData) fitsVersion(v int) error { return sinceV2(v, d.ShippingAddress) }
 
 // Order returns the order the payload is about.
 func (d OrderConfirmedData) Order() string { return d.OrderID }
 
-// Validate checks the payload against order.confirmed v1.
+// Validate checks the payload against order.confirmed v2 (fitsVersion
+// holds it to an older version).
 func (d OrderConfirmedData) Validate() error {
 	return errors.Join(checkID("order_id", d.OrderID), checkText("customer_id", d.CustomerID, 1, 128),
-		checkNonNegative("total_cents", d.TotalCents), checkCurrency("currency", d.Currency))
+		checkNonNegative("total_cents", d.TotalCents), checkCurrency("currency", d.Currency),
+		checkAddress("shipping_address", d.ShippingAddress))
+}
+
+func (d OrderConfirmedData) fitsVersion(v int) error { return sinceV2(v, d.ShippingAddress) }
+
+// sinceV2 refuses a shipping address in a version before 2, which has no
+// such field.
+func sinceV2(v int, a *Address) error {
+	if v < 2 && a != nil {
+		return problem("shipping_address", "not a field of v%d (it came in v2)", v)
+	}
+	return nil
 }
 
 // UnmarshalJSON refuses a payload without total_cents (0 is a total).

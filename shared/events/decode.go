@@ -89,16 +89,18 @@ func (e Envelope) check() error {
 	if !ok {
 		return fmt.Errorf("%w: %w: dataschema %q", ErrInvalidEvent, ErrUnknownType, e.DataSchema)
 	}
-	if known != e.Type {
-		return fmt.Errorf("%w: dataschema %q is for %s, not %s", ErrInvalidEvent, e.DataSchema, known, e.Type)
+	if known.typ != e.Type {
+		return fmt.Errorf("%w: dataschema %q is for %s, not %s", ErrInvalidEvent, e.DataSchema, known.typ, e.Type)
 	}
 	return nil
 }
 
 // DecodeData decodes the payload strictly into v (no unknown fields, no
 // trailing data) and, where v is a Validator, checks it; a payload that
-// names an order checks that it is the envelope's. Every failure wraps
-// ErrInvalidEvent.
+// names an order checks that it is the envelope's. Each type has one Go
+// payload, its newest version: an older version decodes into it with the
+// newer fields left empty (the upcast), and a field its version does not
+// have is refused (see versioned). Every failure wraps ErrInvalidEvent.
 func (e Envelope) DecodeData(v any) error {
 	if err := strictUnmarshal(e.Data, v); err != nil {
 		return fmt.Errorf("%w: %s data: %w", ErrInvalidEvent, e.Type, err)
@@ -108,10 +110,21 @@ func (e Envelope) DecodeData(v any) error {
 			return fmt.Errorf("%w: %s data: %w", ErrInvalidEvent, e.Type, err)
 		}
 	}
+	if c, ok := v.(versioned); ok {
+		if err := c.fitsVersion(e.Version()); err != nil {
+			return fmt.Errorf("%w: %s data: %w", ErrInvalidEvent, e.Type, err)
+		}
+	}
 	if o, ok := v.(interface{ Order() string }); ok && o.Order() != e.Subject {
 		return fmt.Errorf("%w: a %s event about order %q carries order %q", ErrInvalidEvent, e.Type, e.Subject, o.Order())
 	}
 	return nil
+}
+
+// versioned is implemented by a payload whose type has more than one
+// version: fitsVersion says whether it holds only fields version v has.
+type versioned interface {
+	fitsVersion(v int) error
 }
 
 // strictUnmarshal decodes one JSON value into v, refusing fields v does not

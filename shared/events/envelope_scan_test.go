@@ -61,7 +61,7 @@ func TestScannerAgreesWithEncodingJSON(t *testing.T) {
 		}
 	}
 	// An escape is left to encoding/json, and decodes the same.
-	raw := goldens(t)[OrderConfirmed]
+	raw := goldens(t)[SchemaURI(OrderConfirmed, 1)]
 	escaped := bytes.Replace(raw, []byte(`"source":"order-service"`), []byte(`"source":"order\u002dservice"`), 1)
 	env, err := Decode("", escaped)
 	if err != nil || env.Source != "order-service" {

@@ -150,12 +150,17 @@ func NewPublisher(js jetstream.JetStream, source string, opts ...PublisherOption
 // makes on it: whether the encoding matches the schema is for the contract
 // tests, not for every publish.
 func (p *Publisher) Build(t Type, orderID, traceparent string, data any) (Envelope, []byte, error) {
-	uri, ok := currentSchema[t]
+	uri, ok := producedSchema[t]
 	if !ok {
 		return Envelope{}, nil, fmt.Errorf("schema for %q: %w", t, ErrUnknownType)
 	}
 	if v, ok := data.(Validator); ok {
 		if err := v.Validate(); err != nil {
+			return Envelope{}, nil, fmt.Errorf("producer-side check of %s: %w: %w", t, ErrInvalidEvent, err)
+		}
+	}
+	if v, ok := data.(versioned); ok {
+		if err := v.fitsVersion(dataSchemas[uri].version); err != nil {
 			return Envelope{}, nil, fmt.Errorf("producer-side check of %s: %w: %w", t, ErrInvalidEvent, err)
 		}
 	}

@@ -32,7 +32,7 @@ var schemaFile = regexp.MustCompile(`^([a-z]+(?:\.[a-z-]+)?)\.v([0-9]+)\.json$`)
 type Registry struct {
 	envelope *jsonschema.Schema
 	byURI    map[string]*jsonschema.Schema // dataschema URI -> schema
-	current  map[Type]string               // event type -> newest dataschema URI
+	current  map[Type]string               // event type -> the dataschema URI producers emit (contract.json)
 	known    map[string]Type               // dataschema URI -> event type
 	requests map[string]*jsonschema.Schema // "order.create-request" -> newest schema
 }
@@ -99,8 +99,7 @@ func NewRegistry() (*Registry, error) {
 			t := Type("shop." + d.name)
 			r.byURI[d.id] = sch
 			r.known[d.id] = t
-			if d.version > newest[d.name] {
-				newest[d.name] = d.version
+			if contract.Produce[t] == d.version {
 				r.current[t] = d.id
 			}
 		}

@@ -47,21 +47,37 @@ type PricedLine struct {
 	LineTotalCents int64  `json:"line_total_cents"`
 }
 
-// OrderCreatedData is the payload of shop.order.created.
+// Address is where an order ships (order.created and order.confirmed v2).
+// Country is an ISO 3166-1 alpha-2 code.
+type Address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	Region     string `json:"region,omitempty"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+// OrderCreatedData is the payload of shop.order.created (v1 and v2).
 type OrderCreatedData struct {
 	OrderID      string    `json:"order_id"`
 	CustomerID   string    `json:"customer_id"`
 	Items        []Item    `json:"items"`
 	PaymentToken string    `json:"payment_token"`
 	CreatedAt    time.Time `json:"created_at"`
+	// ShippingAddress (v2, optional) is where the order ships.
+	ShippingAddress *Address `json:"shipping_address,omitempty"`
 }
 
-// OrderConfirmedData is the payload of shop.order.confirmed.
+// OrderConfirmedData is the payload of shop.order.confirmed (v1 and v2).
 type OrderConfirmedData struct {
 	OrderID    string `json:"order_id"`
 	CustomerID string `json:"customer_id"`
 	TotalCents int64  `json:"total_cents"`
 	Currency   string `json:"currency"`
+	// ShippingAddress (v2, optional) is the created event's.
+	ShippingAddress *Address `json:"shipping_address,omitempty"`
 }
 
 // OrderCancelledData is the payload of shop.order.cancelled.

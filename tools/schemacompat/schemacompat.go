@@ -16,9 +16,9 @@ package schemacompat
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
-	"sort"
 )
 
 // Problem is one incompatibility, at a JSON pointer-like path of the data.
@@ -169,13 +169,8 @@ func narrowedBound(prev, next map[string]any, k string, tighter func(p, n float6
 	return !ok || tighter(pv, nv)
 }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // decode parses a schema document.

@@ -12,9 +12,12 @@ import (
 
 // secretFields are the fields of an event's data that the audit trail must
 // not hold in the clear: the trail is served over HTTP to anyone who may read
-// order timelines. The order's created event carries the payment token the
-// payment service charges; only the ORDERS stream keeps it.
-var secretFields = []string{"payment_token"}
+// order timelines, and it keeps every entry for ever (nothing may delete
+// one). The order's created event carries the payment token the payment
+// service charges, and from v2 on the created and confirmed events carry
+// the customer's shipping address (personal data: a log that can never
+// forget must not hold it); only the ORDERS stream keeps them.
+var secretFields = []string{"payment_token", "shipping_address"}
 
 // FingerprintPrefix starts every fingerprint that replaces a secret.
 const FingerprintPrefix = "hmac-sha256:"

@@ -92,3 +92,40 @@ func TestFingerprintCannotBeRecomputedWithoutTheKey(t *testing.T) {
 		t.Fatalf("NewRedactor(short key) = %v, want ErrShortKey", err)
 	}
 }
+
+// A shipping address (order.created and order.confirmed v2) is personal
+// data: the append-only trail holds its fingerprint, never the address.
+func TestRedactShippingAddress(t *testing.T) {
+	key := []byte(strings.Repeat("k", MinKeyLen))
+	r, err := NewRedactor(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	address := `{"name":"Ada Lovelace","line1":"12 St James's Square","city":"London","postal_code":"SW1Y 4JH","country":"GB"}`
+	for _, in := range []string{
+		`{"id":"e1","type":"shop.order.created","data":{"order_id":"o-1","payment_token":"tok_visa","shipping_address":` + address + `}}`,
+		`{"id":"e2","type":"shop.order.confirmed","data":{"order_id":"o-1","total_cents":1,"currency":"USD","shipping_address":` + address + `}}`,
+	} {
+		out, err := r.Redact([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, clear := range []string{"Lovelace", "London", "SW1Y", "tok_visa"} {
+			if strings.Contains(string(out), clear) {
+				t.Errorf("%q still in the clear: %s", clear, out)
+			}
+		}
+		var ev struct {
+			Data struct {
+				OrderID         string `json:"order_id"`
+				ShippingAddress string `json:"shipping_address"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(out, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Data.OrderID != "o-1" || ev.Data.ShippingAddress != r.Fingerprint(address) {
+			t.Errorf("redacted data = %+v, want the order and the address's fingerprint", ev.Data)
+		}
+	}
+}

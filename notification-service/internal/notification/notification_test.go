@@ -3,6 +3,7 @@ package notification_test
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -16,8 +17,14 @@ func envelope(t *testing.T, typ events.Type, data any) events.Envelope {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return events.Envelope{ID: "e-1", Type: typ, Subject: "o-1", Data: raw,
+	return events.Envelope{ID: "e-1", Type: typ, Subject: "o-1", Data: raw, DataSchema: events.SchemaURI(typ, 1),
 		TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+}
+
+// v2 is the envelope of a v2 event.
+func v2(env events.Envelope) events.Envelope {
+	env.DataSchema = events.SchemaURI(env.Type, 2)
+	return env
 }
 
 func TestFromEvent(t *testing.T) {
@@ -33,6 +40,19 @@ func TestFromEvent(t *testing.T) {
 			name: "confirmed",
 			env:  envelope(t, events.OrderConfirmed, events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 0, Currency: "USD"}),
 			want: notification.Payload{OrderID: "o-1", Kind: notification.KindOrderConfirmed, CustomerID: "c-1", Currency: "USD"},
+		},
+		{
+			name: "confirmed v2: where it ships",
+			env: v2(envelope(t, events.OrderConfirmed, events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 0, Currency: "USD",
+				ShippingAddress: &events.Address{Name: "Ada", Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}})),
+			want: notification.Payload{OrderID: "o-1", Kind: notification.KindOrderConfirmed, CustomerID: "c-1", Currency: "USD",
+				ShipTo: &notification.Address{Name: "Ada", Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}},
+		},
+		{
+			name: "confirmed v1 with an address it cannot have",
+			env: envelope(t, events.OrderConfirmed, events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 0, Currency: "USD",
+				ShippingAddress: &events.Address{Name: "Ada", Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}}),
+			wantErr: events.ErrInvalidEvent,
 		},
 		{
 			name: "cancelled",
@@ -70,7 +90,7 @@ func TestFromEvent(t *testing.T) {
 				}
 				got.TotalCents = nil
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Fatalf("payload = %+v, want %+v", got, tt.want)
 			}
 		})

@@ -284,9 +284,11 @@ func (h *Handler) publishFinal(ctx context.Context, o order.Order, after uint64,
 	)
 	switch o.Status {
 	case order.StatusConfirmed:
-		t, data = events.OrderConfirmed, events.OrderConfirmedData{
-			OrderID: o.ID, CustomerID: o.CustomerID, TotalCents: o.TotalCents, Currency: o.Currency,
+		d := events.OrderConfirmedData{OrderID: o.ID, CustomerID: o.CustomerID, TotalCents: o.TotalCents, Currency: o.Currency}
+		if events.ProducedVersion(events.OrderConfirmed) >= 2 { // v1 has no address: a rollback emits v1 again
+			d.ShippingAddress = (*events.Address)(o.ShipTo)
 		}
+		t, data = events.OrderConfirmed, d
 	case order.StatusCancelled:
 		t, data = events.OrderCancelled, events.OrderCancelledData{
 			OrderID: o.ID, CustomerID: o.CustomerID, Reason: o.CancelReason, Detail: o.CancelDetail,

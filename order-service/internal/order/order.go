@@ -99,6 +99,19 @@ type Order struct {
 	CreatedAt    time.Time `json:"created_at"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	TraceParent  string    `json:"traceparent,omitempty"`
+	// ShipTo is where the order ships, if the customer said.
+	ShipTo *Address `json:"shipping_address,omitempty"`
+}
+
+// Address is where an order ships. Country is an ISO 3166-1 alpha-2 code.
+type Address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	Region     string `json:"region,omitempty"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
 }
 
 // Draft is what a new order is made from: the content of its created event.
@@ -108,6 +121,7 @@ type Draft struct {
 	Items       []Item
 	CreatedAt   time.Time
 	TraceParent string
+	ShipTo      *Address
 }
 
 // New returns a PENDING order made from d.
@@ -135,6 +149,7 @@ func New(d Draft) (Order, error) {
 		CreatedAt:   d.CreatedAt.UTC(),
 		UpdatedAt:   d.CreatedAt.UTC(),
 		TraceParent: d.TraceParent,
+		ShipTo:      d.ShipTo,
 	}, nil
 }
 

@@ -363,6 +363,7 @@ func pending(orderID string, env events.Envelope) (order.Order, error) {
 		Items:       Items(d.Items),
 		CreatedAt:   d.CreatedAt,
 		TraceParent: env.TraceParent,
+		ShipTo:      (*order.Address)(d.ShippingAddress),
 	})
 	if err != nil {
 		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, orderID, err)

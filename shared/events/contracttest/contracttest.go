@@ -3,7 +3,7 @@
 // and each payload's Validate), not by a schema engine; the schemas are the
 // contract, and each service's component tests call Check at their end, so
 // every event type a service produces in its tests is validated against
-// its schema in CI.
+// its schema in CI, and is one contract.json says the service produces.
 package contracttest
 
 import (
@@ -55,10 +55,14 @@ func Check(t testing.TB, js jetstream.JetStream, stream, source string) int {
 			return checked
 		}
 		var env struct {
-			Source string `json:"source"`
+			Source string      `json:"source"`
+			Type   events.Type `json:"type"`
 		}
 		if json.Unmarshal(msg.Data, &env) != nil || env.Source != source {
 			continue
+		}
+		if !events.ContractOf().Produces(source, env.Type) {
+			t.Errorf("%s produced a %s event on %s, and shared/events/contract.json does not say it produces that type", source, env.Type, msg.Subject)
 		}
 		if _, err := reg.Parse(msg.Data); err != nil {
 			t.Errorf("%s produced an event on %s that breaks its schema: %v", source, msg.Subject, err)

@@ -60,3 +60,33 @@ func TestCheckFindsAnEventThatBreaksItsSchema(t *testing.T) {
 		t.Fatalf("Check reported %q, want the one event that breaks its schema", r.errs)
 	}
 }
+
+// A service that publishes a type contract.json does not list for it
+// fails the check: the contract's producer table is the code's.
+func TestCheckFindsATypeTheContractDoesNotList(t *testing.T) {
+	srv := natstest.Start(t)
+	_, js := natstest.Connect(t, srv)
+	ctx := context.Background()
+	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// payment-service publishing an order confirmation: valid, and not its.
+	pub, err := events.NewPublisher(js, "payment-service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 100, Currency: "USD"}
+	if _, err := pub.Publish(ctx, events.OrderConfirmed, "o-1", trace.New().String(), good); err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{T: t}
+	contracttest.Check(r, js, events.StreamOrders, "payment-service")
+	if len(r.errs) != 1 || !strings.Contains(r.errs[0], "does not say it produces") {
+		t.Fatalf("Check reported %q, want the type payment-service does not produce", r.errs)
+	}
+	r = &recorder{T: t}
+	contracttest.Check(r, js, events.StreamOrders, "order-service")
+	if len(r.errs) != 0 {
+		t.Fatalf("order-service: %q", r.errs)
+	}
+}
