@@ -64,8 +64,8 @@ check-tracing:
 
 ## check-schemas: every event schema version accepts the events of the versions before it, and every version
 ## contract.json produces is one PREVIOUS_RELEASE already reads (tools/schemacompat, in CI; docs/releasing.md)
-# PREVIOUS_RELEASE is the last release: bf6c2a2, the last commit where every event was at v1.
-PREVIOUS_RELEASE ?= bf6c2a2
+# PREVIOUS_RELEASE is the last release: ec9e940 reads order.created and order.confirmed v2 and produces v1.
+PREVIOUS_RELEASE ?= ec9e940
 check-schemas:
 	$(GO) run ./tools/cmd/schemacompat -previous $(PREVIOUS_RELEASE)
 

@@ -15,6 +15,7 @@ type orderView struct {
 	TotalCents   int64  `json:"total_cents"`
 	Currency     string `json:"currency"`
 	CancelReason string `json:"cancel_reason"`
+	ShipTo       *address `json:"shipping_address"`
 	Lines        []struct {
 		SKU      string `json:"sku"`
 		Quantity int64  `json:"quantity"`
@@ -35,9 +36,20 @@ type item struct {
 }
 
 type orderRequest struct {
-	CustomerID   string `json:"customer_id"`
-	Items        []item `json:"items"`
-	PaymentToken string `json:"payment_token"`
+	CustomerID   string   `json:"customer_id"`
+	Items        []item   `json:"items"`
+	PaymentToken string   `json:"payment_token"`
+	ShipTo       *address `json:"shipping_address,omitempty"`
+}
+
+// address is a shipping address (POST /orders v2, order.created and
+// order.confirmed v2).
+type address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
 }
 
 func putSKU(t *testing.T, sku string, price, available int64) {

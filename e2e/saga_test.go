@@ -25,6 +25,7 @@ var (
 // last one checks the audit trail of everything before it.
 func TestSaga(t *testing.T) {
 	t.Run("successful order", testConfirmed)
+	t.Run("a shipping address reaches the customer's confirmation", testShippingAddress)
 	t.Run("unknown SKU", testUnknownSKU)
 	t.Run("insufficient stock", testInsufficientStock)
 	t.Run("declined card releases stock", testDeclined)
@@ -55,6 +56,27 @@ func testConfirmed(t *testing.T) {
 		s := getSKU(t, sku)
 		return s.Available == 98 && s.Reserved == 0 && s.Sold == 2
 	})
+}
+
+// testShippingAddress: the address of the request travels in the v2
+// events (order.created, order.confirmed) to the confirmation the customer
+// is sent.
+func testShippingAddress(t *testing.T) {
+	sku := uniq("MAP")
+	putSKU(t, sku, 500, 10)
+	to := &address{Name: "Ada Lovelace", Line1: "12 St James's Square", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}
+	id := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa", ShipTo: to}, uniq("key"))
+	o := waitFinal(t, id, 20*time.Second)
+	checkSaga(t, o, "CONFIRMED", confirmedTypes...)
+	if o.ShipTo == nil || *o.ShipTo != *to {
+		t.Errorf("GET /orders/%s shipping address = %+v, want %+v", id, o.ShipTo, to)
+	}
+	n := notifications(t, id)
+	payload, _ := n[0]["payload"].(map[string]any)
+	shipTo, _ := payload["shipping_address"].(map[string]any)
+	if shipTo["city"] != "London" || shipTo["country"] != "GB" || shipTo["postal_code"] != "SW1Y 4JH" {
+		t.Errorf("the confirmation sent to the customer says it ships to %v, want London GB", payload["shipping_address"])
+	}
 }
 
 func testUnknownSKU(t *testing.T) {

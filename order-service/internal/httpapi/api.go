@@ -173,9 +173,10 @@ func (a *API) requireNATS(c *gin.Context) {
 // createRequest is the body of POST /orders, already schema-valid when
 // decoded.
 type createRequest struct {
-	CustomerID   string        `json:"customer_id"`
-	Items        []events.Item `json:"items"`
-	PaymentToken string        `json:"payment_token"`
+	CustomerID      string          `json:"customer_id"`
+	Items           []events.Item   `json:"items"`
+	PaymentToken    string          `json:"payment_token"`
+	ShippingAddress *events.Address `json:"shipping_address,omitempty"`
 }
 
 type createResponse struct {
@@ -227,7 +228,8 @@ func (a *API) create(c *gin.Context) {
 
 	eventTP := trace.Child(tp).String()
 	now := a.now().UTC()
-	o, err := order.New(order.Draft{ID: orderID, CustomerID: req.CustomerID, Items: store.Items(req.Items), CreatedAt: now, TraceParent: eventTP})
+	o, err := order.New(order.Draft{ID: orderID, CustomerID: req.CustomerID, Items: store.Items(req.Items), CreatedAt: now, TraceParent: eventTP,
+		ShipTo: (*order.Address)(req.ShippingAddress)})
 	if err != nil {
 		c.Error(err)
 		return
@@ -240,6 +242,7 @@ func (a *API) create(c *gin.Context) {
 	}
 	pub, err := a.pub.Publish(ctx, events.OrderCreated, orderID, eventTP, events.OrderCreatedData{
 		OrderID: orderID, CustomerID: req.CustomerID, Items: req.Items, PaymentToken: req.PaymentToken, CreatedAt: now,
+		ShippingAddress: req.ShippingAddress,
 	})
 	if err != nil {
 		c.Error(publishError(err))
@@ -321,12 +324,15 @@ type orderView struct {
 	CancelDetail string       `json:"cancel_detail,omitempty"`
 	CreatedAt    time.Time    `json:"created_at"`
 	UpdatedAt    time.Time    `json:"updated_at"`
+	// ShipTo is where the order ships, if the request said.
+	ShipTo *order.Address `json:"shipping_address,omitempty"`
 }
 
 func view(o order.Order) orderView {
 	v := orderView{
 		OrderID: o.ID, CustomerID: o.CustomerID, Status: o.Status, Items: o.Items, Lines: o.Lines,
 		CancelReason: o.CancelReason, CancelDetail: o.CancelDetail, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		ShipTo: o.ShipTo,
 	}
 	if o.TotalKnown() {
 		total := o.TotalCents

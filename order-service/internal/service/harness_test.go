@@ -177,6 +177,7 @@ type orderView struct {
 	CancelDetail string              `json:"cancel_detail"`
 	CreatedAt    time.Time           `json:"created_at"`
 	UpdatedAt    time.Time           `json:"updated_at"`
+	ShipTo       *events.Address     `json:"shipping_address"`
 }
 
 func (h *harness) get(id string) (int, orderView) {

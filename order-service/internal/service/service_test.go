@@ -407,6 +407,10 @@ func TestBadRequests(t *testing.T) {
 			body: `{"customer_id":"c","items":[],"payment_token":"t"}`},
 		{name: "missing fields", method: http.MethodPost, path: "/orders", wantStatus: 400, wantType: "invalid-request", wantErrors: true,
 			body: `{"items":[{"sku":"S","quantity":0}]}`},
+		{name: "shipping address without a city", method: http.MethodPost, path: "/orders", wantStatus: 400, wantType: "invalid-request", wantErrors: true,
+			body: `{"customer_id":"c","items":[{"sku":"S","quantity":1}],"payment_token":"t","shipping_address":{"name":"A","line1":"1 Road","postal_code":"1","country":"FR"}}`},
+		{name: "shipping address with a country that is not a code", method: http.MethodPost, path: "/orders", wantStatus: 400, wantType: "invalid-request", wantErrors: true,
+			body: `{"customer_id":"c","items":[{"sku":"S","quantity":1}],"payment_token":"t","shipping_address":{"name":"A","line1":"1 Road","city":"Lyon","postal_code":"1","country":"France"}}`},
 		{name: "not json", method: http.MethodPost, path: "/orders", body: `{nope`, wantStatus: 400, wantType: "invalid-request", wantErrors: true},
 		{name: "unknown order", method: http.MethodGet, path: "/orders/no-such-order", wantStatus: 404, wantType: "order-not-found"},
 		{name: "invalid order id", method: http.MethodGet, path: "/orders/bad.id", wantStatus: 400, wantType: "invalid-order-id"},
@@ -649,5 +653,39 @@ func TestNoOrderRecordIsWritten(t *testing.T) {
 	}
 	if n := h.count("KV_"+store.OrdersBucket, "$KV."+store.OrdersBucket+"."+store.OrderKey(">")); n != 0 {
 		t.Fatalf("%d order.<id> records written", n)
+	}
+}
+
+// A shipping address (order.created and order.confirmed v2) goes from the
+// request to the created event, the order, and the confirmation the
+// customer is notified from.
+func TestShippingAddressReachesTheConfirmation(t *testing.T) {
+	h := start(t)
+	want := events.Address{Name: "Ada Lovelace", Line1: "12 St James's Square", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}
+	id := h.create(`{"customer_id":"c-42","items":[{"sku":"SKU-1","quantity":2}],"payment_token":"tok_visa",` +
+		`"shipping_address":{"name":"Ada Lovelace","line1":"12 St James's Square","city":"London","postal_code":"SW1Y 4JH","country":"GB"}}`)
+	created := h.last(events.StreamOrders, "orders."+id+".created")
+	var cd events.OrderCreatedData
+	if err := created.DecodeData(&cd); err != nil {
+		t.Fatal(err)
+	}
+	if created.DataSchema != events.SchemaURI(events.OrderCreated, 2) || cd.ShippingAddress == nil || *cd.ShippingAddress != want {
+		t.Fatalf("created event %s carries %+v, want v2 with %+v", created.DataSchema, cd.ShippingAddress, want)
+	}
+	h.reserve(id)
+	h.paid(id)
+	v := h.waitStatus(id, "CONFIRMED")
+	if v.ShipTo == nil || *v.ShipTo != want {
+		t.Fatalf("GET shows shipping address %+v, want %+v", v.ShipTo, want)
+	}
+	subject := "orders." + id + ".confirmed"
+	natstest.Eventually(t, "confirmed event", func() bool { return h.count(events.StreamOrders, subject) == 1 })
+	confirmed := h.last(events.StreamOrders, subject)
+	var d events.OrderConfirmedData
+	if err := confirmed.DecodeData(&d); err != nil {
+		t.Fatal(err)
+	}
+	if confirmed.DataSchema != events.SchemaURI(events.OrderConfirmed, 2) || d.ShippingAddress == nil || *d.ShippingAddress != want {
+		t.Fatalf("confirmed event %s carries %+v, want v2 with %+v", confirmed.DataSchema, d.ShippingAddress, want)
 	}
 }
