@@ -96,8 +96,15 @@ func start(t *testing.T, env map[string]string) *harness {
 
 func (h *harness) confirm(t *testing.T, orderID string) events.Published {
 	t.Helper()
+	return h.confirmTo(t, orderID, nil)
+}
+
+// confirmTo publishes the confirmation of an order that ships to a (nil:
+// none said).
+func (h *harness) confirmTo(t *testing.T, orderID string, a *events.Address) events.Published {
+	t.Helper()
 	p, err := h.orders.Publish(context.Background(), events.OrderConfirmed, orderID, trace.New().String(),
-		events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-42", TotalCents: 2598, Currency: "USD"})
+		events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-42", TotalCents: 2598, Currency: "USD", ShippingAddress: a})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,6 +345,33 @@ func TestWebhookDeliveredOnceAfterTwoFailures(t *testing.T) {
 	got := h.list(t, "o-wh").Notifications
 	if len(got) != 1 || !got[0].Sent() || got[0].Channel != "webhook" || got[0].Attempts != 1 {
 		t.Fatalf("notifications = %+v", got)
+	}
+}
+
+// The shipping address of a v2 confirmation reaches the receiver, also
+// when the delivery is retried: the record that carries it between
+// attempts (the KV value, a layout v2 added a field to) keeps it through
+// each compare-and-set update.
+func TestWebhookDeliversTheShippingAddressAfterRetries(t *testing.T) {
+	t.Parallel()
+	rcv := &webhookReceiver{secret: "whsec-test", failFirst: 2, status: http.StatusOK, delivered: map[string]int{}}
+	recv := httptest.NewServer(rcv)
+	t.Cleanup(recv.Close)
+	h := start(t, webhookEnv(recv.URL))
+	to := &events.Address{Name: "Ada Lovelace", Line1: "12 St James's Square", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}
+	h.confirmTo(t, "o-ship", to)
+
+	natstest.Eventually(t, "notification sent", func() bool { return len(h.sentEvents(t, "o-ship")) == 1 })
+	h.idle(t)
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	got := rcv.lastBody.Payload.ShipTo
+	if rcv.requests != 3 || got == nil || *got != notification.Address(*to) {
+		t.Fatalf("receiver: %d requests, last body ships to %+v; want 3 and %+v", rcv.requests, got, to)
+	}
+	list := h.list(t, "o-ship").Notifications
+	if len(list) != 1 || list[0].Payload.ShipTo == nil || list[0].Payload.ShipTo.City != "London" {
+		t.Fatalf("stored notification = %+v", list)
 	}
 }
 
