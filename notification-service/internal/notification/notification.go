@@ -65,18 +65,7 @@ type Payload struct {
 	Detail string `json:"detail,omitempty"`
 	// ShipTo is where a confirmed order ships, when its confirmation
 	// (order.confirmed v2) says.
-	ShipTo *Address `json:"shipping_address,omitempty"`
-}
-
-// Address is a postal address; Country is an ISO 3166-1 alpha-2 code.
-type Address struct {
-	Name       string `json:"name"`
-	Line1      string `json:"line1"`
-	Line2      string `json:"line2,omitempty"`
-	City       string `json:"city"`
-	Region     string `json:"region,omitempty"`
-	PostalCode string `json:"postal_code"`
-	Country    string `json:"country"`
+	ShipTo *events.Address `json:"shipping_address,omitempty"`
 }
 
 // Notification is the record of one notification, stored under
@@ -121,7 +110,7 @@ func FromEvent(env events.Envelope, channel string, now time.Time) (Notification
 		}
 		total := d.TotalCents
 		p.Kind, p.CustomerID, p.TotalCents, p.Currency = KindOrderConfirmed, d.CustomerID, &total, d.Currency
-		p.ShipTo = (*Address)(d.ShippingAddress)
+		p.ShipTo = d.ShippingAddress
 	case events.OrderCancelled:
 		var d events.OrderCancelledData
 		if err := env.DecodeData(&d); err != nil {

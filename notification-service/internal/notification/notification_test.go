@@ -46,7 +46,7 @@ func TestFromEvent(t *testing.T) {
 			env: v2(envelope(t, events.OrderConfirmed, events.OrderConfirmedData{OrderID: "o-1", CustomerID: "c-1", TotalCents: 0, Currency: "USD",
 				ShippingAddress: &events.Address{Name: "Ada", Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}})),
 			want: notification.Payload{OrderID: "o-1", Kind: notification.KindOrderConfirmed, CustomerID: "c-1", Currency: "USD",
-				ShipTo: &notification.Address{Name: "Ada", Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}},
+				ShipTo: &events.Address{Name: "Ada", Line1: "1 Main St", City: "Paris", PostalCode: "75001", Country: "FR"}},
 		},
 		{
 			name: "confirmed v1 with an address it cannot have",

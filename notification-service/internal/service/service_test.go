@@ -366,7 +366,7 @@ func TestWebhookDeliversTheShippingAddressAfterRetries(t *testing.T) {
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	got := rcv.lastBody.Payload.ShipTo
-	if rcv.requests != 3 || got == nil || *got != notification.Address(*to) {
+	if rcv.requests != 3 || got == nil || *got != *to {
 		t.Fatalf("receiver: %d requests, last body ships to %+v; want 3 and %+v", rcv.requests, got, to)
 	}
 	list := h.list(t, "o-ship").Notifications
