@@ -148,6 +148,15 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 // InstancePortStep separates the HTTP ports of a service's instances.
 const InstancePortStep = 100
 
+// InstanceName returns the name of the k-th instance (from 1) of a
+// program: the program's name for the first, "<name>-<k>" for the others.
+func InstanceName(program string, k int) string {
+	if k <= 1 {
+		return program
+	}
+	return program + "-" + strconv.Itoa(k)
+}
+
 // instance is one process of a Spec.
 type instance struct {
 	Spec
@@ -167,7 +176,7 @@ func (cfg LocalConfig) instances() []instance {
 				continue
 			}
 			i := instance{Spec: s, Program: s.Name}
-			i.Name = s.Name + "-" + strconv.Itoa(k)
+			i.Name = InstanceName(s.Name, k)
 			i.Port = s.Port + InstancePortStep*(k-1)
 			out = append(out, i)
 		}
