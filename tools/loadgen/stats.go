@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventshop/tools/chaos"
+	"github.com/eventshop/tools/upgrade"
 )
 
 // Latencies collects durations and reports percentiles exactly (the runs
@@ -71,6 +72,10 @@ type Report struct {
 	EndToEnd        Summary        `json:"post_to_final_latency"`
 	Violations      []string       `json:"violations,omitempty"`
 	Chaos           *chaos.Summary `json:"chaos,omitempty"`
+	// Upgrade and AuditVersions are what a rolling upgrade did and the
+	// schema versions the audit trail holds after it (-upgrade-from).
+	Upgrade       *upgrade.Summary `json:"upgrade,omitempty"`
+	AuditVersions Versions         `json:"audit_versions,omitempty"`
 }
 
 // Text renders the report for a terminal.
@@ -95,6 +100,10 @@ func (r Report) Text() string {
 	if r.Chaos != nil {
 		b.WriteString(r.Chaos.Text())
 	}
+	if r.Upgrade != nil {
+		b.WriteString(r.Upgrade.Text())
+	}
+	b.WriteString(r.AuditVersions.Text())
 	if len(r.Violations) == 0 {
 		b.WriteString("invariants: ok\n")
 	} else {
