@@ -63,6 +63,7 @@ type Report struct {
 	DurationSeconds float64        `json:"duration_s"`
 	Accepted        int            `json:"accepted"`
 	Rejected        int            `json:"rejected_http"`
+	Retried         int            `json:"post_retried,omitempty"` // POSTs answered only after a retry with their Idempotency-Key
 	Final           map[string]int `json:"final"`
 	NotFinal        int            `json:"not_final"`
 	FinalByPoll     int            `json:"final_by_poll,omitempty"` // final events missed, status polled: no latency sample
@@ -89,6 +90,9 @@ func (r Report) Text() string {
 	}
 	fmt.Fprintf(&b, ", %.1fs\n", r.DurationSeconds)
 	fmt.Fprintf(&b, "accepted %d, refused %d, final %v, not final %d\n", r.Accepted, r.Rejected, r.Final, r.NotFinal)
+	if r.Retried > 0 {
+		fmt.Fprintf(&b, "%d POSTs answered only when retried with their Idempotency-Key (no answer or a 5xx first)\n", r.Retried)
+	}
 	if r.FinalByPoll > 0 {
 		fmt.Fprintf(&b, "%d final events missed while reconnecting (status polled; not in the latencies)\n", r.FinalByPoll)
 	}
