@@ -105,6 +105,18 @@ chaos:
 chaos-cluster:
 	$(GO) run ./tools/cmd/loadgen -chaos -instances 2 -nats-nodes 3 -duration 45s -port-offset 400 -mode open -rate 20 -chaos-gap 2s
 
+.PHONY: upgrade
+
+## upgrade: a rolling upgrade under load (~2-3 min): every service starts from the binaries of git revision
+## UPGRADE_FROM, two instances each, and while 60s of load run every instance is replaced by this tree's build,
+## one at a time (consumers first, order-service last); fails on any broken invariant, a dead letter, a process
+## left on the old build, or an audit trail where no event type shows two schema versions (docs/releasing.md,
+## "Rolling upgrade test"). Needs the revision's history (a shallow clone: git fetch --unshallow).
+# The release this tree replaces in service: the pair a rolling update runs side by side.
+UPGRADE_FROM ?= $(PREVIOUS_RELEASE)
+upgrade:
+	$(GO) run ./tools/cmd/loadgen -upgrade-from $(UPGRADE_FROM) -instances 2 -duration 60s -port-offset 500 -mode open -rate 20
+
 .PHONY: bench
 
 ## bench: the benchmark on the embedded default (devstack), both fsync settings, nats bench beside it, and what tracing costs;

@@ -243,24 +243,36 @@ var domainStreams = []string{"ORDERS", "INVENTORY", "PAYMENTS", "NOTIFICATIONS"}
 func AuditedEvents(ctx context.Context, js jetstream.JetStream) (map[string]int, int, error) {
 	audited := map[string]int{}
 	entries := 0
-	err := readStream(ctx, js, "AUDIT", func(_ uint64, _ string, data []byte) {
-		var b struct {
-			Entries []struct {
-				EventID string `json:"event_id"`
-			} `json:"entries"`
-		}
-		if json.Unmarshal(data, &b) != nil {
-			return
-		}
-		for _, e := range b.Entries {
-			audited[e.EventID]++
-			entries++
-		}
+	err := readAudit(ctx, js, func(e auditEntry) {
+		audited[e.EventID]++
+		entries++
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	return audited, entries, nil
+}
+
+// auditEntry is what the checks read of an entry of an audit block.
+type auditEntry struct {
+	EventID string          `json:"event_id"`
+	Event   json.RawMessage `json:"event"` // the audited event as published (secrets fingerprinted)
+}
+
+// readAudit calls f for every entry of the AUDIT stream's blocks, in
+// chain order; a message that is not a block holds no entry here.
+func readAudit(ctx context.Context, js jetstream.JetStream, f func(auditEntry)) error {
+	return readStream(ctx, js, "AUDIT", func(_ uint64, _ string, data []byte) {
+		var b struct {
+			Entries []auditEntry `json:"entries"`
+		}
+		if json.Unmarshal(data, &b) != nil {
+			return
+		}
+		for _, e := range b.Entries {
+			f(e)
+		}
+	})
 }
 
 // readStream calls f for every message stored in the stream, in order.

@@ -146,6 +146,7 @@ type Runner struct {
 	finalsSeen atomic.Int64             // final events delivered by the watch
 	postLat    Latencies
 	refused    atomic.Int64
+	retried    atomic.Int64 // POSTs answered only after a retry (PostRetry)
 	accepted   atomic.Int64
 	posts      atomic.Uint64 // POSTs begun: which order-service instance is next
 }
@@ -353,10 +354,14 @@ func (r *Runner) place(ctx context.Context, p *placed, start time.Time, key stri
 	backoff := 100 * time.Millisecond
 	var code int
 	var err error
-	for attempt := r.posts.Add(1); ; attempt++ {
+	first := r.posts.Add(1)
+	for attempt := first; ; attempt++ {
 		code, err = r.do(ctx, http.MethodPost, r.orderURL(attempt)+"/orders", body, headers, &resp)
 		retryable := err != nil || code >= 500 || code == http.StatusTooManyRequests || code == http.StatusRequestTimeout
 		if !retryable || time.Now().After(giveUp) || ctx.Err() != nil {
+			if attempt != first && !retryable {
+				r.retried.Add(1)
+			}
 			break
 		}
 		time.Sleep(backoff)
@@ -519,7 +524,7 @@ func (r *Runner) report(start time.Time, offered time.Duration, notFinal int) Re
 	defer r.mu.Unlock()
 	rep := Report{
 		Mode: r.cfg.Mode, DurationSeconds: offered.Seconds(),
-		Accepted: int(r.accepted.Load()), Rejected: int(r.refused.Load()),
+		Accepted: int(r.accepted.Load()), Rejected: int(r.refused.Load()), Retried: int(r.retried.Load()),
 		Final: map[string]int{}, NotFinal: notFinal,
 		PostLatency: r.postLat.Summarize(),
 	}

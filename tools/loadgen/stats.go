@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/eventshop/tools/chaos"
+	"github.com/eventshop/tools/upgrade"
 )
 
 // Latencies collects durations and reports percentiles exactly (the runs
@@ -62,6 +63,7 @@ type Report struct {
 	DurationSeconds float64        `json:"duration_s"`
 	Accepted        int            `json:"accepted"`
 	Rejected        int            `json:"rejected_http"`
+	Retried         int            `json:"post_retried,omitempty"` // POSTs answered only after a retry with their Idempotency-Key
 	Final           map[string]int `json:"final"`
 	NotFinal        int            `json:"not_final"`
 	FinalByPoll     int            `json:"final_by_poll,omitempty"` // final events missed, status polled: no latency sample
@@ -71,6 +73,10 @@ type Report struct {
 	EndToEnd        Summary        `json:"post_to_final_latency"`
 	Violations      []string       `json:"violations,omitempty"`
 	Chaos           *chaos.Summary `json:"chaos,omitempty"`
+	// Upgrade and AuditVersions are what a rolling upgrade did and the
+	// schema versions the audit trail holds after it (-upgrade-from).
+	Upgrade       *upgrade.Summary `json:"upgrade,omitempty"`
+	AuditVersions Versions         `json:"audit_versions,omitempty"`
 }
 
 // Text renders the report for a terminal.
@@ -84,6 +90,9 @@ func (r Report) Text() string {
 	}
 	fmt.Fprintf(&b, ", %.1fs\n", r.DurationSeconds)
 	fmt.Fprintf(&b, "accepted %d, refused %d, final %v, not final %d\n", r.Accepted, r.Rejected, r.Final, r.NotFinal)
+	if r.Retried > 0 {
+		fmt.Fprintf(&b, "%d POSTs answered only when retried with their Idempotency-Key (no answer or a 5xx first)\n", r.Retried)
+	}
 	if r.FinalByPoll > 0 {
 		fmt.Fprintf(&b, "%d final events missed while reconnecting (status polled; not in the latencies)\n", r.FinalByPoll)
 	}
@@ -95,6 +104,10 @@ func (r Report) Text() string {
 	if r.Chaos != nil {
 		b.WriteString(r.Chaos.Text())
 	}
+	if r.Upgrade != nil {
+		b.WriteString(r.Upgrade.Text())
+	}
+	b.WriteString(r.AuditVersions.Text())
 	if len(r.Violations) == 0 {
 		b.WriteString("invariants: ok\n")
 	} else {

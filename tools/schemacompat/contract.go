@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -186,4 +188,38 @@ func short(rev string) string {
 		return rev[:12]
 	}
 	return rev
+}
+
+// ProducedAt returns the version producers emit of each type ("shop.order.created"
+// -> 2) in the tree at git revision rev of the repository at root, or in
+// the working tree for rev "". A tree from before contract.json produced
+// the newest version of each type.
+func ProducedAt(root, rev string) (map[string]int, error) {
+	var raw []byte
+	if rev == "" {
+		b, err := os.ReadFile(filepath.Join(root, "shared", "events", "contract.json"))
+		if err != nil {
+			return nil, err
+		}
+		raw = b
+	} else {
+		b, err := exec.Command("git", "-C", root, "show", rev+":shared/events/contract.json").Output()
+		if err != nil {
+			release, rerr := ReleaseAt(root, rev)
+			if rerr != nil {
+				return nil, rerr
+			}
+			produced := map[string]int{}
+			for t, vs := range release.Versions {
+				produced["shop."+t] = vs[len(vs)-1]
+			}
+			return produced, nil
+		}
+		raw = b
+	}
+	c, err := ParseContract(raw)
+	if err != nil {
+		return nil, err
+	}
+	return c.Produce, nil
 }

@@ -90,6 +90,14 @@ func TestTheRepositorysContract(t *testing.T) {
 	if got := vlist(prev.Versions["order.created"]); got != "v1" || len(prev.Versions) != 11 {
 		t.Errorf("bf6c2a2 reads order.created %s and %d types, want v1 and 11", got, len(prev.Versions))
 	}
+	before, err := ProducedAt(root, "bf6c2a2") // no contract.json there: the newest of each
+	if err != nil || before["shop.order.created"] != 1 || len(before) != 11 {
+		t.Errorf("ProducedAt(bf6c2a2) = %v, %v; want v1 of 11 types", before, err)
+	}
+	now, err := ProducedAt(root, "")
+	if err != nil || now["shop.order.created"] != c.Produce["shop.order.created"] {
+		t.Errorf("ProducedAt(working tree) = %v, %v; want contract.json's", now, err)
+	}
 	if _, err := ReleaseAt(root, "no-such-revision"); err == nil || !strings.Contains(err.Error(), "no-such-revision") {
 		t.Errorf("an unknown revision: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,7 +42,23 @@ type LocalConfig struct {
 	// is "<name>-k" on the Spec's port + InstancePortStep*(k-1). They share
 	// the durable consumers, as the replicas of a deployment do. 0 means 1.
 	Instances int
+	// Bins runs some programs from other binaries than the ones built
+	// from Root, by program name (a Spec's Name), for example the
+	// services of an older release (BuildRevision) to upgrade with
+	// Replace. Every instance of such a program starts from it.
+	Bins map[string]string
+	// StopGrace is how long Stop and Replace wait after SIGTERM before
+	// they SIGKILL; 0 means 20s.
+	StopGrace time.Duration
 	Out       io.Writer // build output and progress
+}
+
+// stopGrace returns StopGrace or its default.
+func (cfg LocalConfig) stopGrace() time.Duration {
+	if cfg.StopGrace > 0 {
+		return cfg.StopGrace
+	}
+	return 20 * time.Second
 }
 
 // Local is a whole system running on this machine: an embedded nats-server
@@ -51,16 +68,25 @@ type Local struct {
 	NATS  *NATS   // the first node
 	Nodes []*NATS // every node; NATS alone unless LocalConfig.Nodes > 1
 	cfg   LocalConfig
-	stops int // StopNATS calls: which node is next
+	stops int               // StopNATS calls: which node is next
+	built map[string]string // the binaries built from Root, by program
 	mu    sync.Mutex
 	procs map[string]*Process
 	specs []instance
 	logs  []*os.File
 }
 
-// StartLocal builds the binaries, starts NATS and every program, and waits
-// until each is ready.
+// StartLocal builds the binaries, starts NATS and every program (from
+// LocalConfig.Bins where it names one), and waits until each is ready.
 func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
+	for program, bin := range cfg.Bins {
+		if !slices.ContainsFunc(Specs, func(s Spec) bool { return s.Name == program }) {
+			return nil, fmt.Errorf("binary %s for %q: %w", bin, program, ErrUnknownProcess)
+		}
+		if _, err := os.Stat(bin); err != nil {
+			return nil, fmt.Errorf("binary for %s: %w", program, err)
+		}
+	}
 	for _, d := range []string{"bin", "logs", "nats"} {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d, err)
@@ -74,7 +100,7 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Local{NATS: nodes[0], Nodes: nodes, cfg: cfg, procs: map[string]*Process{}, specs: cfg.instances()}
+	l := &Local{NATS: nodes[0], Nodes: nodes, cfg: cfg, built: bins, procs: map[string]*Process{}, specs: cfg.instances()}
 	urls := make([]string, len(nodes))
 	for i, n := range nodes {
 		urls[i] = n.ClientURL()
@@ -97,7 +123,11 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 		if creds, err := cfg.Passwords.ClientEnv(s.Program); err == nil { // the gateway simulator does not use NATS
 			env = append(env, creds...)
 		}
-		p := &Process{Name: s.Name, Bin: bins[s.Program], Log: f, Env: env}
+		bin := bins[s.Program]
+		if b, ok := cfg.Bins[s.Program]; ok {
+			bin = b
+		}
+		p := &Process{Name: s.Name, Bin: bin, Log: f, Env: env}
 		if err := p.Start(); err != nil {
 			l.Stop()
 			return nil, err
@@ -118,6 +148,15 @@ func StartLocal(ctx context.Context, cfg LocalConfig) (*Local, error) {
 // InstancePortStep separates the HTTP ports of a service's instances.
 const InstancePortStep = 100
 
+// InstanceName returns the name of the k-th instance (from 1) of a
+// program: the program's name for the first, "<name>-<k>" for the others.
+func InstanceName(program string, k int) string {
+	if k <= 1 {
+		return program
+	}
+	return program + "-" + strconv.Itoa(k)
+}
+
 // instance is one process of a Spec.
 type instance struct {
 	Spec
@@ -137,7 +176,7 @@ func (cfg LocalConfig) instances() []instance {
 				continue
 			}
 			i := instance{Spec: s, Program: s.Name}
-			i.Name = s.Name + "-" + strconv.Itoa(k)
+			i.Name = InstanceName(s.Name, k)
 			i.Port = s.Port + InstancePortStep*(k-1)
 			out = append(out, i)
 		}
@@ -214,7 +253,8 @@ func (l *Local) Running(name string) bool {
 	return err == nil && p.Running()
 }
 
-// Stop stops every program (SIGTERM, then SIGKILL after 20s), then NATS.
+// Stop stops every program (SIGTERM, then SIGKILL after StopGrace), then
+// NATS.
 func (l *Local) Stop() {
 	l.mu.Lock()
 	procs := make([]*Process, 0, len(l.procs))
@@ -222,7 +262,7 @@ func (l *Local) Stop() {
 		procs = append(procs, p)
 	}
 	l.mu.Unlock()
-	StopAll(procs, 20*time.Second, func(name string, err error) {
+	StopAll(procs, l.cfg.stopGrace(), func(name string, err error) {
 		if l.cfg.Out != nil {
 			fmt.Fprintf(l.cfg.Out, "stack: stop %s: %v\n", name, err)
 		}

@@ -37,6 +37,11 @@ var Specs = []Spec{
 // Build compiles every program into outDir with the workspace at root and
 // returns the binary path of each by name.
 func Build(ctx context.Context, root, outDir string, out io.Writer) (map[string]string, error) {
+	return build(ctx, root, outDir, out)
+}
+
+// build is Build with more environment for go build.
+func build(ctx context.Context, root, outDir string, out io.Writer, env ...string) (map[string]string, error) {
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create %s: %w", outDir, err)
 	}
@@ -49,7 +54,7 @@ func Build(ctx context.Context, root, outDir string, out io.Writer) (map[string]
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work"))
+	cmd.Env = append(append(os.Environ(), "GOWORK="+filepath.Join(root, "go.work")), env...)
 	if err := cmd.Run(); err != nil {
 		return nil, fmt.Errorf("go build: %w", err)
 	}

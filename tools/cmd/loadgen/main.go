@@ -8,7 +8,12 @@
 // embedded nats-server and every service as its own process, on ports moved
 // by -port-offset); -chaos implies -stack and disturbs the system while the
 // load runs (package chaos), then also checks that the dead letters are
-// exactly the poison it injected.
+// exactly the poison it injected. -upgrade-from REV implies -stack too: the
+// services start from the binaries of git revision REV, and while the load
+// runs every instance is replaced by this tree's build, one at a time
+// (package upgrade); then also every process must run the new build, no
+// message may be dead-lettered, and the audit trail must hold an event
+// type in two schema versions.
 package main
 
 import (
