@@ -46,8 +46,11 @@ func (e *RequestError) Unwrap() error { return ErrInvalidRequest }
 // requestError turns a schema validation error into a RequestError listing
 // each failing location.
 func requestError(err error) *RequestError {
-	msg := strings.TrimPrefix(err.Error(), events.ErrInvalidEvent.Error()+": ")
-	return &RequestError{Errors: strings.Split(msg, "; ")}
+	var ve *events.ValidationError
+	if errors.As(err, &ve) {
+		return &RequestError{Errors: ve.Problems}
+	}
+	return &RequestError{Errors: []string{err.Error()}}
 }
 
 // MapError is the one place the order service's errors become problems.

@@ -228,7 +228,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		// again, instead of idling out the 30 s default.
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrNoHeartbeat) || strings.Contains(err.Error(), "disconnect") {
+			// A missed heartbeat, or the connection gone (nats.go reports
+			// that with an unexported error, so its state is asked instead
+			// of the error's text): consuming resumes by itself.
+			if errors.Is(err, jetstream.ErrNoHeartbeat) || !r.js.Conn().IsConnected() {
 				r.log.Warn("consume interrupted", zap.Error(err))
 				return
 			}
