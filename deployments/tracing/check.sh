@@ -16,6 +16,11 @@ data=.data/check-tracing
 rm -rf "$data"
 mkdir -p .data/bin
 echo "check-tracing: building"
+# Jaeger first, in the foreground: a cold build takes minutes (more on a busy
+# machine), and the readiness waits below are for the services, not for it.
+# shellcheck source=versions.sh
+source "$here/versions.sh"
+"$root/scripts/gobin" "$JAEGER_PKG@$JAEGER_VERSION" >/dev/null # says what it builds, and how long it took
 "$go" build -o .data/bin/devstack ./tools/cmd/devstack
 "$go" build -o .data/bin/tracecheck ./tools/cmd/tracecheck
 "$here/run.sh" -- .data/bin/devstack -data "$data" -port-offset "$offset" -nats-monitor-port 0 -nats-sync default >"$root/.data/check-tracing.log" 2>&1 &
