@@ -32,7 +32,7 @@ type Config struct {
 	// the service makes a random key at start-up: fingerprints then differ
 	// across restarts (and between replicas), so an operator cannot match
 	// them to a token later.
-	FingerprintKey string
+	FingerprintKey string `env:"AUDIT_FINGERPRINT_KEY" log:"secret"`
 }
 
 // minFingerprintKeyLen matches chain.MinKeyLen: a shorter key could be
@@ -42,13 +42,14 @@ const minFingerprintKeyLen = 32
 // Load reads the configuration through lookup (os.LookupEnv in production),
 // fills defaults and validates it.
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	return platformconfig.Load(lookup, ErrInvalid, func(r *platformconfig.Reader) Config {
-		return Config{Base: platformconfig.ReadBase(r), FingerprintKey: r.String("AUDIT_FINGERPRINT_KEY", "")}
-	})
+	return platformconfig.Load[Config](lookup, ErrInvalid)
 }
 
 // SetDefaults fills every unset field with its default.
-func (c *Config) SetDefaults() { c.Base.SetDefaults(defaultHTTPAddr) }
+func (c *Config) SetDefaults() {
+	platformconfig.Defaults(c)
+	c.Base.SetDefaults(defaultHTTPAddr)
+}
 
 // Validate reports every setting that cannot work, joined.
 func (c Config) Validate() error {
@@ -66,6 +67,4 @@ func (c Config) Validate() error {
 }
 
 // Fields describes the configuration for the start-up log, secrets masked.
-func (c Config) Fields() []zap.Field {
-	return append(c.Base.Fields(), zap.String("audit_fingerprint_key", platformconfig.Mask(c.FingerprintKey)))
-}
+func (c Config) Fields() []zap.Field { return platformconfig.Fields(c) }

@@ -25,33 +25,24 @@ type Config struct {
 	platform.Base
 	platform.Consumers
 
-	ConsumerMaxDeliver int // CONSUMER_MAX_DELIVER (10): deliveries before a failing event is dead-lettered
-	CASAttempts        int // CAS_ATTEMPTS (12): in-process retries of a conflicting write before a nak
+	// ConsumerMaxDeliver is the deliveries before a failing event is
+	// dead-lettered.
+	ConsumerMaxDeliver int `env:"CONSUMER_MAX_DELIVER" envDefault:"10"`
+	// CASAttempts is the in-process retries of a conflicting write before
+	// a nak.
+	CASAttempts int `env:"CAS_ATTEMPTS" envDefault:"12"`
 }
 
 // Load reads the configuration from lookup (os.LookupEnv in production),
 // applies defaults and validates it.
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	return platform.Load(lookup, ErrInvalid, func(r *platform.Reader) Config {
-		return Config{
-			Base:               platform.ReadBase(r),
-			Consumers:          platform.ReadConsumers(r),
-			ConsumerMaxDeliver: r.Int("CONSUMER_MAX_DELIVER", 0),
-			CASAttempts:        r.Int("CAS_ATTEMPTS", 0),
-		}
-	})
+	return platform.Load[Config](lookup, ErrInvalid)
 }
 
 // SetDefaults fills every unset field with its default.
 func (c *Config) SetDefaults() {
+	platform.Defaults(c)
 	c.Base.SetDefaults(defaultHTTPAddr)
-	c.Consumers.SetDefaults()
-	if c.ConsumerMaxDeliver == 0 {
-		c.ConsumerMaxDeliver = 10
-	}
-	if c.CASAttempts == 0 {
-		c.CASAttempts = 12
-	}
 }
 
 // Validate reports every setting that cannot work, joined.
@@ -78,9 +69,4 @@ func (c Config) Validate() error {
 }
 
 // Fields returns the configuration as log fields, secrets masked.
-func (c Config) Fields() []zap.Field {
-	return append(append(c.Base.Fields(), c.Consumers.Fields()...),
-		zap.Int("consumer_max_deliver", c.ConsumerMaxDeliver),
-		zap.Int("cas_attempts", c.CASAttempts),
-	)
-}
+func (c Config) Fields() []zap.Field { return platform.Fields(c) }

@@ -34,54 +34,31 @@ type Config struct {
 	platformconfig.Consumers
 
 	// Channel is where notifications go: "log" or "webhook".
-	Channel string
+	Channel string `env:"NOTIFY_CHANNEL" envDefault:"log"`
 	// WebhookURL receives a signed POST per notification (webhook channel).
-	WebhookURL string
+	WebhookURL string `env:"NOTIFY_WEBHOOK_URL" log:"urls"`
 	// WebhookSecret is the HMAC-SHA256 key of the signature header.
-	WebhookSecret string
+	WebhookSecret string `env:"NOTIFY_WEBHOOK_SECRET" log:"secret"`
 	// WebhookMaxElapsed bounds the in-process retries of one delivery; after
 	// it the message goes back to JetStream and is retried with the
 	// consumer's backoff.
-	WebhookMaxElapsed time.Duration
+	WebhookMaxElapsed time.Duration `env:"NOTIFY_WEBHOOK_MAX_ELAPSED" envDefault:"30s"`
 	// WebhookInitialInterval is the first retry delay of a delivery.
-	WebhookInitialInterval time.Duration
+	WebhookInitialInterval time.Duration `env:"NOTIFY_WEBHOOK_INITIAL_INTERVAL" envDefault:"250ms"`
 	// WebhookTimeout bounds one HTTP attempt.
-	WebhookTimeout time.Duration
+	WebhookTimeout time.Duration `env:"NOTIFY_WEBHOOK_TIMEOUT" envDefault:"10s"`
 }
 
 // Load reads the configuration through lookup (os.LookupEnv in production),
 // fills defaults and validates it.
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	return platformconfig.Load(lookup, ErrInvalid, func(r *platformconfig.Reader) Config {
-		return Config{
-			Base:                   platformconfig.ReadBase(r),
-			Consumers:              platformconfig.ReadConsumers(r),
-			Channel:                r.String("NOTIFY_CHANNEL", ""),
-			WebhookURL:             r.String("NOTIFY_WEBHOOK_URL", ""),
-			WebhookSecret:          r.String("NOTIFY_WEBHOOK_SECRET", ""),
-			WebhookMaxElapsed:      r.Duration("NOTIFY_WEBHOOK_MAX_ELAPSED", 0),
-			WebhookInitialInterval: r.Duration("NOTIFY_WEBHOOK_INITIAL_INTERVAL", 0),
-			WebhookTimeout:         r.Duration("NOTIFY_WEBHOOK_TIMEOUT", 0),
-		}
-	})
+	return platformconfig.Load[Config](lookup, ErrInvalid)
 }
 
 // SetDefaults fills every unset field with its default.
 func (c *Config) SetDefaults() {
+	platformconfig.Defaults(c)
 	c.Base.SetDefaults(defaultHTTPAddr)
-	c.Consumers.SetDefaults()
-	if c.Channel == "" {
-		c.Channel = ChannelLog
-	}
-	if c.WebhookMaxElapsed == 0 {
-		c.WebhookMaxElapsed = 30 * time.Second
-	}
-	if c.WebhookInitialInterval == 0 {
-		c.WebhookInitialInterval = 250 * time.Millisecond
-	}
-	if c.WebhookTimeout == 0 {
-		c.WebhookTimeout = 10 * time.Second
-	}
 }
 
 // Validate reports every setting that cannot work, joined.
@@ -120,22 +97,4 @@ func (c Config) AckWait() time.Duration {
 }
 
 // Fields describes the configuration for the start-up log, secrets masked.
-func (c Config) Fields() []zap.Field {
-	return append(append(c.Base.Fields(), c.Consumers.Fields()...),
-		zap.String("notify_channel", c.Channel),
-		zap.String("notify_webhook_url", redactURL(c.WebhookURL)),
-		zap.String("notify_webhook_secret", platformconfig.Mask(c.WebhookSecret)),
-		zap.Duration("notify_webhook_max_elapsed", c.WebhookMaxElapsed),
-		zap.Duration("notify_webhook_timeout", c.WebhookTimeout),
-	)
-}
-
-// redactURL hides a password in the URL's user info, which some receivers
-// use for basic auth.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return u.Redacted()
-}
+func (c Config) Fields() []zap.Field { return platformconfig.Fields(c) }

@@ -27,44 +27,27 @@ type Config struct {
 	config.Consumers
 
 	// RequestTimeout bounds the NATS work of one HTTP request.
-	RequestTimeout time.Duration
-	// OrderDeadline is how long an order may take to reach a final state
-	// (ORDER_DEADLINE, default 2m): an order still PENDING or RESERVED
-	// after it is cancelled with reason timeout.
-	OrderDeadline time.Duration
-	// MaxInFlight bounds the POST /orders requests in progress at once
-	// (MAX_IN_FLIGHT, default 256); beyond it requests are shed with 503
-	// and Retry-After, so an overload costs neither memory nor latency.
-	MaxInFlight int
+	RequestTimeout time.Duration `env:"REQUEST_TIMEOUT" envDefault:"5s"`
+	// OrderDeadline is how long an order may take to reach a final state:
+	// an order still PENDING or RESERVED after it is cancelled with reason
+	// timeout.
+	OrderDeadline time.Duration `env:"ORDER_DEADLINE" envDefault:"2m"`
+	// MaxInFlight bounds the POST /orders requests in progress at once;
+	// beyond it requests are shed with 503 and Retry-After, so an overload
+	// costs neither memory nor latency.
+	MaxInFlight int `env:"MAX_IN_FLIGHT" envDefault:"256"`
 }
 
 // Load reads the configuration through lookup (os.LookupEnv in main), fills
 // defaults and validates it.
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	return config.Load(lookup, ErrInvalid, func(r *config.Reader) Config {
-		return Config{
-			Base:           config.ReadBase(r),
-			Consumers:      config.ReadConsumers(r),
-			RequestTimeout: r.Duration("REQUEST_TIMEOUT", 0),
-			OrderDeadline:  r.Duration("ORDER_DEADLINE", 0),
-			MaxInFlight:    r.Int("MAX_IN_FLIGHT", 0),
-		}
-	})
+	return config.Load[Config](lookup, ErrInvalid)
 }
 
 // SetDefaults fills every unset field with its default.
 func (c *Config) SetDefaults() {
+	config.Defaults(c)
 	c.Base.SetDefaults(defaultHTTPAddr)
-	c.Consumers.SetDefaults()
-	if c.RequestTimeout == 0 {
-		c.RequestTimeout = 5 * time.Second
-	}
-	if c.OrderDeadline == 0 {
-		c.OrderDeadline = 2 * time.Minute
-	}
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = 256
-	}
 }
 
 // Validate reports settings the service cannot run with.
@@ -89,9 +72,4 @@ func (c Config) Validate() error {
 }
 
 // Fields returns the configuration as log fields, secrets masked.
-func (c Config) Fields() []zap.Field {
-	return append(append(c.Base.Fields(), c.Consumers.Fields()...),
-		zap.Duration("request_timeout", c.RequestTimeout),
-		zap.Duration("order_deadline", c.OrderDeadline),
-	)
-}
+func (c Config) Fields() []zap.Field { return config.Fields(c) }

@@ -91,13 +91,13 @@ func (systemClock) Now() time.Time { return time.Now() }
 type Config struct {
 	// FailureThreshold is the number of consecutive failures that opens the
 	// breaker (default 5).
-	FailureThreshold int
+	FailureThreshold int `env:"BREAKER_FAILURE_THRESHOLD" envDefault:"5"`
 	// OpenTimeout is how long the breaker stays open before it lets probes
 	// through (default 5s).
-	OpenTimeout time.Duration
+	OpenTimeout time.Duration `env:"BREAKER_OPEN_TIMEOUT" envDefault:"5s"`
 	// HalfOpenMaxProbes is how many probe calls may be in flight at once in
 	// the half-open state (default 1).
-	HalfOpenMaxProbes int
+	HalfOpenMaxProbes int `env:"BREAKER_HALF_OPEN_PROBES" envDefault:"1"`
 }
 
 func (c *Config) setDefaults() {

@@ -31,56 +31,27 @@ type Config struct {
 	platformconfig.Base
 	platformconfig.Consumers
 
-	GatewayURL     string        // GATEWAY_URL, default http://127.0.0.1:8090
-	GatewayTimeout time.Duration // GATEWAY_TIMEOUT, default 5s
-	// GatewayAPIKey (GATEWAY_API_KEY, required) is the service's credential
-	// at the gateway, sent as a bearer token with every charge and refund.
-	GatewayAPIKey string
+	GatewayURL     string        `env:"GATEWAY_URL" envDefault:"http://127.0.0.1:8090"`
+	GatewayTimeout time.Duration `env:"GATEWAY_TIMEOUT" envDefault:"5s"`
+	// GatewayAPIKey (required) is the service's credential at the gateway,
+	// sent as a bearer token with every charge and refund.
+	GatewayAPIKey string `env:"GATEWAY_API_KEY" log:"secret"`
 
-	// Breaker: BREAKER_FAILURE_THRESHOLD (5), BREAKER_OPEN_TIMEOUT (5s),
-	// BREAKER_HALF_OPEN_PROBES (1).
+	// Breaker is the circuit breaker in front of the gateway (BREAKER_*).
 	Breaker breaker.Config
 }
 
 // Load reads the configuration through lookup (os.LookupEnv), applies the
 // defaults and validates it.
 func Load(lookup func(string) (string, bool)) (Config, error) {
-	return platformconfig.Load(lookup, ErrInvalid, func(r *platformconfig.Reader) Config {
-		return Config{
-			Base:           platformconfig.ReadBase(r),
-			Consumers:      platformconfig.ReadConsumers(r),
-			GatewayURL:     r.String("GATEWAY_URL", ""),
-			GatewayTimeout: r.Duration("GATEWAY_TIMEOUT", 0),
-			GatewayAPIKey:  r.String("GATEWAY_API_KEY", ""),
-			Breaker: breaker.Config{
-				FailureThreshold:  r.Int("BREAKER_FAILURE_THRESHOLD", 0),
-				OpenTimeout:       r.Duration("BREAKER_OPEN_TIMEOUT", 0),
-				HalfOpenMaxProbes: r.Int("BREAKER_HALF_OPEN_PROBES", 0),
-			},
-		}
-	})
+	return platformconfig.Load[Config](lookup, ErrInvalid)
 }
 
 // SetDefaults fills unset values; tests that build a Config by hand call it
 // too.
 func (c *Config) SetDefaults() {
+	platformconfig.Defaults(c)
 	c.Base.SetDefaults(defaultHTTPAddr)
-	c.Consumers.SetDefaults()
-	if c.GatewayURL == "" {
-		c.GatewayURL = "http://127.0.0.1:8090"
-	}
-	if c.GatewayTimeout == 0 {
-		c.GatewayTimeout = 5 * time.Second
-	}
-	if c.Breaker.FailureThreshold == 0 {
-		c.Breaker.FailureThreshold = 5
-	}
-	if c.Breaker.OpenTimeout == 0 {
-		c.Breaker.OpenTimeout = 5 * time.Second
-	}
-	if c.Breaker.HalfOpenMaxProbes == 0 {
-		c.Breaker.HalfOpenMaxProbes = 1
-	}
 }
 
 // Validate reports every value that cannot work, joined.
@@ -110,13 +81,4 @@ func (c Config) Validate() error {
 }
 
 // Fields returns the configuration as log fields, secrets masked.
-func (c Config) Fields() []zap.Field {
-	return append(append(c.Base.Fields(), c.Consumers.Fields()...),
-		zap.String("gateway_url", c.GatewayURL),
-		zap.Stringer("gateway_timeout", c.GatewayTimeout),
-		zap.String("gateway_api_key", platformconfig.Mask(c.GatewayAPIKey)),
-		zap.Int("breaker_failure_threshold", c.Breaker.FailureThreshold),
-		zap.Stringer("breaker_open_timeout", c.Breaker.OpenTimeout),
-		zap.Int("breaker_half_open_probes", c.Breaker.HalfOpenMaxProbes),
-	)
-}
+func (c Config) Fields() []zap.Field { return platformconfig.Fields(c) }

@@ -13,33 +13,26 @@ import (
 // Config is the simulator binary's configuration, read once from the
 // environment.
 type Config struct {
-	Addr     string // GATEWAY_ADDR, default ":8090"
-	LogLevel string // LOG_LEVEL, default "info"
-	// APIKey (GATEWAY_API_KEY, required) is the payment service's
-	// credential for POST /charges and POST /refunds.
-	APIKey string
-	// AdminToken (ADMIN_TOKEN) guards GET /charges and /admin/mode; empty
-	// refuses them.
-	AdminToken string
-	// MaxCharges (GATEWAY_MAX_CHARGES, default 100000) bounds the charges
-	// and refund keys kept in memory; the oldest are forgotten first.
-	MaxCharges int
+	Addr     string `env:"GATEWAY_ADDR" envDefault:":8090"`
+	LogLevel string `env:"LOG_LEVEL" envDefault:"info"`
+	// APIKey (required) is the payment service's credential for POST
+	// /charges and POST /refunds.
+	APIKey string `env:"GATEWAY_API_KEY" log:"secret"`
+	// AdminToken guards GET /charges and /admin/mode; empty refuses them.
+	AdminToken string `env:"ADMIN_TOKEN" log:"secret"`
+	// MaxCharges bounds the charges and refund keys kept in memory; the
+	// oldest are forgotten first.
+	MaxCharges int `env:"GATEWAY_MAX_CHARGES" envDefault:"100000"`
 	// Tracing is the OpenTelemetry setup (OTEL_EXPORTER_OTLP_ENDPOINT,
 	// OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, ...): see tracing.FromEnv.
 	Tracing tracing.Config
 }
 
-func (c *Config) setDefaults() {
-	if c.Addr == "" {
-		c.Addr = ":8090"
-	}
-	if c.LogLevel == "" {
-		c.LogLevel = "info"
-	}
-	if c.MaxCharges == 0 {
-		c.MaxCharges = DefaultMaxCharges
-	}
-}
+// SetDefaults fills every unset field with its default.
+func (c *Config) SetDefaults() { config.Defaults(c) }
+
+// ReadEnv reads the tracing settings (config.Load calls it).
+func (c *Config) ReadEnv(get func(key string) string) { c.Tracing = tracing.FromEnv(get) }
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
@@ -56,31 +49,19 @@ func (c Config) Validate() error {
 	if err := c.Tracing.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w: %w", errInvalid, err)
+	}
+	return nil
 }
+
+// errInvalid marks a configuration the simulator cannot run with.
+var errInvalid = errors.New("config")
 
 // LoadConfig reads the configuration from lookup (os.LookupEnv).
 func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
-	r := config.New(lookup)
-	c := Config{
-		Addr: r.String("GATEWAY_ADDR", ""), LogLevel: r.String("LOG_LEVEL", ""),
-		APIKey: r.String("GATEWAY_API_KEY", ""), AdminToken: r.String("ADMIN_TOKEN", ""),
-		MaxCharges: r.Int("GATEWAY_MAX_CHARGES", 0),
-		Tracing:    tracing.FromEnv(func(key string) string { return r.String(key, "") }),
-	}
-	if err := r.Err(); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	c.setDefaults()
-	if err := c.Validate(); err != nil {
-		return Config{}, fmt.Errorf("config: %w", err)
-	}
-	return c, nil
+	return config.Load[Config](lookup, errInvalid)
 }
 
 // Fields returns the configuration as log fields.
-func (c Config) Fields() []zap.Field {
-	return []zap.Field{zap.String("gateway_addr", c.Addr), zap.String("log_level", c.LogLevel),
-		zap.String("gateway_api_key", config.Mask(c.APIKey)), zap.String("admin_token", config.Mask(c.AdminToken)),
-		zap.Int("gateway_max_charges", c.MaxCharges), zap.Dict("tracing", c.Tracing.Fields()...)}
-}
+func (c Config) Fields() []zap.Field { return config.Fields(c) }

@@ -47,13 +47,8 @@ func TestBase(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			r := config.New(lookup(tt.env))
-			b := config.ReadBase(r)
-			if err := r.Err(); err != nil {
-				t.Fatal(err)
-			}
-			b.SetDefaults(":8080")
-			err := b.Validate()
+			c, err := config.Load[baseOnly](lookup(tt.env), errTestInvalid)
+			b := c.Base
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Validate = %v, want an error mentioning %s", err, tt.wantErr)
@@ -80,18 +75,18 @@ func TestBaseValidateZeroValues(t *testing.T) {
 
 func TestBaseMalformed(t *testing.T) {
 	t.Parallel()
-	r := config.New(lookup(map[string]string{"STREAM_REPLICAS": "three", "SHUTDOWN_TIMEOUT": "soon"}))
-	config.ReadBase(r)
-	err := r.Err()
-	if err == nil || !strings.Contains(err.Error(), "STREAM_REPLICAS") || !strings.Contains(err.Error(), "SHUTDOWN_TIMEOUT") {
-		t.Fatalf("Err = %v, want both malformed values", err)
+	_, err := config.Load[baseOnly](lookup(map[string]string{"STREAM_REPLICAS": "three", "SHUTDOWN_TIMEOUT": "soon", "PPROF": "sure"}), errTestInvalid)
+	for _, want := range []string{`STREAM_REPLICAS="three": not a whole number`, `SHUTDOWN_TIMEOUT="soon": not a duration`, `PPROF="sure": not a boolean`} {
+		if !errors.Is(err, errTestInvalid) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Load = %v, want errTestInvalid saying %s", err, want)
+		}
 	}
 }
 
 func TestBaseFieldsMaskSecrets(t *testing.T) {
 	t.Parallel()
 	b := config.Base{NATSURL: "nats://u:hunter2@n1:4222,nats://n2:4222", NATSUser: "u", NATSPassword: "hunter2", AdminToken: "hunter2"}
-	for _, f := range b.Fields() {
+	for _, f := range config.Fields(b) {
 		if strings.Contains(f.String, "hunter2") {
 			t.Errorf("field %s leaks the password: %q", f.Key, f.String)
 		}
@@ -123,11 +118,10 @@ func TestConsumers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			c := config.ReadConsumers(config.New(lookup(tt.env)))
-			c.SetDefaults()
-			err := c.Validate()
+			got, err := config.Load[consumersOnly](lookup(tt.env), errTestInvalid)
+			c := got.Consumers
 			if (err != nil) != tt.wantErr {
-				t.Fatalf("Validate = %v, wantErr %v", err, tt.wantErr)
+				t.Fatalf("Load = %v, wantErr %v", err, tt.wantErr)
 			}
 			if err == nil && c.ConsumerConcurrency != tt.want {
 				t.Fatalf("ConsumerConcurrency = %d, want %d", c.ConsumerConcurrency, tt.want)
@@ -141,15 +135,30 @@ var errTestInvalid = errors.New("invalid test configuration")
 // testConfig is a service Config as Load expects it.
 type testConfig struct {
 	config.Base
-	Extra int
+	Extra  int    `env:"EXTRA" envDefault:"3"`
+	Secret string `env:"SECRET" log:"secret"`
+	Nested struct {
+		Deep time.Duration `env:"DEEP" envDefault:"1m"`
+	}
 }
 
 func (c *testConfig) SetDefaults() {
+	config.Defaults(c)
 	c.Base.SetDefaults(":9999")
-	if c.Extra == 0 {
-		c.Extra = 3
-	}
 }
+
+// baseOnly and consumersOnly read the shared parts alone.
+type baseOnly struct{ config.Base }
+
+func (c *baseOnly) SetDefaults() { c.Base.SetDefaults(":8080") }
+
+func (c baseOnly) Validate() error { return c.Base.Validate() }
+
+type consumersOnly struct{ config.Consumers }
+
+func (c *consumersOnly) SetDefaults() { c.Consumers.SetDefaults() }
+
+func (c consumersOnly) Validate() error { return c.Consumers.Validate() }
 
 func (c testConfig) Validate() error {
 	errs := []error{c.Base.Validate()}
@@ -164,18 +173,19 @@ func (c testConfig) Validate() error {
 
 func TestLoad(t *testing.T) {
 	t.Parallel()
-	read := func(r *config.Reader) testConfig {
-		return testConfig{Base: config.ReadBase(r), Extra: r.Int("EXTRA", 0)}
-	}
 	tests := []struct {
 		name    string
 		env     map[string]string
 		want    testConfig
 		wantErr string
 	}{
-		{name: "defaults", env: map[string]string{}, want: testConfig{Base: config.Base{
-			NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":9999", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024, BrokerMetricsInterval: 5 * time.Second,
-		}, Extra: 3}},
+		{name: "defaults", env: map[string]string{}, want: func() testConfig {
+			c := testConfig{Base: config.Base{
+				NATSURL: "nats://127.0.0.1:4222", HTTPAddr: ":9999", LogLevel: "info", ShutdownTimeout: 20 * time.Second, StreamReplicas: 1, MaxConns: 1024, BrokerMetricsInterval: 5 * time.Second,
+			}, Extra: 3}
+			c.Nested.Deep = time.Minute
+			return c
+		}()},
 		{name: "malformed", env: map[string]string{"EXTRA": "many"}, wantErr: "EXTRA"},
 		{name: "invalid shared setting", env: map[string]string{"STREAM_REPLICAS": "9"}, wantErr: "STREAM_REPLICAS"},
 		{name: "invalid own setting", env: map[string]string{"EXTRA": "-1"}, wantErr: "EXTRA"},
@@ -183,7 +193,7 @@ func TestLoad(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got, err := config.Load(lookup(tt.env), errTestInvalid, read)
+			got, err := config.Load[testConfig](lookup(tt.env), errTestInvalid)
 			if tt.wantErr != "" {
 				if !errors.Is(err, errTestInvalid) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Load err = %v, want errTestInvalid mentioning %s", err, tt.wantErr)
@@ -194,5 +204,28 @@ func TestLoad(t *testing.T) {
 				t.Fatalf("Load = %+v, %v; want %+v", got, err, tt.want)
 			}
 		})
+	}
+}
+
+// The start-up log line is made from the tags: every setting is in it,
+// under its variable's name, and no secret is.
+func TestFieldsListEverySetting(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load[testConfig](lookup(map[string]string{"SECRET": "hunter2", "NATS_PASSWORD": "hunter2", "NATS_USER": "u", "PPROF": "true"}), errTestInvalid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, f := range config.Fields(c) {
+		got[f.Key] = true
+		if strings.Contains(f.String, "hunter2") {
+			t.Errorf("field %s leaks a secret: %q", f.Key, f.String)
+		}
+	}
+	for _, key := range []string{"nats_url", "nats_user", "nats_password", "nats_creds", "http_addr", "admin_token", "log_level",
+		"shutdown_timeout", "stream_replicas", "pprof", "max_conns", "broker_metrics_interval", "tracing", "extra", "secret", "deep"} {
+		if !got[key] {
+			t.Errorf("the log line has no %s: %v", key, got)
+		}
 	}
 }
