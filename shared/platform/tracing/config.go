@@ -50,8 +50,8 @@ type Config struct {
 	Disabled bool
 }
 
-// FromEnv reads the configuration through get (a config.Reader's String,
-// or os.Getenv in a test), once, where the service reads the rest of its
+// FromEnv reads the configuration through get (config.Load passes the
+// service's environment; a test, os.Getenv), once, where the service reads the rest of its
 // settings.
 func FromEnv(get func(key string) string) Config {
 	c := Config{
