@@ -51,8 +51,8 @@ type Config struct {
 }
 
 // FromEnv reads the configuration through get (config.Load passes the
-// service's environment; a test, os.Getenv), once, where the service reads the rest of its
-// settings.
+// service's environment; a test, os.Getenv), once, where the service
+// reads the rest of its settings.
 func FromEnv(get func(key string) string) Config {
 	c := Config{
 		Endpoint:           strings.TrimSpace(get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")),
