@@ -111,7 +111,11 @@ func shutdown(log *zap.Logger, p Parts, consumers []Consumer, g *errgroup.Group)
 	select {
 	case failed = <-joined:
 	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("join background jobs: %w", ctx.Err()))
+		select { // the drains may have used the time up: the jobs still had theirs
+		case failed = <-joined:
+		default:
+			errs = append(errs, fmt.Errorf("join background jobs: %w", ctx.Err()))
+		}
 	}
 	if p.Conn != nil && !p.Conn.IsClosed() {
 		if err := p.Conn.Drain(); err != nil {
