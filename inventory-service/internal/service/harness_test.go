@@ -92,11 +92,7 @@ func (h *harness) do(method, path, token, body string) (int, string) {
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	var hdr []string
-	if token != "" {
-		hdr = []string{"Authorization", "Bearer " + token}
-	}
-	status, header, raw := h.in.Request(method, path, r, hdr...)
+	status, header, raw := h.in.Request(method, path, r, kittest.Bearer(token)...)
 	if status >= 400 && path != "/ready" { // /ready reports its checks as plain JSON
 		if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
 			h.t.Errorf("%s %s -> %d with Content-Type %q, want problem+json", method, path, status, ct)

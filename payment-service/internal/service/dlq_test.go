@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/kit/kittest"
 )
 
 const adminToken = "test-admin-token"
@@ -37,11 +38,7 @@ func TestDeadLetterAdmin(t *testing.T) {
 
 	call := func(method, path, token string) (int, string) {
 		t.Helper()
-		var hdr []string
-		if token != "" {
-			hdr = []string{"Authorization", "Bearer " + token}
-		}
-		status, header, body := h.in.Request(method, path, nil, hdr...)
+		status, header, body := h.in.Request(method, path, nil, kittest.Bearer(token)...)
 		if status >= 400 && header.Get("Content-Type") != "application/problem+json" {
 			t.Errorf("%s %s = %d with %s, want problem+json", method, path, status, header.Get("Content-Type"))
 		}

@@ -121,7 +121,7 @@ func TestServiceDeclaredOnTheKit(t *testing.T) {
 		}
 		return nil
 	})
-	if status, _, body := in.Get("/admin/dlq", "Authorization", "Bearer "+adminToken); status != http.StatusOK {
+	if status, _, body := in.Get("/admin/dlq", kittest.Bearer(adminToken)...); status != http.StatusOK {
 		t.Fatalf("GET /admin/dlq = %d %s", status, body)
 	}
 	if status, _, _ := in.Get("/admin/dlq"); status != http.StatusUnauthorized {

@@ -200,6 +200,15 @@ func (in *Instance[S]) Request(method, path string, body io.Reader, header ...st
 	return in.Do(req)
 }
 
+// Bearer is the header pair "Authorization: Bearer <token>" for Request
+// and Get; none for an empty token.
+func Bearer(token string) []string {
+	if token == "" {
+		return nil
+	}
+	return []string{"Authorization", "Bearer " + token}
+}
+
 // Get is Request with GET and no body.
 func (in *Instance[S]) Get(path string, header ...string) (int, http.Header, []byte) {
 	in.t.Helper()
