@@ -45,8 +45,12 @@ type Config struct {
 	// Streams are the streams the service owns; their size is exported
 	// with its consumers' lag (natsmetrics).
 	Streams []string
+	// Metrics, if set, registers the service's metrics that Setup needs,
+	// once, before it (Setup may run more than once). The service's other
+	// metrics are registered with Platform.Metrics when it is wired.
+	Metrics func(reg prometheus.Registerer) error
 	// Setup creates what the service owns (its streams, its buckets) and
-	// opens its stores. It runs once connected, before Wire, and is
+	// opens its stores. It runs once connected, before the wiring, and is
 	// retried while NATS is not reachable yet (the service may start
 	// before its server) until it succeeds, New's ctx ends or SetupRetry
 	// gives up.
@@ -131,6 +135,12 @@ func New(ctx context.Context, cfg Config, wire func(p *Platform) (Wiring, error)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	reg := metrics.NewRegistry(cfg.Name)
+	if cfg.Metrics != nil {
+		if err := cfg.Metrics(metrics.Registerer(reg, cfg.Name)); err != nil {
+			return nil, fmt.Errorf("%s metrics: %w", cfg.Name, err)
+		}
+	}
 	return natsconn.Open(cfg.Base.NATS(cfg.Name), cfg.Log, func(nc *nats.Conn, js jetstream.JetStream) (*Service, error) {
 		if cfg.Setup != nil {
 			err := natsconn.Ensure(ctx, cfg.Log, "set up what "+cfg.Name+" owns", func(ctx context.Context) error {
@@ -140,13 +150,12 @@ func New(ctx context.Context, cfg Config, wire func(p *Platform) (Wiring, error)
 				return nil, err
 			}
 		}
-		return build(cfg, nc, js, wire)
+		return build(cfg, reg, nc, js, wire)
 	})
 }
 
-func build(cfg Config, nc *nats.Conn, js jetstream.JetStream, wire func(p *Platform) (Wiring, error)) (*Service, error) {
+func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream, wire func(p *Platform) (Wiring, error)) (*Service, error) {
 	log, base := cfg.Log, cfg.Base
-	reg := metrics.NewRegistry(cfg.Name)
 	mreg := metrics.Registerer(reg, cfg.Name)
 	cm, err := consumer.NewMetrics(mreg)
 	if err != nil {

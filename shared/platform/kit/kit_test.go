@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/consumer"
@@ -39,11 +40,16 @@ func newEcho(ctx context.Context, b *kittest.Broker) (*echo, error) {
 	base.BrokerMetricsInterval = 50 * time.Millisecond
 	base.SetDefaults("127.0.0.1:0")
 	e := &echo{}
+	setups := prometheus.NewCounter(prometheus.CounterOpts{Name: "echo_setups_total", Help: "Set-ups done."})
 	svc, err := kit.New(ctx, kit.Config{
 		Name: "echo-service", Base: base, Log: zap.NewNop(),
 		Streams: []string{"ECHO"},
+		Metrics: func(reg prometheus.Registerer) error { return reg.Register(setups) },
 		Setup: func(ctx context.Context, js jetstream.JetStream) error {
 			_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ECHO", Subjects: []string{"echo.>"}})
+			if err == nil {
+				setups.Inc()
+			}
 			return err
 		},
 		DeadLetters: "ECHO",
@@ -114,6 +120,7 @@ func TestServiceDeclaredOnTheKit(t *testing.T) {
 			`eventshop_consumer_messages_total{consumer="echo-worker",outcome="ack",service="echo-service"} 3`,
 			`eventshop_stream_messages{service="echo-service",stream="ECHO"} 3`,
 			`eventshop_consumer_pending_messages{consumer="echo-worker",service="echo-service",stream="ECHO"} 0`,
+			`echo_setups_total{service="echo-service"} 1`,
 		} {
 			if !strings.Contains(string(body), want) {
 				return errors.New("no " + want)
