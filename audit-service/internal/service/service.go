@@ -68,15 +68,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	)
 	svc, err := kit.New(ctx, kit.Config{
 		Name: Name, Base: cfg.Base, Log: log,
-		Streams: []string{events.StreamAudit},
+		Streams: []string{events.StreamAudit}, EnsureStream: events.EnsureOwnedStream,
 		Metrics: func(reg prometheus.Registerer) (err error) {
 			auditMetrics, err = store.NewMetrics(reg)
 			return err
 		},
 		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
-			if _, err = events.EnsureStream(ctx, js, events.StreamAudit, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
-				return err
-			}
 			app, err = store.NewAppender(ctx, js, log, store.WithClock(o.now), store.WithMetrics(auditMetrics))
 			return err
 		},

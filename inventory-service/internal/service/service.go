@@ -67,11 +67,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	s := &Service{}
 	svc, err := kit.New(ctx, kit.Config{
 		Name: Name, Base: cfg.Base, Log: log,
-		Streams: []string{events.StreamInventory},
+		Streams: []string{events.StreamInventory}, EnsureStream: events.EnsureOwnedStream,
 		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
-			if _, err = events.EnsureStream(ctx, js, events.StreamInventory, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
-				return err
-			}
 			s.store, err = store.Open(ctx, js, store.Options{Replicas: cfg.StreamReplicas})
 			return err
 		},

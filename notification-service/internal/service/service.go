@@ -83,11 +83,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	var notifications *store.Notifications
 	svc, err := kit.New(ctx, kit.Config{
 		Name: Name, Base: cfg.Base, Log: log,
-		Streams: []string{events.StreamNotifications},
+		Streams: []string{events.StreamNotifications}, EnsureStream: events.EnsureOwnedStream,
 		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
-			if _, err = events.EnsureStream(ctx, js, events.StreamNotifications, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
-				return err
-			}
 			notifications, err = store.Open(ctx, js, cfg.StreamReplicas)
 			return err
 		},

@@ -81,11 +81,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	)
 	svc, err := kit.New(ctx, kit.Config{
 		Name: Name, Base: cfg.Base, Log: log,
-		Streams: []string{events.StreamOrders},
+		Streams: []string{events.StreamOrders}, EnsureStream: events.EnsureOwnedStream,
 		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
-			if _, err = events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
-				return err
-			}
 			if ordersKV, err = store.EnsureBucket(ctx, js, cfg.StreamReplicas); err != nil {
 				return err
 			}

@@ -51,11 +51,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Service, err
 	var payments *store.Payments
 	svc, err := kit.New(ctx, kit.Config{
 		Name: Name, Base: cfg.Base, Log: log,
-		Streams: []string{events.StreamPayments},
+		Streams: []string{events.StreamPayments}, EnsureStream: events.EnsureOwnedStream,
 		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
-			if _, err = events.EnsureStream(ctx, js, events.StreamPayments, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
-				return err
-			}
 			payments, err = store.EnsurePayments(ctx, js, cfg.StreamReplicas)
 			return err
 		},

@@ -1,6 +1,6 @@
 // Package kit builds a service from its declaration. A service says what it
-// is and owns (Config: its name, its streams and how to set them up with its
-// buckets, the stream whose dead letters it manages) and, once the kit has
+// is and owns (Config: its name, its streams, the set-up of its buckets, the
+// stream whose dead letters it manages) and, once the kit has
 // connected, what it runs (Wiring: its consumers, HTTP routes, readiness
 // checks, extra parts and background jobs). The kit builds the rest the same
 // way for every service: the NATS connection and the retried set-up, the
@@ -42,18 +42,23 @@ type Config struct {
 	// Base is the service's shared settings (config.Base).
 	Base config.Base
 	Log  *zap.Logger
-	// Streams are the streams the service owns; their size is exported
+	// Streams are the streams the service owns: EnsureStream creates (or
+	// checks) each one at set-up, before Setup, and their size is exported
 	// with its consumers' lag (natsmetrics).
 	Streams []string
+	// EnsureStream creates or checks one stream the service owns, with
+	// STREAM_REPLICAS replicas: events.EnsureOwnedStream (the kit imports
+	// no contract).
+	EnsureStream func(ctx context.Context, js jetstream.JetStream, name string, replicas int) error
 	// Metrics, if set, registers the service's metrics that Setup needs,
 	// once, before it (Setup may run more than once). The service's other
 	// metrics are registered with Platform.Metrics when it is wired.
 	Metrics func(reg prometheus.Registerer) error
-	// Setup creates what the service owns (its streams, its buckets) and
-	// opens its stores. It runs once connected, before the wiring, and is
-	// retried while NATS is not reachable yet (the service may start
-	// before its server) until it succeeds, New's ctx ends or SetupRetry
-	// gives up.
+	// Setup creates what else the service owns (its buckets) and opens its
+	// stores. With the streams, it runs once connected, before the wiring,
+	// and is retried while NATS is not reachable yet (the service may
+	// start before its server) until it succeeds, New's ctx ends or
+	// SetupRetry gives up.
 	Setup      func(ctx context.Context, js jetstream.JetStream) error
 	SetupRetry []natsconn.EnsureOption
 	// DeadLetters is the stream whose dead letters the service manages,
@@ -69,6 +74,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("%s: logger is nil: %w", c.Name, ErrInvalidConfig)
 	case c.DeadLetters == "":
 		return fmt.Errorf("%s: no dead-letter stream: %w", c.Name, ErrInvalidConfig)
+	case len(c.Streams) > 0 && c.EnsureStream == nil:
+		return fmt.Errorf("%s: streams without EnsureStream: %w", c.Name, ErrInvalidConfig)
 	}
 	return nil
 }
@@ -142,13 +149,19 @@ func New(ctx context.Context, cfg Config, wire func(p *Platform) (Wiring, error)
 		}
 	}
 	return natsconn.Open(cfg.Base.NATS(cfg.Name), cfg.Log, func(nc *nats.Conn, js jetstream.JetStream) (*Service, error) {
-		if cfg.Setup != nil {
-			err := natsconn.Ensure(ctx, cfg.Log, "set up what "+cfg.Name+" owns", func(ctx context.Context) error {
-				return cfg.Setup(ctx, js)
-			}, cfg.SetupRetry...)
-			if err != nil {
-				return nil, err
+		err := natsconn.Ensure(ctx, cfg.Log, "set up what "+cfg.Name+" owns", func(ctx context.Context) error {
+			for _, name := range cfg.Streams {
+				if err := cfg.EnsureStream(ctx, js, name, cfg.Base.StreamReplicas); err != nil {
+					return err
+				}
 			}
+			if cfg.Setup == nil {
+				return nil
+			}
+			return cfg.Setup(ctx, js)
+		}, cfg.SetupRetry...)
+		if err != nil {
+			return nil, err
 		}
 		return build(cfg, reg, nc, js, wire)
 	})

@@ -44,13 +44,17 @@ func newEcho(ctx context.Context, b *kittest.Broker) (*echo, error) {
 	svc, err := kit.New(ctx, kit.Config{
 		Name: "echo-service", Base: base, Log: zap.NewNop(),
 		Streams: []string{"ECHO"},
+		EnsureStream: func(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
+			_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"echo.>"}, Replicas: replicas})
+			return err
+		},
 		Metrics: func(reg prometheus.Registerer) error { return reg.Register(setups) },
 		Setup: func(ctx context.Context, js jetstream.JetStream) error {
-			_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: "ECHO", Subjects: []string{"echo.>"}})
-			if err == nil {
-				setups.Inc()
+			if _, err := js.Stream(ctx, "ECHO"); err != nil { // made before Setup
+				return err
 			}
-			return err
+			setups.Inc()
+			return nil
 		},
 		DeadLetters: "ECHO",
 	}, func(p *kit.Platform) (kit.Wiring, error) {
@@ -157,6 +161,8 @@ func TestNewRefusesWhatCannotWork(t *testing.T) {
 	}{
 		{name: "no name", cfg: kit.Config{Base: base, Log: zap.NewNop(), DeadLetters: "X"}, wantErr: kit.ErrInvalidConfig},
 		{name: "no dead letters", cfg: kit.Config{Name: "x", Base: base, Log: zap.NewNop()}, wantErr: kit.ErrInvalidConfig},
+		{name: "streams without EnsureStream", cfg: kit.Config{Name: "x", Base: base, Log: zap.NewNop(), DeadLetters: "X", Streams: []string{"X"}},
+			wantErr: kit.ErrInvalidConfig},
 		{name: "no routes", cfg: kit.Config{Name: "x", Base: base, Log: zap.NewNop(), DeadLetters: "X"}, wantErr: kit.ErrInvalidConfig},
 		{name: "set-up fails", cfg: kit.Config{Name: "x", Base: base, Log: zap.NewNop(), DeadLetters: "X",
 			Setup:      func(context.Context, jetstream.JetStream) error { return refused },
