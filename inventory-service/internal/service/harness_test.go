@@ -53,14 +53,7 @@ func start(t *testing.T, tune ...func(*config.Config)) *harness {
 	}
 	base := b.Base()
 	base.AdminToken = adminToken
-	cfg := config.Config{Base: base, Consumers: platformconfig.Consumers{ConsumerConcurrency: 8}}
-	for _, f := range tune {
-		f(&cfg)
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := kittest.Config(t, config.Config{Base: base, Consumers: platformconfig.Consumers{ConsumerConcurrency: 8}}, tune...)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	in := kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })
 	pub, err := events.NewPublisher(b.JS, "order-service")

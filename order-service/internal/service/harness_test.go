@@ -62,18 +62,11 @@ func startAfter(t *testing.T, seed func(js jetstream.JetStream), configure ...fu
 	}
 	base := b.Base()
 	base.ShutdownTimeout, base.AdminToken = 2*time.Second, adminToken
-	cfg := config.Config{
+	cfg := kittest.Config(t, config.Config{
 		Base:           base,
 		Consumers:      platformconfig.Consumers{ConsumerConcurrency: 4},
 		RequestTimeout: 2 * time.Second,
-	}
-	for _, f := range configure {
-		f(&cfg)
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	}, configure...)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	h := &harness{t: t, nats: b.Server, js: b.JS}
 	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })

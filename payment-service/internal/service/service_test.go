@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/config"
 	"github.com/eventshop/payment-service/internal/consumer"
 	"github.com/eventshop/payment-service/internal/gatewaysim"
@@ -79,16 +80,14 @@ func start(t *testing.T) *harness {
 	base := b.Base()
 	base.AdminToken = adminToken
 	base.BrokerMetricsInterval = 100 * time.Millisecond // the lag in /metrics follows within a test's patience
-	cfg := config.Config{
+	cfg := kittest.Config(t, config.Config{
 		Base:           base,
 		Consumers:      platformconfig.Consumers{ConsumerConcurrency: 4},
 		GatewayURL:     gw.URL,
 		GatewayTimeout: time.Second,
 		GatewayAPIKey:  gatewayKey,
-	}
-	cfg.Breaker.FailureThreshold = 2
-	cfg.Breaker.OpenTimeout = 300 * time.Millisecond
-	cfg.SetDefaults()
+		Breaker:        breaker.Config{FailureThreshold: 2, OpenTimeout: 300 * time.Millisecond},
+	})
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	h := &harness{t: t, js: b.JS, gwURL: gw.URL}
 	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })

@@ -71,6 +71,20 @@ func (b *Broker) Env(extra ...map[string]string) func(key string) (string, bool)
 	}
 }
 
+// Config returns a service's cfg changed by tune, its defaults filled in
+// (config.Settings), and fails t if it does not validate.
+func Config[C any, P config.Settings[C]](t testing.TB, cfg C, tune ...func(*C)) C {
+	t.Helper()
+	for _, f := range tune {
+		f(&cfg)
+	}
+	P(&cfg).SetDefaults()
+	if err := P(&cfg).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // Service is what Start runs: a kit.Service, or a service embedding one.
 type Service interface {
 	Run(ctx context.Context) error
