@@ -134,7 +134,8 @@ type Service struct {
 	parts    lifecycle.Parts
 }
 
-// New connects to NATS as cfg says, runs the service's Setup (waiting for
+// New registers the service's set-up metrics, connects to NATS as cfg
+// says, makes the streams the service owns and runs its Setup (waiting for
 // NATS while ctx allows), calls wire with the platform, builds everything
 // the wiring needs and binds the HTTP listener, so that Addr is known
 // before Run. When anything fails the connection is closed.
