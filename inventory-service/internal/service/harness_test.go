@@ -38,7 +38,6 @@ type harness struct {
 	t   *testing.T
 	js  jetstream.JetStream
 	in  *kittest.Instance[*service.Service]
-	svc *service.Service
 	pub *events.Publisher
 }
 
@@ -60,7 +59,7 @@ func start(t *testing.T, tune ...func(*config.Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, js: b.JS, in: in, svc: in.Service, pub: pub}
+	return &harness{t: t, js: b.JS, in: in, pub: pub}
 }
 
 // eventually polls cond until it holds or 15s pass.
@@ -108,7 +107,7 @@ func (h *harness) setStock(sku, name string, price int64, currency string, avail
 // sold, a released one's available, whether or not a write stored it so.
 func (h *harness) item(sku string) stock.Item {
 	h.t.Helper()
-	it, _, err := h.svc.Store().View(context.Background(), sku)
+	it, _, err := h.in.Service.Store().View(context.Background(), sku)
 	if err != nil {
 		h.t.Fatalf("item %s: %v", sku, err)
 	}
@@ -116,7 +115,7 @@ func (h *harness) item(sku string) stock.Item {
 }
 
 func (h *harness) reservation(orderID string) (stock.Reservation, error) {
-	r, _, err := h.svc.Store().Reservation(context.Background(), orderID)
+	r, _, err := h.in.Service.Store().Reservation(context.Background(), orderID)
 	return r, err
 }
 

@@ -127,7 +127,7 @@ type Instance[S Service] struct {
 // test ends, unless the test stopped it before.
 func Start[S Service](t testing.TB, build func(ctx context.Context) (S, error), opts ...Option) *Instance[S] {
 	t.Helper()
-	o := options{transport: http.DefaultTransport}
+	var o options
 	for _, opt := range opts {
 		opt(&o)
 	}
