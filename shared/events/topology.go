@@ -88,6 +88,14 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name string, o St
 	return s, nil
 }
 
+// EnsureOwnedStream is EnsureStream with the shape a service declared on
+// platform/kit gives it (kit.Config.EnsureStream, which imports no
+// contract): the stream the service owns, with replicas replicas.
+func EnsureOwnedStream(ctx context.Context, js jetstream.JetStream, name string, replicas int) error {
+	_, err := EnsureStream(ctx, js, name, StreamOptions{Replicas: replicas})
+	return err
+}
+
 // ensureOnce creates the stream if it is missing; a create never changes a
 // stream that exists (the same configuration is a no-op, another is refused
 // by the server), so one that exists is checked instead of updated.

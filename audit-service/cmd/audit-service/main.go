@@ -14,8 +14,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.uber.org/zap"
-
 	"github.com/eventshop/audit-service/internal/config"
 	"github.com/eventshop/audit-service/internal/service"
 	"github.com/eventshop/shared/platform/healthcheck"
@@ -63,6 +61,5 @@ func run(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", zap.String("addr", svc.Addr()))
 	return svc.Run(ctx)
 }

@@ -2,12 +2,12 @@ package service_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
@@ -22,26 +22,14 @@ func TestDeadLettersOfTheAuditConsumers(t *testing.T) {
 	in := w.start(t, map[string]string{"ADMIN_TOKEN": token})
 	get := func(path, tok string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodGet, in.base+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		status, _, body := in.Get(path, kittest.Bearer(tok)...)
+		return status, string(body)
 	}
-	ack, err := w.js.Publish(context.Background(), "payments.o-x.failed", []byte(`not json`))
+	ack, err := w.JS.Publish(context.Background(), "payments.o-x.failed", []byte(`not json`))
 	if err != nil {
 		t.Fatal(err)
 	}
-	natstest.DeadLetter(t, w.js, "audit-payments", events.StreamPayments, ack.Sequence)
+	natstest.DeadLetter(t, w.JS, "audit-payments", events.StreamPayments, ack.Sequence)
 	natstest.Eventually(t, "terminated advisory seen", func() bool {
 		_, body := get("/metrics", "")
 		return strings.Contains(body, `eventshop_dead_letter_advisories_total{kind="terminated",outcome="already",service="audit-service"} 1`) &&
@@ -67,15 +55,15 @@ func TestEventWithAnInvalidPayloadIsNotAudited(t *testing.T) {
 		`"dataschema":"https://schemas.eventshop.dev/events/payment.failed/v1.json",` +
 		`"traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",` +
 		`"data":{"order_id":"o-y","reason":"card_declined","amount_cents":"a lot","currency":"USD"}}`
-	ack, err := w.js.Publish(context.Background(), "payments.o-y.failed", []byte(raw))
+	ack, err := w.JS.Publish(context.Background(), "payments.o-y.failed", []byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	letter := natstest.DeadLetter(t, w.js, "audit-payments", events.StreamPayments, ack.Sequence)
+	letter := natstest.DeadLetter(t, w.JS, "audit-payments", events.StreamPayments, ack.Sequence)
 	if reason := letter.Header.Get("Dlq-Error"); !strings.Contains(reason, "amount_cents") {
 		t.Fatalf("Dlq-Error = %q, want it to name amount_cents", reason)
 	}
-	s, err := w.js.Stream(context.Background(), events.StreamAudit)
+	s, err := w.JS.Stream(context.Background(), events.StreamAudit)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,7 +32,7 @@ func TestTimelineDoesNotDiscloseThePaymentToken(t *testing.T) {
 	token := func(t *testing.T, in *instance, orderID string) string {
 		t.Helper()
 		var tl httpapi.Timeline
-		getJSON(t, in.base+"/audit/orders/"+orderID, http.StatusOK, &tl)
+		in.getJSON(t, "/audit/orders/"+orderID, http.StatusOK, &tl)
 		body, err := json.Marshal(tl)
 		if err != nil {
 			t.Fatal(err)
@@ -65,7 +65,7 @@ func TestTimelineDoesNotDiscloseThePaymentToken(t *testing.T) {
 		if got := token(t, first, "o-1"); got != keyed {
 			t.Fatalf("fingerprint = %q, want the HMAC under the configured key %q", got, keyed)
 		}
-		first.stop()
+		first.Stop()
 		second := w.start(t, map[string]string{"AUDIT_FINGERPRINT_KEY": key})
 		w.saga(t, "o-2")
 		second.waitEntries(t, 10)

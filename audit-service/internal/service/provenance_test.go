@@ -26,7 +26,7 @@ func TestEventsThatDoNotBelongOnTheirStreamAreNotAudited(t *testing.T) {
 	// build returns a valid event of type typ about order, as published by src.
 	build := func(src string, typ events.Type, order string, data any) []byte {
 		t.Helper()
-		p, err := events.NewPublisher(w.js, src)
+		p, err := events.NewPublisher(w.JS, src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,11 +70,11 @@ func TestEventsThatDoNotBelongOnTheirStreamAreNotAudited(t *testing.T) {
 		},
 	}
 	for _, tt := range tests {
-		ack, err := w.js.Publish(ctx, tt.subject, tt.raw)
+		ack, err := w.JS.Publish(ctx, tt.subject, tt.raw)
 		if err != nil {
 			t.Fatal(err)
 		}
-		letter := natstest.DeadLetter(t, w.js, "audit-"+strings.ToLower(tt.stream), tt.stream, ack.Sequence)
+		letter := natstest.DeadLetter(t, w.JS, "audit-"+strings.ToLower(tt.stream), tt.stream, ack.Sequence)
 		if reason := letter.Header.Get(consumer.HeaderDLQError); !strings.Contains(reason, tt.wantReason) {
 			t.Errorf("%s: Dlq-Error = %q, want it to say %q", tt.name, reason, tt.wantReason)
 		}
@@ -87,10 +87,10 @@ func TestEventsThatDoNotBelongOnTheirStreamAreNotAudited(t *testing.T) {
 		t.Fatalf("verify = %+v, want only the 5 events of o-ok", res)
 	}
 	for _, o := range []string{"o-f1", "o-f2", "o-f3", "o-f4"} {
-		getJSON(t, in.base+"/audit/orders/"+o, http.StatusNotFound, nil)
+		in.getJSON(t, "/audit/orders/"+o, http.StatusNotFound, nil)
 	}
 	var tl httpapi.Timeline
-	getJSON(t, in.base+"/audit/orders/o-ok", http.StatusOK, &tl)
+	in.getJSON(t, "/audit/orders/o-ok", http.StatusOK, &tl)
 	if len(tl.Entries) != 5 {
 		t.Fatalf("timeline of o-ok = %d entries, want 5", len(tl.Entries))
 	}

@@ -3,8 +3,6 @@ package service_test
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/audit-service/internal/chain"
@@ -22,6 +19,7 @@ import (
 	"github.com/eventshop/audit-service/internal/service"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -29,23 +27,26 @@ import (
 // world is a real embedded nats-server with the domain streams the other
 // services own, and publishers standing in for those services.
 type world struct {
-	srv  *natstest.Server
-	js   jetstream.JetStream
+	*kittest.Broker
 	pubs map[string]*events.Publisher
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv)
-	w := &world{srv: srv, js: js, pubs: map[string]*events.Publisher{}}
+	return worldOn(t, kittest.StartBroker(t))
+}
+
+// worldOn makes the world on b, whose client may do anything.
+func worldOn(t *testing.T, b *kittest.Broker) *world {
+	t.Helper()
+	w := &world{Broker: b, pubs: map[string]*events.Publisher{}}
 	for _, s := range events.DomainStreams {
-		if _, err := events.EnsureStream(context.Background(), js, s, events.StreamOptions{}); err != nil {
+		if _, err := events.EnsureStream(context.Background(), b.JS, s, events.StreamOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for _, src := range []string{"order-service", "inventory-service", "payment-service", "notification-service"} {
-		p, err := events.NewPublisher(js, src)
+		p, err := events.NewPublisher(b.JS, src)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,58 +57,18 @@ func newWorld(t *testing.T) *world {
 
 // instance is one running audit service.
 type instance struct {
-	base string
-	stop func()
+	*kittest.Instance[*service.Service]
 }
 
 func (w *world) start(t *testing.T, extraEnv ...map[string]string) *instance {
 	t.Helper()
-	env := map[string]string{"NATS_URL": w.srv.ClientURL(), "HTTP_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "5s"}
-	for _, e := range extraEnv {
-		maps.Copy(env, e)
-	}
-	cfg, err := config.Load(func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
-	})
+	cfg, err := config.Load(w.Env(extraEnv...))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(ctx, cfg, zap.NewNop())
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	stopped := false
-	in := &instance{base: "http://" + svc.Addr()}
-	in.stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("audit service did not stop in 10s")
-		}
-	}
-	t.Cleanup(in.stop)
-	natstest.Eventually(t, "service ready", func() bool {
-		resp, err := http.Get(in.base + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return in
+	return &instance{kittest.Start(t, func(ctx context.Context) (*service.Service, error) {
+		return service.New(ctx, cfg, zap.NewNop())
+	})}
 }
 
 // saga publishes one event on each domain stream for orderID, all in one
@@ -141,20 +102,17 @@ func (w *world) saga(t *testing.T, orderID string) (string, []string) {
 	return trace.TraceID(tp), ids
 }
 
-func getJSON(t *testing.T, url string, wantStatus int, v any) {
+// getJSON GETs path of the service, wants status wantStatus and decodes
+// the body into v (unless nil).
+func (in *instance) getJSON(t *testing.T, path string, wantStatus int, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != wantStatus {
-		t.Fatalf("GET %s = %d %s, want %d", url, resp.StatusCode, body, wantStatus)
+	status, _, body := in.Get(path)
+	if status != wantStatus {
+		t.Fatalf("GET %s = %d %s, want %d", path, status, body, wantStatus)
 	}
 	if v != nil {
 		if err := json.Unmarshal(body, v); err != nil {
-			t.Fatalf("GET %s: %v in %s", url, err, body)
+			t.Fatalf("GET %s: %v in %s", path, err, body)
 		}
 	}
 }
@@ -162,7 +120,7 @@ func getJSON(t *testing.T, url string, wantStatus int, v any) {
 func (in *instance) verify(t *testing.T) chain.Result {
 	t.Helper()
 	var res chain.Result
-	getJSON(t, in.base+"/audit/verify", http.StatusOK, &res)
+	in.getJSON(t, "/audit/verify", http.StatusOK, &res)
 	return res
 }
 
@@ -183,7 +141,7 @@ func (w *world) idle(t *testing.T) {
 	ctx := context.Background()
 	natstest.Eventually(t, "audit consumers idle", func() bool {
 		for _, name := range events.DomainStreams {
-			s, err := w.js.Stream(ctx, name)
+			s, err := w.JS.Stream(ctx, name)
 			if err != nil {
 				return false
 			}
@@ -219,7 +177,7 @@ func TestEveryStreamIsAuditedOnceAndTheChainVerifies(t *testing.T) {
 	}
 
 	var tl httpapi.Timeline
-	getJSON(t, in.base+"/audit/orders/o-1", http.StatusOK, &tl)
+	in.getJSON(t, "/audit/orders/o-1", http.StatusOK, &tl)
 	if tl.OrderID != "o-1" || len(tl.Entries) != len(ids) {
 		t.Fatalf("timeline = %+v, want %d entries", tl, len(ids))
 	}
@@ -273,7 +231,7 @@ func TestRedeliveredEventIsAuditedOnce(t *testing.T) {
 	// The same event stored again on its stream (a producer retry after
 	// the duplicate window): a new message, the same event id.
 	ctx := context.Background()
-	s, err := w.js.Stream(ctx, events.StreamOrders)
+	s, err := w.JS.Stream(ctx, events.StreamOrders)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,19 +239,14 @@ func TestRedeliveredEventIsAuditedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.js.Publish(ctx, "orders.o-1.created", stored.Data); err != nil {
+	if _, err := w.JS.Publish(ctx, "orders.o-1.created", stored.Data); err != nil {
 		t.Fatal(err)
 	}
 	w.idle(t)
 	if res := in.verify(t); !res.OK || res.Entries != 5 {
 		t.Fatalf("verify = %+v, want 5 entries", res)
 	}
-	resp, err := http.Get(in.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	_, _, body := in.Get("/metrics")
 	for _, want := range []string{
 		`eventshop_audit_duplicates_skipped_total{service="audit-service"} 1`,
 		`eventshop_audit_entries_appended_total{service="audit-service"} 5`,
@@ -328,7 +281,7 @@ func TestForgedEntryIsDetected(t *testing.T) {
 	msg := nats.NewMsg(chain.BlockSubject)
 	msg.Data = chain.EncodeBlock(chain.Seal([]chain.Entry{forged}, time.Now()), [][]byte{raw})
 	msg.Header.Set(chain.HeaderSeqs, "PAYMENTS:99")
-	ack, err := w.js.PublishMsg(context.Background(), msg)
+	ack, err := w.JS.PublishMsg(context.Background(), msg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +307,7 @@ func TestRestartContinuesTheChain(t *testing.T) {
 	if !res.OK {
 		t.Fatalf("verify before restart = %+v", res)
 	}
-	first.stop()
+	first.Stop()
 
 	second := w.start(t)
 	w.saga(t, "o-2")
@@ -363,12 +316,12 @@ func TestRestartContinuesTheChain(t *testing.T) {
 		t.Fatalf("verify after restart = %+v", res)
 	}
 	var tl httpapi.Timeline
-	getJSON(t, second.base+"/audit/orders/o-2", http.StatusOK, &tl)
+	second.getJSON(t, "/audit/orders/o-2", http.StatusOK, &tl)
 	if len(tl.Entries) != 5 || tl.Entries[0].Index != 6 {
 		t.Fatalf("timeline of o-2 after restart = %+v, want indexes from 6", tl.Entries)
 	}
 	var o1 httpapi.Timeline
-	getJSON(t, second.base+"/audit/orders/o-1", http.StatusOK, &o1)
+	second.getJSON(t, "/audit/orders/o-1", http.StatusOK, &o1)
 	if o1.Entries[len(o1.Entries)-1].Index != 5 {
 		t.Fatalf("o-1 timeline = %+v", o1.Entries)
 	}
@@ -379,11 +332,11 @@ func TestInvalidEventIsDeadLetteredNotAudited(t *testing.T) {
 	w := newWorld(t)
 	in := w.start(t)
 	ctx := context.Background()
-	ack, err := w.js.PublishMsg(ctx, &nats.Msg{Subject: "payments.o-9.succeeded", Data: []byte(`{"specversion":"1.0"}`)})
+	ack, err := w.JS.PublishMsg(ctx, &nats.Msg{Subject: "payments.o-9.succeeded", Data: []byte(`{"specversion":"1.0"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl := natstest.DeadLetter(t, w.js, auditconsumer.Durable(events.StreamPayments), events.StreamPayments, ack.Sequence)
+	dl := natstest.DeadLetter(t, w.JS, auditconsumer.Durable(events.StreamPayments), events.StreamPayments, ack.Sequence)
 	if reason := dl.Header.Get(consumer.HeaderDLQError); !strings.Contains(reason, events.ErrInvalidEvent.Error()) {
 		t.Fatalf("Dlq-Error = %q", reason)
 	}
@@ -409,21 +362,17 @@ func TestAuditAPIErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Get(in.base + tt.path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			status, header, body := in.Get(tt.path)
 			var p struct {
 				Status int    `json:"status"`
 				Type   string `json:"type"`
 			}
-			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+			if err := json.Unmarshal(body, &p); err != nil {
 				t.Fatal(err)
 			}
-			if resp.StatusCode != tt.want || p.Status != tt.want ||
-				!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") {
-				t.Fatalf("GET %s = %d %+v (%s), want %d problem+json", tt.path, resp.StatusCode, p, resp.Header.Get("Content-Type"), tt.want)
+			if status != tt.want || p.Status != tt.want ||
+				!strings.HasPrefix(header.Get("Content-Type"), "application/problem+json") {
+				t.Fatalf("GET %s = %d %+v (%s), want %d problem+json", tt.path, status, p, header.Get("Content-Type"), tt.want)
 			}
 		})
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/eventshop/audit-service/internal/config"
 	"github.com/eventshop/audit-service/internal/service"
-	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
@@ -21,19 +21,7 @@ import (
 func TestRunsAsItsOwnUserOnOpsMadeStreams(t *testing.T) {
 	s := natstest.StartAuth(t)
 	_, admin := s.ConnectAs(t, "admin")
-	w := &world{srv: s.Server, js: admin, pubs: map[string]*events.Publisher{}}
-	for _, name := range events.DomainStreams {
-		if _, err := events.EnsureStream(context.Background(), admin, name, events.StreamOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, src := range []string{"order-service", "inventory-service", "payment-service", "notification-service"} {
-		p, err := events.NewPublisher(admin, src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.pubs[src] = p
-	}
+	w := worldOn(t, &kittest.Broker{Server: s.Server, JS: admin})
 
 	ops, err := config.Load(func(k string) (string, bool) {
 		v, ok := map[string]string{"NATS_URL": s.ClientURL(), "NATS_USER": "ops", "NATS_PASSWORD": s.Password("ops")}[k]

@@ -164,6 +164,10 @@ const wrongLastMsgID = 10070
 // maxCommit bounds the entries of one group commit.
 const maxCommit = 1024
 
+// commitTimeout bounds one group commit, which no single caller's context
+// does: as long as a consumer's handler may take (its AckWait).
+const commitTimeout = 30 * time.Second
+
 // NewAppender returns an appender on the AUDIT stream, with its head and
 // the window of recent blocks loaded.
 func NewAppender(ctx context.Context, js jetstream.JetStream, log *zap.Logger, opts ...AppenderOption) (*Appender, error) {
@@ -242,7 +246,11 @@ func (a *Appender) Append(ctx context.Context, rec chain.Record) (entry chain.En
 		batch := a.queue
 		a.queue = nil
 		a.qmu.Unlock()
-		a.write(ctx, batch)
+		// The batch holds other callers' appends: it is written whether or
+		// not this caller still waits for it, within its own bound.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		a.write(wctx, batch)
+		cancel()
 	}
 	return req.entry, req.dup, req.err
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -34,65 +35,31 @@ const adminToken = "admin-secret"
 // harness runs the whole service in-process against a real embedded
 // nats-server, and plays the order service's part of the saga.
 type harness struct {
-	t    *testing.T
-	js   jetstream.JetStream
-	svc  *service.Service
-	base string
-	pub  *events.Publisher
+	t   *testing.T
+	js  jetstream.JetStream
+	in  *kittest.Instance[*service.Service]
+	pub *events.Publisher
 }
 
 func start(t *testing.T, tune ...func(*config.Config)) *harness {
 	t.Helper()
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv)
+	b := kittest.StartBroker(t)
 	// Every event the service produces in a test must pass its schema.
-	t.Cleanup(func() { contracttest.Check(t, js, events.StreamInventory, service.Name) })
-	ctx := context.Background()
+	t.Cleanup(func() { contracttest.Check(t, b.JS, events.StreamInventory, service.Name) })
 	// ORDERS belongs to the order service; the test stands in for it.
-	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {
+	if _, err := events.EnsureStream(context.Background(), b.JS, events.StreamOrders, events.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Config{
-		Base:      platformconfig.Base{NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", AdminToken: adminToken},
-		Consumers: platformconfig.Consumers{ConsumerConcurrency: 8},
-	}
-	for _, f := range tune {
-		f(&cfg)
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	base := b.Base()
+	base.AdminToken = adminToken
+	cfg := kittest.Config(t, config.Config{Base: base, Consumers: platformconfig.Consumers{ConsumerConcurrency: 8}}, tune...)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	runCtx, cancel := context.WithCancel(ctx)
-	svc, err := service.New(runCtx, cfg, log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("service Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("service did not stop in 15s")
-		}
-	})
-	pub, err := events.NewPublisher(js, "order-service")
+	in := kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })
+	pub, err := events.NewPublisher(b.JS, "order-service")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, js: js, svc: svc, base: "http://" + svc.Addr(), pub: pub}
-	h.eventually("service ready", func() (bool, string) {
-		code, body := h.do(http.MethodGet, "/ready", "", "")
-		return code == http.StatusOK, body
-	})
-	return h
+	return &harness{t: t, js: b.JS, in: in, pub: pub}
 }
 
 // eventually polls cond until it holds or 15s pass.
@@ -113,31 +80,17 @@ func (h *harness) eventually(what string, cond func() (bool, string)) {
 
 func (h *harness) do(method, path, token, body string) (int, string) {
 	h.t.Helper()
-	req, err := http.NewRequest(method, h.base+path, strings.NewReader(body))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	var r io.Reader
 	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
+		r = strings.NewReader(body)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if resp.StatusCode >= 400 && path != "/ready" { // /ready reports its checks as plain JSON
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
-			h.t.Errorf("%s %s -> %d with Content-Type %q, want problem+json", method, path, resp.StatusCode, ct)
+	status, header, raw := h.in.Request(method, path, r, kittest.Bearer(token)...)
+	if status >= 400 && path != "/ready" { // /ready reports its checks as plain JSON
+		if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+			h.t.Errorf("%s %s -> %d with Content-Type %q, want problem+json", method, path, status, ct)
 		}
 	}
-	return resp.StatusCode, string(raw)
+	return status, string(raw)
 }
 
 // setStock PUTs a SKU as an administrator.
@@ -154,7 +107,7 @@ func (h *harness) setStock(sku, name string, price int64, currency string, avail
 // sold, a released one's available, whether or not a write stored it so.
 func (h *harness) item(sku string) stock.Item {
 	h.t.Helper()
-	it, _, err := h.svc.Store().View(context.Background(), sku)
+	it, _, err := h.in.Service.Store().View(context.Background(), sku)
 	if err != nil {
 		h.t.Fatalf("item %s: %v", sku, err)
 	}
@@ -162,7 +115,7 @@ func (h *harness) item(sku string) stock.Item {
 }
 
 func (h *harness) reservation(orderID string) (stock.Reservation, error) {
-	r, _, err := h.svc.Store().Reservation(context.Background(), orderID)
+	r, _, err := h.in.Service.Store().Reservation(context.Background(), orderID)
 	return r, err
 }
 

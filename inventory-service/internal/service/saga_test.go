@@ -174,7 +174,7 @@ func TestConfirmedCommits(t *testing.T) {
 	if it := h.item("MUG"); it.Available != 10 || it.Reserved != 0 || it.Sold != 2 {
 		t.Fatalf("MUG after restock = %+v, want 10 available, 2 sold", it)
 	}
-	if it, _, err := h.svc.Store().Item(t.Context(), "MUG"); err != nil || it.Reserved != 0 || len(it.Marks) != 0 {
+	if it, _, err := h.in.Service.Store().Item(t.Context(), "MUG"); err != nil || it.Reserved != 0 || len(it.Marks) != 0 {
 		t.Fatalf("stored MUG after restock = %+v, %v; want o-1 resolved by the write", it, err)
 	}
 	if n := h.count("inventory.o-1.*"); n != 2 {

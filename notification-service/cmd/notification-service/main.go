@@ -11,8 +11,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.uber.org/zap"
-
 	"github.com/eventshop/notification-service/internal/config"
 	"github.com/eventshop/notification-service/internal/service"
 	"github.com/eventshop/shared/platform/healthcheck"
@@ -56,6 +54,5 @@ func run(ctx context.Context, args []string) (err error) {
 	if err != nil {
 		return err
 	}
-	log.Info("listening", zap.String("addr", svc.Addr()))
 	return svc.Run(ctx)
 }

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
@@ -25,20 +25,8 @@ func TestDeadLetterAdmin(t *testing.T) {
 	ctx := context.Background()
 	call := func(method, path, tok string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, h.base+path, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		status, _, body := h.in.Request(method, path, nil, kittest.Bearer(tok)...)
+		return status, string(body)
 	}
 
 	poison, err := h.js.PublishMsg(ctx, &nats.Msg{Subject: "orders.o-p.confirmed", Data: []byte(`{}`)})

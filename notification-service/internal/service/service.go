@@ -1,6 +1,6 @@
-// Package service wires the notification service: NATS connection, the
-// NOTIFICATIONS stream and the notifications bucket it owns, the channel,
-// the consumer on ORDERS and the HTTP API.
+// Package service declares the notification service on the kit: the
+// NOTIFICATIONS stream and the notifications bucket it owns, the channel
+// (log or webhook), the consumer on ORDERS and the HTTP API.
 package service
 
 import (
@@ -10,9 +10,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/notification-service/internal/channel"
@@ -22,12 +21,7 @@ import (
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
-	"github.com/eventshop/shared/platform/deadletter"
-	"github.com/eventshop/shared/platform/httpserver"
-	"github.com/eventshop/shared/platform/lifecycle"
-	"github.com/eventshop/shared/platform/metrics"
-	"github.com/eventshop/shared/platform/natsconn"
-	"github.com/eventshop/shared/platform/natsmetrics"
+	"github.com/eventshop/shared/platform/kit"
 )
 
 // Name is the service name in logs, metrics and event sources.
@@ -43,14 +37,7 @@ var retry = consumer.Backoff{Initial: time.Second, Max: time.Minute, Multiplier:
 
 // Service is a wired notification service, ready to Run.
 type Service struct {
-	cfg      config.Config
-	log      *zap.Logger
-	nc       *nats.Conn
-	http     *httpserver.Server
-	consumer *consumer.Runner
-	registry *prometheus.Registry
-	dlq      *deadletter.Kit
-	broker   *natsmetrics.Collector // lag of its durable, size of NOTIFICATIONS
+	*kit.Service
 }
 
 // Option configures a Service.
@@ -93,94 +80,62 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 			return nil, fmt.Errorf("service option: %w", err)
 		}
 	}
-	return natsconn.Open(cfg.NATS(Name), log, func(nc *nats.Conn, js jetstream.JetStream) (*Service, error) {
-		return build(ctx, cfg, log, nc, js, o)
-	})
+	var notifications *store.Notifications
+	svc, err := kit.New(ctx, kit.Config{
+		Name: Name, Base: cfg.Base, Log: log,
+		Streams: []string{events.StreamNotifications}, EnsureStream: events.EnsureOwnedStream,
+		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
+			notifications, err = store.Open(ctx, js, cfg.StreamReplicas)
+			return err
+		},
+		// Dead letters of NOTIFICATIONS events (whoever gave up on them)
+		// are managed here: only this service may re-publish them.
+		DeadLetters: events.StreamNotifications,
+	}, func(p *kit.Platform) (kit.Wiring, error) { return wire(cfg, o, p, notifications) })
+	if err != nil {
+		return nil, err
+	}
+	return &Service{Service: svc}, nil
 }
 
-func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn, js jetstream.JetStream, o options) (*Service, error) {
-	var notifications *store.Notifications
-	// NATS may come up after the service (RetryOnFailedConnect): keep
-	// trying to create what the service owns until ctx ends.
-	err := natsconn.Ensure(ctx, log, "ensure stream and bucket", func(ctx context.Context) error {
-		if _, err := events.EnsureStream(ctx, js, events.StreamNotifications, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
-			return err
-		}
-		var err error
-		notifications, err = store.Open(ctx, js, cfg.StreamReplicas)
-		return err
-	})
+func wire(cfg config.Config, o options, p *kit.Platform, notifications *store.Notifications) (kit.Wiring, error) {
+	notifyMetrics, err := notifyconsumer.NewMetrics(p.Metrics)
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, fmt.Errorf("notification metrics: %w", err)
 	}
-
-	reg := metrics.NewRegistry(Name)
-	consumerMetrics, err := consumer.NewMetrics(metrics.Registerer(reg, Name))
+	ch, err := newChannel(cfg, p.Log, o)
 	if err != nil {
-		return nil, fmt.Errorf("consumer metrics: %w", err)
+		return kit.Wiring{}, err
 	}
-	notifyMetrics, err := notifyconsumer.NewMetrics(metrics.Registerer(reg, Name))
+	pub, err := events.NewPublisher(p.JS, Name, events.WithClock(o.now))
 	if err != nil {
-		return nil, fmt.Errorf("notification metrics: %w", err)
-	}
-
-	ch, err := newChannel(cfg, log, o)
-	if err != nil {
-		return nil, err
-	}
-	pub, err := events.NewPublisher(js, Name, events.WithClock(o.now))
-	if err != nil {
-		return nil, fmt.Errorf("publisher: %w", err)
+		return kit.Wiring{}, fmt.Errorf("publisher: %w", err)
 	}
 	hopts := []notifyconsumer.Option{notifyconsumer.WithClock(o.now), notifyconsumer.WithMetrics(notifyMetrics)}
 	if cfg.Channel == config.ChannelLog {
 		// A log line cannot fail half way: send, then record it sent.
 		hopts = append(hopts, notifyconsumer.WithoutPendingRecord())
 	}
-	h, err := notifyconsumer.NewHandler(notifications, ch, cfg.Channel, pub, log, hopts...)
+	h, err := notifyconsumer.NewHandler(notifications, ch, cfg.Channel, pub, p.Log, hopts...)
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, err
 	}
-	runner, err := consumer.New(js, consumer.Config{
-		Stream:             events.StreamOrders,
-		Durable:            notifyconsumer.Durable,
-		FilterSubjects:     notifyconsumer.FilterSubjects,
-		Concurrency:        cfg.ConsumerConcurrency,
-		AckWait:            cfg.AckWait(),
-		MaxDeliver:         maxDeliver,
-		Retry:              retry,
-		DeadLetterReplicas: cfg.StreamReplicas,
-	}, h.Handle, log, consumer.WithMetrics(consumerMetrics))
-	if err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
-	}
-	// Dead letters of NOTIFICATIONS events (whoever gave up on them) are
-	// managed here: only this service may re-publish them.
-	dlq, err := deadletter.Setup(js, deadletter.Config{
-		Service: Name, Stream: events.StreamNotifications, Consumers: []*consumer.Runner{runner}, Replicas: cfg.StreamReplicas,
-	}, log, metrics.Registerer(reg, Name), consumerMetrics)
-	if err != nil {
-		return nil, err
-	}
-	broker, err := natsmetrics.New(js, log, metrics.Registerer(reg, Name), natsmetrics.WithConsumers(runner),
-		natsmetrics.WithStreams(events.StreamNotifications), natsmetrics.WithInterval(cfg.BrokerMetricsInterval))
-	if err != nil {
-		return nil, err
-	}
-
-	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
-	if err != nil {
-		return nil, err
-	}
-	srv.AddReadyCheck("nats", func(context.Context) error { return natsconn.Ready(nc) })
-	srv.AddReadyCheck("consumer", func(context.Context) error { return runner.Ready() })
-	srv.AddReadyCheck("dlq-capture", dlq.Ready)
-	httpapi.Register(srv.Engine, notifications)
-	dlq.Register(srv.Engine, cfg.AdminToken)
-	if err := srv.Listen(); err != nil {
-		return nil, err
-	}
-	return &Service{cfg: cfg, log: log, nc: nc, http: srv, consumer: runner, registry: reg, dlq: dlq, broker: broker}, nil
+	return kit.Wiring{
+		Consumers: []kit.Consumer{{
+			Config: consumer.Config{
+				Stream:         events.StreamOrders,
+				Durable:        notifyconsumer.Durable,
+				FilterSubjects: notifyconsumer.FilterSubjects,
+				Concurrency:    cfg.ConsumerConcurrency,
+				AckWait:        cfg.AckWait(),
+				MaxDeliver:     maxDeliver,
+				Retry:          retry,
+			},
+			Handle: h.Handle,
+		}},
+		Routes:   func(r *gin.Engine) { httpapi.Register(r, notifications) },
+		MapError: httpapi.MapError,
+	}, nil
 }
 
 func newChannel(cfg config.Config, log *zap.Logger, o options) (notifyconsumer.Channel, error) {
@@ -195,23 +150,4 @@ func newChannel(cfg config.Config, log *zap.Logger, o options) (notifyconsumer.C
 	default:
 		return channel.NewLog(log), nil
 	}
-}
-
-// Addr returns the bound HTTP address (useful with HTTP_ADDR=127.0.0.1:0).
-func (s *Service) Addr() string { return s.http.Addr() }
-
-// Registry returns the service's metrics registry.
-func (s *Service) Registry() *prometheus.Registry { return s.registry }
-
-// Run serves HTTP and consumes until ctx ends, then shuts down in order.
-func (s *Service) Run(ctx context.Context) error {
-	return lifecycle.Run(ctx, s.log, lifecycle.Parts{
-		HTTP: s.http,
-		// The advisory capture first: its stream must listen before the
-		// consumer it watches delivers anything.
-		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.consumer, s.broker},
-		Conn:            s.nc,
-		Background:      []func(context.Context) error{s.dlq.Letters.Watch},
-		ShutdownTimeout: s.cfg.ShutdownTimeout,
-	})
 }

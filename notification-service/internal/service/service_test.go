@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -26,6 +25,7 @@ import (
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -34,63 +34,31 @@ import (
 // embedded nats-server, as the order service's peer.
 type harness struct {
 	js     jetstream.JetStream
-	base   string
+	in     *kittest.Instance[*service.Service]
 	logs   *observer.ObservedLogs
 	orders *events.Publisher
 }
 
 func start(t *testing.T, env map[string]string) *harness {
 	t.Helper()
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv)
+	b := kittest.StartBroker(t)
 	// Every event the service produces in a test must pass its schema.
-	t.Cleanup(func() { contracttest.Check(t, js, events.StreamNotifications, service.Name) })
-	ctx := context.Background()
+	t.Cleanup(func() { contracttest.Check(t, b.JS, events.StreamNotifications, service.Name) })
 	// The order service owns ORDERS; in these tests we stand in for it.
-	if _, err := events.EnsureStream(ctx, js, events.StreamOrders, events.StreamOptions{}); err != nil {
+	if _, err := events.EnsureStream(context.Background(), b.JS, events.StreamOrders, events.StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	full := map[string]string{"NATS_URL": srv.ClientURL(), "HTTP_ADDR": "127.0.0.1:0", "SHUTDOWN_TIMEOUT": "5s"}
-	for k, v := range env {
-		full[k] = v
-	}
-	cfg, err := config.Load(func(k string) (string, bool) { v, ok := full[k]; return v, ok })
+	cfg, err := config.Load(b.Env(env))
 	if err != nil {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
-	runCtx, cancel := context.WithCancel(context.Background())
-	svc, err := service.New(runCtx, cfg, zap.New(core))
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("service did not stop in 10s")
-		}
-	})
-	h := &harness{js: js, base: "http://" + svc.Addr(), logs: logs}
-	h.orders, err = events.NewPublisher(js, "order-service")
+	h := &harness{js: b.JS, logs: logs}
+	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, zap.New(core)) })
+	h.orders, err = events.NewPublisher(b.JS, "order-service")
 	if err != nil {
 		t.Fatal(err)
 	}
-	natstest.Eventually(t, "service ready", func() bool {
-		resp, err := http.Get(h.base + "/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
 	return h
 }
 
@@ -139,16 +107,12 @@ func (h *harness) idle(t *testing.T) {
 
 func (h *harness) list(t *testing.T, orderID string) httpapi.Response {
 	t.Helper()
-	resp, err := http.Get(h.base + "/notifications?order_id=" + orderID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /notifications: %d", resp.StatusCode)
+	status, _, body := h.in.Get("/notifications?order_id=" + orderID)
+	if status != http.StatusOK {
+		t.Fatalf("GET /notifications: %d", status)
 	}
 	var out httpapi.Response
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatal(err)
 	}
 	return out
@@ -437,29 +401,25 @@ func TestNotificationsAPIRejectsBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Get(h.base + "/notifications" + tt.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != tt.want {
-				t.Fatalf("status = %d, want %d", resp.StatusCode, tt.want)
+			status, header, raw := h.in.Get("/notifications" + tt.query)
+			if status != tt.want {
+				t.Fatalf("status = %d, want %d", status, tt.want)
 			}
 			if tt.want == http.StatusOK {
 				var body httpapi.Response
-				if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Notifications == nil || len(body.Notifications) != 0 {
+				if err := json.Unmarshal(raw, &body); err != nil || body.Notifications == nil || len(body.Notifications) != 0 {
 					t.Fatalf("body = %+v, %v; want an empty list", body, err)
 				}
 				return
 			}
-			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
+			if ct := header.Get("Content-Type"); !strings.HasPrefix(ct, "application/problem+json") {
 				t.Fatalf("content type = %q, want problem+json", ct)
 			}
 			var p struct {
 				Status int    `json:"status"`
 				Type   string `json:"type"`
 			}
-			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Status != tt.want {
+			if err := json.Unmarshal(raw, &p); err != nil || p.Status != tt.want {
 				t.Fatalf("problem = %+v, %v", p, err)
 			}
 		})
@@ -471,12 +431,7 @@ func TestMetricsCountSentNotifications(t *testing.T) {
 	h := start(t, nil)
 	h.confirm(t, "o-m")
 	natstest.Eventually(t, "notification sent", func() bool { return len(h.sentEvents(t, "o-m")) == 1 })
-	resp, err := http.Get(h.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	_, _, body := h.in.Get("/metrics")
 	want := `eventshop_notifications_sent_total{channel="log",kind="order_confirmed",service="notification-service"} 1`
 	if !strings.Contains(string(body), want) {
 		t.Fatalf("metrics lack %q", want)

@@ -33,6 +33,7 @@ func run(ctx context.Context, args []string) (err error) {
 	}
 	// Flushed once the service has stopped, when every span has ended.
 	defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
+	log.Info("starting", cfg.Fields()...)
 	svc, err := service.New(ctx, cfg, log)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -31,7 +32,7 @@ type harness struct {
 	t    *testing.T
 	nats *natstest.Server
 	js   jetstream.JetStream
-	base string
+	in   *kittest.Instance[*service.Service]
 	inv  *events.Publisher
 	pay  *events.Publisher
 	ord  *events.Publisher
@@ -47,59 +48,31 @@ func start(t *testing.T, configure ...func(*config.Config)) *harness {
 // earlier version of the service left (nil: nothing).
 func startAfter(t *testing.T, seed func(js jetstream.JetStream), configure ...func(*config.Config)) *harness {
 	t.Helper()
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv)
+	b := kittest.StartBroker(t)
 	if seed != nil {
-		seed(js)
+		seed(b.JS)
 	}
 	// Every event the service produces in a test must pass its schema.
-	t.Cleanup(func() { contracttest.Check(t, js, events.StreamOrders, service.Name) })
-	ctx := context.Background()
+	t.Cleanup(func() { contracttest.Check(t, b.JS, events.StreamOrders, service.Name) })
 	// The streams the inventory and payment services own.
 	for _, name := range []string{events.StreamInventory, events.StreamPayments} {
-		if _, err := events.EnsureStream(ctx, js, name, events.StreamOptions{}); err != nil {
+		if _, err := events.EnsureStream(context.Background(), b.JS, name, events.StreamOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cfg := config.Config{
-		Base:           platformconfig.Base{NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 2 * time.Second, AdminToken: adminToken},
+	base := b.Base()
+	base.ShutdownTimeout, base.AdminToken = 2*time.Second, adminToken
+	cfg := kittest.Config(t, config.Config{
+		Base:           base,
 		Consumers:      platformconfig.Consumers{ConsumerConcurrency: 4},
 		RequestTimeout: 2 * time.Second,
-	}
-	for _, f := range configure {
-		f(&cfg)
-	}
-	cfg.SetDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	}, configure...)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	runCtx, cancel := context.WithCancel(ctx)
-	svc, err := service.New(runCtx, cfg, log)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("service did not stop in 10s")
-		}
-	})
-	h := &harness{t: t, nats: srv, js: js, base: "http://" + svc.Addr()}
+	h := &harness{t: t, nats: b.Server, js: b.JS}
+	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })
 	h.inv = h.publisher("inventory-service")
 	h.pay = h.publisher("payment-service")
 	h.ord = h.publisher("order-service")
-	natstest.EventuallyNil(t, "service ready", func() error {
-		if status, _, body := h.do(http.MethodGet, "/ready", nil, nil); status != http.StatusOK {
-			return fmt.Errorf("/ready = %d %s", status, body)
-		}
-		return nil
-	})
 	return h
 }
 
@@ -119,26 +92,11 @@ func (h *harness) do(method, path string, body []byte, header map[string]string)
 	if body != nil {
 		r = bytes.NewReader(body)
 	}
-	req, err := http.NewRequest(method, h.base+path, r)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var hdr []string
 	for k, v := range header {
-		req.Header.Set(k, v)
+		hdr = append(hdr, k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return resp.StatusCode, resp.Header, out
+	return h.in.Request(method, path, r, hdr...)
 }
 
 type created struct {

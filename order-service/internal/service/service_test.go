@@ -571,6 +571,7 @@ func (h *harness) wantDeadLetter(durable, stream string, seq uint64, reason stri
 
 func TestNATSDownAnswers503(t *testing.T) {
 	h := start(t)
+	h.in.ShutdownMayFail() // nothing can be drained with NATS gone
 	h.nats.Stop()
 	natstest.EventuallyNil(t, "/ready to fail while NATS is down", func() error {
 		if status, _, out := h.do(http.MethodGet, "/ready", nil, nil); status != http.StatusServiceUnavailable {

@@ -48,15 +48,14 @@ type Cancelled struct {
 // consumer. Like the reserved-order consumer, MaxDeliver is unlimited: a
 // refund that waits for the gateway must never be given up on; poison
 // messages are still dead-lettered at once as permanent.
-func OrdersConfig(concurrency, dlqReplicas int) consumer.Config {
+func OrdersConfig(concurrency int) consumer.Config {
 	return consumer.Config{
-		Stream:             events.StreamOrders,
-		Durable:            OrdersDurable,
-		FilterSubjects:     []string{events.FilterSubject(events.OrderCancelled)},
-		Concurrency:        concurrency,
-		MaxDeliver:         -1,
-		Retry:              retry,
-		DeadLetterReplicas: dlqReplicas,
+		Stream:         events.StreamOrders,
+		Durable:        OrdersDurable,
+		FilterSubjects: []string{events.FilterSubject(events.OrderCancelled)},
+		Concurrency:    concurrency,
+		MaxDeliver:     -1,
+		Retry:          retry,
 	}
 }
 

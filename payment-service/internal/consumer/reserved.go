@@ -42,15 +42,14 @@ var retry = consumer.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Sec
 // consumer. MaxDeliver is unlimited: a gateway outage only ever makes the
 // message wait, and must never exhaust its deliveries into the dead-letter
 // stream; poison messages are still dead-lettered at once as permanent.
-func ReservedConfig(concurrency, dlqReplicas int) consumer.Config {
+func ReservedConfig(concurrency int) consumer.Config {
 	return consumer.Config{
-		Stream:             events.StreamInventory,
-		Durable:            ReservedDurable,
-		FilterSubjects:     []string{events.FilterSubject(events.InventoryReserved)},
-		Concurrency:        concurrency,
-		MaxDeliver:         -1,
-		Retry:              retry,
-		DeadLetterReplicas: dlqReplicas,
+		Stream:         events.StreamInventory,
+		Durable:        ReservedDurable,
+		FilterSubjects: []string{events.FilterSubject(events.InventoryReserved)},
+		Concurrency:    concurrency,
+		MaxDeliver:     -1,
+		Retry:          retry,
 	}
 }
 

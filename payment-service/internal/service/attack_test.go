@@ -69,7 +69,7 @@ func TestCustomerCannotPreemptTheCharge(t *testing.T) {
 		t.Fatalf("charge key %q (record %q): want the record's random key, unrelated to order %s", ours.IdempotencyKey, rec.ChargeKey, orderID)
 	}
 	// And nothing shows it: GET /payments hides it.
-	if _, body := h.get(h.svcURL + "/payments/" + orderID); bytes.Contains(body, []byte(rec.ChargeKey)) {
+	if _, body := h.get("/payments/" + orderID); bytes.Contains(body, []byte(rec.ChargeKey)) {
 		t.Fatalf("GET /payments reveals the charge key: %s", body)
 	}
 	// Another order gets another key.
@@ -131,7 +131,7 @@ func TestCancellationOfConfirmedOrderIsRefused(t *testing.T) {
 	if n := h.countMsgs(events.StreamPayments, "payments."+orderID+".refunded"); n != 0 {
 		t.Fatalf("%d refunded events for a confirmed order", n)
 	}
-	_, body := h.get(h.svcURL + "/metrics")
+	_, body := h.get("/metrics")
 	if want := `eventshop_events_refused_total{consumer="payment-orders",reason="illegal_transition",service="payment-service"} 1`; !bytes.Contains(body, []byte(want)) {
 		t.Errorf("metrics lack %s", want)
 	}

@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/kit/kittest"
 )
 
 const adminToken = "test-admin-token"
@@ -38,23 +38,11 @@ func TestDeadLetterAdmin(t *testing.T) {
 
 	call := func(method, path, token string) (int, string) {
 		t.Helper()
-		req, err := http.NewRequest(method, h.svcURL+path, nil)
-		if err != nil {
-			t.Fatal(err)
+		status, header, body := h.in.Request(method, path, nil, kittest.Bearer(token)...)
+		if status >= 400 && header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s %s = %d with %s, want problem+json", method, path, status, header.Get("Content-Type"))
 		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
-			t.Errorf("%s %s = %d with %s, want problem+json", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
-		}
-		return resp.StatusCode, string(body)
+		return status, string(body)
 	}
 	if code, body := call(http.MethodGet, "/admin/dlq", ""); code != http.StatusUnauthorized || !strings.Contains(body, "unauthorized") {
 		t.Fatalf("without token = %d %s, want 401 problem", code, body)

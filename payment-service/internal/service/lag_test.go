@@ -14,7 +14,7 @@ import (
 // metric reads one sample from the service's /metrics: the value of name
 // whose labels include every pair of labels ("k", "v", ...).
 func (h *harness) metric(name string, labels ...string) (float64, error) {
-	status, body := h.get(h.svcURL + "/metrics")
+	status, body := h.get("/metrics")
 	if status != http.StatusOK {
 		return 0, fmt.Errorf("GET /metrics = %d", status)
 	}

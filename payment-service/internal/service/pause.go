@@ -22,18 +22,24 @@ type pausedConsumer struct{ stream, durable string }
 // ends, which is when the breaker lets a probe through; a failed probe
 // re-opens the breaker and pauses them again. Messages already delivered
 // when the breaker opened wait with NakWithDelay until the same moment.
+//
+// The breaker tells it of an opening (observe) with its lock held, so the
+// pause calls are made by Run, a background job of the service: they end
+// with the service's lifetime and are joined at its shutdown.
 type gatewayPauser struct {
 	js        jetstream.JetStream
 	log       *zap.Logger
 	consumers []pausedConsumer
 	pauses    *prometheus.CounterVec
 
-	mu sync.Mutex // one pause call sequence at a time, in transition order
+	mu    sync.Mutex
+	until time.Time     // the end of the latest opening's pause, under mu
+	wake  chan struct{} // an opening to act on (capacity 1)
 }
 
 func newGatewayPauser(js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, consumers ...pausedConsumer) (*gatewayPauser, error) {
 	p := &gatewayPauser{
-		js: js, log: log, consumers: consumers,
+		js: js, log: log, consumers: consumers, wake: make(chan struct{}, 1),
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_payment_consumer_pauses_total",
 			Help: "Server-side pauses of the gateway's consumers while the circuit breaker is open, by outcome (paused, failed).",
@@ -46,26 +52,48 @@ func newGatewayPauser(js jetstream.JetStream, log *zap.Logger, reg prometheus.Re
 }
 
 // observe is called on every breaker transition (with the breaker's lock
-// held, so it must not block): an opening pauses the consumers until the
-// open timeout ends.
+// held, so it must not block): an opening asks Run to pause the consumers
+// until the open timeout ends. Transitions come in order, so the latest
+// opening's end is the one that counts.
 func (p *gatewayPauser) observe(t breaker.Transition, openTimeout time.Duration) {
 	if t.To != breaker.Open {
 		return
 	}
-	until := t.At.Add(openTimeout)
-	go p.pause(until)
+	p.mu.Lock()
+	p.until = t.At.Add(openTimeout)
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default: // Run has not taken the last one yet: it reads the latest end
+	}
 }
 
-func (p *gatewayPauser) pause(until time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// Run pauses the consumers after each opening until ctx ends.
+func (p *gatewayPauser) Run(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		until := p.until
+		p.mu.Unlock()
+		p.pause(ctx, until)
+	}
+}
+
+func (p *gatewayPauser) pause(ctx context.Context, until time.Time) {
 	if !time.Now().Before(until) {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	call, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	for _, c := range p.consumers {
-		if _, err := p.js.PauseConsumer(ctx, c.stream, c.durable, until); err != nil {
+		if _, err := p.js.PauseConsumer(call, c.stream, c.durable, until); err != nil {
+			if ctx.Err() != nil {
+				return // the service is stopping
+			}
 			// Not fatal: the handler's wait-and-retry still keeps every
 			// message; it only costs deliveries.
 			p.log.Warn("could not pause consumer while the gateway breaker is open",

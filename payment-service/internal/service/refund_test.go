@@ -282,7 +282,7 @@ func TestRefundWaitsOutGatewayOutage(t *testing.T) {
 	}
 	h.setGatewayMode(gatewaysim.Settings{Mode: gatewaysim.ModeHealthy})
 	h.wantRefundedOnce(orderID)
-	_, body := h.get(h.svcURL + "/metrics")
+	_, body := h.get("/metrics")
 	for _, want := range []string{
 		`eventshop_payment_refunds_total{outcome="succeeded",service="payment-service"} 1`,
 		`eventshop_consumer_messages_total{consumer="payment-orders",outcome="wait",service="payment-service"}`,

@@ -1,15 +1,16 @@
-// Package service wires the payment service together: NATS, the PAYMENTS
-// stream and payments bucket, the gateway client behind its circuit
-// breaker, the consumers of reserved and cancelled orders and the HTTP API; Run runs it
-// until its context ends. Tests run the whole service in-process with
-// HTTPAddr "127.0.0.1:0" and read the bound address from Addr.
+// Package service declares the payment service on the kit: the PAYMENTS
+// stream and payments bucket it owns, the gateway client behind its circuit
+// breaker (which pauses the gateway's consumers while it is open), the
+// consumers of reserved and cancelled orders and the HTTP API. Tests run
+// the whole service in-process with HTTPAddr "127.0.0.1:0" and read the
+// bound address from Addr.
 package service
 
 import (
 	"context"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
@@ -22,12 +23,8 @@ import (
 	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
 	platformconsumer "github.com/eventshop/shared/platform/consumer"
-	"github.com/eventshop/shared/platform/deadletter"
-	"github.com/eventshop/shared/platform/httpserver"
-	"github.com/eventshop/shared/platform/lifecycle"
-	"github.com/eventshop/shared/platform/metrics"
+	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/natsconn"
-	"github.com/eventshop/shared/platform/natsmetrics"
 )
 
 // Name is the service name in logs, metrics and event sources.
@@ -39,15 +36,8 @@ const setupTimeout = 30 * time.Second
 
 // Service is the wired payment service.
 type Service struct {
-	cfg     config.Config
-	log     *zap.Logger
-	nc      *nats.Conn
-	http    *httpserver.Server
-	runner  *platformconsumer.Runner // reserved orders: charge
-	orders  *platformconsumer.Runner // cancelled orders: void or refund
+	*kit.Service
 	breaker *breaker.Breaker
-	dlq     *deadletter.Kit
-	broker  *natsmetrics.Collector // lag of its durables, size of PAYMENTS
 }
 
 // New connects to NATS, ensures the stream and bucket the service owns,
@@ -57,33 +47,40 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Service, err
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return natsconn.Open(cfg.NATS(Name), log, func(nc *nats.Conn, js jetstream.JetStream) (*Service, error) {
-		return build(ctx, cfg, log, nc, js)
+	s := &Service{}
+	var payments *store.Payments
+	svc, err := kit.New(ctx, kit.Config{
+		Name: Name, Base: cfg.Base, Log: log,
+		Streams: []string{events.StreamPayments}, EnsureStream: events.EnsureOwnedStream,
+		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
+			payments, err = store.EnsurePayments(ctx, js, cfg.StreamReplicas)
+			return err
+		},
+		SetupRetry: []natsconn.EnsureOption{natsconn.WithAttemptTimeout(5 * time.Second), natsconn.WithGiveUpAfter(setupTimeout)},
+		// Dead letters of PAYMENTS events (whoever gave up on them) are
+		// managed here: only this service may re-publish them.
+		DeadLetters: events.StreamPayments,
+	}, func(p *kit.Platform) (w kit.Wiring, err error) {
+		w, s.breaker, err = wire(cfg, p, payments)
+		return w, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	s.Service = svc
+	return s, nil
 }
 
-func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn, js jetstream.JetStream) (*Service, error) {
-	reg := metrics.NewRegistry(Name)
-	registerer := metrics.Registerer(reg, Name)
-	cm, err := platformconsumer.NewMetrics(registerer)
+func wire(cfg config.Config, p *kit.Platform, payments *store.Payments) (kit.Wiring, *breaker.Breaker, error) {
+	pm, err := newPaymentMetrics(p.Metrics)
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
-	pm, err := newPaymentMetrics(registerer)
-	if err != nil {
-		return nil, err
-	}
-
-	payments, err := ensureOwned(ctx, js, cfg, log)
-	if err != nil {
-		return nil, err
-	}
-
-	pauser, err := newGatewayPauser(js, log, registerer,
+	pauser, err := newGatewayPauser(p.JS, p.Log, p.Metrics,
 		pausedConsumer{events.StreamInventory, consumer.ReservedDurable},
 		pausedConsumer{events.StreamOrders, consumer.OrdersDurable})
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
 	openTimeout := cfg.Breaker.OpenTimeout
 	br, err := breaker.New(cfg.Breaker, breaker.WithObserver(func(t breaker.Transition) {
@@ -93,120 +90,52 @@ func build(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Con
 		if t.To == breaker.Closed {
 			level = zap.InfoLevel
 		}
-		log.Log(level, "gateway circuit breaker "+t.To.String(),
+		p.Log.Log(level, "gateway circuit breaker "+t.To.String(),
 			zap.String("from", t.From.String()), zap.Int("consecutive_failures", t.Failures))
 	}))
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
 	if err := pm.watchBreaker(br); err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
 	gw, err := gateway.New(cfg.GatewayURL, cfg.GatewayAPIKey, gateway.WithTimeout(cfg.GatewayTimeout), gateway.WithBreaker(br), gateway.WithObserver(pm))
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
-	pub, err := events.NewPublisher(js, Name)
+	pub, err := events.NewPublisher(p.JS, Name)
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
-	proc, err := payment.NewProcessor(payments, store.NewPaymentEvents(js), store.NewOrderTokens(js), gw, pub, log)
+	proc, err := payment.NewProcessor(payments, store.NewPaymentEvents(p.JS), store.NewOrderTokens(p.JS), gw, pub, p.Log)
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
 	gatewayWait := platformconsumer.Backoff{Initial: 200 * time.Millisecond, Max: cfg.Breaker.OpenTimeout, Multiplier: 2}
-	handler, err := consumer.NewReserved(timedPayer{next: proc, m: pm, now: time.Now}, gatewayWait)
+	reserved, err := consumer.NewReserved(timedPayer{next: proc, m: pm, now: time.Now}, gatewayWait)
 	if err != nil {
-		return nil, err
-	}
-	runner, err := platformconsumer.New(js, consumer.ReservedConfig(cfg.ConsumerConcurrency, cfg.StreamReplicas),
-		handler.Handle, log, platformconsumer.WithMetrics(cm))
-	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
 	// Cancelled orders: refund what was charged, void what was not yet.
-	cancelled, err := consumer.NewCancelled(proc, store.NewOrderHistory(js), gatewayWait)
+	cancelled, err := consumer.NewCancelled(proc, store.NewOrderHistory(p.JS), gatewayWait)
 	if err != nil {
-		return nil, err
+		return kit.Wiring{}, nil, err
 	}
-	ordersRunner, err := platformconsumer.New(js, consumer.OrdersConfig(cfg.ConsumerConcurrency, cfg.StreamReplicas),
-		cancelled.Handle, log, platformconsumer.WithMetrics(cm))
-	if err != nil {
-		return nil, err
-	}
-	// Dead letters of PAYMENTS events (whoever gave up on them) are
-	// managed here: only this service may re-publish them.
-	dlq, err := deadletter.Setup(js, deadletter.Config{
-		Service: Name, Stream: events.StreamPayments, Consumers: []*platformconsumer.Runner{runner, ordersRunner}, Replicas: cfg.StreamReplicas,
-	}, log, registerer, cm)
-	if err != nil {
-		return nil, err
-	}
-
-	broker, err := natsmetrics.New(js, log, registerer, natsmetrics.WithConsumers(runner, ordersRunner),
-		natsmetrics.WithStreams(events.StreamPayments), natsmetrics.WithInterval(cfg.BrokerMetricsInterval))
-	if err != nil {
-		return nil, err
-	}
-
-	srv, err := httpserver.New(httpserver.Config{Addr: cfg.HTTPAddr, Service: Name, ProfileToken: cfg.ProfileToken(), MaxConns: cfg.MaxConns}, log, reg, httpapi.MapError)
-	if err != nil {
-		return nil, err
-	}
-	httpapi.Register(srv.Engine, proc, br)
-	dlq.Register(srv.Engine, cfg.AdminToken)
-	srv.AddReadyCheck("nats", func(context.Context) error { return natsconn.Ready(nc) })
-	srv.AddReadyCheck("consumer", func(context.Context) error { return runner.Ready() })
-	srv.AddReadyCheck("consumer:"+ordersRunner.Name(), func(context.Context) error { return ordersRunner.Ready() })
-	srv.AddReadyCheck("dlq-capture", dlq.Ready)
-	// The breaker is deliberately not a readiness check: while it is open
-	// the service is alive and its work waits in JetStream. /ready names
-	// its state; GET /breaker and the breaker metrics give the detail.
-	srv.AddReadyInfo("gateway_breaker", func() string { return br.State().String() })
-	if err := srv.Listen(); err != nil {
-		return nil, err
-	}
-	return &Service{cfg: cfg, log: log, nc: nc, http: srv, runner: runner, orders: ordersRunner, breaker: br, dlq: dlq, broker: broker}, nil
+	return kit.Wiring{
+		Consumers: []kit.Consumer{
+			{Config: consumer.ReservedConfig(cfg.ConsumerConcurrency), Handle: reserved.Handle},
+			{Config: consumer.OrdersConfig(cfg.ConsumerConcurrency), Handle: cancelled.Handle},
+		},
+		Routes:   func(r *gin.Engine) { httpapi.Register(r, proc, br) },
+		MapError: httpapi.MapError,
+		// The breaker is deliberately not a readiness check: while it is
+		// open the service is alive and its work waits in JetStream. /ready
+		// names its state; GET /breaker and the breaker metrics give the
+		// detail.
+		ReadyInfo: map[string]func() string{"gateway_breaker": func() string { return br.State().String() }},
+		Jobs:      []func(context.Context) error{pauser.Run},
+	}, br, nil
 }
-
-// ensureOwned creates or updates the PAYMENTS stream and the payments
-// bucket, retrying while NATS is not reachable yet.
-func ensureOwned(ctx context.Context, js jetstream.JetStream, cfg config.Config, log *zap.Logger) (*store.Payments, error) {
-	var payments *store.Payments
-	err := natsconn.Ensure(ctx, log, "set up stream and bucket", func(ctx context.Context) error {
-		if _, err := events.EnsureStream(ctx, js, events.StreamPayments, events.StreamOptions{Replicas: cfg.StreamReplicas}); err != nil {
-			return err
-		}
-		p, err := store.EnsurePayments(ctx, js, cfg.StreamReplicas)
-		if err != nil {
-			return err
-		}
-		payments = p
-		return nil
-	}, natsconn.WithAttemptTimeout(5*time.Second), natsconn.WithGiveUpAfter(setupTimeout))
-	if err != nil {
-		return nil, err
-	}
-	return payments, nil
-}
-
-// Addr returns the HTTP listener's bound address.
-func (s *Service) Addr() string { return s.http.Addr() }
 
 // Breaker returns the gateway circuit breaker (for status and tests).
 func (s *Service) Breaker() *breaker.Breaker { return s.breaker }
-
-// Run serves HTTP and consumes until ctx ends, then shuts down in order:
-// HTTP, consumer drain, NATS drain.
-func (s *Service) Run(ctx context.Context) error {
-	s.log.Info("payment service running", zap.String("http_addr", s.Addr()), zap.String("gateway_url", s.cfg.GatewayURL))
-	return lifecycle.Run(ctx, s.log, lifecycle.Parts{
-		HTTP: s.http,
-		// The advisory capture first: its stream must listen before the
-		// consumer it watches delivers anything.
-		Consumers:       []lifecycle.Consumer{s.dlq.Capture, s.runner, s.orders, s.broker},
-		Conn:            s.nc,
-		Background:      []func(context.Context) error{s.dlq.Letters.Watch},
-		ShutdownTimeout: s.cfg.ShutdownTimeout,
-	})
-}

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/config"
 	"github.com/eventshop/payment-service/internal/consumer"
 	"github.com/eventshop/payment-service/internal/gatewaysim"
@@ -30,6 +31,7 @@ import (
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
 	platformconsumer "github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
@@ -40,7 +42,7 @@ import (
 type harness struct {
 	t         *testing.T
 	js        jetstream.JetStream
-	svcURL    string
+	in        *kittest.Instance[*service.Service]
 	gwURL     string
 	orders    *events.Publisher
 	inventory *events.Publisher
@@ -54,13 +56,11 @@ func newOrderID(prefix string) string {
 
 func start(t *testing.T) *harness {
 	t.Helper()
-	ctx := context.Background()
-	srv := natstest.Start(t)
-	_, js := natstest.Connect(t, srv)
+	b := kittest.StartBroker(t)
 	// Every event the service produces in a test must pass its schema.
-	t.Cleanup(func() { contracttest.Check(t, js, events.StreamPayments, service.Name) })
+	t.Cleanup(func() { contracttest.Check(t, b.JS, events.StreamPayments, service.Name) })
 	for _, s := range []string{events.StreamOrders, events.StreamInventory} {
-		if _, err := events.EnsureStream(ctx, js, s, events.StreamOptions{}); err != nil {
+		if _, err := events.EnsureStream(context.Background(), b.JS, s, events.StreamOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -77,72 +77,47 @@ func start(t *testing.T) *harness {
 	gw := httptest.NewServer(gsrv.Engine)
 	t.Cleanup(gw.Close)
 
-	cfg := config.Config{
-		Base: platformconfig.Base{NATSURL: srv.ClientURL(), HTTPAddr: "127.0.0.1:0", ShutdownTimeout: 5 * time.Second, AdminToken: adminToken,
-			BrokerMetricsInterval: 100 * time.Millisecond}, // the lag in /metrics follows within a test's patience
+	base := b.Base()
+	base.AdminToken = adminToken
+	base.BrokerMetricsInterval = 100 * time.Millisecond // the lag in /metrics follows within a test's patience
+	cfg := kittest.Config(t, config.Config{
+		Base:           base,
 		Consumers:      platformconfig.Consumers{ConsumerConcurrency: 4},
 		GatewayURL:     gw.URL,
 		GatewayTimeout: time.Second,
 		GatewayAPIKey:  gatewayKey,
-	}
-	cfg.Breaker.FailureThreshold = 2
-	cfg.Breaker.OpenTimeout = 300 * time.Millisecond
-	cfg.SetDefaults()
+		Breaker:        breaker.Config{FailureThreshold: 2, OpenTimeout: 300 * time.Millisecond},
+	})
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	svc, err := service.New(ctx, cfg, log)
-	if err != nil {
+	h := &harness{t: t, js: b.JS, gwURL: gw.URL}
+	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })
+	if h.orders, err = events.NewPublisher(b.JS, "order-service"); err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("service did not stop in 10s")
-		}
-	})
-
-	h := &harness{t: t, js: js, svcURL: "http://" + svc.Addr(), gwURL: gw.URL}
-	if h.orders, err = events.NewPublisher(js, "order-service"); err != nil {
+	if h.inventory, err = events.NewPublisher(b.JS, "inventory-service"); err != nil {
 		t.Fatal(err)
 	}
-	if h.inventory, err = events.NewPublisher(js, "inventory-service"); err != nil {
-		t.Fatal(err)
-	}
-	natstest.EventuallyNil(t, "service ready", func() error {
-		status, body := h.get(h.svcURL + "/ready")
-		if status != http.StatusOK {
-			return fmt.Errorf("ready = %d %s", status, body)
-		}
-		return nil
-	})
 	return h
 }
 
 // gatewayKey is the payment service's API key at the test gateways.
 const gatewayKey = "test-gateway-api-key"
 
-func (h *harness) get(url string) (int, []byte) {
+// get GETs path of the service.
+func (h *harness) get(path string) (int, []byte) {
 	h.t.Helper()
-	return h.getAs(url, "")
+	status, _, body := h.in.Get(path)
+	return status, body
 }
 
-// getAs GETs url with "Authorization: Bearer token" (none if empty).
-func (h *harness) getAs(url, token string) (int, []byte) {
+// gatewayGet GETs path of the gateway with "Authorization: Bearer token".
+func (h *harness) gatewayGet(path, token string) (int, []byte) {
 	h.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	req, err := http.NewRequest(http.MethodGet, h.gwURL+path, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
@@ -155,12 +130,12 @@ func (h *harness) getAs(url, token string) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-func (h *harness) getJSON(url string, v any) int {
+func (h *harness) getJSON(path string, v any) int {
 	h.t.Helper()
-	status, body := h.get(url)
+	status, body := h.get(path)
 	if status == http.StatusOK {
 		if err := json.Unmarshal(body, v); err != nil {
-			h.t.Fatalf("GET %s: %v in %s", url, err, body)
+			h.t.Fatalf("GET %s: %v in %s", path, err, body)
 		}
 	}
 	return status
@@ -259,7 +234,7 @@ func (h *harness) countMsgs(stream, filter string) uint64 {
 func (h *harness) charges(orderID string) gatewaysim.OrderCharges {
 	h.t.Helper()
 	var oc gatewaysim.OrderCharges
-	status, body := h.getAs(h.gwURL+"/charges?order_id="+orderID, adminToken)
+	status, body := h.gatewayGet("/charges?order_id="+orderID, adminToken)
 	if status != http.StatusOK {
 		h.t.Fatalf("GET /charges = %d %s", status, body)
 	}
@@ -272,14 +247,14 @@ func (h *harness) charges(orderID string) gatewaysim.OrderCharges {
 func (h *harness) record(orderID string) (payment.Record, int) {
 	h.t.Helper()
 	var rec payment.Record
-	status := h.getJSON(h.svcURL+"/payments/"+orderID, &rec)
+	status := h.getJSON("/payments/"+orderID, &rec)
 	return rec, status
 }
 
 func (h *harness) breakerState() string {
 	h.t.Helper()
 	var v httpapi.BreakerView
-	if status := h.getJSON(h.svcURL+"/breaker", &v); status != http.StatusOK {
+	if status := h.getJSON("/breaker", &v); status != http.StatusOK {
 		h.t.Fatalf("GET /breaker = %d", status)
 	}
 	return v.State
@@ -406,7 +381,7 @@ func TestGatewayOutageWaitsThenCompletes(t *testing.T) {
 		t.Fatalf("gateway recorded %+v while down", oc)
 	}
 	// An open breaker does not make the service unready: it is waiting.
-	if status, body := h.get(h.svcURL + "/ready"); status != http.StatusOK || !strings.Contains(string(body), `"gateway_breaker":"open"`) {
+	if status, body := h.get("/ready"); status != http.StatusOK || !strings.Contains(string(body), `"gateway_breaker":"open"`) {
 		t.Fatalf("ready while the breaker is open = %d %s; want 200 naming the open breaker", status, body)
 	}
 
@@ -418,7 +393,7 @@ func TestGatewayOutageWaitsThenCompletes(t *testing.T) {
 	if s := h.breakerState(); s != "closed" {
 		t.Fatalf("breaker %s after recovery, want closed", s)
 	}
-	_, body := h.get(h.svcURL + "/metrics")
+	_, body := h.get("/metrics")
 	for _, want := range []string{
 		`eventshop_payment_breaker_transitions_total{from="closed",service="payment-service",to="open"}`,
 		`eventshop_payment_breaker_transitions_total{from="half-open",service="payment-service",to="closed"} 1`,
@@ -584,21 +559,17 @@ func TestHTTPProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := http.Get(h.svcURL + tt.path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			status, header, body := h.in.Get(tt.path)
 			var p struct {
 				Type   string `json:"type"`
 				Status int    `json:"status"`
 			}
-			if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+			if err := json.Unmarshal(body, &p); err != nil {
 				t.Fatal(err)
 			}
-			if resp.StatusCode != tt.want || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			if status != tt.want || header.Get("Content-Type") != "application/problem+json" ||
 				p.Type != "urn:eventshop:problem:"+tt.wantType || p.Status != tt.want {
-				t.Fatalf("GET %s = %d %q %+v, want %d %s", tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), p, tt.want, tt.wantType)
+				t.Fatalf("GET %s = %d %q %+v, want %d %s", tt.path, status, header.Get("Content-Type"), p, tt.want, tt.wantType)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 // Package lifecycle runs a service's parts and stops them in the right order
 // on shutdown: stop taking HTTP requests, drain consumers so in-flight
-// messages finish and are acknowledged, then drain the NATS connection.
+// messages finish and are acknowledged, join every goroutine the service
+// started, then drain the NATS connection.
 package lifecycle
 
 import (
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
 )
 
 // HTTP is the server part of a service.
@@ -31,58 +33,69 @@ type Parts struct {
 	HTTP      HTTP
 	Consumers []Consumer
 	Conn      *nats.Conn
-	// Background jobs run until ctx ends (optional).
+	// Background jobs run until ctx ends (optional). A job that returns an
+	// error other than ctx's shuts the service down; every job is joined
+	// before the connection is drained.
 	Background []func(ctx context.Context) error
 	// ShutdownTimeout bounds the whole shutdown (default 20s).
 	ShutdownTimeout time.Duration
 }
 
 // Run starts the parts and blocks until ctx ends or a part fails, then shuts
-// everything down within ShutdownTimeout.
+// everything down within ShutdownTimeout. Every goroutine it starts (the
+// HTTP server's, the background jobs) has returned when Run returns, unless
+// the shutdown timed out, which Run reports.
 func Run(ctx context.Context, log *zap.Logger, p Parts) error {
 	if p.ShutdownTimeout == 0 {
 		p.ShutdownTimeout = 20 * time.Second
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2+len(p.Background))
-	go func() { errc <- p.HTTP.Serve() }()
+	// The group's context ends with ctx or with the first part that fails.
+	g, gctx := errgroup.WithContext(ctx)
+	goPart := func(name string, run func() error) {
+		g.Go(func() error {
+			err := run()
+			if err == nil || errors.Is(err, context.Canceled) {
+				return nil
+			}
+			log.Error("service part failed, shutting down", zap.String("part", name), zap.Error(err))
+			return fmt.Errorf("%s: %w", name, err)
+		})
+	}
+	goPart("http", p.HTTP.Serve)
 	started := make([]Consumer, 0, len(p.Consumers))
 	for _, c := range p.Consumers {
-		if err := c.Start(ctx); err != nil {
-			stopping := ctx.Err() != nil
+		if err := c.Start(gctx); err != nil {
+			stopping := gctx.Err() != nil
 			cancel()
-			serr := shutdown(log, p, started)
+			serr := shutdown(log, p, started, g)
 			if stopping {
-				return serr // asked to stop while still starting: not a failure
+				return serr // asked to stop (or a part failed) while still starting
 			}
-			return fmt.Errorf("start consumer %s: %w", c.Name(), err)
+			return errors.Join(fmt.Errorf("start consumer %s: %w", c.Name(), err), serr)
 		}
 		started = append(started, c)
 	}
-	for _, job := range p.Background {
-		go func() { errc <- job(ctx) }()
+	for i, job := range p.Background {
+		goPart(fmt.Sprintf("background job %d", i), func() error { return job(gctx) })
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
+	<-gctx.Done()
+	if ctx.Err() != nil {
 		log.Info("shutting down")
-	case err := <-errc:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			runErr = err
-			log.Error("service part failed, shutting down", zap.Error(err))
-		}
 	}
 	cancel()
-	if err := shutdown(log, p, started); err != nil && runErr == nil {
-		runErr = err
-	}
-	return runErr
+	return shutdown(log, p, started, g)
 }
 
-func shutdown(log *zap.Logger, p Parts, consumers []Consumer) error {
+// shutdown stops the server, drains the consumers, joins the group (whose
+// context is already cancelled) and drains the connection, all within the
+// shutdown timeout. It returns the failure of the part that stopped the
+// service, if one did, and what went wrong shutting down.
+func shutdown(log *zap.Logger, p Parts, consumers []Consumer, g *errgroup.Group) error {
 	ctx, cancel := context.WithTimeout(context.Background(), p.ShutdownTimeout)
 	defer cancel()
+	var failed error
 	var errs []error
 	if err := p.HTTP.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
@@ -90,6 +103,18 @@ func shutdown(log *zap.Logger, p Parts, consumers []Consumer) error {
 	for _, c := range consumers {
 		if err := c.Drain(ctx); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	// The jobs may use the connection: join them before draining it.
+	joined := make(chan error, 1)
+	go func() { joined <- g.Wait() }()
+	select {
+	case failed = <-joined:
+	case <-ctx.Done():
+		select { // the drains may have used the time up: the jobs still had theirs
+		case failed = <-joined:
+		default:
+			errs = append(errs, fmt.Errorf("join background jobs: %w", ctx.Err()))
 		}
 	}
 	if p.Conn != nil && !p.Conn.IsClosed() {
@@ -106,5 +131,5 @@ func shutdown(log *zap.Logger, p Parts, consumers []Consumer) error {
 	} else {
 		log.Info("shutdown complete")
 	}
-	return err
+	return errors.Join(failed, err)
 }
