@@ -21,7 +21,7 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/inventory-service/internal/stock"
-	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
@@ -307,7 +307,7 @@ func (s *Store) get(ctx context.Context, key string, v any) (rev uint64, err err
 // compare-and-set race, whatever form the client reports it in.
 func conflict(err error) error {
 	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
-		events.IsWrongLastSequence(err) {
+		natsconn.IsWrongLastSequence(err) {
 		return fmt.Errorf("%w: %w", stock.ErrConflict, err)
 	}
 	return err

@@ -13,7 +13,7 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/payment-service/internal/payment"
-	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
@@ -98,7 +98,7 @@ func (p *Payments) Update(ctx context.Context, rec payment.Record, rev uint64) (
 	}
 	next, err = p.kv.Update(ctx, rec.OrderID, raw, rev)
 	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyExists) || events.IsWrongLastSequence(err) {
+		if errors.Is(err, jetstream.ErrKeyExists) || natsconn.IsWrongLastSequence(err) {
 			return 0, fmt.Errorf("update payment %s at revision %d: %w", rec.OrderID, rev, payment.ErrConflict)
 		}
 		return 0, fmt.Errorf("update payment %s: %w", rec.OrderID, err)

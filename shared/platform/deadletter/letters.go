@@ -30,6 +30,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // Headers of a tombstone, the record a resolved dead letter leaves on its
@@ -426,7 +427,7 @@ func (l *Letters) resolve(ctx context.Context, e Entry, kind string, replaySeq u
 		m.Header.Set(HeaderReplaySequence, strconv.FormatUint(replaySeq, 10))
 	}
 	_, err := l.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(e.Sequence), jetstream.WithMsgTTL(l.o.tombstoneTTL))
-	if consumer.IsWrongLastSequence(err) {
+	if natsconn.IsWrongLastSequence(err) {
 		return fmt.Errorf("dead letter %d was resolved concurrently: %w", e.Sequence, ErrResolved)
 	}
 	if err != nil {
