@@ -117,7 +117,10 @@ func wire(ctx context.Context, cfg config.Config, log *zap.Logger, nc *nats.Conn
 	if err != nil {
 		return nil, err
 	}
-	orders := store.NewOrders(ordersKV, js, store.WithLegacyHorizon(legacy))
+	orders, err := store.NewOrders(ordersKV, js, store.WithLegacyHorizon(legacy))
+	if err != nil {
+		return nil, err
+	}
 
 	reg := metrics.NewRegistry(Name)
 	cm, err := consumer.NewMetrics(metrics.Registerer(reg, Name))
