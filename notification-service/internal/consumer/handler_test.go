@@ -103,6 +103,24 @@ func (f *fixture) confirmed(t *testing.T, orderID string) jetstream.Msg {
 	return f.fetch(t, "orders."+orderID+".confirmed")
 }
 
+// pending stores the record of msg's notification pending after one
+// attempt, as a process that died before marking it sent left it.
+func (f *fixture) pending(t *testing.T, msg jetstream.Msg) {
+	t.Helper()
+	env, err := events.DefaultRegistry().Parse(msg.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := notification.FromEvent(env, "log", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attempt("log")
+	if _, err := f.store.Create(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *fixture) fetch(t *testing.T, subject string) jetstream.Msg {
 	t.Helper()
 	ctx := context.Background()
@@ -157,18 +175,7 @@ func TestCrashAfterSendResendsWithTheSameID(t *testing.T) {
 	msg := f.confirmed(t, "o-crash")
 	// A previous process put the record pending, sent, and died before
 	// marking it sent.
-	env, err := events.DefaultRegistry().Parse(msg.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pending, err := notification.FromEvent(env, "log", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pending.Attempt("log")
-	if _, err := f.store.Create(ctx, pending); err != nil {
-		t.Fatal(err)
-	}
+	f.pending(t, msg)
 
 	if err := f.h.Handle(ctx, msg); err != nil {
 		t.Fatalf("Handle: %v", err)
@@ -440,20 +447,9 @@ func TestContendedRecordGivesUp(t *testing.T) {
 	})
 	ctx := context.Background()
 	msg := f.confirmed(t, "o-busy")
-	env, err := events.DefaultRegistry().Parse(msg.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pending, err := notification.FromEvent(env, "log", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pending.Attempt("log")
-	if _, err := f.store.Create(ctx, pending); err != nil {
-		t.Fatal(err)
-	}
+	f.pending(t, msg)
 
-	err = f.h.Handle(ctx, msg)
+	err := f.h.Handle(ctx, msg)
 	if n := other.writes.Load(); n >= limit {
 		t.Fatalf("Handle = %v after the other writer won %d times in a row: it would have gone on for as long as that writer does", err, n)
 	}

@@ -64,9 +64,6 @@ func New[T any](kv jetstream.KeyValue, opts ...Option) (*Repo[T], error) {
 	return &Repo[T]{kv: kv, bucket: kv.Bucket(), o: o, putPrefix: "$KV." + kv.Bucket() + "."}, nil
 }
 
-// KeyValue returns the bucket (for tests and tooling).
-func (r *Repo[T]) KeyValue() jetstream.KeyValue { return r.kv }
-
 // Get returns the value of key and the revision it was read at, or an
 // error wrapping ErrNotFound or ErrCorrupt. With WithLeaderReads it reads
 // through the stream's leader.
@@ -94,7 +91,8 @@ func (r *Repo[T]) Get(ctx context.Context, key string) (v T, rev uint64, err err
 		return v, 0, fmt.Errorf("get %s: %w", k, err)
 	}
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return v, 0, fmt.Errorf("decode %s at revision %d: %w: %w", k, rev, ErrCorrupt, err)
+		var zero T
+		return zero, 0, fmt.Errorf("decode %s at revision %d: %w: %w", k, rev, ErrCorrupt, err)
 	}
 	return v, rev, nil
 }
