@@ -33,8 +33,8 @@ type Store interface {
 	// kind k (the zero value at revision 0 if there is none) and stores
 	// it by compare-and-set, reading afresh when another delivery wrote
 	// first, a bounded number of times: then the error wraps
-	// notification.ErrConflict. A record change leaves as it was is not
-	// written.
+	// notification.ErrConflict. A change that leaves the record as it was
+	// writes nothing.
 	Modify(ctx context.Context, orderID string, k notification.Kind, change func(n *notification.Notification, rev uint64) error) (notification.Notification, uint64, error)
 	// ModifyFrom is Modify whose first attempt starts from n, read or
 	// written at revision rev.

@@ -46,9 +46,12 @@ func (r *Repo[T]) modify(ctx context.Context, key string, from *T, fromRev uint6
 				return err
 			}
 		}
-		before, err := r.encode(key, v)
-		if err != nil {
-			return err
+		var before []byte // what change leaves alone is not written again
+		if rev != 0 {
+			var err error
+			if before, err = r.encode(key, v); err != nil {
+				return err
+			}
 		}
 		if err := change(&v, rev); err != nil {
 			return err
@@ -60,9 +63,7 @@ func (r *Repo[T]) modify(ctx context.Context, key string, from *T, fromRev uint6
 		switch {
 		case rev == 0:
 			rev, err = r.create(ctx, key, after)
-		case bytes.Equal(before, after):
-			// left as it was: nothing to write
-		default:
+		case !bytes.Equal(before, after):
 			rev, err = r.update(ctx, key, after, rev)
 		}
 		if err != nil {
