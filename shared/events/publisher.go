@@ -267,7 +267,7 @@ func (p *Publisher) publishAfter(ctx context.Context, t Type, subject, orderID, 
 	if err == nil {
 		return Published{Envelope: env, Sequence: ack.Sequence, Duplicate: ack.Duplicate}, nil
 	}
-	if !IsWrongLastSequence(err) {
+	if !natsconn.IsWrongLastSequence(err) {
 		return Published{}, fmt.Errorf("publish %s for order %s: %w", t, orderID, err)
 	}
 	last, rerr := p.streams.Last(ctx, streamOf(t), order)
@@ -321,7 +321,7 @@ func (p *Publisher) publish(ctx context.Context, t Type, subject, orderID, trace
 		jetstream.WithExpectLastSequencePerSubject(0),
 	)
 	if err != nil {
-		if IsWrongLastSequence(err) {
+		if natsconn.IsWrongLastSequence(err) {
 			span.AddEvent("duplicate: the subject already holds an event")
 			return p.duplicate(ctx, t, subject, env)
 		}
@@ -429,16 +429,4 @@ func streamOf(t Type) string {
 		}
 	}
 	return ""
-}
-
-// IsWrongLastSequence reports whether err is JetStream refusing a publish
-// whose expected last (subject) sequence did not match: a create-once
-// duplicate or a compare-and-set conflict.
-func IsWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
-	}
-	return false
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/platform/consumer"
@@ -151,23 +150,4 @@ func SetupSharedStreams(ctx context.Context, js jetstream.JetStream, o StreamOpt
 		}
 	}
 	return nil
-}
-
-// WaitStream waits, with exponential backoff, until a stream owned by another
-// service exists, and returns it. It gives up when ctx ends.
-func WaitStream(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
-	var s jetstream.Stream
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = 50 * time.Millisecond
-	b.MaxInterval = 2 * time.Second
-	b.MaxElapsedTime = 0
-	op := func() error {
-		var err error
-		s, err = js.Stream(ctx, name)
-		return err // not found yet, or the server is briefly unreachable: retry
-	}
-	if err := backoff.Retry(op, backoff.WithContext(b, ctx)); err != nil {
-		return nil, fmt.Errorf("wait for stream %s: %w", name, err)
-	}
-	return s, nil
 }

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/eventshop/shared/platform/subjects"
 )
 
 // Injected is one poison message chaos published.
@@ -36,22 +38,7 @@ func (d Durable) reads(subject string) bool {
 	if len(d.Filters) == 0 {
 		return true
 	}
-	return slices.ContainsFunc(d.Filters, func(f string) bool { return SubjectMatches(f, subject) })
-}
-
-// SubjectMatches reports whether a NATS subject matches a filter, where *
-// matches one token and a final > one or more.
-func SubjectMatches(filter, subject string) bool {
-	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
-	for i, f := range ft {
-		if f == ">" {
-			return i == len(ft)-1 && len(st) > i
-		}
-		if i >= len(st) || (f != "*" && f != st[i]) {
-			return false
-		}
-	}
-	return len(ft) == len(st)
+	return slices.ContainsFunc(d.Filters, func(f string) bool { return subjects.Matches(f, subject) })
 }
 
 // letterKey is the dead-letter subject of the letter durable writes for

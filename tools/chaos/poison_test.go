@@ -6,30 +6,6 @@ import (
 	"testing"
 )
 
-func TestSubjectMatches(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		filter, subject string
-		want            bool
-	}{
-		{"orders.*.created", "orders.o1.created", true},
-		{"orders.*.created", "orders.o1.confirmed", false},
-		{"orders.*.created", "orders.o1.created.x", false},
-		{"orders.*.created", "orders.created", false},
-		{"orders.>", "orders.o1.created", true},
-		{"orders.>", "orders", false},
-		{">", "anything.at.all", true},
-		{"orders.o1.created", "orders.o1.created", true},
-		{"orders.o1.created", "orders.o2.created", false},
-		{"inventory.*.*", "orders.o1.created", false},
-	}
-	for _, tt := range tests {
-		if got := SubjectMatches(tt.filter, tt.subject); got != tt.want {
-			t.Errorf("SubjectMatches(%q, %q) = %v, want %v", tt.filter, tt.subject, got, tt.want)
-		}
-	}
-}
-
 func TestCompareDeadLetters(t *testing.T) {
 	t.Parallel()
 	durables := []Durable{

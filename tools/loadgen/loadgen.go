@@ -19,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // Config says what to drive and how.
@@ -239,22 +241,16 @@ func (r *Runner) watchFinals(ctx context.Context, nc *nats.Conn) (stop func(), e
 	if err != nil {
 		return nil, fmt.Errorf("watch final events: %w", err)
 	}
-	var cons jetstream.Consumer
-	deadline := time.Now().Add(time.Minute)
-	for {
-		cons, err = js.OrderedConsumer(ctx, "ORDERS", jetstream.OrderedConsumerConfig{
-			FilterSubjects: finalSubjects,
-			DeliverPolicy:  jetstream.DeliverNewPolicy,
-		})
-		if err == nil || !errors.Is(err, jetstream.ErrStreamNotFound) || time.Now().After(deadline) {
-			break
-		}
-		select { // the order service creates ORDERS as it starts
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute) // the order service creates ORDERS as it starts
+	orders, err := natsconn.WaitStream(wctx, js, "ORDERS")
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("watch final events: %w", err)
 	}
+	cons, err := orders.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: finalSubjects,
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("watch final events in ORDERS: %w", err)
 	}

@@ -514,7 +514,7 @@ func (a *Appender) commit(ctx context.Context, reqs []*appendReq) (rest []*appen
 // refused reports whether err is JetStream refusing an expectation of the
 // publish (the block was not stored).
 func refused(err error) bool {
-	if events.IsWrongLastSequence(err) {
+	if natsconn.IsWrongLastSequence(err) {
 		return true
 	}
 	var apiErr *jetstream.APIError

@@ -18,6 +18,7 @@ import (
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/audit-service/internal/store"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -111,7 +112,7 @@ func TestBlockExpectations(t *testing.T) {
 	}
 	isRefusal := func(err error) bool {
 		var apiErr *jetstream.APIError
-		return events.IsWrongLastSequence(err) || (errors.As(err, &apiErr) && apiErr.ErrorCode == 10070)
+		return natsconn.IsWrongLastSequence(err) || (errors.As(err, &apiErr) && apiErr.ErrorCode == 10070)
 	}
 	tests := []struct {
 		name       string

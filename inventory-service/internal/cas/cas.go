@@ -1,7 +1,8 @@
 // Package cas retries read-decide-write operations that lost an optimistic
 // concurrency race (stock.ErrConflict): each attempt re-reads the current
-// state, so a retry decides on fresh data. Retries are bounded and jittered
-// so that contenders spread out instead of colliding again in lock step.
+// state, so a retry decides on fresh data. The retries are kvstore.Retry's,
+// bounded and jittered so that contenders spread out instead of colliding
+// again in lock step; this package counts them.
 package cas
 
 import (
@@ -10,10 +11,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/platform/kvstore"
 )
 
 // ErrInvalidOption is returned by an option given a value it cannot use.
@@ -21,9 +22,7 @@ var ErrInvalidOption = errors.New("invalid option")
 
 // Retrier runs operations, retrying those that fail with stock.ErrConflict.
 type Retrier struct {
-	attempts  int
-	initial   time.Duration
-	max       time.Duration
+	policy    kvstore.Policy
 	conflicts *prometheus.CounterVec
 }
 
@@ -36,7 +35,7 @@ func WithAttempts(n int) Option {
 		if n < 1 {
 			return fmt.Errorf("attempts %d < 1: %w", n, ErrInvalidOption)
 		}
-		r.attempts = n
+		r.policy.Attempts = n
 		return nil
 	}
 }
@@ -48,7 +47,7 @@ func WithBackoff(initial, max time.Duration) Option {
 		if initial <= 0 || max < initial {
 			return fmt.Errorf("backoff %v..%v: %w", initial, max, ErrInvalidOption)
 		}
-		r.initial, r.max = initial, max
+		r.policy.Initial, r.policy.Max = initial, max
 		return nil
 	}
 }
@@ -57,9 +56,7 @@ func WithBackoff(initial, max time.Duration) Option {
 // eventshop_inventory_cas_conflicts_total{op}.
 func New(reg prometheus.Registerer, opts ...Option) (*Retrier, error) {
 	r := &Retrier{
-		attempts: 12,
-		initial:  2 * time.Millisecond,
-		max:      200 * time.Millisecond,
+		policy: kvstore.Policy{Attempts: 12, Initial: 2 * time.Millisecond, Max: 200 * time.Millisecond, Conflict: stock.ErrConflict},
 		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_inventory_cas_conflicts_total",
 			Help: "Optimistic-concurrency conflicts on the inventory KV bucket that were retried, by operation.",
@@ -83,29 +80,12 @@ func New(reg prometheus.Registerer, opts ...Option) (*Retrier, error) {
 // conflict, still wrapping stock.ErrConflict, so a consumer naks (the
 // message comes back later) and an HTTP caller gets 409.
 func (r *Retrier) Do(ctx context.Context, op string, fn func(ctx context.Context) error) error {
-	b := backoff.NewExponentialBackOff()
-	b.InitialInterval = r.initial
-	b.MaxInterval = r.max
-	b.RandomizationFactor = 0.5
-	b.Multiplier = 2
-	b.MaxElapsedTime = 0
-	attempt := 0
-	err := backoff.Retry(func() error {
-		attempt++
-		err := fn(ctx)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, stock.ErrConflict) {
-			return backoff.Permanent(err)
-		}
-		if attempt < r.attempts {
-			r.conflicts.WithLabelValues(op).Inc()
-		}
-		return err
-	}, backoff.WithContext(backoff.WithMaxRetries(b, uint64(r.attempts-1)), ctx))
-	if err != nil && errors.Is(err, stock.ErrConflict) {
-		return fmt.Errorf("%s: gave up after %d attempts: %w", op, attempt, err)
+	p := r.policy
+	retried := r.conflicts.WithLabelValues(op)
+	p.OnRetry = func(error) { retried.Inc() }
+	err := kvstore.Retry(ctx, p, fn)
+	if errors.Is(err, stock.ErrConflict) {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	return err
 }

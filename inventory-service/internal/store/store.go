@@ -1,7 +1,8 @@
 // Package store keeps the inventory's state in one JetStream KV bucket:
 // stock.<sku> holds a catalogue item with its counts and
 // reservation.<order_id> the decision taken for an order. Every write is a
-// compare-and-set on the revision read, one key at a time: the order
+// compare-and-set on the revision read, one key at a time (kvstore.Repo; a
+// lost one is stock.ErrConflict, retried by the caller): the order
 // handlers make a multi-key change safe with marks and the record's
 // compare-and-set (stock.Mark, stock.Reservation.Settle; Claim for records
 // of the earlier version), not with atomic batches, which
@@ -18,10 +19,9 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
-	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/inventory-service/internal/stock"
-	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/kvstore"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
@@ -42,10 +42,10 @@ type Options struct {
 
 // Store is the KV adapter of the inventory.
 type Store struct {
-	js jetstream.JetStream
-	kv jetstream.KeyValue
-	// putPrefix is the subject prefix a key is written under ($KV.inventory.).
-	putPrefix string
+	kv    jetstream.KeyValue
+	items *kvstore.Repo[stock.Item]
+	// reservations are read through the stream's leader: see Reservation.
+	reservations *kvstore.Repo[stock.Reservation]
 	// cache holds the last known version of items, for the reservation path.
 	cache itemCache
 	// settled holds the final statuses of orders this process knows, whose
@@ -75,7 +75,17 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*Store, error
 	if err != nil {
 		return nil, fmt.Errorf("open kv bucket %s: %w", Bucket, err)
 	}
-	return &Store{js: js, kv: kv, putPrefix: "$KV." + Bucket + "."}, nil
+	items, err := kvstore.New[stock.Item](kv, kvstore.WithPrefix(itemPrefix), kvstore.WithTracer(tracerName),
+		kvstore.WithConflict(stock.ErrConflict))
+	if err != nil {
+		return nil, err
+	}
+	reservations, err := kvstore.New[stock.Reservation](kv, kvstore.WithPrefix(reservationPrefix), kvstore.WithTracer(tracerName),
+		kvstore.WithConflict(stock.ErrConflict), kvstore.WithLeaderReads(js.Conn()))
+	if err != nil {
+		return nil, err
+	}
+	return &Store{kv: kv, items: items, reservations: reservations}, nil
 }
 
 // KeyValue returns the underlying bucket (for tests and tooling).
@@ -85,9 +95,8 @@ func (s *Store) KeyValue() jetstream.KeyValue { return s.kv }
 // revision it was read at, or an error wrapping stock.ErrUnknownSKU.
 // Readers want View.
 func (s *Store) Item(ctx context.Context, sku string) (stock.Item, uint64, error) {
-	var it stock.Item
-	rev, err := s.get(ctx, itemPrefix+sku, &it)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	it, rev, err := s.items.Get(ctx, sku)
+	if errors.Is(err, kvstore.ErrNotFound) {
 		return it, 0, fmt.Errorf("sku %s: %w", sku, stock.ErrUnknownSKU)
 	}
 	return it, rev, err
@@ -139,12 +148,13 @@ func (s *Store) resolve(ctx context.Context, it stock.Item) (stock.Item, error) 
 func (s *Store) Items(ctx context.Context) (out []stock.Item, err error) {
 	// The span is the watch, from its start to its last item; the reads
 	// of reservations that resolve the items' marks are beside it.
-	wctx, span := startKV(ctx, "watch", itemPrefix+">")
+	wctx, span := tracing.StartKV(ctx, tracerName, Bucket, "watch", itemPrefix+">")
 	defer func() {
 		if span.IsRecording() {
 			span.SetAttributes(tracing.AttrKVEntries.Int(len(out)))
 		}
-		endKV(span, 0, err)
+		tracing.Fail(span, err)
+		span.End()
 	}()
 	w, err := s.kv.WatchFiltered(wctx, []string{itemPrefix + ">"}, jetstream.IgnoreDeletes())
 	if err != nil {
@@ -176,17 +186,7 @@ func (s *Store) Items(ctx context.Context) (out []stock.Item, err error) {
 // CreateItem stores a new item; it fails with stock.ErrConflict if the SKU
 // already exists.
 func (s *Store) CreateItem(ctx context.Context, it stock.Item) (uint64, error) {
-	raw, err := json.Marshal(it)
-	if err != nil {
-		return 0, fmt.Errorf("encode sku %s: %w", it.SKU, err)
-	}
-	ctx, span := startKV(ctx, "create", itemPrefix+it.SKU)
-	rev, err := s.kv.Create(ctx, itemPrefix+it.SKU, raw)
-	if err != nil {
-		err = fmt.Errorf("create sku %s: %w", it.SKU, conflict(err))
-	}
-	endKV(span, rev, err)
-	return rev, err
+	return s.items.Create(ctx, it.SKU, it)
 }
 
 // UpdateItem replaces an item read at revision rev; it fails with
@@ -200,19 +200,11 @@ func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint
 	if err != nil {
 		return 0, fmt.Errorf("update sku %s: %w", it.SKU, err)
 	}
-	raw, err := json.Marshal(it)
+	n, err := s.items.Update(ctx, it.SKU, it, rev)
 	if err != nil {
-		return 0, fmt.Errorf("encode sku %s: %w", it.SKU, err)
-	}
-	ctx, span := startKV(ctx, "update", itemPrefix+it.SKU)
-	n, err := s.kv.Update(ctx, itemPrefix+it.SKU, raw, rev)
-	if err != nil {
-		err = fmt.Errorf("update sku %s at revision %d: %w", it.SKU, rev, conflict(err))
-		endKV(span, 0, err)
 		s.cache.forget(it.SKU)
 		return 0, err
 	}
-	endKV(span, n, nil)
 	s.cache.put(it, n)
 	return n, nil
 }
@@ -225,35 +217,17 @@ func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint
 // this read as proof that no decision was written before it (see
 // consumer.Orders).
 func (s *Store) Reservation(ctx context.Context, orderID string) (stock.Reservation, uint64, error) {
-	var r stock.Reservation
-	sctx, span := startKV(ctx, "leader_get", reservationPrefix+orderID)
-	raw, rev, err := s.leaderGet(sctx, reservationPrefix+orderID)
-	endKV(span, rev, err)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	r, rev, err := s.reservations.Get(ctx, orderID)
+	if errors.Is(err, kvstore.ErrNotFound) {
 		return r, 0, fmt.Errorf("order %s: %w", orderID, stock.ErrNoReservation)
 	}
-	if err != nil {
-		return r, 0, err
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return r, 0, fmt.Errorf("decode reservation %s: %w", orderID, err)
-	}
-	return r, rev, nil
+	return r, rev, err
 }
 
 // CreateReservation stores the first decision about an order; it fails
 // with stock.ErrConflict if one was recorded already.
 func (s *Store) CreateReservation(ctx context.Context, r stock.Reservation) error {
-	raw, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encode reservation %s: %w", r.OrderID, err)
-	}
-	ctx, span := startKV(ctx, "create", reservationPrefix+r.OrderID)
-	rev, err := s.kv.Create(ctx, reservationPrefix+r.OrderID, raw)
-	if err != nil {
-		err = fmt.Errorf("create reservation %s: %w", r.OrderID, conflict(err))
-	}
-	endKV(span, rev, err)
+	_, err := s.reservations.Create(ctx, r.OrderID, r)
 	return err
 }
 
@@ -261,17 +235,7 @@ func (s *Store) CreateReservation(ctx context.Context, r stock.Reservation) erro
 // its new revision; it fails with stock.ErrConflict if the record changed
 // since.
 func (s *Store) UpdateReservation(ctx context.Context, r stock.Reservation, rev uint64) (uint64, error) {
-	raw, err := json.Marshal(r)
-	if err != nil {
-		return 0, fmt.Errorf("encode reservation %s: %w", r.OrderID, err)
-	}
-	ctx, span := startKV(ctx, "update", reservationPrefix+r.OrderID)
-	n, err := s.kv.Update(ctx, reservationPrefix+r.OrderID, raw, rev)
-	if err != nil {
-		err = fmt.Errorf("update reservation %s at revision %d: %w", r.OrderID, rev, conflict(err))
-	}
-	endKV(span, n, err)
-	return n, err
+	return s.reservations.Update(ctx, r.OrderID, r, rev)
 }
 
 // Settled tells the store that orderID's record is final with status st:
@@ -287,47 +251,8 @@ func (s *Store) Known(orderID string) (stock.Status, bool) {
 	return s.settled.get(orderID)
 }
 
-func (s *Store) get(ctx context.Context, key string, v any) (rev uint64, err error) {
-	ctx, span := startKV(ctx, "get", key)
-	defer func() { endKV(span, rev, err) }()
-	e, err := s.kv.Get(ctx, key)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return 0, err
-		}
-		return 0, fmt.Errorf("get %s: %w", key, err)
-	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
-		return 0, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return e.Revision(), nil
-}
-
-// conflict adds stock.ErrConflict to the chain of a write error that lost a
-// compare-and-set race, whatever form the client reports it in.
-func conflict(err error) error {
-	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) ||
-		events.IsWrongLastSequence(err) {
-		return fmt.Errorf("%w: %w", stock.ErrConflict, err)
-	}
-	return err
-}
-
 // tracerName is the instrumentation scope of the store's spans: one per
 // KV operation, a child of the handler's or request's span, started only
 // when that span is recorded (tracing.StartChild), so they cost nothing
 // with tracing off.
 const tracerName = "github.com/eventshop/inventory-service/internal/store"
-
-// startKV starts the span of one operation on key of the bucket:
-// "kv get inventory", "kv update inventory", ... ("leader_get" reads
-// through the stream's leader).
-func startKV(ctx context.Context, op, key string) (context.Context, oteltrace.Span) {
-	return tracing.StartKV(ctx, tracerName, Bucket, op, key)
-}
-
-// endKV ends span with the revision read or written, or why there was
-// none (tracing.EndKV): a lost compare-and-set or nothing stored are answers.
-func endKV(span oteltrace.Span, rev uint64, err error) {
-	tracing.EndKV(span, rev, err, stock.ErrConflict, jetstream.ErrKeyNotFound)
-}

@@ -29,9 +29,16 @@ var FilterSubjects = []string{events.FilterSubject(events.OrderConfirmed), event
 // Store keeps notification records with compare-and-set on a revision,
 // and tells whether a notification was announced.
 type Store interface {
-	Get(ctx context.Context, orderID string, k notification.Kind) (notification.Notification, uint64, error)
-	Create(ctx context.Context, n notification.Notification) (uint64, error)
-	Update(ctx context.Context, n notification.Notification, rev uint64) (uint64, error)
+	// Modify applies change to the record of the order's notification of
+	// kind k (the zero value at revision 0 if there is none) and stores
+	// it by compare-and-set, reading afresh when another delivery wrote
+	// first, a bounded number of times: then the error wraps
+	// notification.ErrConflict. A change that leaves the record as it was
+	// writes nothing.
+	Modify(ctx context.Context, orderID string, k notification.Kind, change func(n *notification.Notification, rev uint64) error) (notification.Notification, uint64, error)
+	// ModifyFrom is Modify whose first attempt starts from n, read or
+	// written at revision rev.
+	ModifyFrom(ctx context.Context, n notification.Notification, rev uint64, change func(n *notification.Notification, rev uint64) error) (notification.Notification, uint64, error)
 	// Announced reports whether notifications.<id>.sent is stored.
 	Announced(ctx context.Context, orderID string) (bool, error)
 }
@@ -204,51 +211,35 @@ func (h *Handler) sendThenAnnounce(ctx context.Context, env events.Envelope, wan
 // record, or the stored one with one more attempt counted. A record already
 // sent is returned as is.
 func (h *Handler) begin(ctx context.Context, want notification.Notification) (notification.Notification, uint64, error) {
-	for {
-		n, rev, err := h.store.Get(ctx, want.OrderID, want.Kind)
-		switch {
-		case errors.Is(err, notification.ErrNotFound):
-			n = want
+	return h.store.Modify(ctx, want.OrderID, want.Kind, func(n *notification.Notification, rev uint64) error {
+		if rev == 0 {
+			*n = want
+		}
+		if !n.Sent() {
 			n.Attempt(h.channelName)
-			rev, err = h.store.Create(ctx, n)
-		case err != nil:
-			return n, 0, err
-		case n.Sent():
-			return n, rev, nil
-		default:
-			n.Attempt(h.channelName)
-			rev, err = h.store.Update(ctx, n, rev)
 		}
-		if errors.Is(err, notification.ErrConflict) {
-			continue // a concurrent delivery wrote first: look again
-		}
-		if err != nil {
-			return n, 0, err
-		}
-		return n, rev, nil
-	}
+		return nil
+	})
 }
 
-// markSent records n as sent. A concurrent delivery may have moved the
-// record on; then the fresh record is marked (or found already sent).
+// markSent records n, stored at revision rev, as sent. A concurrent
+// delivery may have moved the record on; then the fresh record is marked
+// (or found already sent).
 func (h *Handler) markSent(ctx context.Context, n notification.Notification, rev uint64) (notification.Notification, error) {
-	for {
-		n.MarkSent(h.now())
-		_, err := h.store.Update(ctx, n, rev)
-		if err == nil {
-			return n, nil
+	id := n.ID
+	n, _, err := h.store.ModifyFrom(ctx, n, rev, func(n *notification.Notification, rev uint64) error {
+		if rev == 0 {
+			return fmt.Errorf("record of %s: %w", id, notification.ErrNotFound)
 		}
-		if !errors.Is(err, notification.ErrConflict) {
-			return n, fmt.Errorf("mark %s sent: %w", n.ID, err)
+		if !n.Sent() {
+			n.MarkSent(h.now())
 		}
-		n, rev, err = h.store.Get(ctx, n.OrderID, n.Kind)
-		if err != nil {
-			return n, fmt.Errorf("mark %s sent: %w", n.ID, err)
-		}
-		if n.Sent() {
-			return n, nil
-		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("mark %s sent: %w", id, err)
 	}
+	return n, nil
 }
 
 // publishSent announces n; the publish is create-once, so a repeat after a

@@ -56,6 +56,12 @@ type fixture struct {
 
 func setup(t *testing.T, opts ...notifyconsumer.Option) *fixture {
 	t.Helper()
+	return setupOn(t, func(js jetstream.JetStream) jetstream.JetStream { return js }, opts...)
+}
+
+// setupOn is setup with the store opened through storeJS(js).
+func setupOn(t *testing.T, storeJS func(jetstream.JetStream) jetstream.JetStream, opts ...notifyconsumer.Option) *fixture {
+	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx := context.Background()
@@ -64,7 +70,7 @@ func setup(t *testing.T, opts ...notifyconsumer.Option) *fixture {
 			t.Fatal(err)
 		}
 	}
-	st, err := store.Open(ctx, js, 1)
+	st, err := store.Open(ctx, storeJS(js), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +101,24 @@ func (f *fixture) confirmed(t *testing.T, orderID string) jetstream.Msg {
 		t.Fatal(err)
 	}
 	return f.fetch(t, "orders."+orderID+".confirmed")
+}
+
+// pending stores the record of msg's notification pending after one
+// attempt, as a process that died before marking it sent left it.
+func (f *fixture) pending(t *testing.T, msg jetstream.Msg) {
+	t.Helper()
+	env, err := events.DefaultRegistry().Parse(msg.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := notification.FromEvent(env, "log", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attempt("log")
+	if _, err := f.store.Create(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (f *fixture) fetch(t *testing.T, subject string) jetstream.Msg {
@@ -151,18 +175,7 @@ func TestCrashAfterSendResendsWithTheSameID(t *testing.T) {
 	msg := f.confirmed(t, "o-crash")
 	// A previous process put the record pending, sent, and died before
 	// marking it sent.
-	env, err := events.DefaultRegistry().Parse(msg.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pending, err := notification.FromEvent(env, "log", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pending.Attempt("log")
-	if _, err := f.store.Create(ctx, pending); err != nil {
-		t.Fatal(err)
-	}
+	f.pending(t, msg)
 
 	if err := f.h.Handle(ctx, msg); err != nil {
 		t.Fatalf("Handle: %v", err)
@@ -309,20 +322,6 @@ func (f *fixture) kvWrites(t *testing.T) uint64 {
 	return info.State.LastSeq
 }
 
-// createFails is the real store whose next Create fails as if the process
-// died right after the channel took the notification.
-type createFails struct {
-	*store.Notifications
-	armed atomic.Bool
-}
-
-func (c *createFails) Create(ctx context.Context, n notification.Notification) (uint64, error) {
-	if c.armed.CompareAndSwap(true, false) {
-		return 0, errors.New("process killed")
-	}
-	return c.Notifications.Create(ctx, n)
-}
-
 // publishFails is a publisher whose process dies at its first publish
 // when armed: the event is not stored.
 type publishFails struct {
@@ -396,5 +395,68 @@ func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
 	}
 	if got := f.sentEvents(t, "o-2"); len(got) != 1 {
 		t.Fatalf("sent events = %+v, want 1", got)
+	}
+}
+
+// contended is the real JetStream whose notifications bucket has another
+// writer: after each read that finds a record it stores the record again
+// (a new revision), so the reader's compare-and-set loses. It gives up
+// after limit such writes.
+type contended struct {
+	jetstream.JetStream
+	limit  int64
+	writes atomic.Int64
+}
+
+func (c *contended) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := c.JetStream.CreateOrUpdateKeyValue(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return contendedKV{KeyValue: kv, c: c}, nil
+}
+
+type contendedKV struct {
+	jetstream.KeyValue
+	c *contended
+}
+
+func (kv contendedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	e, err := kv.KeyValue.Get(ctx, key)
+	if err != nil || kv.c.writes.Load() >= kv.c.limit {
+		return e, err
+	}
+	if _, err := kv.KeyValue.Put(ctx, key, e.Value()); err != nil {
+		return nil, err
+	}
+	kv.c.writes.Add(1)
+	return e, nil
+}
+
+// TestContendedRecordGivesUp: a record another writer changes between
+// every read and write of the handler makes Handle give up after a bounded
+// number of conflicts, with a retryable error (the message comes back
+// later), instead of spinning for as long as the other writer goes on.
+func TestContendedRecordGivesUp(t *testing.T) {
+	t.Parallel()
+	const limit = 100
+	other := &contended{limit: limit}
+	f := setupOn(t, func(js jetstream.JetStream) jetstream.JetStream {
+		other.JetStream = js
+		return other
+	})
+	ctx := context.Background()
+	msg := f.confirmed(t, "o-busy")
+	f.pending(t, msg)
+
+	err := f.h.Handle(ctx, msg)
+	if n := other.writes.Load(); n >= limit {
+		t.Fatalf("Handle = %v after the other writer won %d times in a row: it would have gone on for as long as that writer does", err, n)
+	}
+	if !errors.Is(err, notification.ErrConflict) || consumer.IsPermanent(err) {
+		t.Fatalf("Handle = %v, want a retryable ErrConflict", err)
+	}
+	if got := f.ch.calls(); len(got) != 0 {
+		t.Fatalf("channel calls = %+v, want none before the record counts the attempt", got)
 	}
 }

@@ -54,7 +54,11 @@ func newDeciders(t *testing.T, opts ...ordconsumer.Option) *deciders {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &deciders{t: t, js: js, orders: store.NewOrders(kv, js)}
+	orders, err := store.NewOrders(kv, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &deciders{t: t, js: js, orders: orders}
 	for _, p := range []struct {
 		pub    **events.Publisher
 		source string

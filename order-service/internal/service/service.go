@@ -93,7 +93,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 		// managed here: only this service may re-publish them.
 		DeadLetters: events.StreamOrders,
 	}, func(p *kit.Platform) (kit.Wiring, error) {
-		return wire(cfg, o, p, store.NewOrders(ordersKV, p.JS, store.WithLegacyHorizon(legacy)))
+		orders, err := store.NewOrders(ordersKV, p.JS, store.WithLegacyHorizon(legacy))
+		if err != nil {
+			return kit.Wiring{}, err
+		}
+		return wire(cfg, o, p, orders)
 	})
 	if err != nil {
 		return nil, err

@@ -209,7 +209,11 @@ func seedOrder(t *testing.T, js jetstream.JetStream, id string, status order.Sta
 	if status == "" {
 		return
 	}
-	st, err := store.NewOrders(kv, js).Current(ctx, id)
+	orders, err := store.NewOrders(kv, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := orders.Current(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}

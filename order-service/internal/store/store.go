@@ -18,10 +18,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	oteltrace "go.opentelemetry.io/otel/trace"
 
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/kvstore"
 	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/tracing"
 )
@@ -79,6 +79,9 @@ func LegacyHorizon(ctx context.Context, js jetstream.JetStream) (uint64, error) 
 // Orders is the order store.
 type Orders struct {
 	kv jetstream.KeyValue
+	// entries are the customer index's keys, records the order.<id> keys.
+	entries *kvstore.Repo[indexEntry]
+	records *kvstore.Repo[order.Order]
 	// streams reads the ORDERS and INVENTORY events (INVENTORY is looked
 	// up on first use: another service owns it).
 	streams *natsconn.Streams
@@ -99,12 +102,20 @@ func WithLegacyHorizon(seq uint64) Option {
 
 // NewOrders returns the store over the orders bucket and, through js, the
 // ORDERS and INVENTORY streams.
-func NewOrders(kv jetstream.KeyValue, js jetstream.JetStream, opts ...Option) *Orders {
-	s := &Orders{kv: kv, streams: natsconn.NewStreams(js), legacyUpTo: math.MaxUint64}
+func NewOrders(kv jetstream.KeyValue, js jetstream.JetStream, opts ...Option) (*Orders, error) {
+	entries, err := kvstore.New[indexEntry](kv, kvstore.WithTracer(tracerName))
+	if err != nil {
+		return nil, err
+	}
+	records, err := kvstore.New[order.Order](kv, kvstore.WithTracer(tracerName), kvstore.WithPrefix(OrderKey("")))
+	if err != nil {
+		return nil, err
+	}
+	s := &Orders{kv: kv, entries: entries, records: records, streams: natsconn.NewStreams(js), legacyUpTo: math.MaxUint64}
 	for _, opt := range opts {
 		opt(s)
 	}
-	return s
+	return s, nil
 }
 
 // OrderKey is the key of an order record in the orders bucket (written by
@@ -127,15 +138,9 @@ type indexEntry struct {
 
 // Index lists a new order under its customer, unless it is listed already.
 func (s *Orders) Index(ctx context.Context, o order.Order) error {
-	idx, err := json.Marshal(indexEntry{OrderID: o.ID, CreatedAt: o.CreatedAt})
-	if err != nil {
-		return fmt.Errorf("encode index of %s: %w", o.ID, err)
-	}
 	key := CustomerPrefix(o.CustomerID) + "." + o.ID
-	kctx, span := tracing.StartKV(ctx, tracerName, OrdersBucket, "create", key)
-	rev, err := s.kv.Create(kctx, key, idx)
-	endWrite(span, rev, err)
-	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	_, err := s.entries.Create(ctx, key, indexEntry{OrderID: o.ID, CreatedAt: o.CreatedAt})
+	if err != nil && !errors.Is(err, kvstore.ErrConflict) {
 		return fmt.Errorf("%w: index order %s: %w", ErrUnavailable, o.ID, err)
 	}
 	return nil
@@ -309,18 +314,14 @@ func (s *Orders) Find(ctx context.Context, orderID string) (order.Order, error) 
 // record reads the order.<id> record an earlier version decided the order
 // with, if there is one.
 func (s *Orders) record(ctx context.Context, orderID string) (order.Order, bool, error) {
-	kctx, span := tracing.StartKV(ctx, tracerName, OrdersBucket, "get", OrderKey(orderID))
-	e, err := s.kv.Get(kctx, OrderKey(orderID))
-	endKV(span, e, err)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	o, _, err := s.records.Get(ctx, orderID)
+	switch {
+	case errors.Is(err, kvstore.ErrNotFound):
 		return order.Order{}, false, nil
-	}
-	if err != nil {
-		return order.Order{}, false, fmt.Errorf("%w: get order %s: %w", ErrUnavailable, orderID, err)
-	}
-	var o order.Order
-	if err := json.Unmarshal(e.Value(), &o); err != nil {
+	case errors.Is(err, kvstore.ErrCorrupt):
 		return order.Order{}, false, fmt.Errorf("%w: order record %s: %w", ErrCorrupt, orderID, err)
+	case err != nil:
+		return order.Order{}, false, fmt.Errorf("%w: get order %s: %w", ErrUnavailable, orderID, err)
 	}
 	if o.ID != orderID || !o.Final() {
 		return order.Order{}, false, fmt.Errorf("%w: order record %s holds order %q, %s", ErrCorrupt, orderID, o.ID, o.Status)
@@ -571,20 +572,4 @@ func (s *Orders) last(ctx context.Context, stream, subject string) (*jetstream.R
 	}
 	span.End()
 	return msg, err
-}
-
-// endKV ends the span of a KV read with the revision read, or what was
-// not there, or the failure (tracing.EndKV).
-func endKV(span oteltrace.Span, e jetstream.KeyValueEntry, err error) {
-	var rev uint64
-	if err == nil {
-		rev = e.Revision()
-	}
-	tracing.EndKV(span, rev, err, nil, jetstream.ErrKeyNotFound)
-}
-
-// endWrite ends the span of a KV create with the revision written, or the
-// key found there already (a lost create: not a failure), or the failure.
-func endWrite(span oteltrace.Span, rev uint64, err error) {
-	tracing.EndKV(span, rev, err, jetstream.ErrKeyExists, nil)
 }

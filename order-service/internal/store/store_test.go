@@ -52,7 +52,11 @@ func ordersWithOneOrder(t *testing.T) *store.Orders {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	return store.NewOrders(kv, js)
+	s, err := store.NewOrders(kv, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func attrs(s sdktrace.ReadOnlySpan) map[attribute.Key]string {

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/kvstore"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -80,9 +81,10 @@ type Cancellation struct {
 	TraceParent string
 }
 
-// maxCASAttempts bounds the read-decide-write loop on conflicting writes;
-// past it the message is retried later rather than spinning.
-const maxCASAttempts = 16
+// casRetry bounds and paces the read-decide-write loops on conflicting
+// writes (16 attempts); past it the message is retried later rather than
+// spinning.
+var casRetry = kvstore.Policy{Attempts: 16, Conflict: ErrConflict}
 
 // Processor pays reserved orders and makes sure cancelled ones end up
 // charged nothing. Every step is safe to repeat, so redelivered or
@@ -199,18 +201,20 @@ func (p *Processor) intent(ctx context.Context, req Request) (rec Record, token 
 	if rec, token, err = p.begin(ctx, req); err == nil {
 		return rec, token, true, nil
 	}
-	for range maxCASAttempts {
-		rec, _, err = p.store.Load(ctx, req.OrderID)
-		if !errors.Is(err, ErrNotFound) {
-			return rec, "", false, err
+	err = kvstore.Retry(ctx, casRetry, func(ctx context.Context) error {
+		var err error
+		if rec, _, err = p.store.Load(ctx, req.OrderID); !errors.Is(err, ErrNotFound) {
+			token, fresh = "", false
+			return err
 		}
-		rec, token, err = p.begin(ctx, req)
-		if !errors.Is(err, ErrConflict) {
-			return rec, token, err == nil, err
-		}
-		// a cancellation or another delivery wrote first
+		rec, token, err = p.begin(ctx, req) // a conflict: a cancellation or another delivery wrote first
+		fresh = err == nil
+		return err
+	})
+	if err != nil {
+		return Record{}, "", false, err
 	}
-	return Record{}, "", false, fmt.Errorf("%d conflicting writes in a row: %w", maxCASAttempts, ErrConflict)
+	return rec, token, fresh, nil
 }
 
 // begin creates the order's charging record with a new random idempotency
@@ -327,47 +331,58 @@ func (p *Processor) Cancel(ctx context.Context, c Cancellation) (Record, error) 
 		return Record{}, fmt.Errorf("order %q: %w", c.OrderID, ErrInvalidOrderID)
 	}
 	fields := append(logging.Order(c.OrderID, trace.TraceID(c.TraceParent)), zap.String("cancel_reason", c.Reason))
-	for range maxCASAttempts {
-		rec, rev, err := p.store.Load(ctx, c.OrderID)
-		if errors.Is(err, ErrNotFound) {
-			void := NewVoid(c.OrderID, c.Reason, p.now())
-			if _, err := p.store.Create(ctx, void); err != nil {
-				if errors.Is(err, ErrConflict) {
-					continue // the charge path wrote its intent first
-				}
-				return Record{}, fmt.Errorf("void payment of order %s: %w", c.OrderID, err)
-			}
-			p.log.Info("order cancelled before any charge: payment voided", fields...)
-			return void, nil
-		}
-		if err != nil {
-			return Record{}, fmt.Errorf("payment of order %s: %w", c.OrderID, err)
-		}
-		switch rec.Status {
-		case StatusVoid, StatusFailed:
-			return rec, nil // nothing was charged
-		case StatusRefunded:
-			return rec, p.announce(ctx, rec, c.TraceParent)
-		case StatusCharging:
-			return p.unpay(ctx, rec, c, fields)
-		}
-		// A succeeded record an earlier version wrote: refunded and
-		// recorded by compare-and-set, as it did.
-		next, err := p.refund(ctx, rec, c)
-		if err != nil {
-			return Record{}, err
-		}
-		if _, err := p.store.Update(ctx, next, rev); err != nil {
-			if errors.Is(err, ErrConflict) {
-				continue // a repeated refund is a replay
-			}
-			return Record{}, fmt.Errorf("record refund of order %s: %w", c.OrderID, err)
-		}
-		p.log.Info("payment of a cancelled order refunded", append(fields,
-			zap.String("charge_id", next.ChargeID), zap.String("refund_id", next.RefundID))...)
-		return next, p.announce(ctx, next, c.TraceParent)
+	var out Record
+	err := kvstore.Retry(ctx, casRetry, func(ctx context.Context) (err error) {
+		out, err = p.cancel(ctx, c, fields)
+		return err
+	})
+	if errors.Is(err, ErrConflict) {
+		return out, fmt.Errorf("payment of order %s: %w", c.OrderID, err)
 	}
-	return Record{}, fmt.Errorf("payment of order %s: %d conflicting writes in a row: %w", c.OrderID, maxCASAttempts, ErrConflict)
+	return out, err
+}
+
+// cancel is one attempt of Cancel, on the record as it reads now; a
+// conflict means another writer moved it on first.
+func (p *Processor) cancel(ctx context.Context, c Cancellation, fields []zap.Field) (Record, error) {
+	rec, rev, err := p.store.Load(ctx, c.OrderID)
+	if errors.Is(err, ErrNotFound) {
+		void := NewVoid(c.OrderID, c.Reason, p.now())
+		if _, err := p.store.Create(ctx, void); err != nil {
+			if errors.Is(err, ErrConflict) {
+				return Record{}, err // the charge path wrote its intent first
+			}
+			return Record{}, fmt.Errorf("void payment of order %s: %w", c.OrderID, err)
+		}
+		p.log.Info("order cancelled before any charge: payment voided", fields...)
+		return void, nil
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("payment of order %s: %w", c.OrderID, err)
+	}
+	switch rec.Status {
+	case StatusVoid, StatusFailed:
+		return rec, nil // nothing was charged
+	case StatusRefunded:
+		return rec, p.announce(ctx, rec, c.TraceParent)
+	case StatusCharging:
+		return p.unpay(ctx, rec, c, fields)
+	}
+	// A succeeded record an earlier version wrote: refunded and
+	// recorded by compare-and-set, as it did.
+	next, err := p.refund(ctx, rec, c)
+	if err != nil {
+		return Record{}, err
+	}
+	if _, err := p.store.Update(ctx, next, rev); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return Record{}, err // a repeated refund is a replay
+		}
+		return Record{}, fmt.Errorf("record refund of order %s: %w", c.OrderID, err)
+	}
+	p.log.Info("payment of a cancelled order refunded", append(fields,
+		zap.String("charge_id", next.ChargeID), zap.String("refund_id", next.RefundID))...)
+	return next, p.announce(ctx, next, c.TraceParent)
 }
 
 // unpay makes sure the order of a charging record ends up charged nothing.

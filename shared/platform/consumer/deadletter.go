@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	oteltrace "go.opentelemetry.io/otel/trace"
 
+	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
@@ -221,7 +222,7 @@ func WriteDeadLetter(ctx context.Context, js jetstream.JetStream, l Letter) (cre
 		dl.Header.Set(HeaderDLQMissing, "true")
 	}
 	if _, err := js.PublishMsg(ctx, dl, jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
-		if IsWrongLastSequence(err) {
+		if natsconn.IsWrongLastSequence(err) {
 			return false, nil // already dead-lettered (or resolved) for this consumer
 		}
 		return false, fmt.Errorf("dead-letter %s: %w", l.Subject, err)
@@ -287,14 +288,6 @@ func endDeadLetter(span oteltrace.Span, created bool, err error) {
 		}
 	}
 	span.End()
-}
-
-// IsWrongLastSequence reports a refused compare-and-set publish: the
-// subject did not hold the expected last sequence.
-func IsWrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // isControlHeader reports a JetStream control or metadata header (Nats-*).

@@ -23,6 +23,7 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
@@ -183,25 +184,9 @@ func (r *Runner) Start(ctx context.Context) error {
 		case <-time.After(wait):
 		}
 	}
-	var stream jetstream.Stream
-	wait := 50 * time.Millisecond
-	for attempt := 0; ; attempt++ {
-		s, err := r.js.Stream(ctx, r.cfg.Stream)
-		if err == nil {
-			stream = s
-			break
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("wait for stream %s: %w", r.cfg.Stream, ctx.Err())
-		}
-		if attempt%20 == 0 { // say it once in a while, not at every poll
-			r.log.Info("waiting for stream", zap.String("stream", r.cfg.Stream), zap.Error(err))
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
+	stream, err := natsconn.WaitStream(ctx, r.js, r.cfg.Stream, natsconn.WithWaitLog(r.log))
+	if err != nil {
+		return err
 	}
 	cons, err := stream.CreateOrUpdateConsumer(ctx, r.ConsumerConfig())
 	if err != nil {

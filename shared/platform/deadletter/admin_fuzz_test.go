@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/subjects"
 )
 
 // FuzzAdminQuery holds what the dead-letter admin endpoints read from a
@@ -75,8 +76,8 @@ func FuzzAdminQuery(f *testing.F) {
 			t.Fatalf("subject %q accepted, but NATS says it is not a subject pattern", subject)
 		}
 		if server.IsValidLiteralSubject(probe) {
-			if got, want := subjectMatches(subject, probe), server.SubjectMatchesFilter(probe, subject); got != want {
-				t.Fatalf("subjectMatches(%q, %q) = %v, NATS says %v", subject, probe, got, want)
+			if got, want := subjects.Matches(subject, probe), server.SubjectMatchesFilter(probe, subject); got != want {
+				t.Fatalf("subjects.Matches(%q, %q) = %v, NATS says %v", subject, probe, got, want)
 			}
 		}
 	})

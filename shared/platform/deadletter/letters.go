@@ -30,6 +30,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/subjects"
 )
 
 // Headers of a tombstone, the record a resolved dead letter leaves on its
@@ -96,7 +98,7 @@ func (f Filter) matches(e Entry) bool {
 	if f.Consumer != "" && f.Consumer != e.Consumer {
 		return false
 	}
-	return f.Subject == "" || subjectMatches(f.Subject, e.OriginalSubject)
+	return f.Subject == "" || subjects.Matches(f.Subject, e.OriginalSubject)
 }
 
 // Resolution describes a resolved dead letter, read from its tombstone.
@@ -426,7 +428,7 @@ func (l *Letters) resolve(ctx context.Context, e Entry, kind string, replaySeq u
 		m.Header.Set(HeaderReplaySequence, strconv.FormatUint(replaySeq, 10))
 	}
 	_, err := l.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(e.Sequence), jetstream.WithMsgTTL(l.o.tombstoneTTL))
-	if consumer.IsWrongLastSequence(err) {
+	if natsconn.IsWrongLastSequence(err) {
 		return fmt.Errorf("dead letter %d was resolved concurrently: %w", e.Sequence, ErrResolved)
 	}
 	if err != nil {
@@ -643,22 +645,6 @@ func entryFields(e Entry) []zap.Field {
 func isDLQHeader(k string) bool { return len(k) >= 4 && strings.EqualFold(k[:4], "dlq-") }
 
 func isControlHeader(k string) bool { return len(k) >= 5 && strings.EqualFold(k[:5], "nats-") }
-
-// subjectMatches reports whether subject matches the NATS subject pattern.
-func subjectMatches(pattern, subject string) bool {
-	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
-	for i, tok := range p {
-		switch {
-		case tok == ">":
-			return len(s) > i
-		case i >= len(s):
-			return false
-		case tok != "*" && tok != s[i]:
-			return false
-		}
-	}
-	return len(p) == len(s)
-}
 
 func parseUint(s string) uint64 {
 	n, err := strconv.ParseUint(s, 10, 64)

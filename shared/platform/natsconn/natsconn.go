@@ -1,6 +1,7 @@
 // Package natsconn opens the NATS connection and JetStream context a service
-// runs on, retrying the first connect and reconnecting for ever, and retries
-// setting up what the service owns until the server is reachable.
+// runs on, retrying the first connect and reconnecting for ever, retries
+// setting up what the service owns until the server is reachable, waits for
+// the streams other services own, and reads streams (Streams).
 package natsconn
 
 import (

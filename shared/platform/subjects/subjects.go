@@ -1,0 +1,21 @@
+// Package subjects matches NATS subjects against subject filters, as the
+// server does, for code that selects messages by subject itself (the
+// dead-letter admin's filters, the chaos checker's durables).
+package subjects
+
+import "strings"
+
+// Matches reports whether subject matches filter, where * matches one
+// token and a final > one or more.
+func Matches(filter, subject string) bool {
+	ft, st := strings.Split(filter, "."), strings.Split(subject, ".")
+	for i, f := range ft {
+		if f == ">" {
+			return i == len(ft)-1 && len(st) > i
+		}
+		if i >= len(st) || (f != "*" && f != st[i]) {
+			return false
+		}
+	}
+	return len(ft) == len(st)
+}
