@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.uber.org/zap"
-
 	platformconfig "github.com/eventshop/shared/platform/config"
 )
 
@@ -65,6 +63,3 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-// Fields describes the configuration for the start-up log, secrets masked.
-func (c Config) Fields() []zap.Field { return platformconfig.Fields(c) }

@@ -45,7 +45,7 @@ func TestLoad(t *testing.T) {
 			if err != nil || got != tt.want {
 				t.Fatalf("Load = %+v, %v; want %+v", got, err, tt.want)
 			}
-			for _, f := range got.Fields() {
+			for _, f := range platformconfig.Fields(got) {
 				if f.String == "pw" || (got.FingerprintKey != "" && f.String == got.FingerprintKey) {
 					t.Fatalf("field %s leaks a secret", f.Key)
 				}

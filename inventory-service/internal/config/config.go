@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.uber.org/zap"
-
 	platform "github.com/eventshop/shared/platform/config"
 )
 
@@ -67,6 +65,3 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-// Fields returns the configuration as log fields, secrets masked.
-func (c Config) Fields() []zap.Field { return platform.Fields(c) }

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	platformconfig "github.com/eventshop/shared/platform/config"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +63,7 @@ func TestFieldsMaskSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range c.Fields() {
+	for _, f := range platformconfig.Fields(c) {
 		if f.String == "topsecret" || f.String == "hunter2" {
 			t.Errorf("field %s leaks a secret", f.Key)
 		}

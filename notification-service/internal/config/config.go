@@ -9,8 +9,6 @@ import (
 	"net/url"
 	"time"
 
-	"go.uber.org/zap"
-
 	platformconfig "github.com/eventshop/shared/platform/config"
 )
 
@@ -95,6 +93,3 @@ func (c Config) AckWait() time.Duration {
 	}
 	return c.WebhookMaxElapsed + c.WebhookTimeout + 15*time.Second
 }
-
-// Fields describes the configuration for the start-up log, secrets masked.
-func (c Config) Fields() []zap.Field { return platformconfig.Fields(c) }

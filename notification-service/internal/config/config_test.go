@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	platformconfig "github.com/eventshop/shared/platform/config"
 	"strings"
 	"testing"
 	"time"
@@ -67,7 +68,7 @@ func TestFieldsMaskSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range c.Fields() {
+	for _, f := range platformconfig.Fields(c) {
 		for _, secret := range []string{"topsecret", "natspw", ":pw@"} {
 			if strings.Contains(f.String, secret) {
 				t.Errorf("field %s leaks a secret: %q", f.Key, f.String)

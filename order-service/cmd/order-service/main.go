@@ -4,19 +4,9 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
+	"github.com/eventshop/order-service/internal/config"
+	"github.com/eventshop/order-service/internal/service"
+	"github.com/eventshop/shared/platform/kit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "order-service:", err)
-		stop()
-		os.Exit(1)
-	}
-}
+func main() { kit.Main(service.Name, config.Load, service.New) }

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/eventshop/shared/platform/config"
 )
 
@@ -70,6 +68,3 @@ func (c Config) Validate() error {
 	}
 	return nil
 }
-
-// Fields returns the configuration as log fields, secrets masked.
-func (c Config) Fields() []zap.Field { return config.Fields(c) }

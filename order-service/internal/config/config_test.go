@@ -50,7 +50,7 @@ func TestLoad(t *testing.T) {
 func TestFieldsMaskThePassword(t *testing.T) {
 	t.Parallel()
 	c := config.Config{Base: platformconfig.Base{NATSUser: "order", NATSPassword: "s3cret"}}
-	for _, f := range c.Fields() {
+	for _, f := range platformconfig.Fields(c) {
 		if f.String == "s3cret" {
 			t.Fatalf("field %s leaks the password", f.Key)
 		}

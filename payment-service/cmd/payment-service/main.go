@@ -3,53 +3,9 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/eventshop/payment-service/internal/config"
 	"github.com/eventshop/payment-service/internal/service"
-	"github.com/eventshop/shared/platform/healthcheck"
-	"github.com/eventshop/shared/platform/logging"
-	"github.com/eventshop/shared/platform/tracing"
+	"github.com/eventshop/shared/platform/kit"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, service.Name+":", err)
-		os.Exit(1)
-	}
-}
-
-func run(ctx context.Context, args []string) (err error) {
-	cfg, err := config.Load(os.LookupEnv)
-	if err != nil {
-		return err
-	}
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck.Probe(ctx, cfg.HTTPAddr)
-	}
-	log, err := logging.New(service.Name, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = log.Sync() }() // stderr sync fails on some platforms; nothing to do about it
-	tp, err := tracing.Setup(cfg.Tracing, service.Name, log)
-	if err != nil {
-		return err
-	}
-	// Flushed once the service has stopped, when every span has ended.
-	defer func() { err = errors.Join(err, tp.Shutdown(context.Background())) }()
-	log.Info("starting", cfg.Fields()...)
-	svc, err := service.New(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	return svc.Run(ctx)
-}
+func main() { kit.MainFunc(service.Name, config.Load, kit.Serve(service.New)) }

@@ -8,8 +8,6 @@ import (
 	"net/url"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/eventshop/payment-service/internal/breaker"
 	platformconfig "github.com/eventshop/shared/platform/config"
 )
@@ -79,6 +77,3 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Fields returns the configuration as log fields, secrets masked.
-func (c Config) Fields() []zap.Field { return platformconfig.Fields(c) }

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	platformconfig "github.com/eventshop/shared/platform/config"
 	"strings"
 	"testing"
 	"time"
@@ -85,7 +86,7 @@ func TestFieldsMaskSecrets(t *testing.T) {
 		t.Fatal(err)
 	}
 	core, logs := observer.New(zapcore.InfoLevel)
-	zap.New(core).Info("config", c.Fields()...)
+	zap.New(core).Info("config", platformconfig.Fields(c)...)
 	for _, e := range logs.All() {
 		for k, v := range e.ContextMap() {
 			if s, ok := v.(string); ok && strings.Contains(s, "hunter2") {

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 
-	"go.uber.org/zap"
-
 	"github.com/eventshop/shared/platform/config"
 	"github.com/eventshop/shared/platform/tracing"
 )
@@ -63,5 +61,11 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	return config.Load[Config](lookup, errInvalid)
 }
 
-// Fields returns the configuration as log fields.
-func (c Config) Fields() []zap.Field { return config.Fields(c) }
+// ListenAddr is where the simulator listens (kit.Settings).
+func (c Config) ListenAddr() string { return c.Addr }
+
+// Level is the log level (kit.Settings).
+func (c Config) Level() string { return c.LogLevel }
+
+// TracingConfig is the tracing setup (kit.Settings).
+func (c Config) TracingConfig() tracing.Config { return c.Tracing }

@@ -145,3 +145,12 @@ func redactURLs(list string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// ListenAddr is where the service listens (kit.Settings).
+func (b Base) ListenAddr() string { return b.HTTPAddr }
+
+// Level is the log level (kit.Settings).
+func (b Base) Level() string { return b.LogLevel }
+
+// TracingConfig is the tracing setup (kit.Settings).
+func (b Base) TracingConfig() tracing.Config { return b.Tracing }
