@@ -3,9 +3,7 @@ package openapi_test
 import (
 	"encoding/json"
 	"errors"
-	"io"
 	"io/fs"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -13,6 +11,7 @@ import (
 	"github.com/pb33f/libopenapi"
 	validator "github.com/pb33f/libopenapi-validator"
 
+	"github.com/eventshop/shared/api/apitest"
 	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 )
@@ -98,22 +97,7 @@ func TestHandlerServesTheDocument(t *testing.T) {
 	t.Parallel()
 	srv := httptest.NewServer(openapi.Handler(openapi.Payment))
 	t.Cleanup(srv.Close)
-	resp, err := http.Get(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := openapi.Document(openapi.Payment)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/json" || string(body) != string(want) {
-		t.Fatalf("GET = %d %s, %d bytes; want 200 application/json, the document", resp.StatusCode, resp.Header.Get("Content-Type"), len(body))
-	}
+	apitest.ServesDocument(t, srv.URL, openapi.Payment)
 }
 
 func TestUnknownServiceHasNoDocument(t *testing.T) {
