@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventshop/audit-service/internal/chain"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/problem"
 )
@@ -42,11 +43,12 @@ type Timeline struct {
 	Entries []TimelineEntry `json:"entries"`
 }
 
-// Register mounts the API on e.
+// Register mounts the API on e, with its OpenAPI document at /openapi.json.
 func Register(e *gin.Engine, r Reader) {
 	h := &handlers{reader: r}
 	e.GET("/audit/orders/:id", h.timeline)
 	e.GET("/audit/verify", h.verify)
+	e.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Audit)))
 }
 
 type handlers struct {

@@ -20,6 +20,8 @@ import (
 	auditconsumer "github.com/eventshop/audit-service/internal/consumer"
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/audit-service/internal/service"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/shared/platform/natstest"
@@ -82,7 +84,7 @@ func (w *world) start(t *testing.T, extraEnv ...map[string]string) *instance {
 	done := make(chan error, 1)
 	go func() { done <- svc.Run(ctx) }()
 	stopped := false
-	in := &instance{base: "http://" + svc.Addr()}
+	in := &instance{base: apitest.Proxy(t, openapi.Audit, svc.Addr())}
 	in.stop = func() {
 		if stopped {
 			return
@@ -430,4 +432,9 @@ func TestAuditAPIErrors(t *testing.T) {
 	if res := in.verify(t); !res.OK || res.Entries != 0 || res.Head != chain.GenesisHash {
 		t.Fatalf("verify of an empty chain = %+v", res)
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, newWorld(t).start(t).base, openapi.Audit)
 }

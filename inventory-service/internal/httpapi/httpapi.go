@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/problem"
@@ -58,12 +59,13 @@ func New(cat Catalogue, retry Retrier, log *zap.Logger, now func() time.Time) *A
 	return &API{cat: cat, retry: retry, log: log, now: now}
 }
 
-// Register mounts the routes on r; PUT needs "Authorization: Bearer
-// <adminToken>".
+// Register mounts the routes on r, with their OpenAPI document at
+// /openapi.json; PUT needs "Authorization: Bearer <adminToken>".
 func (a *API) Register(r gin.IRouter, adminToken string) {
 	r.GET("/inventory", a.list)
 	r.GET("/inventory/:sku", a.get)
 	r.PUT("/inventory/:sku", httpserver.BearerAuth(adminToken), a.put)
+	r.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Inventory)))
 }
 
 // Item is the public view of a catalogue item.

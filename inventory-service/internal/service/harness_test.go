@@ -22,6 +22,8 @@ import (
 	"github.com/eventshop/inventory-service/internal/consumer"
 	"github.com/eventshop/inventory-service/internal/service"
 	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
@@ -87,7 +89,7 @@ func start(t *testing.T, tune ...func(*config.Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, js: js, svc: svc, base: "http://" + svc.Addr(), pub: pub}
+	h := &harness{t: t, js: js, svc: svc, base: apitest.Proxy(t, openapi.Inventory, svc.Addr()), pub: pub}
 	h.eventually("service ready", func() (bool, string) {
 		code, body := h.do(http.MethodGet, "/ready", "", "")
 		return code == http.StatusOK, body

@@ -23,6 +23,8 @@ import (
 	"github.com/eventshop/notification-service/internal/httpapi"
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/notification-service/internal/service"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	"github.com/eventshop/shared/platform/consumer"
@@ -78,7 +80,7 @@ func start(t *testing.T, env map[string]string) *harness {
 			t.Error("service did not stop in 10s")
 		}
 	})
-	h := &harness{js: js, base: "http://" + svc.Addr(), logs: logs}
+	h := &harness{js: js, base: apitest.Proxy(t, openapi.Notification, svc.Addr()), logs: logs}
 	h.orders, err = events.NewPublisher(js, "order-service")
 	if err != nil {
 		t.Fatal(err)
@@ -481,4 +483,9 @@ func TestMetricsCountSentNotifications(t *testing.T) {
 	if !strings.Contains(string(body), want) {
 		t.Fatalf("metrics lack %q", want)
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, start(t, nil).base, openapi.Notification)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/logging"
@@ -149,12 +150,14 @@ func New(orders Orders, pub Publisher, registry *events.Registry, log *zap.Logge
 	return a, nil
 }
 
-// Register mounts the endpoints on r.
+// Register mounts the endpoints on r, with their OpenAPI document at
+// /openapi.json.
 func (a *API) Register(r gin.IRouter) {
 	g := r.Group("/orders", a.requireNATS)
 	g.POST("", httpserver.InFlightLimit(a.maxInFlight), a.create)
 	g.GET("", a.list)
 	g.GET("/:id", a.get)
+	r.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Order)))
 }
 
 // requireNATS answers 503 at once while NATS is unreachable.

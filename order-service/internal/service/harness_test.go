@@ -18,6 +18,8 @@ import (
 
 	"github.com/eventshop/order-service/internal/config"
 	"github.com/eventshop/order-service/internal/service"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
@@ -90,7 +92,7 @@ func startAfter(t *testing.T, seed func(js jetstream.JetStream), configure ...fu
 			t.Error("service did not stop in 10s")
 		}
 	})
-	h := &harness{t: t, nats: srv, js: js, base: "http://" + svc.Addr()}
+	h := &harness{t: t, nats: srv, js: js, base: apitest.Proxy(t, openapi.Order, svc.Addr())}
 	h.inv = h.publisher("inventory-service")
 	h.pay = h.publisher("payment-service")
 	h.ord = h.publisher("order-service")

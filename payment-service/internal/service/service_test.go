@@ -26,6 +26,8 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/service"
 	"github.com/eventshop/payment-service/internal/store"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
@@ -108,7 +110,7 @@ func start(t *testing.T) *harness {
 		}
 	})
 
-	h := &harness{t: t, js: js, svcURL: "http://" + svc.Addr(), gwURL: gw.URL}
+	h := &harness{t: t, js: js, svcURL: apitest.Proxy(t, openapi.Payment, svc.Addr()), gwURL: gw.URL}
 	if h.orders, err = events.NewPublisher(js, "order-service"); err != nil {
 		t.Fatal(err)
 	}
@@ -602,4 +604,9 @@ func TestHTTPProblems(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, start(t).svcURL, openapi.Payment)
 }
