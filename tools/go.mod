@@ -3,6 +3,7 @@ module github.com/eventshop/tools
 go 1.26.0
 
 require (
+	github.com/eventshop/shared v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3
@@ -21,3 +22,5 @@ require (
 	golang.org/x/text v0.43.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
 )
+
+replace github.com/eventshop/shared => ../shared
