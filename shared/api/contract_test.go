@@ -3,8 +3,9 @@ package api_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +45,7 @@ func TestTypesMatchTheDocuments(t *testing.T) {
 			t.Fatal(err)
 		}
 		schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
-		for _, name := range sorted(schemas) {
+		for _, name := range slices.Sorted(maps.Keys(schemas)) {
 			schema := schemas[name].(map[string]any)
 			if schema["type"] != "object" {
 				continue // a named enum or scalar: its uses are checked
@@ -220,7 +221,7 @@ func (c *comparer) fields(at string, typ reflect.Type, schema map[string]any) {
 		}
 		c.compare(at+"."+name, f.Type, prop)
 	}
-	for _, name := range sorted(props) {
+	for _, name := range slices.Sorted(maps.Keys(props)) {
 		if !seen[name] {
 			c.fail("%s: property %s has no field", at, name)
 		}
@@ -257,13 +258,4 @@ func jsonType(k reflect.Kind) string {
 		return "number"
 	}
 	return k.String()
-}
-
-func sorted(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -18,9 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"path"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,7 +137,7 @@ func merge(doc, shared map[string]any) error {
 		doc["components"] = comps
 	}
 	sharedComps, _ := shared["components"].(map[string]any)
-	for _, kind := range sortedKeys(sharedComps) {
+	for _, kind := range slices.Sorted(maps.Keys(sharedComps)) {
 		if err := mergeInto(comps, sharedComps, kind); err != nil {
 			return fmt.Errorf("components: %w", err)
 		}
@@ -151,7 +152,7 @@ func mergeInto(dst, src map[string]any, key string) error {
 		to = map[string]any{}
 		dst[key] = to
 	}
-	for _, name := range sortedKeys(from) {
+	for _, name := range slices.Sorted(maps.Keys(from)) {
 		if _, dup := to[name]; dup {
 			return fmt.Errorf("%w: %s %q is defined by %s too", ErrInvalidDocument, key, name, platformFile)
 		}
@@ -179,7 +180,7 @@ func resolve(node any, where string) (any, error) {
 				return nil, fmt.Errorf("%w: %s: reference %q resolves to nothing the bundle holds", ErrInvalidDocument, where, ref)
 			}
 		}
-		for _, k := range sortedKeys(n) {
+		for _, k := range slices.Sorted(maps.Keys(n)) {
 			v, err := resolve(n[k], where+"/"+k)
 			if err != nil {
 				return nil, err
@@ -234,13 +235,4 @@ func pointer(root any, ptr, ref string) (any, error) {
 		}
 	}
 	return node, nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
