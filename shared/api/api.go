@@ -5,32 +5,26 @@
 // test: the same fields, JSON names and types, and a field is optional
 // (omitempty) exactly when the schema does not require it.
 //
-// The package needs nothing but the standard library, so that a client
-// importing it brings in no server code.
+// The package needs nothing but the standard library and the platform's
+// problem details type, so that a client importing it brings in no server
+// code. Where a service's answer is the body as documented, the service
+// answers with these types too.
 package api
 
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/eventshop/shared/platform/problem"
 )
 
 // Problem is an RFC 9457 problem details body: every service's error
-// answer, as application/problem+json.
-type Problem struct {
-	// Type is a stable URN, "urn:eventshop:problem:<slug>".
-	Type     string `json:"type"`
-	Title    string `json:"title"`
-	Status   int    `json:"status"`
-	Detail   string `json:"detail,omitempty"`
-	Instance string `json:"instance,omitempty"`
-	// Errors lists each thing wrong with a request body, where a service
-	// lists them.
-	Errors []string `json:"errors,omitempty"`
-}
+// answer, as application/problem+json. It is the type the services write.
+type Problem = problem.Problem
 
 // ProblemType returns the problem type URN of slug, for example
 // "urn:eventshop:problem:order-not-found" for "order-not-found".
-func ProblemType(slug string) string { return "urn:eventshop:problem:" + slug }
+func ProblemType(slug string) string { return problem.Type(slug) }
 
 // Health is the body of GET /health.
 type Health struct {

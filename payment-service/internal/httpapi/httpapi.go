@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/payment"
+	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/problem"
@@ -29,12 +30,7 @@ type BreakerStatus interface {
 }
 
 // BreakerView is the body of GET /breaker.
-type BreakerView struct {
-	State               string `json:"state"`
-	ConsecutiveFailures int    `json:"consecutive_failures"`
-	ProbesInFlight      int    `json:"probes_in_flight"`
-	RetryAfterMS        int64  `json:"retry_after_ms"`
-}
+type BreakerView = api.Breaker
 
 // ViewOf renders a breaker snapshot.
 func ViewOf(s breaker.Snapshot) BreakerView {
