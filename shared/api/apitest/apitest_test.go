@@ -135,7 +135,7 @@ func TestProxyFailsTheTest(t *testing.T) {
 			t.Parallel()
 			svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 				w.Header().Set("Content-Type", orderJSON)
-				io.WriteString(w, tt.respBody) //nolint:errcheck
+				io.WriteString(w, tt.respBody)
 			}))
 			t.Cleanup(svc.Close)
 			rec := &recorder{TB: t}
