@@ -6,65 +6,23 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/eventshop/shared/api"
 )
-
-type orderView struct {
-	OrderID      string `json:"order_id"`
-	CustomerID   string `json:"customer_id"`
-	Status       string `json:"status"`
-	TotalCents   int64  `json:"total_cents"`
-	Currency     string `json:"currency"`
-	CancelReason string `json:"cancel_reason"`
-	ShipTo       *address `json:"shipping_address"`
-	Lines        []struct {
-		SKU      string `json:"sku"`
-		Quantity int64  `json:"quantity"`
-	} `json:"lines"`
-}
-
-type stockView struct {
-	SKU        string `json:"sku"`
-	PriceCents int64  `json:"price_cents"`
-	Available  int64  `json:"available"`
-	Reserved   int64  `json:"reserved"`
-	Sold       int64  `json:"sold"`
-}
-
-type item struct {
-	SKU      string `json:"sku"`
-	Quantity int64  `json:"quantity"`
-}
-
-type orderRequest struct {
-	CustomerID   string   `json:"customer_id"`
-	Items        []item   `json:"items"`
-	PaymentToken string   `json:"payment_token"`
-	ShipTo       *address `json:"shipping_address,omitempty"`
-}
-
-// address is a shipping address (POST /orders v2, order.created and
-// order.confirmed v2).
-type address struct {
-	Name       string `json:"name"`
-	Line1      string `json:"line1"`
-	City       string `json:"city"`
-	PostalCode string `json:"postal_code"`
-	Country    string `json:"country"`
-}
 
 func putSKU(t *testing.T, sku string, price, available int64) {
 	t.Helper()
 	code, _ := call(t, http.MethodPut, sys.urls["inventory-service"]+"/inventory/"+sku,
-		map[string]any{"name": "Item " + sku, "price_cents": price, "currency": "USD", "available": available},
+		api.PutStockRequest{Name: "Item " + sku, PriceCents: price, Currency: "USD", Available: available},
 		map[string]string{"Authorization": "Bearer " + adminToken}, nil)
 	if code != http.StatusOK && code != http.StatusCreated {
 		t.Fatalf("PUT /inventory/%s = %d", sku, code)
 	}
 }
 
-func getSKU(t *testing.T, sku string) stockView {
+func getSKU(t *testing.T, sku string) api.StockItem {
 	t.Helper()
-	var s stockView
+	var s api.StockItem
 	if code, _ := call(t, http.MethodGet, sys.urls["inventory-service"]+"/inventory/"+sku, nil, nil, &s); code != http.StatusOK {
 		t.Fatalf("GET /inventory/%s = %d", sku, code)
 	}
@@ -73,16 +31,13 @@ func getSKU(t *testing.T, sku string) stockView {
 
 // postOrder places an order and returns its id; it fails the test unless
 // the answer is 202.
-func postOrder(t *testing.T, req orderRequest, key string) string {
+func postOrder(t *testing.T, req api.CreateOrderRequest, key string) string {
 	t.Helper()
 	h := map[string]string{}
 	if key != "" {
 		h["Idempotency-Key"] = key
 	}
-	var resp struct {
-		OrderID string `json:"order_id"`
-		Status  string `json:"status"`
-	}
+	var resp api.OrderAccepted
 	code, hdr := call(t, http.MethodPost, sys.urls["order-service"]+"/orders", req, h, &resp)
 	if code != http.StatusAccepted || resp.OrderID == "" {
 		t.Fatalf("POST /orders = %d %+v", code, resp)
@@ -93,11 +48,11 @@ func postOrder(t *testing.T, req orderRequest, key string) string {
 	return resp.OrderID
 }
 
-func getOrder(t *testing.T, id string) (orderView, int) {
+func getOrder(t *testing.T, id string) (api.Order, int) {
 	t.Helper()
 	var raw json.RawMessage
 	code, _ := call(t, http.MethodGet, sys.urls["order-service"]+"/orders/"+id, nil, nil, &raw)
-	var o orderView
+	var o api.Order
 	if code == http.StatusOK {
 		if err := json.Unmarshal(raw, &o); err != nil {
 			t.Fatalf("GET /orders/%s: %v", id, err)
@@ -106,16 +61,14 @@ func getOrder(t *testing.T, id string) (orderView, int) {
 	return o, code
 }
 
-func isFinal(status string) bool { return status == "CONFIRMED" || status == "CANCELLED" }
-
 // waitFinal waits for an order to reach CONFIRMED or CANCELLED.
-func waitFinal(t *testing.T, id string, timeout time.Duration) orderView {
+func waitFinal(t *testing.T, id string, timeout time.Duration) api.Order {
 	t.Helper()
-	var o orderView
+	var o api.Order
 	eventually(t, timeout, "order "+id+" final", func() bool {
 		var code int
 		o, code = getOrder(t, id)
-		return code == http.StatusOK && isFinal(o.Status)
+		return code == http.StatusOK && o.Final()
 	})
 	return o
 }
@@ -152,30 +105,18 @@ func setGateway(t *testing.T, mode string) {
 	}
 }
 
-func notifications(t *testing.T, orderID string) []map[string]any {
+func notifications(t *testing.T, orderID string) []api.Notification {
 	t.Helper()
-	var resp struct {
-		Notifications []map[string]any `json:"notifications"`
-	}
+	var resp api.NotificationList
 	if code, _ := call(t, http.MethodGet, sys.urls["notification-service"]+"/notifications?order_id="+orderID, nil, nil, &resp); code != http.StatusOK {
 		t.Fatalf("GET /notifications = %d", code)
 	}
 	return resp.Notifications
 }
 
-type timelineEntry struct {
-	Index   int64  `json:"index"`
-	Type    string `json:"type"`
-	Source  string `json:"source"`
-	EventID string `json:"event_id"`
-	TraceID string `json:"trace_id"`
-}
-
-func timeline(t *testing.T, orderID string) []timelineEntry {
+func timeline(t *testing.T, orderID string) []api.TimelineEntry {
 	t.Helper()
-	var resp struct {
-		Entries []timelineEntry `json:"entries"`
-	}
+	var resp api.Timeline
 	code, _ := call(t, http.MethodGet, sys.urls["audit-service"]+"/audit/orders/"+orderID, nil, nil, &resp)
 	if code != http.StatusOK && code != http.StatusNotFound {
 		t.Fatalf("GET /audit/orders/%s = %d", orderID, code)
@@ -187,7 +128,7 @@ func timeline(t *testing.T, orderID string) []timelineEntry {
 // final state, one charge kept exactly when confirmed (a cancelled order's
 // charges are all refunded), one notification, and an audit timeline that
 // holds the order's events once each under one trace.
-func checkSaga(t *testing.T, o orderView, wantStatus string, wantTypes ...string) {
+func checkSaga(t *testing.T, o api.Order, wantStatus string, wantTypes ...string) {
 	t.Helper()
 	if o.Status != wantStatus {
 		t.Fatalf("order %s status = %s (%s), want %s", o.OrderID, o.Status, o.CancelReason, wantStatus)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/eventshop/shared/api"
 )
 
 // deadlineEnv is the order deadline of the deadline scenario. The rest of
@@ -38,7 +40,7 @@ func testLatePaymentIsRefunded(t *testing.T) {
 
 	sku := uniq("LATE")
 	putSKU(t, sku, 700, 5)
-	id := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 2}}, PaymentToken: "tok_visa"}, "")
+	id := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 2}}, PaymentToken: "tok_visa"}, "")
 	o := waitFinal(t, id, 20*time.Second)
 	if o.Status != "CANCELLED" || o.CancelReason != "timeout" {
 		t.Fatalf("order = %s (%s), want CANCELLED for timeout", o.Status, o.CancelReason)
@@ -55,10 +57,7 @@ func testLatePaymentIsRefunded(t *testing.T) {
 	// The gateway records a refund before it answers (slowly): the
 	// payment record follows.
 	eventually(t, 30*time.Second, "payment recorded as refunded", func() bool {
-		var p struct {
-			Status   string `json:"status"`
-			RefundID string `json:"refund_id"`
-		}
+		var p api.Payment
 		code, _ := call(t, http.MethodGet, sys.urls["payment-service"]+"/payments/"+id, nil, nil, &p)
 		return code == http.StatusOK && p.Status == "refunded" && p.RefundID != ""
 	})

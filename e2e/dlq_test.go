@@ -13,21 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/tools/shopctl"
 )
-
-// dlqLetter is a dead letter as the admin API lists it.
-type dlqLetter struct {
-	Sequence         uint64              `json:"sequence"`
-	Consumer         string              `json:"consumer"`
-	OriginalSubject  string              `json:"original_subject"`
-	OriginalSequence uint64              `json:"original_sequence"`
-	Deliveries       uint64              `json:"deliveries"`
-	Error            string              `json:"error"`
-	TraceID          string              `json:"trace_id"`
-	Headers          map[string][]string `json:"headers"`
-}
 
 // shopctlRun runs the operator CLI against a service with the admin token.
 func shopctlRun(t *testing.T, service string, args ...string) (int, string, string) {
@@ -40,15 +29,13 @@ func shopctlRun(t *testing.T, service string, args ...string) (int, string, stri
 
 // lettersOf lists, through the order service's admin API, the dead letters
 // of ORDERS events on subject.
-func lettersOf(t *testing.T, subject string) []dlqLetter {
+func lettersOf(t *testing.T, subject string) []api.DeadLetter {
 	t.Helper()
 	code, out, errOut := shopctlRun(t, "order-service", "dlq", "list", "--subject", subject, "--json")
 	if code != 0 {
 		t.Fatalf("shopctl dlq list = %d: %s", code, errOut)
 	}
-	var resp struct {
-		DeadLetters []dlqLetter `json:"dead_letters"`
-	}
+	var resp api.DeadLetterList
 	if err := json.Unmarshal([]byte(out), &resp); err != nil {
 		t.Fatalf("decode %q: %v", out, err)
 	}
@@ -79,17 +66,17 @@ func testDeadLetterOperations(t *testing.T) {
 
 	// byConsumer indexes the letters of subject by consumer and original
 	// sequence.
-	byConsumer := func() map[string]map[uint64]dlqLetter {
-		m := map[string]map[uint64]dlqLetter{}
+	byConsumer := func() map[string]map[uint64]api.DeadLetter {
+		m := map[string]map[uint64]api.DeadLetter{}
 		for _, l := range lettersOf(t, subject) {
 			if m[l.Consumer] == nil {
-				m[l.Consumer] = map[uint64]dlqLetter{}
+				m[l.Consumer] = map[uint64]api.DeadLetter{}
 			}
 			m[l.Consumer][l.OriginalSequence] = l
 		}
 		return m
 	}
-	var letters map[string]map[uint64]dlqLetter
+	var letters map[string]map[uint64]api.DeadLetter
 	eventually(t, 20*time.Second, "inventory and audit dead-letter the poison", func() bool {
 		letters = byConsumer()
 		_, inv := letters["inventory-orders"][ack.Sequence]
@@ -109,7 +96,7 @@ func testDeadLetterOperations(t *testing.T) {
 		t.Fatalf("shopctl dlq list = %d\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = shopctlRun(t, "order-service", "dlq", "show", strconv.FormatUint(inv.Sequence, 10), "--json")
-	var shown dlqLetter
+	var shown api.DeadLetter
 	if code != 0 || json.Unmarshal([]byte(out), &shown) != nil || shown.TraceID != "0af7651916cd43dd8448eb211c80319c" ||
 		len(shown.Headers["traceparent"]) != 1 || shown.Headers["traceparent"][0] != tp {
 		t.Fatalf("shopctl dlq show = %d %s %s; want the original traceparent", code, out, errOut)
@@ -157,11 +144,9 @@ func testDeadLetterOperations(t *testing.T) {
 	}
 
 	// The inventory service manages INVENTORY's letters, behind the token.
-	var p struct {
-		Type string `json:"type"`
-	}
+	var p api.Problem
 	if code, hdr := call(t, http.MethodGet, sys.urls["inventory-service"]+"/admin/dlq", nil, nil, &p); code != http.StatusUnauthorized ||
-		hdr.Get("Content-Type") != "application/problem+json" || p.Type != "urn:eventshop:problem:unauthorized" {
+		hdr.Get("Content-Type") != "application/problem+json" || p.Type != api.ProblemType("unauthorized") {
 		t.Fatalf("inventory GET /admin/dlq without token = %d %+v, want 401 problem", code, p)
 	}
 	code, out, errOut = shopctlRun(t, "inventory-service", "dlq", "list")

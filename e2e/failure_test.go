@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/tools/loadgen"
 	"github.com/eventshop/tools/natsauth"
@@ -26,7 +27,7 @@ func testPoisonIsDeadLettered(t *testing.T) {
 	ctx := context.Background()
 	sku := uniq("DLQ")
 	putSKU(t, sku, 100, 10)
-	before := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, "")
+	before := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, "")
 
 	poison := map[string][]byte{
 		"orders." + uniq("p") + ".created": []byte(`{"not":"an event"}`),
@@ -40,7 +41,7 @@ func testPoisonIsDeadLettered(t *testing.T) {
 		}
 		seqs[ack.Sequence] = subj
 	}
-	after := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, "")
+	after := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, "")
 	for _, id := range []string{before, after} {
 		checkSaga(t, waitFinal(t, id, 20*time.Second), "CONFIRMED", confirmedTypes...)
 	}

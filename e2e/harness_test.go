@@ -19,6 +19,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/tools/natsauth"
 	"github.com/eventshop/tools/stack"
@@ -252,16 +254,20 @@ func uniq(prefix string) string {
 	return prefix + "-" + hex.EncodeToString(b)
 }
 
-// call sends a JSON request and decodes a JSON response into out (if non-nil).
+// call sends a JSON request and decodes a JSON response into out (if
+// non-nil). An exchange with a service is held to its OpenAPI document.
 func call(t *testing.T, method, url string, body any, headers map[string]string, out any) (int, http.Header) {
 	t.Helper()
-	var r io.Reader
+	var (
+		r       io.Reader
+		reqBody []byte
+	)
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if reqBody, err = json.Marshal(body); err != nil {
 			t.Fatal(err)
 		}
-		r = bytes.NewReader(b)
+		r = bytes.NewReader(reqBody)
 	}
 	req, err := http.NewRequest(method, url, r)
 	if err != nil {
@@ -280,12 +286,35 @@ func call(t *testing.T, method, url string, body any, headers map[string]string,
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c := contractOf(t, url); c != nil {
+		if err := c.Check(req, reqBody, resp, raw); err != nil {
+			t.Errorf("%s %s: %v\nresponse body: %.2000s", method, url, err, raw)
+		}
+	}
 	if out != nil && len(raw) > 0 {
 		if err := json.Unmarshal(raw, out); err != nil {
 			t.Fatalf("%s %s: decode %q: %v", method, url, raw, err)
 		}
 	}
 	return resp.StatusCode, resp.Header
+}
+
+// contractOf returns the checker of the service url is on (nil for the
+// gateway simulator, which has no document).
+func contractOf(t *testing.T, url string) *apitest.Checker {
+	t.Helper()
+	for name, base := range sys.urls {
+		service, ok := strings.CutSuffix(name, "-service")
+		if !ok || !strings.HasPrefix(url, base+"/") {
+			continue
+		}
+		c, err := apitest.For(openapi.Service(service))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	return nil
 }
 
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {

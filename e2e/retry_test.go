@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eventshop/shared/api"
 )
 
 // testRetryScheduleRedelivers: a webhook receiver that keeps failing makes
@@ -65,20 +67,20 @@ func testRetryScheduleRedelivers(t *testing.T) {
 		sys.restart(t, "notification-service", false)
 	}()
 
-	id := postOrder(t, orderRequest{CustomerID: customer, Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, "")
+	id := postOrder(t, api.CreateOrderRequest{CustomerID: customer, Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, "")
 	checkSaga(t, waitFinal(t, id, 20*time.Second), "CONFIRMED", confirmedTypes...)
 	eventually(t, 30*time.Second, "notification delivered after the receiver recovered", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(delivered) > 0
 	})
-	var ns []map[string]any
+	var ns []api.Notification
 	eventually(t, 10*time.Second, "notification recorded as sent", func() bool {
 		ns = notifications(t, id)
-		return len(ns) == 1 && ns[0]["status"] == "sent"
+		return len(ns) == 1 && ns[0].Status == "sent"
 	})
-	if attempts, _ := ns[0]["attempts"].(float64); attempts < 2 {
-		t.Fatalf("notification %v: want at least 2 attempts (redelivered by the retry schedule)", ns[0])
+	if ns[0].Attempts < 2 {
+		t.Fatalf("notification %+v: want at least 2 attempts (redelivered by the retry schedule)", ns[0])
 	}
 	time.Sleep(500 * time.Millisecond) // a duplicate delivery would show by now
 	mu.Lock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/tools/loadgen"
 )
@@ -46,11 +47,11 @@ func TestSaga(t *testing.T) {
 func testConfirmed(t *testing.T) {
 	sku := uniq("MUG")
 	putSKU(t, sku, 1299, 100)
-	id := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 2}}, PaymentToken: "tok_visa"}, uniq("key"))
+	id := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 2}}, PaymentToken: "tok_visa"}, uniq("key"))
 	o := waitFinal(t, id, 20*time.Second)
 	checkSaga(t, o, "CONFIRMED", confirmedTypes...)
-	if o.TotalCents != 2598 || o.Currency != "USD" {
-		t.Errorf("total = %d %s, want 2598 USD", o.TotalCents, o.Currency)
+	if o.TotalCents == nil || *o.TotalCents != 2598 || o.Currency != "USD" {
+		t.Errorf("total = %v %s, want 2598 USD", o.TotalCents, o.Currency)
 	}
 	eventually(t, 10*time.Second, "stock committed", func() bool {
 		s := getSKU(t, sku)
@@ -64,23 +65,21 @@ func testConfirmed(t *testing.T) {
 func testShippingAddress(t *testing.T) {
 	sku := uniq("MAP")
 	putSKU(t, sku, 500, 10)
-	to := &address{Name: "Ada Lovelace", Line1: "12 St James's Square", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}
-	id := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa", ShipTo: to}, uniq("key"))
+	to := &api.ShippingAddress{Name: "Ada Lovelace", Line1: "12 St James's Square", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}
+	id := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa", ShippingAddress: to}, uniq("key"))
 	o := waitFinal(t, id, 20*time.Second)
 	checkSaga(t, o, "CONFIRMED", confirmedTypes...)
-	if o.ShipTo == nil || *o.ShipTo != *to {
-		t.Errorf("GET /orders/%s shipping address = %+v, want %+v", id, o.ShipTo, to)
+	if o.ShippingAddress == nil || *o.ShippingAddress != *to {
+		t.Errorf("GET /orders/%s shipping address = %+v, want %+v", id, o.ShippingAddress, to)
 	}
 	n := notifications(t, id)
-	payload, _ := n[0]["payload"].(map[string]any)
-	shipTo, _ := payload["shipping_address"].(map[string]any)
-	if shipTo["city"] != "London" || shipTo["country"] != "GB" || shipTo["postal_code"] != "SW1Y 4JH" {
-		t.Errorf("the confirmation sent to the customer says it ships to %v, want London GB", payload["shipping_address"])
+	if shipTo := n[0].Payload.ShippingAddress; shipTo == nil || *shipTo != *to {
+		t.Errorf("the confirmation sent to the customer says it ships to %+v, want %+v", shipTo, to)
 	}
 }
 
 func testUnknownSKU(t *testing.T) {
-	id := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{uniq("NOPE"), 1}}, PaymentToken: "tok_visa"}, "")
+	id := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: uniq("NOPE"), Quantity: 1}}, PaymentToken: "tok_visa"}, "")
 	o := waitFinal(t, id, 20*time.Second)
 	if o.CancelReason != "unknown_sku" {
 		t.Errorf("cancel reason = %q, want unknown_sku", o.CancelReason)
@@ -92,7 +91,7 @@ func testInsufficientStock(t *testing.T) {
 	a, b := uniq("A"), uniq("B")
 	putSKU(t, a, 100, 10)
 	putSKU(t, b, 200, 1)
-	id := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{a, 3}, {b, 2}}, PaymentToken: "tok_visa"}, "")
+	id := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: a, Quantity: 3}, {SKU: b, Quantity: 2}}, PaymentToken: "tok_visa"}, "")
 	o := waitFinal(t, id, 20*time.Second)
 	if o.CancelReason != "insufficient_stock" {
 		t.Errorf("cancel reason = %q, want insufficient_stock", o.CancelReason)
@@ -107,7 +106,7 @@ func testInsufficientStock(t *testing.T) {
 func testDeclined(t *testing.T) {
 	sku := uniq("HAT")
 	putSKU(t, sku, 500, 5)
-	id := postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 2}}, PaymentToken: "tok_chargeDeclined"}, "")
+	id := postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 2}}, PaymentToken: "tok_chargeDeclined"}, "")
 	o := waitFinal(t, id, 20*time.Second)
 	if o.CancelReason != "payment_declined" {
 		t.Errorf("cancel reason = %q, want payment_declined", o.CancelReason)
@@ -123,7 +122,7 @@ func testIdempotentRetry(t *testing.T) {
 	sku := uniq("PEN")
 	putSKU(t, sku, 150, 10)
 	cust := uniq("c")
-	req := orderRequest{CustomerID: cust, Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}
+	req := api.CreateOrderRequest{CustomerID: cust, Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}
 	key := uniq("key")
 	first := postOrder(t, req, key)
 	second := postOrder(t, req, key)
@@ -134,17 +133,15 @@ func testIdempotentRetry(t *testing.T) {
 	if third := postOrder(t, req, key); third != first {
 		t.Fatalf("retry after completion gave %s, want %s", third, first)
 	}
-	var p map[string]any
+	var p api.Problem
 	changed := req
-	changed.Items = []item{{sku, 2}}
+	changed.Items = []api.Item{{SKU: sku, Quantity: 2}}
 	code, hdr := call(t, http.MethodPost, sys.urls["order-service"]+"/orders", changed, map[string]string{"Idempotency-Key": key}, &p)
 	if code != http.StatusUnprocessableEntity || hdr.Get("Content-Type") != "application/problem+json" {
-		t.Fatalf("same key, other body = %d %s %v; want 422 problem+json", code, hdr.Get("Content-Type"), p)
+		t.Fatalf("same key, other body = %d %s %+v; want 422 problem+json", code, hdr.Get("Content-Type"), p)
 	}
 	checkSaga(t, o, "CONFIRMED", confirmedTypes...)
-	var list struct {
-		Orders []orderView `json:"orders"`
-	}
+	var list api.OrderList
 	if code, _ := call(t, http.MethodGet, sys.urls["order-service"]+"/orders?customer_id="+cust, nil, nil, &list); code != http.StatusOK || len(list.Orders) != 1 {
 		t.Fatalf("customer's orders = %d %+v, want exactly one", code, list.Orders)
 	}
@@ -165,11 +162,7 @@ func testBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var p struct {
-				Type   string `json:"type"`
-				Status int    `json:"status"`
-				Detail string `json:"detail"`
-			}
+			var p api.Problem
 			code, hdr := call(t, http.MethodPost, sys.urls["order-service"]+"/orders", tt.body, nil, &p)
 			if code != tt.want || hdr.Get("Content-Type") != "application/problem+json" || p.Status != tt.want || p.Type == "" {
 				t.Fatalf("got %d %s %+v, want %d problem+json", code, hdr.Get("Content-Type"), p, tt.want)
@@ -195,7 +188,7 @@ func testNoOversell(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i] = postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, "")
+			ids[i] = postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, "")
 		}()
 	}
 	wg.Wait()
@@ -228,7 +221,7 @@ func testGatewayOutage(t *testing.T) {
 	defer setGateway(t, "healthy")
 	var ids []string
 	for range 3 {
-		ids = append(ids, postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, ""))
+		ids = append(ids, postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, ""))
 	}
 	// While the gateway is down the orders wait, reserved, and are never
 	// turned into failed payments.
@@ -270,12 +263,12 @@ func testKillMidFlow(t *testing.T) {
 	putSKU(t, sku, 100, 1000)
 	var ids []string
 	for range 20 {
-		ids = append(ids, postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, ""))
+		ids = append(ids, postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, ""))
 	}
 	for _, name := range []string{"inventory-service", "payment-service", "order-service"} {
 		sys.restart(t, name, true)
 		for range 5 {
-			ids = append(ids, postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, ""))
+			ids = append(ids, postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, ""))
 		}
 	}
 	for _, id := range ids {
@@ -301,7 +294,7 @@ func testGracefulRestart(t *testing.T) {
 	putSKU(t, sku, 100, 100)
 	var ids []string
 	for range 10 {
-		ids = append(ids, postOrder(t, orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, ""))
+		ids = append(ids, postOrder(t, api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, ""))
 	}
 	for _, name := range []string{"notification-service", "audit-service", "inventory-service"} {
 		sys.restart(t, name, false)
@@ -334,16 +327,12 @@ func testAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	total -= poison // dead-lettered poison is in the streams but never audited
-	var v struct {
-		OK      bool   `json:"ok"`
-		Entries uint64 `json:"entries"`
-		Head    string `json:"head"`
-	}
+	var v api.Verification
 	eventually(t, 20*time.Second, "audit caught up", func() bool {
 		code, _ := call(t, http.MethodGet, sys.urls["audit-service"]+"/audit/verify", nil, nil, &v)
-		return code == http.StatusOK && v.Entries >= total
+		return code == http.StatusOK && uint64(v.Entries) >= total
 	})
-	if !v.OK || v.Entries != total || len(v.Head) != 64 {
+	if !v.OK || uint64(v.Entries) != total || len(v.Head) != 64 {
 		t.Fatalf("audit verify = %+v; want ok with exactly %d entries (one per valid event)", v, total)
 	}
 	// Every entry is a distinct event: the blocks of the AUDIT stream hold

@@ -11,6 +11,7 @@ import (
 
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
+	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/platform/trace"
 	"github.com/eventshop/tools/stack"
 )
@@ -25,11 +26,9 @@ import (
 func TestOneOrderIsOneTrace(t *testing.T) {
 	sku := uniq("TRACE")
 	putSKU(t, sku, 500, 10)
-	var resp struct {
-		OrderID string `json:"order_id"`
-	}
+	var resp api.OrderAccepted
 	code, hdr := call(t, http.MethodPost, sys.urls["order-service"]+"/orders",
-		orderRequest{CustomerID: uniq("c"), Items: []item{{sku, 1}}, PaymentToken: "tok_visa"}, nil, &resp)
+		api.CreateOrderRequest{CustomerID: uniq("c"), Items: []api.Item{{SKU: sku, Quantity: 1}}, PaymentToken: "tok_visa"}, nil, &resp)
 	if code != http.StatusAccepted || resp.OrderID == "" {
 		t.Fatalf("POST /orders = %d %+v", code, resp)
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/shared/api"
 )
 
 // check verifies the business invariants through the public APIs and
@@ -71,7 +73,7 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 	r.eventually(ctx, r.patience(1), func() []string {
 		var out []string
 		for _, sku := range r.skus {
-			var s struct{ Available, Reserved, Sold int64 }
+			var s api.StockItem
 			code, err := r.do(ctx, http.MethodGet, r.cfg.InventoryURL+"/inventory/"+sku, nil, nil, &s)
 			if err != nil || code != http.StatusOK {
 				out = append(out, fmt.Sprintf("GET /inventory/%s = %d %v", sku, code, err))
@@ -139,9 +141,7 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 				if _, ok := finals[p.id]; !ok {
 					return
 				}
-				var n struct {
-					Notifications []any `json:"notifications"`
-				}
+				var n api.NotificationList
 				code, err := r.do(ctx, http.MethodGet, r.cfg.NotificationURL+"/notifications?order_id="+p.id, nil, nil, &n)
 				if err != nil || code != http.StatusOK || len(n.Notifications) != 1 {
 					omu.Lock()
@@ -165,10 +165,7 @@ func (r *Runner) check(ctx context.Context, nc *nats.Conn) []string {
 // another message id): the chain holds it once. Poison the audit
 // dead-lettered is in the streams but never audited.
 func (r *Runner) checkAudit(ctx context.Context, nc *nats.Conn) []string {
-	var a struct {
-		OK      bool   `json:"ok"`
-		Entries uint64 `json:"entries"`
-	}
+	var a api.Verification
 	code, err := r.do(ctx, http.MethodGet, r.cfg.AuditURL+"/audit/verify", nil, nil, &a)
 	if err != nil || code != http.StatusOK || !a.OK {
 		return []string{fmt.Sprintf("audit verify = %d ok=%v %v", code, a.OK, err)}
@@ -206,7 +203,7 @@ func (r *Runner) checkAudit(ctx context.Context, nc *nats.Conn) []string {
 			return []string{err.Error()}
 		}
 	}
-	if a.Entries < uint64(len(want)) {
+	if a.Entries < len(want) {
 		return append(out, fmt.Sprintf("audit holds %d entries; the streams hold %d distinct events", a.Entries, len(want)))
 	}
 	audited, entries, err := AuditedEvents(ctx, js)
@@ -226,7 +223,7 @@ func (r *Runner) checkAudit(ctx context.Context, nc *nats.Conn) []string {
 			out = append(out, fmt.Sprintf("event %s at %s is not in the audit chain", id, where))
 		}
 	}
-	if a.Entries != uint64(entries) {
+	if a.Entries != entries {
 		out = append(out, fmt.Sprintf("audit verify counts %d entries, the AUDIT stream's blocks hold %d", a.Entries, entries))
 	}
 	sort.Strings(out)

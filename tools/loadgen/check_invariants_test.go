@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/shared/api"
 )
 
 // shop is the state of a finished run as the checker reads it: the events
@@ -50,8 +52,8 @@ func healthy() *shop {
 	s := &shop{
 		stock: 10,
 		orders: []*placed{
-			{id: "o-1", lines: []line{{SKU: "sku-1", Quantity: 2}}},
-			{id: "o-2", lines: []line{{SKU: "sku-1", Quantity: 1}}, decline: true},
+			{id: "o-1", lines: []api.Item{{SKU: "sku-1", Quantity: 2}}},
+			{id: "o-2", lines: []api.Item{{SKU: "sku-1", Quantity: 1}}, decline: true},
 		},
 		inventory: map[string][3]int64{"sku-1": {8, 0, 2}},
 		charges:   map[string][2]int{"o-1": {1, 0}, "o-2": {0, 0}},
@@ -224,7 +226,7 @@ func TestCheckCatchesBrokenInvariants(t *testing.T) {
 		{
 			name: "oversell: the last units sold twice",
 			break_: func(s *shop) {
-				s.orders = append(s.orders, &placed{id: "o-3", lines: []line{{SKU: "sku-1", Quantity: 9}}})
+				s.orders = append(s.orders, &placed{id: "o-3", lines: []api.Item{{SKU: "sku-1", Quantity: 9}}})
 				s.saga("o-3", "orders.%s.created", "inventory.%s.reserved", "payments.%s.succeeded", "orders.%s.confirmed", "inventory.%s.committed", "notifications.%s.sent")
 				s.charges["o-3"], s.notes["o-3"] = [2]int{1, 0}, 1
 				// Every unit is accounted for (the sum still holds), but
@@ -246,14 +248,14 @@ func TestCheckCatchesBrokenInvariants(t *testing.T) {
 		{
 			name: "lost order: accepted, then nothing",
 			break_: func(s *shop) {
-				s.orders = append(s.orders, &placed{id: "o-3", lines: []line{{SKU: "sku-1", Quantity: 1}}})
+				s.orders = append(s.orders, &placed{id: "o-3", lines: []api.Item{{SKU: "sku-1", Quantity: 1}}})
 			},
 			want: []string{"order o-3 never reached a final state"},
 		},
 		{
 			name: "stuck order: reserved, never finished",
 			break_: func(s *shop) {
-				s.orders = append(s.orders, &placed{id: "o-3", lines: []line{{SKU: "sku-1", Quantity: 1}}})
+				s.orders = append(s.orders, &placed{id: "o-3", lines: []api.Item{{SKU: "sku-1", Quantity: 1}}})
 				s.saga("o-3", "orders.%s.created", "inventory.%s.reserved")
 				s.inventory["sku-1"] = [3]int64{7, 1, 2}
 			},

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/api"
 )
 
 // Config says what to drive and how.
@@ -111,16 +112,11 @@ func (c Config) Validate() error {
 	return nil
 }
 
-type line struct {
-	SKU      string `json:"sku"`
-	Quantity int64  `json:"quantity"`
-}
-
 // placed is one accepted order.
 type placed struct {
 	id      string
 	start   time.Time // intended start in open loop (no coordinated omission)
-	lines   []line
+	lines   []api.Item
 	decline bool
 	unknown bool
 }
@@ -290,7 +286,7 @@ func (r *Runner) onFinal(subject string, at time.Time) {
 func (r *Runner) stock(ctx context.Context) error {
 	for i := range r.cfg.SKUs {
 		sku := fmt.Sprintf("LG-%s-%03d", r.run, i)
-		body := map[string]any{"name": "load " + sku, "price_cents": 100 + i, "currency": "USD", "available": r.cfg.StockPerSKU}
+		body := api.PutStockRequest{Name: "load " + sku, PriceCents: int64(100 + i), Currency: "USD", Available: r.cfg.StockPerSKU}
 		code, err := r.do(ctx, http.MethodPut, r.cfg.InventoryURL+"/inventory/"+sku, body, map[string]string{"Authorization": "Bearer " + r.cfg.AdminToken}, nil)
 		if err != nil {
 			return err
@@ -320,12 +316,12 @@ func (r *Runner) next(rng *rand.Rand) *placed {
 			continue
 		}
 		seen[sku] = true
-		p.lines = append(p.lines, line{SKU: sku, Quantity: 1})
+		p.lines = append(p.lines, api.Item{SKU: sku, Quantity: 1})
 	}
 	switch x := rng.Float64(); {
 	case x < r.cfg.UnknownShare:
 		p.unknown = true
-		p.lines = append(p.lines, line{SKU: "LG-" + r.run + "-unknown", Quantity: 1})
+		p.lines = append(p.lines, api.Item{SKU: "LG-" + r.run + "-unknown", Quantity: 1})
 	case x < r.cfg.UnknownShare+r.cfg.DeclineShare:
 		p.decline = true
 	}
@@ -340,11 +336,9 @@ func (r *Runner) place(ctx context.Context, p *placed, start time.Time, key stri
 	if p.decline {
 		token = "tok_chargeDeclined"
 	}
-	body := map[string]any{"customer_id": "lg-" + r.run, "items": p.lines, "payment_token": token}
+	body := api.CreateOrderRequest{CustomerID: "lg-" + r.run, Items: p.lines, PaymentToken: token}
 	headers := map[string]string{"Idempotency-Key": key}
-	var resp struct {
-		OrderID string `json:"order_id"`
-	}
+	var resp api.OrderAccepted
 	sent := time.Now()
 	giveUp := sent.Add(r.cfg.PostRetry)
 	backoff := 100 * time.Millisecond
@@ -501,11 +495,9 @@ func (r *Runner) missing() []*placed {
 // seen (a NATS reconnect during chaos can lose a live message).
 func (r *Runner) pollStatuses(ctx context.Context, ps []*placed) {
 	r.parallel(ps, func(p *placed) {
-		var o struct {
-			Status string `json:"status"`
-		}
+		var o api.Order
 		code, err := r.do(ctx, http.MethodGet, r.orderURL(uint64(p.id[len(p.id)-1]))+"/orders/"+p.id, nil, nil, &o)
-		if err == nil && code == http.StatusOK && (o.Status == "CONFIRMED" || o.Status == "CANCELLED") {
+		if err == nil && code == http.StatusOK && o.Final() {
 			r.mu.Lock()
 			if _, ok := r.finals[p.id]; !ok {
 				r.finals[p.id] = final{status: o.Status, at: time.Now(), polled: r.events}

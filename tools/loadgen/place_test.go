@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/eventshop/shared/api"
 )
 
 // TestPlaceRetriesOnTheNextInstance: a POST that reaches an order-service
@@ -35,7 +37,7 @@ func TestPlaceRetriesOnTheNextInstance(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The first POST goes to the second instance (the one down).
-		r.place(context.Background(), &placed{lines: []line{{SKU: "s", Quantity: 1}}}, time.Now(), "key-1")
+		r.place(context.Background(), &placed{lines: []api.Item{{SKU: "s", Quantity: 1}}}, time.Now(), "key-1")
 		rep := r.report(time.Now(), time.Second, 0)
 		switch {
 		case retry == 0 && (rep.Accepted != 0 || rep.Rejected != 1 || rep.Retried != 0):

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/eventshop/shared/api"
 )
 
 // Exit codes.
@@ -147,42 +149,6 @@ func oneSeq(args []string) (uint64, error) {
 	return seq, nil
 }
 
-// entry is a dead letter as the admin API shows it.
-type entry struct {
-	Sequence         uint64              `json:"sequence"`
-	Subject          string              `json:"subject"`
-	Consumer         string              `json:"consumer"`
-	OriginalStream   string              `json:"original_stream"`
-	OriginalSequence uint64              `json:"original_sequence"`
-	OriginalSubject  string              `json:"original_subject"`
-	Deliveries       uint64              `json:"deliveries"`
-	Error            string              `json:"error"`
-	DeadLetteredAt   time.Time           `json:"dead_lettered_at"`
-	OrderID          string              `json:"order_id"`
-	TraceID          string              `json:"trace_id"`
-	OriginalMissing  bool                `json:"original_missing"`
-	Headers          map[string][]string `json:"headers"`
-	Data             json.RawMessage     `json:"data"`
-	DataBase64       string              `json:"data_base64"`
-}
-
-type replayed struct {
-	Sequence        uint64 `json:"sequence"`
-	Consumer        string `json:"consumer"`
-	OriginalSubject string `json:"original_subject"`
-	ReplaySequence  uint64 `json:"replay_sequence"`
-	Duplicate       bool   `json:"duplicate"`
-}
-
-type bulk struct {
-	Replayed  []replayed `json:"replayed"`
-	Discarded []entry    `json:"discarded"`
-	Failed    []struct {
-		Sequence uint64 `json:"sequence"`
-		Error    string `json:"error"`
-	} `json:"failed"`
-}
-
 func (c *cli) filter(bulk bool) url.Values {
 	q := url.Values{}
 	if c.consumer != "" {
@@ -198,11 +164,7 @@ func (c *cli) filter(bulk bool) url.Values {
 }
 
 func (c *cli) list(ctx context.Context) error {
-	var resp struct {
-		Stream      string  `json:"stream"`
-		Count       int     `json:"count"`
-		DeadLetters []entry `json:"dead_letters"`
-	}
+	var resp api.DeadLetterList
 	raw, err := c.do(ctx, http.MethodGet, "/admin/dlq", c.filter(false), &resp)
 	if err != nil || c.json {
 		return c.printJSON(raw, err)
@@ -225,7 +187,7 @@ func (c *cli) list(ctx context.Context) error {
 }
 
 func (c *cli) show(ctx context.Context, seq uint64) error {
-	var e entry
+	var e api.DeadLetter
 	raw, err := c.do(ctx, http.MethodGet, "/admin/dlq/"+strconv.FormatUint(seq, 10), nil, &e)
 	if err != nil || c.json {
 		return c.printJSON(raw, err)
@@ -265,7 +227,7 @@ func (c *cli) show(ctx context.Context, seq uint64) error {
 func (c *cli) one(ctx context.Context, cmd string, seq uint64) error {
 	path := "/admin/dlq/" + strconv.FormatUint(seq, 10)
 	if cmd == "replay" {
-		var r replayed
+		var r api.DeadLetterReplay
 		raw, err := c.do(ctx, http.MethodPost, path+"/replay", nil, &r)
 		if err != nil || c.json {
 			return c.printJSON(raw, err)
@@ -273,7 +235,7 @@ func (c *cli) one(ctx context.Context, cmd string, seq uint64) error {
 		fmt.Fprintln(c.out, replayLine(r))
 		return nil
 	}
-	var e entry
+	var e api.DeadLetter
 	raw, err := c.do(ctx, http.MethodDelete, path, nil, &e)
 	if err != nil || c.json {
 		return c.printJSON(raw, err)
@@ -293,7 +255,7 @@ func (c *cli) bulk(ctx context.Context, cmd string) error {
 	if cmd == "discard" {
 		method, path = http.MethodDelete, "/admin/dlq"
 	}
-	var b bulk
+	var b api.DeadLetterBulk
 	raw, err := c.do(ctx, method, path, c.filter(true), &b)
 	if err != nil {
 		return c.printJSON(raw, err)
@@ -320,19 +282,12 @@ func (c *cli) bulk(ctx context.Context, cmd string) error {
 	return nil
 }
 
-func replayLine(r replayed) string {
+func replayLine(r api.DeadLetterReplay) string {
 	if r.Duplicate {
 		return fmt.Sprintf("replayed dead letter %d (%s) to %s: the copy was already there (stream seq %d), nothing new published",
 			r.Sequence, r.Consumer, r.OriginalSubject, r.ReplaySequence)
 	}
 	return fmt.Sprintf("replayed dead letter %d (%s) to %s as stream seq %d", r.Sequence, r.Consumer, r.OriginalSubject, r.ReplaySequence)
-}
-
-// problem is an RFC 9457 error body.
-type problem struct {
-	Type   string `json:"type"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
 }
 
 // do sends the request and decodes a 2xx JSON answer into out; it returns
@@ -360,9 +315,9 @@ func (c *cli) do(ctx context.Context, method, path string, q url.Values, out any
 		return nil, fmt.Errorf("%s %s: read answer: %w", method, path, err)
 	}
 	if resp.StatusCode >= 300 {
-		var p problem
+		var p api.Problem
 		if json.Unmarshal(raw, &p) == nil && p.Type != "" {
-			return raw, fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, strings.TrimPrefix(p.Type, "urn:eventshop:problem:"), p.Detail)
+			return raw, fmt.Errorf("%s %s: %d %s: %s", method, path, resp.StatusCode, strings.TrimPrefix(p.Type, api.ProblemType("")), p.Detail)
 		}
 		return raw, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, clip(string(raw), 200))
 	}
@@ -386,7 +341,7 @@ func (c *cli) printJSON(raw []byte, err error) error {
 	return err
 }
 
-func orMissing(e entry) string {
+func orMissing(e api.DeadLetter) string {
 	if e.OriginalMissing || e.OriginalSubject == "" {
 		return "(original lost)"
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventshop/audit-service/internal/chain"
+	"github.com/eventshop/shared/api"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/problem"
 )
@@ -25,28 +27,17 @@ type Reader interface {
 }
 
 // TimelineEntry is one event of an order's audit timeline.
-type TimelineEntry struct {
-	Index      uint64          `json:"index"`
-	Type       string          `json:"type"`
-	Source     string          `json:"source"`
-	EventID    string          `json:"event_id"`
-	TraceID    string          `json:"trace_id"`
-	Time       *time.Time      `json:"time,omitempty"`
-	RecordedAt string          `json:"recorded_at"`
-	Data       json.RawMessage `json:"data"`
-}
+type TimelineEntry = api.TimelineEntry
 
 // Timeline is the body of GET /audit/orders/{id}.
-type Timeline struct {
-	OrderID string          `json:"order_id"`
-	Entries []TimelineEntry `json:"entries"`
-}
+type Timeline = api.Timeline
 
-// Register mounts the API on e.
+// Register mounts the API on e, with its OpenAPI document at /openapi.json.
 func Register(e *gin.Engine, r Reader) {
 	h := &handlers{reader: r}
 	e.GET("/audit/orders/:id", h.timeline)
 	e.GET("/audit/verify", h.verify)
+	e.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Audit)))
 }
 
 type handlers struct {

@@ -17,6 +17,8 @@ import (
 	auditconsumer "github.com/eventshop/audit-service/internal/consumer"
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/audit-service/internal/service"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/shared/platform/kit/kittest"
@@ -68,7 +70,7 @@ func (w *world) start(t *testing.T, extraEnv ...map[string]string) *instance {
 	}
 	return &instance{kittest.Start(t, func(ctx context.Context) (*service.Service, error) {
 		return service.New(ctx, cfg, zap.NewNop())
-	})}
+	}, kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Audit, addr) }))}
 }
 
 // saga publishes one event on each domain stream for orderID, all in one
@@ -379,4 +381,9 @@ func TestAuditAPIErrors(t *testing.T) {
 	if res := in.verify(t); !res.OK || res.Entries != 0 || res.Head != chain.GenesisHash {
 		t.Fatalf("verify of an empty chain = %+v", res)
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, newWorld(t).start(t).URL, openapi.Audit)
 }

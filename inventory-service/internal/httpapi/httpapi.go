@@ -15,6 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/api"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/problem"
@@ -58,24 +60,17 @@ func New(cat Catalogue, retry Retrier, log *zap.Logger, now func() time.Time) *A
 	return &API{cat: cat, retry: retry, log: log, now: now}
 }
 
-// Register mounts the routes on r; PUT needs "Authorization: Bearer
-// <adminToken>".
+// Register mounts the routes on r, with their OpenAPI document at
+// /openapi.json; PUT needs "Authorization: Bearer <adminToken>".
 func (a *API) Register(r gin.IRouter, adminToken string) {
 	r.GET("/inventory", a.list)
 	r.GET("/inventory/:sku", a.get)
 	r.PUT("/inventory/:sku", httpserver.BearerAuth(adminToken), a.put)
+	r.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Inventory)))
 }
 
-// Item is the public view of a catalogue item.
-type Item struct {
-	SKU        string `json:"sku"`
-	Name       string `json:"name"`
-	PriceCents int64  `json:"price_cents"`
-	Currency   string `json:"currency"`
-	Available  int64  `json:"available"`
-	Reserved   int64  `json:"reserved"`
-	Sold       int64  `json:"sold"`
-}
+// Item is the public view of a catalogue item, its documented body.
+type Item = api.StockItem
 
 func view(it stock.Item) Item {
 	return Item{SKU: it.SKU, Name: it.Name, PriceCents: it.PriceCents, Currency: it.Currency,
@@ -83,9 +78,7 @@ func view(it stock.Item) Item {
 }
 
 // List is the body of GET /inventory.
-type List struct {
-	Items []Item `json:"items"`
-}
+type List = api.StockList
 
 func (a *API) list(c *gin.Context) {
 	items, err := a.cat.Items(c.Request.Context())

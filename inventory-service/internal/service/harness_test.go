@@ -22,6 +22,8 @@ import (
 	"github.com/eventshop/inventory-service/internal/consumer"
 	"github.com/eventshop/inventory-service/internal/service"
 	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
@@ -54,7 +56,7 @@ func start(t *testing.T, tune ...func(*config.Config)) *harness {
 	base.AdminToken = adminToken
 	cfg := kittest.Config(t, config.Config{Base: base, Consumers: platformconfig.Consumers{ConsumerConcurrency: 8}}, tune...)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
-	in := kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })
+	in := kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) }, kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Inventory, addr) }))
 	pub, err := events.NewPublisher(b.JS, "order-service")
 	if err != nil {
 		t.Fatal(err)

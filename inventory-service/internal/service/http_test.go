@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/eventshop/inventory-service/internal/httpapi"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/platform/problem"
 )
 
@@ -83,4 +85,9 @@ func TestEmptyCatalogueListsNoItems(t *testing.T) {
 	if code != 200 || strings.TrimSpace(body) != `{"items":[]}` {
 		t.Fatalf("list = %d %s, want an empty items array", code, body)
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, start(t).in.URL, openapi.Inventory)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/eventshop/notification-service/internal/notification"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/problem"
 )
@@ -30,10 +31,11 @@ type Response struct {
 	Notifications []notification.Notification `json:"notifications"`
 }
 
-// Register mounts the API on e.
+// Register mounts the API on e, with its OpenAPI document at /openapi.json.
 func Register(e *gin.Engine, store Store) {
 	h := &handlers{store: store}
 	e.GET("/notifications", h.list)
+	e.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Notification)))
 }
 
 type handlers struct {

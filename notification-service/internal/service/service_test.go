@@ -22,6 +22,8 @@ import (
 	"github.com/eventshop/notification-service/internal/httpapi"
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/notification-service/internal/service"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	"github.com/eventshop/shared/platform/consumer"
@@ -54,7 +56,8 @@ func start(t *testing.T, env map[string]string) *harness {
 	}
 	core, logs := observer.New(zapcore.DebugLevel)
 	h := &harness{js: b.JS, logs: logs}
-	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, zap.New(core)) })
+	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, zap.New(core)) },
+		kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Notification, addr) }))
 	h.orders, err = events.NewPublisher(b.JS, "order-service")
 	if err != nil {
 		t.Fatal(err)
@@ -436,4 +439,9 @@ func TestMetricsCountSentNotifications(t *testing.T) {
 	if !strings.Contains(string(body), want) {
 		t.Fatalf("metrics lack %q", want)
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, start(t, nil).in.URL, openapi.Notification)
 }

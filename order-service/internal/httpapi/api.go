@@ -20,6 +20,8 @@ import (
 
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/api"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/logging"
@@ -149,12 +151,14 @@ func New(orders Orders, pub Publisher, registry *events.Registry, log *zap.Logge
 	return a, nil
 }
 
-// Register mounts the endpoints on r.
+// Register mounts the endpoints on r, with their OpenAPI document at
+// /openapi.json.
 func (a *API) Register(r gin.IRouter) {
 	g := r.Group("/orders", a.requireNATS)
 	g.POST("", httpserver.InFlightLimit(a.maxInFlight), a.create)
 	g.GET("", a.list)
 	g.GET("/:id", a.get)
+	r.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Order)))
 }
 
 // requireNATS answers 503 at once while NATS is unreachable.
@@ -177,11 +181,6 @@ type createRequest struct {
 	Items           []events.Item   `json:"items"`
 	PaymentToken    string          `json:"payment_token"`
 	ShippingAddress *events.Address `json:"shipping_address,omitempty"`
-}
-
-type createResponse struct {
-	OrderID string       `json:"order_id"`
-	Status  order.Status `json:"status"`
 }
 
 // create accepts an order. The created event is the source of truth and the
@@ -263,7 +262,7 @@ func (a *API) create(c *gin.Context) {
 		log.Info("order accepted", zap.String("customer_id", req.CustomerID), zap.Int("items", len(req.Items)))
 	}
 	c.Header("Location", "/orders/"+orderID)
-	c.JSON(http.StatusAccepted, createResponse{OrderID: orderID, Status: status})
+	c.JSON(http.StatusAccepted, api.OrderAccepted{OrderID: orderID, Status: string(status)})
 }
 
 // decode reads, validates and decodes the body.
@@ -310,35 +309,40 @@ func publishError(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// orderView is an order as the API shows it. The total is absent until
-// known; the payment token is never stored, so it cannot leak.
-type orderView struct {
-	OrderID      string       `json:"order_id"`
-	CustomerID   string       `json:"customer_id"`
-	Status       order.Status `json:"status"`
-	Items        []order.Item `json:"items"`
-	Lines        []order.Line `json:"lines,omitempty"`
-	TotalCents   *int64       `json:"total_cents,omitempty"`
-	Currency     string       `json:"currency,omitempty"`
-	CancelReason string       `json:"cancel_reason,omitempty"`
-	CancelDetail string       `json:"cancel_detail,omitempty"`
-	CreatedAt    time.Time    `json:"created_at"`
-	UpdatedAt    time.Time    `json:"updated_at"`
-	// ShipTo is where the order ships, if the request said.
-	ShipTo *order.Address `json:"shipping_address,omitempty"`
-}
-
-func view(o order.Order) orderView {
-	v := orderView{
-		OrderID: o.ID, CustomerID: o.CustomerID, Status: o.Status, Items: o.Items, Lines: o.Lines,
-		CancelReason: o.CancelReason, CancelDetail: o.CancelDetail, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
-		ShipTo: o.ShipTo,
+// view is an order as the API shows it (its documented body). The total is
+// absent until known; the payment token is never stored, so it cannot
+// leak.
+func view(o order.Order) api.Order {
+	v := api.Order{
+		OrderID:         o.ID,
+		CustomerID:      o.CustomerID,
+		Status:          string(o.Status),
+		Items:           each(o.Items, func(it order.Item) api.Item { return api.Item(it) }),
+		Lines:           each(o.Lines, func(l order.Line) api.Line { return api.Line(l) }),
+		CancelReason:    o.CancelReason,
+		CancelDetail:    o.CancelDetail,
+		CreatedAt:       o.CreatedAt,
+		UpdatedAt:       o.UpdatedAt,
+		ShippingAddress: (*api.ShippingAddress)(o.ShipTo),
 	}
 	if o.TotalKnown() {
 		total := o.TotalCents
 		v.TotalCents, v.Currency = &total, o.Currency
 	}
 	return v
+}
+
+// each converts the order's items or lines into their documented bodies
+// (the same fields); nil stays nil.
+func each[T, U any](in []T, conv func(T) U) []U {
+	if in == nil {
+		return nil
+	}
+	out := make([]U, len(in))
+	for i, x := range in {
+		out[i] = conv(x)
+	}
+	return out
 }
 
 // get returns one order as its events tell it.
@@ -356,12 +360,6 @@ func (a *API) get(c *gin.Context) {
 	}
 	c.Set("trace_id", trace.TraceID(o.TraceParent))
 	c.JSON(http.StatusOK, view(o))
-}
-
-type listResponse struct {
-	Orders []orderView `json:"orders"`
-	// Next is the cursor of the next page, absent on the last page.
-	Next string `json:"next,omitempty"`
 }
 
 // list returns a page of a customer's orders, newest first: at most limit
@@ -396,7 +394,7 @@ func (a *API) list(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	out := listResponse{Orders: make([]orderView, 0, len(orders))}
+	out := api.OrderList{Orders: make([]api.Order, 0, len(orders))}
 	for _, o := range orders {
 		out.Orders = append(out.Orders, view(o))
 	}

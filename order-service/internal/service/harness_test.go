@@ -18,6 +18,8 @@ import (
 
 	"github.com/eventshop/order-service/internal/config"
 	"github.com/eventshop/order-service/internal/service"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
@@ -69,7 +71,7 @@ func startAfter(t *testing.T, seed func(js jetstream.JetStream), configure ...fu
 	}, configure...)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	h := &harness{t: t, nats: b.Server, js: b.JS}
-	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })
+	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) }, kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Order, addr) }))
 	h.inv = h.publisher("inventory-service")
 	h.pay = h.publisher("payment-service")
 	h.ord = h.publisher("order-service")

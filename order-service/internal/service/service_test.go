@@ -18,6 +18,8 @@ import (
 	"github.com/eventshop/order-service/internal/httpapi"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/consumer"
 	"github.com/eventshop/shared/platform/natstest"
@@ -693,4 +695,9 @@ func TestShippingAddressReachesTheConfirmation(t *testing.T) {
 	if confirmed.DataSchema != events.SchemaURI(events.OrderConfirmed, 2) || d.ShippingAddress == nil || *d.ShippingAddress != want {
 		t.Fatalf("confirmed event %s carries %+v, want v2 with %+v", confirmed.DataSchema, d.ShippingAddress, want)
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, start(t).in.URL, openapi.Order)
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/payment"
+	"github.com/eventshop/shared/api"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/problem"
 )
@@ -28,12 +30,7 @@ type BreakerStatus interface {
 }
 
 // BreakerView is the body of GET /breaker.
-type BreakerView struct {
-	State               string `json:"state"`
-	ConsecutiveFailures int    `json:"consecutive_failures"`
-	ProbesInFlight      int    `json:"probes_in_flight"`
-	RetryAfterMS        int64  `json:"retry_after_ms"`
-}
+type BreakerView = api.Breaker
 
 // ViewOf renders a breaker snapshot.
 func ViewOf(s breaker.Snapshot) BreakerView {
@@ -45,11 +42,13 @@ func ViewOf(s breaker.Snapshot) BreakerView {
 	}
 }
 
-// Register mounts the routes on e.
+// Register mounts the routes on e, with their OpenAPI document at
+// /openapi.json.
 func Register(e *gin.Engine, payments Payments, br BreakerStatus) {
 	h := handlers{payments: payments, breaker: br}
 	e.GET("/payments/:order_id", h.getPayment)
 	e.GET("/breaker", h.getBreaker)
+	e.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Payment)))
 }
 
 type handlers struct {

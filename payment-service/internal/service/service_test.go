@@ -27,6 +27,8 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/service"
 	"github.com/eventshop/payment-service/internal/store"
+	"github.com/eventshop/shared/api/apitest"
+	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
@@ -90,7 +92,7 @@ func start(t *testing.T) *harness {
 	})
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	h := &harness{t: t, js: b.JS, gwURL: gw.URL}
-	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) })
+	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) }, kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Payment, addr) }))
 	if h.orders, err = events.NewPublisher(b.JS, "order-service"); err != nil {
 		t.Fatal(err)
 	}
@@ -573,4 +575,9 @@ func TestHTTPProblems(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestServesItsOpenAPIDocument(t *testing.T) {
+	t.Parallel()
+	apitest.ServesDocument(t, start(t).in.URL, openapi.Payment)
 }

@@ -18,11 +18,14 @@ type Problem struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// New returns a problem of the given status whose type is a stable URN made
-// from slug, for example "urn:eventshop:problem:out-of-stock".
+// Type returns the stable URN of a problem type, for example
+// "urn:eventshop:problem:out-of-stock" for "out-of-stock".
+func Type(slug string) string { return "urn:eventshop:problem:" + slug }
+
+// New returns a problem of the given status whose type is Type(slug).
 func New(status int, slug, detail string) Problem {
 	return Problem{
-		Type:   "urn:eventshop:problem:" + slug,
+		Type:   Type(slug),
 		Title:  http.StatusText(status),
 		Status: status,
 		Detail: detail,

@@ -96,12 +96,21 @@ type Option func(*options)
 
 type options struct {
 	transport http.RoundTripper
+	front     func(addr string) string
 }
 
 // WithTransport sends every request of the instance's Client through rt
 // (nil: http.DefaultTransport).
 func WithTransport(rt http.RoundTripper) Option {
 	return func(o *options) { o.transport = rt }
+}
+
+// WithFront puts something in front of the service: front gets the
+// service's address and returns the base URL the test talks to (URL), for
+// example a proxy that validates every exchange against the service's
+// OpenAPI document (apitest.Proxy). The readiness polls go through it too.
+func WithFront(front func(addr string) string) Option {
+	return func(o *options) { o.front = front }
 }
 
 // Instance is one service running in-process.
@@ -140,8 +149,12 @@ func Start[S Service](t testing.TB, build func(ctx context.Context) (S, error), 
 		cancel()
 		t.Fatal(err)
 	}
+	url := "http://" + svc.Addr()
+	if o.front != nil {
+		url = o.front(svc.Addr())
+	}
 	in := &Instance[S]{
-		Service: svc, URL: "http://" + svc.Addr(), Client: &http.Client{Transport: o.transport},
+		Service: svc, URL: url, Client: &http.Client{Transport: o.transport},
 		t: t, cancel: cancel, done: make(chan error, 1),
 	}
 	go func() { in.done <- svc.Run(ctx) }()
