@@ -15,9 +15,10 @@ import (
 )
 
 // Contract is shared/events/contract.json: who produces and reads each
-// event type, and the version producers emit. (The tools module builds
-// without shared, so the file is read here as data, as it is at an
-// earlier revision.)
+// event type, and the version producers emit. The gate reads the file as
+// data rather than through shared/events, because it reads it at an
+// earlier revision too (git show), where the Go code of this build does
+// not apply.
 type Contract struct {
 	Produce  map[string]int `json:"produce"`
 	Services []Party        `json:"services"`
