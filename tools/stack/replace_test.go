@@ -149,23 +149,35 @@ func TestReplace(t *testing.T) {
 		wantText string // in the error
 		wantRuns string // the binary running afterwards
 		wantLog  []string
+		// shortGrace, shortWait: the grace before SIGKILL, the wait for
+		// /ready, short for the case that tests it; otherwise time to
+		// spare on a loaded machine (the race detector slows the helper
+		// processes down).
+		shortGrace, shortWait bool
 	}{
 		{name: "clean", from: old, to: newBin, wantRuns: newBin,
 			wantLog: []string{"serve started: " + old, "serve stopping on SIGTERM: " + old, "serve started: " + newBin}},
 		{name: "ignores SIGTERM: killed after the grace, replaced, reported", from: bins["stubborn"], to: newBin,
-			wantText: "did not exit within", wantRuns: newBin, wantLog: []string{"stubborn ignores SIGTERM", "serve started: " + newBin}},
+			wantText: "did not exit within", wantRuns: newBin, wantLog: []string{"stubborn ignores SIGTERM", "serve started: " + newBin}, shortGrace: true},
 		{name: "missing binary: the instance keeps serving", from: old, to: filepath.Join(t.TempDir(), "nope"),
 			wantErr: fs.ErrNotExist, wantRuns: old},
 		{name: "a directory is no binary", from: old, to: t.TempDir(), wantText: "not an executable", wantRuns: old},
-		{name: "never ready", from: old, to: bins["unready"], wantErr: context.DeadlineExceeded, wantRuns: bins["unready"]},
+		{name: "never ready", from: old, to: bins["unready"], wantErr: context.DeadlineExceeded, wantRuns: bins["unready"], shortWait: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			l := helperLocal(t, tt.from, newBin, 500*time.Millisecond)
+			grace, wait := 15*time.Second, 30*time.Second
+			if tt.shortGrace {
+				grace = 500 * time.Millisecond
+			}
+			if tt.shortWait {
+				wait = 3 * time.Second
+			}
+			l := helperLocal(t, tt.from, newBin, grace)
 			before, _ := l.proc("order-service")
 			pid := before.Pid()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
 			defer cancel()
 			err := l.Replace(ctx, "order-service", tt.to)
 			switch {
