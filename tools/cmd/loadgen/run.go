@@ -52,6 +52,11 @@ func run(ctx context.Context, args []string) (int, error) {
 	if !o.selfHost {
 		return drive(ctx, c, o, nil, "")
 	}
+	if o.root == "" {
+		if o.root, err = stack.FindRoot(); err != nil {
+			return 1, err
+		}
+	}
 	local, old, cleanup, err := selfHost(ctx, &c, o)
 	if err != nil {
 		return 1, err
@@ -94,13 +99,13 @@ func run(ctx context.Context, args []string) (int, error) {
 		if err != nil {
 			return 1, err
 		}
-		// Run's own context, not the load's: replacements late behind
-		// their schedule still finish before the checks.
 		changed, err := changedVersions(o.root, old.Rev)
 		if err != nil {
 			return 1, err
 		}
 		fmt.Fprintf(os.Stderr, "loadgen: produced versions that change from %s to this tree: %v\n", old.Rev, changed)
+		// Run's own context, not the load's: replacements late behind
+		// their schedule still finish before the checks.
 		c.Disturb = func(context.Context) { up.Run(ctx) }
 		after = upgradeCheck(up, c, changed)
 	}
@@ -251,13 +256,6 @@ func upgradeCheck(up *upgrade.Rolling, c loadgen.Config, changed []string) func(
 // changedVersions lists the event types whose produced version differs
 // between the old revision and this tree (shared/events/contract.json).
 func changedVersions(root, oldRev string) ([]string, error) {
-	if root == "" {
-		r, err := stack.FindRoot()
-		if err != nil {
-			return nil, err
-		}
-		root = r
-	}
 	before, err := schemacompat.ProducedAt(root, oldRev)
 	if err != nil {
 		return nil, fmt.Errorf("the versions %s produces: %w", oldRev, err)
@@ -328,19 +326,12 @@ func natsDown(nodes int) time.Duration {
 	return 2 * time.Second
 }
 
-// selfHost starts the whole system on this machine and points c at it;
-// with -upgrade-from, the services of o.upgradeOrder from the old revision,
-// built first (old). cleanup stops it and removes a temporary data
-// directory unless the run failed.
+// selfHost starts the whole system of the repository at o.root on this
+// machine and points c at it; with -upgrade-from, the services of
+// o.upgradeOrder from the old revision, built first (old). cleanup stops it
+// and removes a temporary data directory unless the run failed.
 func selfHost(ctx context.Context, c *loadgen.Config, o options) (local *stack.Local, old *stack.Revision, cleanup func(failed bool), err error) {
 	root := o.root
-	if root == "" {
-		r, err := stack.FindRoot()
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		root = r
-	}
 	dir, temp := o.dataDir, false
 	if dir == "" {
 		d, err := os.MkdirTemp("", "eventshop-loadgen-")
