@@ -14,7 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/api"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/tools/shopctl"
 )
 
@@ -129,7 +129,7 @@ func testDeadLetterOperations(t *testing.T) {
 
 	// Nothing was dead-lettered twice: each subject holds its one letter
 	// or, once resolved, the tombstone that replaced it.
-	dlq, err := js.Stream(ctx, consumer.DeadLetterStream)
+	dlq, err := js.Stream(ctx, runner.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}

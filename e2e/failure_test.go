@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/api"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/tools/loadgen"
 	"github.com/eventshop/tools/natsauth"
 )
@@ -46,7 +46,7 @@ func testPoisonIsDeadLettered(t *testing.T) {
 		checkSaga(t, waitFinal(t, id, 20*time.Second), "CONFIRMED", confirmedTypes...)
 	}
 
-	dlq, err := js.Stream(ctx, consumer.DeadLetterStream)
+	dlq, err := js.Stream(ctx, runner.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func testPoisonIsDeadLettered(t *testing.T) {
 				if err != nil {
 					return false
 				}
-				if m.Header.Get(consumer.HeaderDLQSubject) != subj || !strings.Contains(m.Header.Get(consumer.HeaderDLQError), "invalid event") {
+				if m.Header.Get(runner.HeaderDLQSubject) != subj || !strings.Contains(m.Header.Get(runner.HeaderDLQError), "invalid event") {
 					t.Fatalf("dead letter of %s by %s has headers %v", subj, durable, m.Header)
 				}
 				return true

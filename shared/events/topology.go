@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // StreamOptions tunes the streams a service creates.
@@ -122,7 +122,7 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.Strea
 // limit, a retention other than limits, memory storage, deletes or purges
 // allowed, or subjects that no longer hold every one of subjects.
 func AppendOnlyProblems(cfg jetstream.StreamConfig, subjects ...string) []string {
-	problems := consumer.LossRisks(cfg, subjects...)
+	problems := runner.LossRisks(cfg, subjects...)
 	if !cfg.DenyDelete {
 		problems = append(problems, "deletes allowed (deny_delete off)")
 	}
@@ -144,7 +144,7 @@ func SetupSharedStreams(ctx context.Context, js jetstream.JetStream, o StreamOpt
 		return err
 	}
 	replicas := max(o.Replicas, 1)
-	for _, cfg := range []jetstream.StreamConfig{consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, replicas), audit} {
+	for _, cfg := range []jetstream.StreamConfig{runner.DeadLetterStreamConfig(runner.DeadLetterStream, replicas), audit} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("set up stream %s: %w", cfg.Name, err)
 		}

@@ -15,7 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/tracing"
 )
@@ -66,14 +66,14 @@ func benchPublishConsume(b *testing.B, tp trace.TracerProvider) {
 		b.Fatal(err)
 	}
 	done := make(chan struct{}, 1024)
-	m, err := consumer.NewMetrics(prometheus.NewRegistry())
+	m, err := runner.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := consumer.New(js, consumer.Config{Stream: events.StreamOrders, Durable: "bench",
+	r, err := runner.New(js, runner.Config{Stream: events.StreamOrders, Durable: "bench",
 		FilterSubjects: []string{events.FilterSubject(events.OrderConfirmed)}},
 		func(context.Context, jetstream.Msg) error { done <- struct{}{}; return nil },
-		zap.NewNop(), consumer.WithMetrics(m), consumer.WithTracerProvider(tp))
+		zap.NewNop(), runner.WithMetrics(m), runner.WithTracerProvider(tp))
 	if err != nil {
 		b.Fatal(err)
 	}

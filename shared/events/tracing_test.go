@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/tracing"
 )
@@ -49,7 +49,7 @@ func TestPublishAndConsumeMakeOneTrace(t *testing.T) {
 	handle := func(ctx context.Context, msg jetstream.Msg) error {
 		env, err := events.Decode(msg.Subject(), msg.Data())
 		if err != nil {
-			return consumer.Permanent(err)
+			return runner.Permanent(err)
 		}
 		// The handler passes no traceparent: the span in ctx is the parent.
 		res, err := notifier.Publish(ctx, events.NotificationSent, env.Subject, "",
@@ -60,13 +60,13 @@ func TestPublishAndConsumeMakeOneTrace(t *testing.T) {
 		handled <- res
 		return nil
 	}
-	m, err := consumer.NewMetrics(prometheus.NewRegistry())
+	m, err := runner.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := consumer.New(js, consumer.Config{
+	r, err := runner.New(js, runner.Config{
 		Stream: events.StreamOrders, Durable: "notifier", FilterSubjects: []string{events.FilterSubject(events.OrderConfirmed)},
-	}, handle, zap.NewNop(), consumer.WithMetrics(m), consumer.WithTracerProvider(tp))
+	}, handle, zap.NewNop(), runner.WithMetrics(m), runner.WithTracerProvider(tp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestPublishAndConsumeMakeOneTrace(t *testing.T) {
 			tracing.AttrMessagingSystem: "nats", tracing.AttrOperationType: "process",
 			tracing.AttrDestinationName: "orders.o-1.confirmed", tracing.AttrDestinationTemplate: "orders.*.confirmed",
 			tracing.AttrMessageID: sent.Envelope.ID, tracing.AttrConsumerGroupName: "notifier",
-			"eventshop.consumer.outcome": consumer.OutcomeAck,
+			"eventshop.consumer.outcome": runner.OutcomeAck,
 		}},
 	} {
 		got := map[attribute.Key]string{}

@@ -10,14 +10,14 @@ import (
 )
 
 // DeadLetterStream is the stream every consumer runner writes its dead
-// letters to (shared/platform/consumer).
+// letters to (shared/platform/runner).
 const DeadLetterStream = "DLQ"
 
 // DomainStreams are the streams of the system's events.
 var DomainStreams = []string{"ORDERS", "INVENTORY", "PAYMENTS", "NOTIFICATIONS"}
 
 // Headers of a dead letter and of the tombstone of a resolved one
-// (shared/platform/consumer, shared/platform/deadletter).
+// (shared/platform/runner, shared/platform/deadletter).
 const (
 	headerDLQSubject    = "Dlq-Original-Subject"
 	headerDLQError      = "Dlq-Error"

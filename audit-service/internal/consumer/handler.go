@@ -12,7 +12,7 @@ import (
 
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
 )
 
@@ -43,7 +43,7 @@ func NewHandler(app Appender, red Redactor, log *zap.Logger) *Handler {
 	return &Handler{app: app, red: red, log: log}
 }
 
-// Handle is the consumer.Handler of every audit consumer. An event that
+// Handle is the runner.Handler of every audit consumer. An event that
 // fails its schema is dead-lettered, not audited: the log holds only events
 // the system could have acted on. It returns, and the runner acks, only
 // once the block holding the entry is stored; a failed append is retried.
@@ -53,27 +53,27 @@ func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	// subjects are its own, so the type also matches the stream.
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+		return runner.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
 	meta, err := msg.Metadata()
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))
+		return runner.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))
 	}
 	if err := checkSource(meta.Stream, env.Source); err != nil {
-		return consumer.Permanent(fmt.Errorf("event %s on %s: %w", env.ID, msg.Subject(), err))
+		return runner.Permanent(fmt.Errorf("event %s on %s: %w", env.ID, msg.Subject(), err))
 	}
 	payload, err := events.NewPayload(env.Type)
 	if err == nil {
 		err = env.DecodeData(payload)
 	}
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+		return runner.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
 	// Secrets (the payment token) never enter the trail: it is served to
 	// whoever may read timelines.
 	raw, err := h.red.Redact(msg.Data())
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("audit %s: %w", env.ID, err))
+		return runner.Permanent(fmt.Errorf("audit %s: %w", env.ID, err))
 	}
 	rec := chain.Record{
 		EventID:   env.ID,

@@ -21,7 +21,7 @@ import (
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/audit-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/natsconn"
 )
@@ -120,12 +120,12 @@ func wire(cfg config.Config, p *kit.Platform, app *store.Appender) (kit.Wiring, 
 	h := auditconsumer.NewHandler(app, red, p.Log)
 	// A failed append is redelivered after 0.25-0.5s, then doubling up to
 	// 15-30s, with full jitter.
-	retry := consumer.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
+	retry := runner.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
 	const appendConcurrency = 64 // per consumer, four consumers
 	consumers := make([]kit.Consumer, 0, len(events.DomainStreams))
 	for _, stream := range events.DomainStreams {
 		consumers = append(consumers, kit.Consumer{
-			Config: consumer.Config{
+			Config: runner.Config{
 				Stream:  stream,
 				Durable: auditconsumer.Durable(stream),
 				// The chain has one writer, but appends in flight together

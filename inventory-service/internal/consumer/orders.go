@@ -45,7 +45,7 @@ import (
 
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
-	jsconsumer "github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -59,11 +59,11 @@ const Durable = "inventory-orders"
 // 15-30s (full jitter), until maxDeliver deliveries (CONSUMER_MAX_DELIVER,
 // 10 by default: one to one and a half minutes) dead-letter it. Invalid
 // events are dead-lettered at once.
-var retry = jsconsumer.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
+var retry = runner.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
 
 // RunnerConfig returns the consumer configuration of the orders handler.
-func RunnerConfig(concurrency, maxDeliver int) jsconsumer.Config {
-	return jsconsumer.Config{
+func RunnerConfig(concurrency, maxDeliver int) runner.Config {
+	return runner.Config{
 		Stream:  events.StreamOrders,
 		Durable: Durable,
 		FilterSubjects: []string{
@@ -175,11 +175,11 @@ func NewOrders(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts 
 	return o, nil
 }
 
-// Handle is the jsconsumer.Handler of the orders consumer.
+// Handle is the runner.Handler of the orders consumer.
 func (o *Orders) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return jsconsumer.Refused(reasonInvalidEvent, fmt.Errorf("%s: %w", msg.Subject(), err))
+		return runner.Refused(reasonInvalidEvent, fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	log := o.log.With(logging.Order(env.Subject, env.TraceID())...)
 	switch env.Type {
@@ -202,9 +202,9 @@ func (o *Orders) Handle(ctx context.Context, msg jetstream.Msg) error {
 		}
 		err = o.retry.Do(ctx, "commit", func(ctx context.Context) error { return o.confirmed(ctx, log, env, d) })
 	default:
-		return jsconsumer.Permanent(fmt.Errorf("%w: the inventory does not handle %s", events.ErrUnknownType, env.Type))
+		return runner.Permanent(fmt.Errorf("%w: the inventory does not handle %s", events.ErrUnknownType, env.Type))
 	}
-	if _, refused := jsconsumer.RefusalReason(err); refused {
+	if _, refused := runner.RefusalReason(err); refused {
 		return err
 	}
 	switch {
@@ -212,13 +212,13 @@ func (o *Orders) Handle(ctx context.Context, msg jetstream.Msg) error {
 		// The event contradicts what the inventory decided for the order
 		// (a confirmation of an order it rejected, a cancellation of one
 		// it sold): not from the saga. Dead-letter it, never apply it.
-		return jsconsumer.Refused(reasonIllegalTransition, err)
+		return runner.Refused(reasonIllegalTransition, err)
 	case errors.Is(err, events.ErrConflictingDuplicate):
-		return jsconsumer.Refused(reasonConflictingDuplicate, err)
+		return runner.Refused(reasonConflictingDuplicate, err)
 	case errors.Is(err, stock.ErrInvariant):
 		// Redelivery cannot repair the state: dead-letter it with the
 		// reason for an operator.
-		return jsconsumer.Permanent(err)
+		return runner.Permanent(err)
 	}
 	return err
 }
@@ -235,7 +235,7 @@ const (
 // dead-lettered.
 func decode(env events.Envelope, d any) error {
 	if err := env.DecodeData(d); err != nil {
-		return jsconsumer.Refused(reasonInvalidEvent, err)
+		return runner.Refused(reasonInvalidEvent, err)
 	}
 	return nil
 }
@@ -549,7 +549,7 @@ func (o *Orders) confirmed(ctx context.Context, log *zap.Logger, env events.Enve
 	}
 	if r.Status == stock.StatusReserved || r.Status == stock.StatusCommitting || r.Status == stock.StatusCommitted {
 		if d.TotalCents != r.TotalCents || d.Currency != r.Currency {
-			return jsconsumer.Refused(reasonAmountMismatch, fmt.Errorf("order %s confirmed for %d %s, but its reservation totals %d %s",
+			return runner.Refused(reasonAmountMismatch, fmt.Errorf("order %s confirmed for %d %s, but its reservation totals %d %s",
 				r.OrderID, d.TotalCents, d.Currency, r.TotalCents, r.Currency))
 		}
 	}
@@ -681,10 +681,10 @@ func (o *Orders) publish(ctx context.Context, env events.Envelope, t events.Type
 			// Another event about the order is on the subject (a forged
 			// reservation, say): ours is not published, and an operator
 			// must look. The stock decision stays recorded.
-			return jsconsumer.Refused(reasonConflictingDuplicate, err)
+			return runner.Refused(reasonConflictingDuplicate, err)
 		}
 		if errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, events.ErrInvalidID) {
-			return jsconsumer.Permanent(err)
+			return runner.Permanent(err)
 		}
 		return fmt.Errorf("publish %s: %w", t, err)
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // TestDeadLetterAdmin: the inventory service manages the dead letters of
@@ -39,7 +39,7 @@ func TestDeadLetterAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The payment service's runner gave up on the reserved event.
-	if _, err := consumer.WriteDeadLetter(ctx, h.js, consumer.Letter{
+	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{
 		Consumer: "payment-inventory", Stream: events.StreamInventory, Sequence: reserved, Subject: orig.Subject,
 		Data: orig.Data, Header: orig.Header, Deliveries: 1, Reason: "permanent failure: unknown currency", Time: time.Now(),
 	}); err != nil {
@@ -56,11 +56,11 @@ func TestDeadLetterAdmin(t *testing.T) {
 		return strings.Contains(body, `eventshop_dead_letter_advisories_total{kind="terminated",outcome="already",service="inventory-service"} 1`) &&
 			strings.Contains(body, `eventshop_dead_letters_total{consumer="inventory-orders",service="inventory-service"} 1`), body
 	})
-	dlq, err := h.js.Stream(ctx, consumer.DeadLetterStream)
+	dlq, err := h.js.Stream(ctx, runner.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dlq.GetLastMsgForSubject(ctx, consumer.DeadLetterSubject("inventory-orders", events.StreamOrders, ack.Sequence)); err != nil {
+	if _, err := dlq.GetLastMsgForSubject(ctx, runner.DeadLetterSubject("inventory-orders", events.StreamOrders, ack.Sequence)); err != nil {
 		t.Fatalf("poison letter: %v", err)
 	}
 

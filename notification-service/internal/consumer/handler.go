@@ -15,7 +15,7 @@ import (
 
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -131,15 +131,15 @@ func NewHandler(store Store, channel Channel, channelName string, pub Publisher,
 	return h, nil
 }
 
-// Handle is the consumer.Handler of the notification consumer.
+// Handle is the runner.Handler of the notification consumer.
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Refused("invalid_event", fmt.Errorf("parse %s: %w", msg.Subject(), err))
+		return runner.Refused("invalid_event", fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
 	want, err := notification.FromEvent(env, h.channelName, h.now())
 	if err != nil {
-		return consumer.Permanent(fmt.Errorf("event %s: %w", env.ID, err))
+		return runner.Permanent(fmt.Errorf("event %s: %w", env.ID, err))
 	}
 	log := h.log.With(logging.Order(want.OrderID, env.TraceID())...).With(
 		zap.String("notification_id", want.ID), zap.String("kind", string(want.Kind)))
@@ -175,7 +175,7 @@ func (h *Handler) send(ctx context.Context, n notification.Notification) error {
 	permanent := errors.Is(err, notification.ErrRejected)
 	h.metrics.failed(n, permanent)
 	if permanent {
-		return consumer.Permanent(fmt.Errorf("send %s: %w", n.ID, err))
+		return runner.Permanent(fmt.Errorf("send %s: %w", n.ID, err))
 	}
 	return fmt.Errorf("send %s: %w", n.ID, err)
 }
@@ -249,7 +249,7 @@ func (h *Handler) publishSent(ctx context.Context, env events.Envelope, n notifi
 		events.NotificationSentData{OrderID: n.OrderID, NotificationID: n.ID, Kind: string(n.Kind), Channel: n.Channel})
 	if errors.Is(err, events.ErrConflictingDuplicate) {
 		// Another notification.sent is stored for the order: not ours.
-		return consumer.Refused("conflicting_duplicate", fmt.Errorf("publish notification sent for %s: %w", n.ID, err))
+		return runner.Refused("conflicting_duplicate", fmt.Errorf("publish notification sent for %s: %w", n.ID, err))
 	}
 	if err != nil {
 		return fmt.Errorf("publish notification sent for %s: %w", n.ID, err)

@@ -17,7 +17,7 @@ import (
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -280,7 +280,7 @@ func TestChannelFailures(t *testing.T) {
 		f.ch.err = tt.err
 		f.ch.mu.Unlock()
 		err := f.h.Handle(ctx, msg)
-		if err == nil || consumer.IsPermanent(err) != tt.wantPermanent {
+		if err == nil || runner.IsPermanent(err) != tt.wantPermanent {
 			t.Fatalf("%s: Handle = %v, want permanent=%v", tt.name, err, tt.wantPermanent)
 		}
 		n, _, err := f.store.Get(ctx, orderID, notification.KindOrderConfirmed)
@@ -303,7 +303,7 @@ func TestInvalidEventIsPermanent(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := f.h.Handle(ctx, f.fetch(t, "orders.o-bad.confirmed"))
-	if !consumer.IsPermanent(err) || !errors.Is(err, events.ErrInvalidEvent) {
+	if !runner.IsPermanent(err) || !errors.Is(err, events.ErrInvalidEvent) {
 		t.Fatalf("Handle = %v, want permanent ErrInvalidEvent", err)
 	}
 }
@@ -379,7 +379,7 @@ func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
 	}
 	ctx := context.Background()
 	msg := f.confirmed(t, "o-2")
-	if err := h.Handle(ctx, msg); err == nil || consumer.IsPermanent(err) {
+	if err := h.Handle(ctx, msg); err == nil || runner.IsPermanent(err) {
 		t.Fatalf("Handle with the record lost = %v, want a retryable error", err)
 	}
 	if err := h.Handle(ctx, msg); err != nil {
@@ -453,7 +453,7 @@ func TestContendedRecordGivesUp(t *testing.T) {
 	if n := other.writes.Load(); n >= limit {
 		t.Fatalf("Handle = %v after the other writer won %d times in a row: it would have gone on for as long as that writer does", err, n)
 	}
-	if !errors.Is(err, notification.ErrConflict) || consumer.IsPermanent(err) {
+	if !errors.Is(err, notification.ErrConflict) || runner.IsPermanent(err) {
 		t.Fatalf("Handle = %v, want a retryable ErrConflict", err)
 	}
 	if got := f.ch.calls(); len(got) != 0 {

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 )
@@ -54,7 +54,7 @@ func TestDeadLetterAdmin(t *testing.T) {
 		return nil
 	})
 	// The audit service gave up on it.
-	if _, err := consumer.WriteDeadLetter(ctx, h.js, consumer.Letter{Consumer: "audit-notifications", Stream: events.StreamNotifications,
+	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{Consumer: "audit-notifications", Stream: events.StreamNotifications,
 		Sequence: sent, Subject: "notifications.o-n.sent", Data: []byte(`{}`), Reason: "r", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}

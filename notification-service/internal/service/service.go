@@ -20,7 +20,7 @@ import (
 	"github.com/eventshop/notification-service/internal/httpapi"
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
 )
 
@@ -33,7 +33,7 @@ const Name = "notification-service"
 // is dead-lettered. Invalid events are dead-lettered at once.
 const maxDeliver = 10
 
-var retry = consumer.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2}
+var retry = runner.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2}
 
 // Service is a wired notification service, ready to Run.
 type Service struct {
@@ -122,7 +122,7 @@ func wire(cfg config.Config, o options, p *kit.Platform, notifications *store.No
 	}
 	return kit.Wiring{
 		Consumers: []kit.Consumer{{
-			Config: consumer.Config{
+			Config: runner.Config{
 				Stream:         events.StreamOrders,
 				Durable:        notifyconsumer.Durable,
 				FilterSubjects: notifyconsumer.FilterSubjects,

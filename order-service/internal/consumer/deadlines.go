@@ -12,7 +12,7 @@ import (
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
 )
 
@@ -48,8 +48,8 @@ var errNotLooked = errors.New("order not looked at yet")
 // no delivery attempt) until the order is final or its deadline has
 // passed. MaxDeliver is therefore unlimited; poison is still dead-lettered
 // at once.
-func DeadlinesConfig(concurrency int) consumer.Config {
-	return consumer.Config{
+func DeadlinesConfig(concurrency int) runner.Config {
+	return runner.Config{
 		Stream:         events.StreamOrders,
 		Durable:        DeadlinesDurable,
 		FilterSubjects: []string{events.FilterSubject(events.OrderCreated)},
@@ -84,21 +84,21 @@ func NewDeadlines(h *Handler, deadline time.Duration) (*Deadlines, error) {
 func (d *Deadlines) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Refused(ReasonInvalidEvent, err)
+		return runner.Refused(ReasonInvalidEvent, err)
 	}
 	if env.Type != events.OrderCreated {
-		return consumer.Refused(ReasonInvalidEvent, fmt.Errorf("%w: a %s event on %s", events.ErrInvalidEvent, env.Type, msg.Subject()))
+		return runner.Refused(ReasonInvalidEvent, fmt.Errorf("%w: a %s event on %s", events.ErrInvalidEvent, env.Type, msg.Subject()))
 	}
 	var data events.OrderCreatedData
 	if err := env.DecodeData(&data); err != nil {
-		return consumer.Refused(ReasonInvalidEvent, err)
+		return runner.Refused(ReasonInvalidEvent, err)
 	}
 	due := data.CreatedAt.Add(d.deadline)
 	// The first delivery comes right after the order was placed: it cannot
 	// be final yet, so do not read it, just come back at the first look.
 	now := d.h.now()
 	if look := data.CreatedAt.Add(min(recheckEvery, d.deadline)); now.Before(look) {
-		return consumer.Wait(errNotLooked, max(look.Sub(now), minWait))
+		return runner.Wait(errNotLooked, max(look.Sub(now), minWait))
 	}
 
 	// Once the order is decided, its last event says so: one get.
@@ -114,9 +114,9 @@ func (d *Deadlines) Handle(ctx context.Context, msg jetstream.Msg) error {
 	}
 	switch {
 	case errors.Is(err, order.ErrNotDue):
-		return consumer.Wait(err, max(min(recheckEvery, due.Sub(d.h.now())), minWait))
+		return runner.Wait(err, max(min(recheckEvery, due.Sub(d.h.now())), minWait))
 	case errors.Is(err, order.ErrNotFound), errors.Is(err, order.ErrInvalidEvent), errors.Is(err, store.ErrCorrupt):
-		return consumer.Permanent(err)
+		return runner.Permanent(err)
 	}
 	return err
 }

@@ -18,7 +18,7 @@ import (
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
 )
@@ -109,14 +109,14 @@ func NewHandler(orders Orders, pub Publisher, log *zap.Logger, opts ...Option) (
 // dead-lettered. Invalid events are dead-lettered at once.
 const maxDeliver = 10
 
-var retry = consumer.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
+var retry = runner.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
 
 // InventoryConfig is the consumer of inventory rejections. A reservation
 // changes nothing the order service must store: the order reads its
 // inventory.<id>.reserved event when it needs the lines and total (the
 // store's Current), so it costs no delivery and no write.
-func InventoryConfig(concurrency int) consumer.Config {
-	return consumer.Config{
+func InventoryConfig(concurrency int) runner.Config {
+	return runner.Config{
 		Stream:         events.StreamInventory,
 		Durable:        InventoryDurable,
 		FilterSubjects: []string{events.FilterSubject(events.InventoryRejected)},
@@ -127,8 +127,8 @@ func InventoryConfig(concurrency int) consumer.Config {
 }
 
 // PaymentsConfig is the consumer of payment outcomes.
-func PaymentsConfig(concurrency int) consumer.Config {
-	return consumer.Config{
+func PaymentsConfig(concurrency int) runner.Config {
+	return runner.Config{
 		Stream:         events.StreamPayments,
 		Durable:        PaymentsDurable,
 		FilterSubjects: []string{events.FilterSubject(events.PaymentSucceeded), events.FilterSubject(events.PaymentFailed)},
@@ -147,19 +147,19 @@ type transition func(o order.Order, now time.Time) (order.Order, bool, error)
 func (h *Handler) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Refused(ReasonInvalidEvent, err)
+		return runner.Refused(ReasonInvalidEvent, err)
 	}
 	apply, err := transitionFor(env)
 	if err != nil {
-		return consumer.Refused(ReasonInvalidEvent, err)
+		return runner.Refused(ReasonInvalidEvent, err)
 	}
 	log := h.log.With(logging.Order(env.Subject, env.TraceID())...).With(zap.String("event_type", string(env.Type)), zap.String("event_id", env.ID))
 	if err := h.decide(ctx, env.Subject, apply, nil, env.TraceParent, log); err != nil {
 		if reason, ok := refusal(err); ok {
-			return consumer.Refused(reason, fmt.Errorf("%s from %s: %w", env.Type, env.Source, err))
+			return runner.Refused(reason, fmt.Errorf("%s from %s: %w", env.Type, env.Source, err))
 		}
 		if errors.Is(err, store.ErrCorrupt) {
-			return consumer.Permanent(err)
+			return runner.Permanent(err)
 		}
 		return err
 	}
@@ -301,9 +301,9 @@ func (h *Handler) publishFinal(ctx context.Context, o order.Order, after uint64,
 	case errors.Is(err, events.ErrConflictingDuplicate):
 		// The order's last event is not a valid event: it was not written
 		// by this service.
-		return res, consumer.Refused(ReasonConflictingDuplicate, err)
+		return res, runner.Refused(ReasonConflictingDuplicate, err)
 	case errors.Is(err, events.ErrInvalidEvent):
-		return res, consumer.Permanent(err)
+		return res, runner.Permanent(err)
 	}
 	return res, err
 }

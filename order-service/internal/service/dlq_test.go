@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 const adminToken = "test-admin-token"
@@ -32,7 +32,7 @@ func TestDeadLetterAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The inventory service's runner gave up on the created event.
-	if _, err := consumer.WriteDeadLetter(ctx, h.js, consumer.Letter{
+	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{
 		Consumer: "inventory-orders", Stream: events.StreamOrders, Sequence: seq, Subject: orig.Subject,
 		Data: orig.Data, Header: orig.Header, Deliveries: 10, Reason: "gave up after 10 deliveries: db down", Time: time.Now(),
 	}); err != nil {

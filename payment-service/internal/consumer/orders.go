@@ -9,7 +9,7 @@ import (
 
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // OrdersDurable is the durable name of the consumer of cancelled orders.
@@ -41,15 +41,15 @@ var ErrIllegalTransition = errors.New("illegal order transition")
 type Cancelled struct {
 	canceller Canceller
 	history   OrderHistory
-	wait      consumer.Backoff
+	wait      runner.Backoff
 }
 
 // OrdersConfig returns the runner configuration of the cancelled-order
 // consumer. Like the reserved-order consumer, MaxDeliver is unlimited: a
 // refund that waits for the gateway must never be given up on; poison
 // messages are still dead-lettered at once as permanent.
-func OrdersConfig(concurrency int) consumer.Config {
-	return consumer.Config{
+func OrdersConfig(concurrency int) runner.Config {
+	return runner.Config{
 		Stream:         events.StreamOrders,
 		Durable:        OrdersDurable,
 		FilterSubjects: []string{events.FilterSubject(events.OrderCancelled)},
@@ -62,28 +62,28 @@ func OrdersConfig(concurrency int) consumer.Config {
 // NewCancelled returns the handler; history is checked before any refund;
 // wait is the redelivery schedule while the gateway fails (as for
 // NewReserved).
-func NewCancelled(c Canceller, history OrderHistory, wait consumer.Backoff) (*Cancelled, error) {
+func NewCancelled(c Canceller, history OrderHistory, wait runner.Backoff) (*Cancelled, error) {
 	if c == nil || history == nil {
 		return nil, errors.New("cancelled handler needs a canceller and the order history")
 	}
 	if wait.Initial <= 0 || wait.Max < wait.Initial || wait.Multiplier < 1 {
-		return nil, fmt.Errorf("wait schedule %+v: %w", wait, consumer.ErrInvalidConfig)
+		return nil, fmt.Errorf("wait schedule %+v: %w", wait, runner.ErrInvalidConfig)
 	}
 	return &Cancelled{canceller: c, history: history, wait: wait}, nil
 }
 
-// Handle is the consumer.Handler.
+// Handle is the runner.Handler.
 func (h *Cancelled) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
+		return runner.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	if env.Type != events.OrderCancelled {
-		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w: a %s event", msg.Subject(), events.ErrInvalidEvent, env.Type))
+		return runner.Refused("invalid_event", fmt.Errorf("%s: %w: a %s event", msg.Subject(), events.ErrInvalidEvent, env.Type))
 	}
 	var data events.OrderCancelledData
 	if err := env.DecodeData(&data); err != nil {
-		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
+		return runner.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	// Check the claim before acting: a confirmed order is final, so its
 	// cancellation is illegal whatever it says, and refunding it would give
@@ -93,7 +93,7 @@ func (h *Cancelled) Handle(ctx context.Context, msg jetstream.Msg) error {
 		return fmt.Errorf("%s: check the order's history: %w", msg.Subject(), err)
 	}
 	if confirmed {
-		return consumer.Refused("illegal_transition", fmt.Errorf("%s: %w: order %s was confirmed, and a confirmed order cannot be cancelled: not refunding",
+		return runner.Refused("illegal_transition", fmt.Errorf("%s: %w: order %s was confirmed, and a confirmed order cannot be cancelled: not refunding",
 			msg.Subject(), ErrIllegalTransition, data.OrderID))
 	}
 	_, err = h.canceller.Cancel(ctx, payment.Cancellation{

@@ -14,7 +14,7 @@ import (
 
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // ReservedDurable is the durable name of the consumer of reserved orders.
@@ -29,21 +29,21 @@ type Payer interface {
 // priced, so it is time to charge.
 type Reserved struct {
 	payer Payer
-	wait  consumer.Backoff
+	wait  runner.Backoff
 }
 
 // retry is the redelivery schedule of the reserved-order consumer's
 // transient failures other than the gateway's (NATS writes): NakWithDelay
 // after 0.25-0.5s, doubling up to 15-30s, with full jitter. Gateway
 // outages wait on the schedule given to NewReserved instead.
-var retry = consumer.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
+var retry = runner.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
 
 // ReservedConfig returns the runner configuration of the reserved-order
 // consumer. MaxDeliver is unlimited: a gateway outage only ever makes the
 // message wait, and must never exhaust its deliveries into the dead-letter
 // stream; poison messages are still dead-lettered at once as permanent.
-func ReservedConfig(concurrency int) consumer.Config {
-	return consumer.Config{
+func ReservedConfig(concurrency int) runner.Config {
+	return runner.Config{
 		Stream:         events.StreamInventory,
 		Durable:        ReservedDurable,
 		FilterSubjects: []string{events.FilterSubject(events.InventoryReserved)},
@@ -56,28 +56,28 @@ func ReservedConfig(concurrency int) consumer.Config {
 // NewReserved returns the handler. wait is the redelivery schedule while the
 // gateway fails and the breaker has not opened yet (an open breaker says
 // itself when to come back); its Max should be the breaker's open timeout.
-func NewReserved(p Payer, wait consumer.Backoff) (*Reserved, error) {
+func NewReserved(p Payer, wait runner.Backoff) (*Reserved, error) {
 	if p == nil {
 		return nil, errors.New("reserved handler needs a payer")
 	}
 	if wait.Initial <= 0 || wait.Max < wait.Initial || wait.Multiplier < 1 {
-		return nil, fmt.Errorf("wait schedule %+v: %w", wait, consumer.ErrInvalidConfig)
+		return nil, fmt.Errorf("wait schedule %+v: %w", wait, runner.ErrInvalidConfig)
 	}
 	return &Reserved{payer: p, wait: wait}, nil
 }
 
-// Handle is the consumer.Handler.
+// Handle is the runner.Handler.
 func (h *Reserved) Handle(ctx context.Context, msg jetstream.Msg) error {
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
+		return runner.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	if env.Type != events.InventoryReserved {
-		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w: a %s event", msg.Subject(), events.ErrInvalidEvent, env.Type))
+		return runner.Refused("invalid_event", fmt.Errorf("%s: %w: a %s event", msg.Subject(), events.ErrInvalidEvent, env.Type))
 	}
 	var data events.InventoryReservedData
 	if err := env.DecodeData(&data); err != nil {
-		return consumer.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
+		return runner.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
 	}
 	_, err = h.payer.Process(ctx, payment.Request{
 		OrderID:     data.OrderID,
@@ -101,7 +101,7 @@ type retryHinter interface{ RetryAfter() time.Duration }
 
 // verdict maps the domain's errors onto the runner's handling; wait is the
 // redelivery schedule while the gateway is unavailable.
-func verdict(msg jetstream.Msg, err error, wait consumer.Backoff) error {
+func verdict(msg jetstream.Msg, err error, wait runner.Backoff) error {
 	switch {
 	case err == nil:
 		return nil
@@ -109,30 +109,30 @@ func verdict(msg jetstream.Msg, err error, wait consumer.Backoff) error {
 		errors.Is(err, payment.ErrGatewayRejected),
 		errors.Is(err, payment.ErrInvalidOrderID),
 		errors.Is(err, payment.ErrInvalidRecord):
-		return consumer.Permanent(err)
+		return runner.Permanent(err)
 	case errors.Is(err, events.ErrConflictingDuplicate):
 		// Another event already holds the outcome's subject (forged, or a
 		// bug): the payment cannot be announced; an operator decides.
-		return consumer.Refused("conflicting_duplicate", err)
+		return runner.Refused("conflicting_duplicate", err)
 	case errors.Is(err, payment.ErrTokenNotVisible):
 		// A replica catches up within milliseconds; an order that never
 		// existed is poison after a few tries (MaxDeliver is unlimited).
 		if meta, merr := msg.Metadata(); merr == nil && meta.NumDelivered >= tokenAttempts {
-			return consumer.Permanent(fmt.Errorf("%w after %d deliveries: %w", payment.ErrNoPaymentToken, meta.NumDelivered, err))
+			return runner.Permanent(fmt.Errorf("%w after %d deliveries: %w", payment.ErrNoPaymentToken, meta.NumDelivered, err))
 		}
-		return consumer.RetryAfter(err, tokenRetry)
+		return runner.RetryAfter(err, tokenRetry)
 	case errors.Is(err, payment.ErrGatewayUnavailable):
 		// Never a failed payment: the order waits in JetStream until the
 		// gateway is back, without spending delivery attempts.
 		var hint retryHinter
 		if errors.As(err, &hint) && hint.RetryAfter() > 0 {
-			return consumer.Wait(err, hint.RetryAfter())
+			return runner.Wait(err, hint.RetryAfter())
 		}
 		var delivered uint64 = 1
 		if meta, merr := msg.Metadata(); merr == nil {
 			delivered = meta.NumDelivered
 		}
-		return consumer.Wait(err, consumer.Delay(wait, delivered))
+		return runner.Wait(err, runner.Delay(wait, delivered))
 	default:
 		return err // NATS trouble and the like: retry with the runner's backoff
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit/kittest"
 )
 
@@ -29,7 +29,7 @@ func TestDeadLetterAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The order service's runner gave up on the payment outcome.
-	if _, err := consumer.WriteDeadLetter(ctx, h.js, consumer.Letter{
+	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{
 		Consumer: "order-payments", Stream: events.StreamPayments, Sequence: orig.Sequence, Subject: orig.Subject,
 		Data: orig.Data, Header: orig.Header, Deliveries: 10, Reason: "gave up", Time: time.Now(),
 	}); err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
-	platformconsumer "github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/natsconn"
 )
@@ -111,7 +111,7 @@ func wire(cfg config.Config, p *kit.Platform, payments *store.Payments) (kit.Wir
 	if err != nil {
 		return kit.Wiring{}, nil, err
 	}
-	gatewayWait := platformconsumer.Backoff{Initial: 200 * time.Millisecond, Max: cfg.Breaker.OpenTimeout, Multiplier: 2}
+	gatewayWait := runner.Backoff{Initial: 200 * time.Millisecond, Max: cfg.Breaker.OpenTimeout, Multiplier: 2}
 	reserved, err := consumer.NewReserved(timedPayer{next: proc, m: pm, now: time.Now}, gatewayWait)
 	if err != nil {
 		return kit.Wiring{}, nil, err

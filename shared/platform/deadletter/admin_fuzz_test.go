@@ -16,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/subjects"
 )
 
@@ -103,13 +103,13 @@ func refused(t *testing.T, err error, what string) {
 // view is JSON that gives the payload back exactly.
 func FuzzLetterHeaders(f *testing.F) {
 	h := nats.Header{}
-	h.Set(consumer.HeaderDLQSubject, "orders.o-1.created")
-	h.Set(consumer.HeaderDLQStream, "ORDERS")
-	h.Set(consumer.HeaderDLQSequence, "42")
-	h.Set(consumer.HeaderDLQConsumer, "inventory-orders")
-	h.Set(consumer.HeaderDLQDeliveries, "5")
-	h.Set(consumer.HeaderDLQError, "parse orders.o-1.created: invalid event")
-	h.Set(consumer.HeaderDLQTime, "2026-01-02T03:04:05.123456789Z")
+	h.Set(runner.HeaderDLQSubject, "orders.o-1.created")
+	h.Set(runner.HeaderDLQStream, "ORDERS")
+	h.Set(runner.HeaderDLQSequence, "42")
+	h.Set(runner.HeaderDLQConsumer, "inventory-orders")
+	h.Set(runner.HeaderDLQDeliveries, "5")
+	h.Set(runner.HeaderDLQError, "parse orders.o-1.created: invalid event")
+	h.Set(runner.HeaderDLQTime, "2026-01-02T03:04:05.123456789Z")
 	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	h.Set("Nats-Msg-Id", "x")
 	f.Add(encodeHeaders(h), "dlq.inventory-orders.ORDERS.42", []byte(`{"id":"e-1"}`))
@@ -131,7 +131,7 @@ func FuzzLetterHeaders(f *testing.F) {
 			}
 		}
 		parts := strings.Split(subject, ".")
-		if s, err := strconv.ParseUint(hdr.Get(consumer.HeaderDLQSequence), 10, 64); err == nil && s != 0 {
+		if s, err := strconv.ParseUint(hdr.Get(runner.HeaderDLQSequence), 10, 64); err == nil && s != 0 {
 			if e.OriginalSequence != s {
 				t.Fatalf("original sequence %d, header says %d", e.OriginalSequence, s)
 			}
@@ -140,7 +140,7 @@ func FuzzLetterHeaders(f *testing.F) {
 				t.Fatalf("original sequence %d, subject %s says %d", e.OriginalSequence, subject, s)
 			}
 		}
-		if hdr.Get(consumer.HeaderDLQConsumer) == "" && len(parts) == 4 && e.Consumer != parts[1] {
+		if hdr.Get(runner.HeaderDLQConsumer) == "" && len(parts) == 4 && e.Consumer != parts[1] {
 			t.Fatalf("consumer %q, subject %s says %q", e.Consumer, subject, parts[1])
 		}
 		if e.Time.IsZero() {

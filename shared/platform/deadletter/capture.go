@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // Advisory subject prefixes the server publishes on, followed by
@@ -31,7 +31,7 @@ const CaptureDurable = "dlq-advisories"
 const DefaultCaptureMaxAge = 14 * 24 * time.Hour
 
 // Source is one consumer whose given-up messages are captured: a
-// *consumer.Runner.
+// *runner.Runner.
 type Source interface {
 	Name() string   // durable name
 	Stream() string // stream it consumes
@@ -82,7 +82,7 @@ type Capture struct {
 	cfg    CaptureConfig
 	log    *zap.Logger
 	o      options
-	runner *consumer.Runner
+	runner *runner.Runner
 
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream
@@ -106,18 +106,18 @@ func NewCapture(js jetstream.JetStream, cfg CaptureConfig, log *zap.Logger, opts
 		return nil, err
 	}
 	c := &Capture{js: js, cfg: cfg, log: log.With(zap.String("component", "dlq-capture")), o: o, streams: map[string]jetstream.Stream{}}
-	var ropts []consumer.Option
+	var ropts []runner.Option
 	if o.consumerMet != nil {
-		ropts = append(ropts, consumer.WithMetrics(o.consumerMet))
+		ropts = append(ropts, runner.WithMetrics(o.consumerMet))
 	}
-	c.runner, err = consumer.New(js, consumer.Config{
+	c.runner, err = runner.New(js, runner.Config{
 		Stream:      CaptureStreamName(cfg.Service),
 		Durable:     CaptureDurable,
 		Concurrency: 1,
 		// Only NATS failing makes a letter fail to be written: keep the
 		// advisory until it can be, never give up on it.
 		MaxDeliver:         -1,
-		Retry:              consumer.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
+		Retry:              runner.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
 		DeadLetterStream:   o.dlqStream,
 		DeadLetterReplicas: cfg.Replicas,
 	}, c.handle, log, ropts...)
@@ -223,7 +223,7 @@ func (c *Capture) handle(ctx context.Context, msg jetstream.Msg) error {
 		c.o.metrics.advisory(kind, AdvisoryIgnored)
 		return nil
 	}
-	letter := consumer.Letter{
+	letter := runner.Letter{
 		Consumer:   a.Consumer,
 		Stream:     a.Stream,
 		Sequence:   a.StreamSeq,
@@ -241,7 +241,7 @@ func (c *Capture) handle(ctx context.Context, msg jetstream.Msg) error {
 	default:
 		letter.Subject, letter.Data, letter.Header = orig.Subject, orig.Data, orig.Header
 	}
-	created, err := consumer.WriteDeadLetter(ctx, c.js, letter)
+	created, err := runner.WriteDeadLetter(ctx, c.js, letter)
 	if err != nil {
 		return err
 	}

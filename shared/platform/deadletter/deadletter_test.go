@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 )
@@ -28,7 +28,7 @@ type env struct {
 	srv *natstest.Server
 	js  jetstream.JetStream
 	reg *prometheus.Registry
-	cm  *consumer.Metrics
+	cm  *runner.Metrics
 	dm  *deadletter.Metrics
 }
 
@@ -42,7 +42,7 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	cm, err := consumer.NewMetrics(reg)
+	cm, err := runner.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,10 +54,10 @@ func setup(t *testing.T) *env {
 }
 
 // runner builds (does not start) a consumer of T on js.
-func (e *env) runner(t *testing.T, js jetstream.JetStream, cfg consumer.Config, h consumer.Handler) *consumer.Runner {
+func (e *env) runner(t *testing.T, js jetstream.JetStream, cfg runner.Config, h runner.Handler) *runner.Runner {
 	t.Helper()
 	cfg.Stream = "T"
-	r, err := consumer.New(js, cfg, h, zap.NewNop(), consumer.WithMetrics(e.cm))
+	r, err := runner.New(js, cfg, h, zap.NewNop(), runner.WithMetrics(e.cm))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func (e *env) metric(t *testing.T, name string, labels map[string]string) float6
 // dlqMsgs counts the messages in the DLQ stream on subjects matching filter.
 func (e *env) dlqMsgs(t *testing.T, filter string) uint64 {
 	t.Helper()
-	s, err := e.js.Stream(context.Background(), consumer.DeadLetterStream)
+	s, err := e.js.Stream(context.Background(), runner.DeadLetterStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0
 	}
@@ -186,7 +186,7 @@ func (e *env) streamMsgs(t *testing.T, name string) uint64 {
 // the way a handler stuck on a dead dependency without a deadline would,
 // and its release (also run when the test ends, before the runner drains:
 // cleanups run last in, first out, and the runner starts later).
-func hang(t *testing.T, calls *atomic.Int32) (consumer.Handler, func()) {
+func hang(t *testing.T, calls *atomic.Int32) (runner.Handler, func()) {
 	release := make(chan struct{})
 	var once sync.Once
 	free := func() { once.Do(func() { close(release) }) }
@@ -203,21 +203,21 @@ func TestHandlerOutlivingAckWaitIsDeadLetteredFromTheAdvisoryOnce(t *testing.T) 
 	e := setup(t)
 	var calls atomic.Int32
 	h, release := hang(t, &calls)
-	r := e.runner(t, e.js, consumer.Config{Durable: "hang", MaxDeliver: 2, AckWait: 300 * time.Millisecond}, h)
+	r := e.runner(t, e.js, runner.Config{Durable: "hang", MaxDeliver: 2, AckWait: 300 * time.Millisecond}, h)
 	run(t, e.capture(t, r))
 	run(t, r)
 	seq := e.publish(t, "t.o-1.created", `{"n":1}`)
 
 	dl := natstest.DeadLetter(t, e.js, "hang", "T", seq)
-	if got := dl.Header.Get(consumer.HeaderDLQDeliveries); got != "2" {
+	if got := dl.Header.Get(runner.HeaderDLQDeliveries); got != "2" {
 		t.Errorf("deliveries = %q, want 2", got)
 	}
-	if got := dl.Header.Get(consumer.HeaderDLQError); !strings.Contains(got, "max deliveries exceeded") {
+	if got := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(got, "max deliveries exceeded") {
 		t.Errorf("reason = %q, want max deliveries exceeded", got)
 	}
-	if dl.Header.Get(consumer.HeaderDLQSubject) != "t.o-1.created" || string(dl.Data) != `{"n":1}` ||
+	if dl.Header.Get(runner.HeaderDLQSubject) != "t.o-1.created" || string(dl.Data) != `{"n":1}` ||
 		dl.Header.Get("traceparent") != traceparent || dl.Header.Get("Ce-Correlation") != "corr-t.o-1.created" ||
-		dl.Header.Get(consumer.HeaderDLQConsumer) != "hang" || dl.Header.Get(consumer.HeaderDLQTime) == "" {
+		dl.Header.Get(runner.HeaderDLQConsumer) != "hang" || dl.Header.Get(runner.HeaderDLQTime) == "" {
 		t.Errorf("dead letter = %q %v; want the original payload, subject and headers", dl.Data, dl.Header)
 	}
 	if id := dl.Header.Get(jetstream.MsgIDHeader); id != "" {
@@ -249,14 +249,14 @@ func TestHandlerOutlivingAckWaitIsDeadLetteredFromTheAdvisoryOnce(t *testing.T) 
 func TestPermanentErrorIsDeadLetteredOnceThoughTheTerminatedAdvisoryFires(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	r := e.runner(t, e.js, consumer.Config{Durable: "poison"}, func(context.Context, jetstream.Msg) error {
-		return consumer.Permanent(errors.New("schema says no"))
+	r := e.runner(t, e.js, runner.Config{Durable: "poison"}, func(context.Context, jetstream.Msg) error {
+		return runner.Permanent(errors.New("schema says no"))
 	})
 	run(t, e.capture(t, r))
 	run(t, r)
 	seq := e.publish(t, "t.o-2.created", `{"bad":true}`)
 	dl := natstest.DeadLetter(t, e.js, "poison", "T", seq)
-	if got := dl.Header.Get(consumer.HeaderDLQError); !strings.Contains(got, "schema says no") {
+	if got := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(got, "schema says no") {
 		t.Errorf("reason = %q, want the handler's error", got)
 	}
 	natstest.Eventually(t, "terminated advisory processed", func() bool {
@@ -277,7 +277,7 @@ func TestAdvisoryEmittedWhileTheServiceIsDownIsNotLost(t *testing.T) {
 	nc, js := natstest.Connect(t, e.srv)
 	var calls atomic.Int32
 	h, _ := hang(t, &calls)
-	r := e.runner(t, js, consumer.Config{Durable: "crash", MaxDeliver: 2, AckWait: 300 * time.Millisecond}, h)
+	r := e.runner(t, js, runner.Config{Durable: "crash", MaxDeliver: 2, AckWait: 300 * time.Millisecond}, h)
 	capture := e.capture(t, r)
 	// A previous run created the capture stream; the capture consumer is
 	// not running now.
@@ -296,7 +296,7 @@ func TestAdvisoryEmittedWhileTheServiceIsDownIsNotLost(t *testing.T) {
 	}
 	run(t, capture) // the service is back
 	dl := natstest.DeadLetter(t, e.js, "crash", "T", seq)
-	if dl.Header.Get(consumer.HeaderDLQDeliveries) != "2" || !strings.Contains(dl.Header.Get(consumer.HeaderDLQError), "max deliveries exceeded") {
+	if dl.Header.Get(runner.HeaderDLQDeliveries) != "2" || !strings.Contains(dl.Header.Get(runner.HeaderDLQError), "max deliveries exceeded") {
 		t.Errorf("dead letter headers %v", dl.Header)
 	}
 	natstest.Eventually(t, "advisory consumed (work queue)", func() bool { return e.streamMsgs(t, capStream) == 0 })
@@ -309,9 +309,9 @@ func TestReplayOneReachesTheHandlerOnceAndResolvesTheLetter(t *testing.T) {
 	broken.Store(true)
 	var mu sync.Mutex
 	var handled []jetstream.Msg
-	r := e.runner(t, e.js, consumer.Config{Durable: "flip"}, func(_ context.Context, m jetstream.Msg) error {
+	r := e.runner(t, e.js, runner.Config{Durable: "flip"}, func(_ context.Context, m jetstream.Msg) error {
 		if broken.Load() {
-			return consumer.Permanent(errors.New("bug in handler"))
+			return runner.Permanent(errors.New("bug in handler"))
 		}
 		mu.Lock()
 		handled = append(handled, m)
@@ -354,7 +354,7 @@ func TestReplayOneReachesTheHandlerOnceAndResolvesTheLetter(t *testing.T) {
 	m := handled[0]
 	mu.Unlock()
 	if m.Subject() != "t.o-4.created" || string(m.Data()) != `{"n":4}` || m.Headers().Get("traceparent") != traceparent ||
-		m.Headers().Get("Ce-Correlation") != "corr-t.o-4.created" || m.Headers().Get(consumer.HeaderDLQError) != "" ||
+		m.Headers().Get("Ce-Correlation") != "corr-t.o-4.created" || m.Headers().Get(runner.HeaderDLQError) != "" ||
 		m.Headers().Get(jetstream.MsgIDHeader) != "replay-T-"+strconv.FormatUint(seq, 10) {
 		t.Fatalf("replayed message %s %q %v", m.Subject(), m.Data(), m.Headers())
 	}
@@ -372,7 +372,7 @@ func TestReplayOneReachesTheHandlerOnceAndResolvesTheLetter(t *testing.T) {
 		t.Fatalf("stream T holds %d messages, want the original and one copy", n)
 	}
 	// An advisory about the original processed late finds the tombstone.
-	created, err := consumer.WriteDeadLetter(ctx, e.js, consumer.Letter{Consumer: "flip", Stream: "T", Sequence: seq, Reason: "late", Time: time.Now()})
+	created, err := runner.WriteDeadLetter(ctx, e.js, runner.Letter{Consumer: "flip", Stream: "T", Sequence: seq, Reason: "late", Time: time.Now()})
 	if err != nil || created {
 		t.Fatalf("dead-lettering a replayed message again: created %v, err %v; want refused", created, err)
 	}
@@ -396,13 +396,13 @@ func twoConsumers(t *testing.T, e *env, broken *atomic.Bool, handled *atomic.Int
 	t.Helper()
 	h := func(context.Context, jetstream.Msg) error {
 		if broken.Load() {
-			return consumer.Permanent(errors.New("broken"))
+			return runner.Permanent(errors.New("broken"))
 		}
 		handled.Add(1)
 		return nil
 	}
-	a := e.runner(t, e.js, consumer.Config{Durable: "a"}, h)
-	b := e.runner(t, e.js, consumer.Config{Durable: "b"}, h)
+	a := e.runner(t, e.js, runner.Config{Durable: "a"}, h)
+	b := e.runner(t, e.js, runner.Config{Durable: "b"}, h)
 	run(t, e.capture(t, a, b))
 	run(t, a)
 	run(t, b)
@@ -515,10 +515,10 @@ func TestLettersOfAnotherStreamAreOutOfScope(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	if err := consumer.EnsureDeadLetterStream(ctx, e.js, consumer.DeadLetterStream, 1); err != nil {
+	if err := runner.EnsureDeadLetterStream(ctx, e.js, runner.DeadLetterStream, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := consumer.WriteDeadLetter(ctx, e.js, consumer.Letter{Consumer: "c", Stream: "OTHER", Sequence: 1, Subject: "other.1.x", Reason: "r", Time: time.Now()}); err != nil {
+	if _, err := runner.WriteDeadLetter(ctx, e.js, runner.Letter{Consumer: "c", Stream: "OTHER", Sequence: 1, Subject: "other.1.x", Reason: "r", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	l := e.letters(t)
@@ -534,15 +534,15 @@ func TestDeadLetterStreamIsUpgradedForResolution(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	old := consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, 1)
+	old := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
 	old.AllowRollup, old.AllowMsgTTL = false, false
 	if _, err := e.js.CreateStream(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := consumer.EnsureDeadLetterStream(ctx, e.js, consumer.DeadLetterStream, 1); err != nil {
+	if err := runner.EnsureDeadLetterStream(ctx, e.js, runner.DeadLetterStream, 1); err != nil {
 		t.Fatal(err)
 	}
-	s, err := e.js.Stream(ctx, consumer.DeadLetterStream)
+	s, err := e.js.Stream(ctx, runner.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 )
@@ -19,15 +19,15 @@ import (
 func TestPoisonCannotForgeItsLetterHeaders(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
-	r := e.runner(t, e.js, consumer.Config{Durable: "poison"}, func(context.Context, jetstream.Msg) error {
-		return consumer.Permanent(errors.New("schema says no"))
+	r := e.runner(t, e.js, runner.Config{Durable: "poison"}, func(context.Context, jetstream.Msg) error {
+		return runner.Permanent(errors.New("schema says no"))
 	})
 	run(t, r)
 	m := nats.NewMsg("t.o-9.created")
 	m.Data = []byte(`{"bad":true}`)
 	m.Header.Set(deadletter.HeaderResolution, "discarded")
-	m.Header.Set(consumer.HeaderDLQMissing, "true")
-	m.Header.Set(consumer.HeaderDLQError, "nothing to see")
+	m.Header.Set(runner.HeaderDLQMissing, "true")
+	m.Header.Set(runner.HeaderDLQError, "nothing to see")
 	ack, err := e.js.PublishMsg(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func TestPoisonCannotForgeItsLetterHeaders(t *testing.T) {
 	if got := dl.Header.Get(deadletter.HeaderResolution); got != "" {
 		t.Fatalf("the letter carries the poison's %s: %q", deadletter.HeaderResolution, got)
 	}
-	if got := dl.Header.Values(consumer.HeaderDLQError); len(got) != 1 || got[0] != "permanent failure: schema says no" {
+	if got := dl.Header.Values(runner.HeaderDLQError); len(got) != 1 || got[0] != "permanent failure: schema says no" {
 		t.Fatalf("letter's reasons = %q, want only the handler's", got)
 	}
 	open, err := e.letters(t).List(context.Background(), deadletter.Filter{Consumer: "poison"})

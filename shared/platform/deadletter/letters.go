@@ -5,7 +5,7 @@
 // discard dead letters (Letters, served over HTTP by Admin).
 //
 // A dead letter is a message on subject dlq.<consumer>.<stream>.<seq> of
-// the DLQ stream (see platform/consumer). Resolving one (replay or
+// the DLQ stream (see platform/runner). Resolving one (replay or
 // discard) replaces it, in one compare-and-set rollup write, by a small
 // tombstone on the same subject; the tombstone expires after a while. As
 // long as it is there the subject is not empty, so neither the runner nor
@@ -29,7 +29,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/subjects"
 )
@@ -148,14 +148,14 @@ type Option func(*options) error
 type options struct {
 	now          func() time.Time
 	metrics      *Metrics
-	consumerMet  *consumer.Metrics
+	consumerMet  *runner.Metrics
 	dlqStream    string
 	tombstoneTTL time.Duration
 	refresh      time.Duration
 }
 
 func newOptions(opts []Option) (options, error) {
-	o := options{now: time.Now, dlqStream: consumer.DeadLetterStream, tombstoneTTL: DefaultTombstoneTTL, refresh: 15 * time.Second}
+	o := options{now: time.Now, dlqStream: runner.DeadLetterStream, tombstoneTTL: DefaultTombstoneTTL, refresh: 15 * time.Second}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return o, err
@@ -189,7 +189,7 @@ func WithMetrics(m *Metrics) Option {
 // WithConsumerMetrics makes Capture count the letters it writes in the
 // service's eventshop_dead_letters_total and its advisory consumer's
 // outcomes with the other consumers'.
-func WithConsumerMetrics(m *consumer.Metrics) Option {
+func WithConsumerMetrics(m *runner.Metrics) Option {
 	return func(o *options) error {
 		if m == nil {
 			return fmt.Errorf("consumer metrics: %w", ErrInvalidOption)
@@ -420,10 +420,10 @@ func (l *Letters) resolve(ctx context.Context, e Entry, kind string, replaySeq u
 	m.Header.Set(HeaderResolution, kind)
 	m.Header.Set(HeaderResolvedTime, now.Format(time.RFC3339Nano))
 	m.Header.Set(HeaderEntrySequence, strconv.FormatUint(e.Sequence, 10))
-	m.Header.Set(consumer.HeaderDLQConsumer, e.Consumer)
-	m.Header.Set(consumer.HeaderDLQStream, e.OriginalStream)
-	m.Header.Set(consumer.HeaderDLQSequence, strconv.FormatUint(e.OriginalSequence, 10))
-	m.Header.Set(consumer.HeaderDLQSubject, e.OriginalSubject)
+	m.Header.Set(runner.HeaderDLQConsumer, e.Consumer)
+	m.Header.Set(runner.HeaderDLQStream, e.OriginalStream)
+	m.Header.Set(runner.HeaderDLQSequence, strconv.FormatUint(e.OriginalSequence, 10))
+	m.Header.Set(runner.HeaderDLQSubject, e.OriginalSubject)
 	if replaySeq > 0 {
 		m.Header.Set(HeaderReplaySequence, strconv.FormatUint(replaySeq, 10))
 	}
@@ -521,17 +521,17 @@ func parseEntry(m *jetstream.RawStreamMsg) Entry {
 	e := Entry{
 		Sequence:         m.Sequence,
 		Subject:          m.Subject,
-		Consumer:         h.Get(consumer.HeaderDLQConsumer),
-		OriginalStream:   h.Get(consumer.HeaderDLQStream),
-		OriginalSequence: parseUint(h.Get(consumer.HeaderDLQSequence)),
-		OriginalSubject:  h.Get(consumer.HeaderDLQSubject),
-		Deliveries:       parseUint(h.Get(consumer.HeaderDLQDeliveries)),
-		Error:            h.Get(consumer.HeaderDLQError),
-		Missing:          h.Get(consumer.HeaderDLQMissing) == "true",
+		Consumer:         h.Get(runner.HeaderDLQConsumer),
+		OriginalStream:   h.Get(runner.HeaderDLQStream),
+		OriginalSequence: parseUint(h.Get(runner.HeaderDLQSequence)),
+		OriginalSubject:  h.Get(runner.HeaderDLQSubject),
+		Deliveries:       parseUint(h.Get(runner.HeaderDLQDeliveries)),
+		Error:            h.Get(runner.HeaderDLQError),
+		Missing:          h.Get(runner.HeaderDLQMissing) == "true",
 		Header:           nats.Header{},
 		Data:             m.Data,
 	}
-	if t, err := time.Parse(time.RFC3339Nano, h.Get(consumer.HeaderDLQTime)); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, h.Get(runner.HeaderDLQTime)); err == nil {
 		e.Time = t
 	} else {
 		e.Time = m.Time
@@ -562,7 +562,7 @@ func parseResolution(m *jetstream.RawStreamMsg) Resolution {
 	h := m.Header
 	r := Resolution{
 		Sequence:       parseUint(h.Get(HeaderEntrySequence)),
-		Consumer:       h.Get(consumer.HeaderDLQConsumer),
+		Consumer:       h.Get(runner.HeaderDLQConsumer),
 		Kind:           h.Get(HeaderResolution),
 		ReplaySequence: parseUint(h.Get(HeaderReplaySequence)),
 	}

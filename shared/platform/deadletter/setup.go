@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/httpserver"
 )
 
@@ -21,7 +21,7 @@ type Config struct {
 	// of that stream's messages, whoever gave up on them.
 	Stream string
 	// Consumers are the service's runners, whose advisories it captures.
-	Consumers []*consumer.Runner
+	Consumers []*runner.Runner
 	// Replicas of the capture stream.
 	Replicas int
 }
@@ -40,7 +40,7 @@ type Kit struct {
 // Setup builds a service's dead-letter parts and registers their metrics
 // with reg; cm is the service's consumer metrics (letters written from
 // advisories count in eventshop_dead_letters_total like the runner's).
-func Setup(js jetstream.JetStream, cfg Config, log *zap.Logger, reg prometheus.Registerer, cm *consumer.Metrics, opts ...Option) (*Kit, error) {
+func Setup(js jetstream.JetStream, cfg Config, log *zap.Logger, reg prometheus.Registerer, cm *runner.Metrics, opts ...Option) (*Kit, error) {
 	m, err := NewMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter metrics: %w", err)

@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/config"
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/lifecycle"
@@ -95,8 +95,8 @@ type Platform struct {
 type Consumer struct {
 	// Config is the consumer's stream, durable, filters, concurrency and
 	// retry schedule. The kit sets DeadLetterReplicas to STREAM_REPLICAS.
-	Config consumer.Config
-	Handle consumer.Handler
+	Config runner.Config
+	Handle runner.Handler
 }
 
 // Wiring is what a service runs, declared once it is wired on the
@@ -171,7 +171,7 @@ func New(ctx context.Context, cfg Config, wire func(p *Platform) (Wiring, error)
 func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream, wire func(p *Platform) (Wiring, error)) (*Service, error) {
 	log, base := cfg.Log, cfg.Base
 	mreg := metrics.Registerer(reg, cfg.Name)
-	cm, err := consumer.NewMetrics(mreg)
+	cm, err := runner.NewMetrics(mreg)
 	if err != nil {
 		return nil, fmt.Errorf("consumer metrics: %w", err)
 	}
@@ -182,11 +182,11 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 	if w.Routes == nil || w.MapError == nil {
 		return nil, fmt.Errorf("%s: routes and error mapper are required: %w", cfg.Name, ErrInvalidConfig)
 	}
-	runners := make([]*consumer.Runner, 0, len(w.Consumers))
+	runners := make([]*runner.Runner, 0, len(w.Consumers))
 	for _, c := range w.Consumers {
 		cc := c.Config
 		cc.DeadLetterReplicas = base.StreamReplicas
-		r, err := consumer.New(js, cc, c.Handle, log, consumer.WithMetrics(cm))
+		r, err := runner.New(js, cc, c.Handle, log, runner.WithMetrics(cm))
 		if err != nil {
 			return nil, fmt.Errorf("consumer %s: %w", cc.Durable, err)
 		}

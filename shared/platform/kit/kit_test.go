@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natsconn"
@@ -60,7 +60,7 @@ func newEcho(ctx context.Context, b *kittest.Broker) (*echo, error) {
 	}, func(p *kit.Platform) (kit.Wiring, error) {
 		return kit.Wiring{
 			Consumers: []kit.Consumer{{
-				Config: consumer.Config{Stream: "ECHO", Durable: "echo-worker", Concurrency: 2},
+				Config: runner.Config{Stream: "ECHO", Durable: "echo-worker", Concurrency: 2},
 				Handle: func(context.Context, jetstream.Msg) error { e.handled.Add(1); return nil },
 			}},
 			Routes: func(r *gin.Engine) {

@@ -15,7 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natsmetrics"
@@ -89,17 +89,17 @@ func TestCollectorReportsLagStreamSizeAndDeadLetters(t *testing.T) {
 
 	// A runner that refuses the poison message and handles the rest,
 	// started only once the backlog is there.
-	cm, err := consumer.NewMetrics(metrics.Registerer(reg, "test"))
+	cm, err := runner.NewMetrics(metrics.Registerer(reg, "test"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	runner, err := consumer.New(js, consumer.Config{Stream: "T", Durable: "lagging", FilterSubjects: []string{"t.>"}},
+	runner, err := runner.New(js, runner.Config{Stream: "T", Durable: "lagging", FilterSubjects: []string{"t.>"}},
 		func(_ context.Context, msg jetstream.Msg) error {
 			if strings.HasSuffix(msg.Subject(), ".poison") {
-				return consumer.Permanent(errors.New("poison"))
+				return runner.Permanent(errors.New("poison"))
 			}
 			return nil
-		}, zap.NewNop(), consumer.WithMetrics(cm))
+		}, zap.NewNop(), runner.WithMetrics(cm))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // Patience is how long the waits of this package poll for an eventual
@@ -51,13 +51,13 @@ func EventuallyNil(t testing.TB, what string, cond func() error) {
 
 // DeadLetter waits for the dead letter that consumer durable wrote for the
 // message at seq of stream, and returns it: its headers carry the reason
-// (consumer.HeaderDLQError).
+// (runner.HeaderDLQError).
 func DeadLetter(t testing.TB, js jetstream.JetStream, durable, stream string, seq uint64) *jetstream.RawStreamMsg {
 	t.Helper()
 	subject := fmt.Sprintf("dlq.%s.%s.%d", durable, stream, seq)
 	var msg *jetstream.RawStreamMsg
 	EventuallyNil(t, "dead letter "+subject, func() error {
-		s, err := js.Stream(context.Background(), consumer.DeadLetterStream)
+		s, err := js.Stream(context.Background(), runner.DeadLetterStream)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package consumer_test
+package runner_test
 
 import (
 	"context"
@@ -10,13 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
 func dlqInfo(t *testing.T, js jetstream.JetStream) jetstream.StreamConfig {
 	t.Helper()
-	s, err := js.Stream(context.Background(), consumer.DeadLetterStream)
+	s, err := js.Stream(context.Background(), runner.DeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,20 +38,20 @@ func TestDeadLetterStreamUnderProductionPermissions(t *testing.T) {
 		wantMsg  string
 	}{
 		{name: "made by ops", existing: func() *jetstream.StreamConfig {
-			c := consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, 1)
+			c := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
 			return &c
 		}},
 		{name: "missing", existing: func() *jetstream.StreamConfig { return nil }},
 		{name: "made before rollup", existing: func() *jetstream.StreamConfig {
-			c := consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, 1)
+			c := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
 			c.AllowRollup, c.AllowMsgTTL = false, false
 			return &c
-		}, wantErr: consumer.ErrDeadLetterStreamOutdated, wantMsg: "setup-streams"},
+		}, wantErr: runner.ErrDeadLetterStreamOutdated, wantMsg: "setup-streams"},
 		{name: "limits drop letters", existing: func() *jetstream.StreamConfig {
-			c := consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, 1)
+			c := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
 			c.MaxMsgs = 1
 			return &c
-		}, wantErr: consumer.ErrDeadLetterStreamUnsafe, wantMsg: "max_msgs 1"},
+		}, wantErr: runner.ErrDeadLetterStreamUnsafe, wantMsg: "max_msgs 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,12 +66,12 @@ func TestDeadLetterStreamUnderProductionPermissions(t *testing.T) {
 				}
 			}
 			_, js := s.ConnectAs(t, "inventory-service")
-			err := consumer.EnsureDeadLetterStream(ctx, js, consumer.DeadLetterStream, 1)
+			err := runner.EnsureDeadLetterStream(ctx, js, runner.DeadLetterStream, 1)
 			if !errors.Is(err, tt.wantErr) || (err != nil && !strings.Contains(err.Error(), tt.wantMsg)) {
 				t.Fatalf("EnsureDeadLetterStream as inventory-service: err = %v, want %v mentioning %q", err, tt.wantErr, tt.wantMsg)
 			}
 			got := dlqInfo(t, ops)
-			want := consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, 1)
+			want := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
 			if existing != nil {
 				want = *existing
 			}
@@ -93,7 +93,7 @@ func TestRunnerConsumesWithAnOutdatedDeadLetterStream(t *testing.T) {
 	s := natstest.StartAuth(t)
 	_, admin := s.ConnectAs(t, "admin")
 	ctx := context.Background()
-	old := consumer.DeadLetterStreamConfig(consumer.DeadLetterStream, 1)
+	old := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
 	old.AllowRollup, old.AllowMsgTTL = false, false
 	if _, err := admin.CreateStream(ctx, old); err != nil {
 		t.Fatal(err)
@@ -102,8 +102,8 @@ func TestRunnerConsumesWithAnOutdatedDeadLetterStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, js := s.ConnectAs(t, "inventory-service")
-	r, err := consumer.New(js, consumer.Config{Stream: "ORDERS", Durable: "inventory-orders", FilterSubjects: []string{"orders.*.created"}},
-		func(context.Context, jetstream.Msg) error { return consumer.Permanent(errors.New("poison")) }, zap.NewNop())
+	r, err := runner.New(js, runner.Config{Stream: "ORDERS", Durable: "inventory-orders", FilterSubjects: []string{"orders.*.created"}},
+		func(context.Context, jetstream.Msg) error { return runner.Permanent(errors.New("poison")) }, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

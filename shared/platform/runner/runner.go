@@ -1,8 +1,8 @@
-// Package consumer runs durable JetStream pull consumers: bounded
+// Package runner runs durable JetStream pull consumers: bounded
 // concurrency, explicit acks, a retry schedule applied with NakWithDelay,
 // dead-lettering of poison messages, metrics, and a drain that finishes and
 // acknowledges in-flight work.
-package consumer
+package runner
 
 import (
 	"context"
@@ -80,7 +80,7 @@ func WithTracerProvider(tp oteltrace.TracerProvider) Option {
 }
 
 // tracerName is the instrumentation scope of the runner's spans.
-const tracerName = "github.com/eventshop/shared/platform/consumer"
+const tracerName = "github.com/eventshop/shared/platform/runner"
 
 // Runner runs one durable consumer.
 type Runner struct {

@@ -1,4 +1,4 @@
-package consumer_test
+package runner_test
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // TestTracingOffStartsNoSpanAndKeepsTheTraceID: with the global tracer
@@ -25,20 +25,20 @@ import (
 func TestTracingOffStartsNoSpanAndKeepsTheTraceID(t *testing.T) {
 	js, ctx := setup(t)
 	core, logs := observer.New(zapcore.DebugLevel)
-	m, err := consumer.NewMetrics(prometheus.NewRegistry())
+	m, err := runner.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := make(chan oteltrace.SpanContext, 2)
-	r, err := consumer.New(js, consumer.Config{Stream: "T", Durable: "off", Concurrency: 1, MaxDeliver: 3,
-		Retry: consumer.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Multiplier: 1}},
+	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "off", Concurrency: 1, MaxDeliver: 3,
+		Retry: runner.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Multiplier: 1}},
 		func(ctx context.Context, msg jetstream.Msg) error {
 			seen <- oteltrace.SpanContextFromContext(ctx)
 			if meta, err := msg.Metadata(); err == nil && meta.NumDelivered == 1 {
 				return errors.New("not yet") // logged, with the trace id, and retried
 			}
 			return nil
-		}, zap.New(core), consumer.WithMetrics(m))
+		}, zap.New(core), runner.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package consumer_test
+package runner_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/tracing"
 )
@@ -40,13 +40,13 @@ func TestDeadLetterIsASpanOfTheDelivery(t *testing.T) {
 	js, ctx := setup(t)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	m, err := consumer.NewMetrics(prometheus.NewRegistry())
+	m, err := runner.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := consumer.New(js, consumer.Config{Stream: "T", Durable: "poison"},
-		func(context.Context, jetstream.Msg) error { return consumer.Permanent(errors.New("schema says no")) },
-		zap.NewNop(), consumer.WithMetrics(m), consumer.WithTracerProvider(tp))
+	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "poison"},
+		func(context.Context, jetstream.Msg) error { return runner.Permanent(errors.New("schema says no")) },
+		zap.NewNop(), runner.WithMetrics(m), runner.WithTracerProvider(tp))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +106,13 @@ func TestDeadLetterIsASpanOfTheDelivery(t *testing.T) {
 	if !strings.Contains(got["eventshop.dead_letter.reason"], "schema says no") {
 		t.Errorf("dead-letter span: reason %q, want the handler's error", got["eventshop.dead_letter.reason"])
 	}
-	if o := spanAttrs(process)["eventshop.consumer.outcome"]; o != consumer.OutcomeDeadLetter {
-		t.Errorf("delivery outcome %q, want %s", o, consumer.OutcomeDeadLetter)
+	if o := spanAttrs(process)["eventshop.consumer.outcome"]; o != runner.OutcomeDeadLetter {
+		t.Errorf("delivery outcome %q, want %s", o, runner.OutcomeDeadLetter)
 	}
 
 	// The same letter again, from the span of an advisory (another trace).
 	actx, advisory := tp.Tracer("test").Start(ctx, "process $JS.EVENT.ADVISORY")
-	created, err := consumer.WriteDeadLetter(actx, js, consumer.Letter{
+	created, err := runner.WriteDeadLetter(actx, js, runner.Letter{
 		Consumer: "poison", Stream: "T", Sequence: 1, Subject: "t.o-1.x", Data: []byte("bad"), Header: msg.Header,
 		Deliveries: 1, Reason: "terminated", Time: time.Now(),
 	})

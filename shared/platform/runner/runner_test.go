@@ -1,4 +1,4 @@
-package consumer_test
+package runner_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/consumer"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
@@ -28,13 +28,13 @@ func setup(t *testing.T) (jetstream.JetStream, context.Context) {
 	return js, ctx
 }
 
-func start(t *testing.T, js jetstream.JetStream, cfg consumer.Config, h consumer.Handler) *consumer.Runner {
+func start(t *testing.T, js jetstream.JetStream, cfg runner.Config, h runner.Handler) *runner.Runner {
 	t.Helper()
-	m, err := consumer.NewMetrics(prometheus.NewRegistry())
+	m, err := runner.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := consumer.New(js, cfg, h, zap.NewNop(), consumer.WithMetrics(m))
+	r, err := runner.New(js, cfg, h, zap.NewNop(), runner.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func start(t *testing.T, js jetstream.JetStream, cfg consumer.Config, h consumer
 
 func dlqCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(context.Background(), consumer.DeadLetterStream)
+	s, err := js.Stream(context.Background(), runner.DeadLetterStream)
 	if err != nil {
 		return 0
 	}
@@ -66,24 +66,24 @@ func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name    string
-		cfg     consumer.Config
+		cfg     runner.Config
 		wantErr bool
 	}{
-		{name: "defaults", cfg: consumer.Config{Stream: "S", Durable: "d"}},
-		{name: "no stream", cfg: consumer.Config{Durable: "d"}, wantErr: true},
-		{name: "no durable", cfg: consumer.Config{Stream: "S"}, wantErr: true},
-		{name: "max deliver 1", cfg: consumer.Config{Stream: "S", Durable: "d", MaxDeliver: 1}, wantErr: true},
-		{name: "ack pending below concurrency", cfg: consumer.Config{Stream: "S", Durable: "d", Concurrency: 8, MaxAckPending: 2}, wantErr: true},
-		{name: "unlimited deliveries", cfg: consumer.Config{Stream: "S", Durable: "d", MaxDeliver: -1}},
+		{name: "defaults", cfg: runner.Config{Stream: "S", Durable: "d"}},
+		{name: "no stream", cfg: runner.Config{Durable: "d"}, wantErr: true},
+		{name: "no durable", cfg: runner.Config{Stream: "S"}, wantErr: true},
+		{name: "max deliver 1", cfg: runner.Config{Stream: "S", Durable: "d", MaxDeliver: 1}, wantErr: true},
+		{name: "ack pending below concurrency", cfg: runner.Config{Stream: "S", Durable: "d", Concurrency: 8, MaxAckPending: 2}, wantErr: true},
+		{name: "unlimited deliveries", cfg: runner.Config{Stream: "S", Durable: "d", MaxDeliver: -1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := consumer.New(nil, tt.cfg, nil, zap.NewNop())
-			if tt.wantErr && !errors.Is(err, consumer.ErrInvalidConfig) {
+			_, err := runner.New(nil, tt.cfg, nil, zap.NewNop())
+			if tt.wantErr && !errors.Is(err, runner.ErrInvalidConfig) {
 				t.Fatalf("err = %v, want ErrInvalidConfig", err)
 			}
-			if !tt.wantErr && err != nil && errors.Is(err, consumer.ErrInvalidConfig) && err.Error() != "jetstream, handler and logger are required: invalid consumer config" {
+			if !tt.wantErr && err != nil && errors.Is(err, runner.ErrInvalidConfig) && err.Error() != "jetstream, handler and logger are required: invalid consumer config" {
 				t.Fatalf("err = %v", err)
 			}
 		})
@@ -92,7 +92,7 @@ func TestConfigValidate(t *testing.T) {
 
 func TestDelayGrowsAndIsCapped(t *testing.T) {
 	t.Parallel()
-	b := consumer.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2}
+	b := runner.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Multiplier: 2}
 	tests := []struct {
 		n        uint64
 		min, max time.Duration
@@ -103,7 +103,7 @@ func TestDelayGrowsAndIsCapped(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for range 50 {
-			if d := consumer.Delay(b, tt.n); d < tt.min || d > tt.max {
+			if d := runner.Delay(b, tt.n); d < tt.min || d > tt.max {
 				t.Fatalf("Delay(%d) = %v, want in [%v, %v]", tt.n, d, tt.min, tt.max)
 			}
 		}
@@ -116,7 +116,7 @@ func TestEveryMessageHandledOnceWithBoundedConcurrency(t *testing.T) {
 	var inFlight, peak atomic.Int32
 	var mu sync.Mutex
 	seen := map[string]int{}
-	start(t, js, consumer.Config{Stream: "T", Durable: "ok", Concurrency: 4}, func(_ context.Context, m jetstream.Msg) error {
+	start(t, js, runner.Config{Stream: "T", Durable: "ok", Concurrency: 4}, func(_ context.Context, m jetstream.Msg) error {
 		n := inFlight.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
@@ -149,7 +149,7 @@ func TestTransientErrorIsRetriedThenSucceeds(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	var calls atomic.Int32
-	start(t, js, consumer.Config{Stream: "T", Durable: "retry", Retry: consumer.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}},
+	start(t, js, runner.Config{Stream: "T", Durable: "retry", Retry: runner.Backoff{Initial: 10 * time.Millisecond, Max: 20 * time.Millisecond}},
 		func(context.Context, jetstream.Msg) error {
 			if calls.Add(1) < 3 {
 				return errors.New("flaky dependency")
@@ -173,10 +173,10 @@ func TestPermanentErrorIsDeadLetteredOnceWithReason(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	var calls atomic.Int32
-	start(t, js, consumer.Config{Stream: "T", Durable: "poison"}, func(_ context.Context, m jetstream.Msg) error {
+	start(t, js, runner.Config{Stream: "T", Durable: "poison"}, func(_ context.Context, m jetstream.Msg) error {
 		calls.Add(1)
 		if string(m.Data()) == "bad" {
-			return consumer.Permanent(errors.New("schema says no"))
+			return runner.Permanent(errors.New("schema says no"))
 		}
 		return nil
 	})
@@ -187,13 +187,13 @@ func TestPermanentErrorIsDeadLetteredOnceWithReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.Eventually(t, "dead letter", func() bool { return dlqCount(t, js) == 1 })
-	s, _ := js.Stream(ctx, consumer.DeadLetterStream)
+	s, _ := js.Stream(ctx, runner.DeadLetterStream)
 	dl, err := s.GetLastMsgForSubject(ctx, "dlq.poison.T.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(dl.Data) != "bad" || dl.Header.Get(consumer.HeaderDLQSubject) != "t.o-1.x" ||
-		dl.Header.Get(consumer.HeaderDLQError) == "" || dl.Header.Get(consumer.HeaderDLQConsumer) != "poison" {
+	if string(dl.Data) != "bad" || dl.Header.Get(runner.HeaderDLQSubject) != "t.o-1.x" ||
+		dl.Header.Get(runner.HeaderDLQError) == "" || dl.Header.Get(runner.HeaderDLQConsumer) != "poison" {
 		t.Fatalf("dead letter = %q %v", dl.Data, dl.Header)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -206,7 +206,7 @@ func TestExhaustedRetriesAreDeadLettered(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	var calls atomic.Int32
-	start(t, js, consumer.Config{Stream: "T", Durable: "exhaust", MaxDeliver: 3, Retry: consumer.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond}},
+	start(t, js, runner.Config{Stream: "T", Durable: "exhaust", MaxDeliver: 3, Retry: runner.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond}},
 		func(context.Context, jetstream.Msg) error { calls.Add(1); return errors.New("always down") })
 	if _, err := js.Publish(ctx, "t.a", []byte("x")); err != nil {
 		t.Fatal(err)
@@ -221,10 +221,10 @@ func TestWaitIsNeverDeadLettered(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	var calls atomic.Int32
-	start(t, js, consumer.Config{Stream: "T", Durable: "wait", MaxDeliver: -1},
+	start(t, js, runner.Config{Stream: "T", Durable: "wait", MaxDeliver: -1},
 		func(context.Context, jetstream.Msg) error {
 			if calls.Add(1) < 6 {
-				return consumer.Wait(errors.New("gateway down"), 10*time.Millisecond)
+				return runner.Wait(errors.New("gateway down"), 10*time.Millisecond)
 			}
 			return nil
 		})
@@ -242,12 +242,12 @@ func TestDrainFinishesInFlightWork(t *testing.T) {
 	js, ctx := setup(t)
 	release := make(chan struct{})
 	var done atomic.Int32
-	m, _ := consumer.NewMetrics(prometheus.NewRegistry())
-	r, err := consumer.New(js, consumer.Config{Stream: "T", Durable: "drain", Concurrency: 2}, func(context.Context, jetstream.Msg) error {
+	m, _ := runner.NewMetrics(prometheus.NewRegistry())
+	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "drain", Concurrency: 2}, func(context.Context, jetstream.Msg) error {
 		<-release
 		done.Add(1)
 		return nil
-	}, zap.NewNop(), consumer.WithMetrics(m))
+	}, zap.NewNop(), runner.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,13 +291,13 @@ func TestAttemptsAndDeadLettersAreMetrics(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	reg := prometheus.NewRegistry()
-	m, err := consumer.NewMetrics(reg)
+	m, err := runner.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	r, err := consumer.New(js, consumer.Config{Stream: "T", Durable: "count", MaxDeliver: 3,
-		Retry: consumer.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond}},
+	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "count", MaxDeliver: 3,
+		Retry: runner.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond}},
 		func(_ context.Context, msg jetstream.Msg) error {
 			calls.Add(1)
 			if string(msg.Data()) == "flaky" {
@@ -307,7 +307,7 @@ func TestAttemptsAndDeadLettersAreMetrics(t *testing.T) {
 				return nil
 			}
 			return errors.New("always")
-		}, zap.NewNop(), consumer.WithMetrics(m))
+		}, zap.NewNop(), runner.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,23 +368,23 @@ func TestRefusedEventsAreDeadLetteredAndCountedByReason(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	reg := prometheus.NewRegistry()
-	m, err := consumer.NewMetrics(reg)
+	m, err := runner.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
-	r, err := consumer.New(js, consumer.Config{Stream: "T", Durable: "refuser", MaxDeliver: 5}, func(_ context.Context, msg jetstream.Msg) error {
+	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "refuser", MaxDeliver: 5}, func(_ context.Context, msg jetstream.Msg) error {
 		calls.Add(1)
 		switch string(msg.Data()) {
 		case "forged":
-			return consumer.Refused("amount_mismatch", errors.New("charged 1 USD cent, the order's total is 3000"))
+			return runner.Refused("amount_mismatch", errors.New("charged 1 USD cent, the order's total is 3000"))
 		case "odd":
-			return consumer.Refused("Not A Label {x}", errors.New("some refusal"))
+			return runner.Refused("Not A Label {x}", errors.New("some refusal"))
 		case "broken":
-			return consumer.Permanent(errors.New("not an event"))
+			return runner.Permanent(errors.New("not an event"))
 		}
 		return nil
-	}, zap.NewNop(), consumer.WithMetrics(m))
+	}, zap.NewNop(), runner.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,12 +398,12 @@ func TestRefusedEventsAreDeadLetteredAndCountedByReason(t *testing.T) {
 		}
 	}
 	natstest.Eventually(t, "three dead letters", func() bool { return dlqCount(t, js) == 3 })
-	s, _ := js.Stream(ctx, consumer.DeadLetterStream)
+	s, _ := js.Stream(ctx, runner.DeadLetterStream)
 	dl, err := s.GetLastMsgForSubject(ctx, "dlq.refuser.T.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := dl.Header.Get(consumer.HeaderDLQError); e != "refused (amount_mismatch): charged 1 USD cent, the order's total is 3000" {
+	if e := dl.Header.Get(runner.HeaderDLQError); e != "refused (amount_mismatch): charged 1 USD cent, the order's total is 3000" {
 		t.Fatalf("Dlq-Error = %q", e)
 	}
 	natstest.EventuallyNil(t, "refused counter", func() error {
@@ -424,7 +424,7 @@ func TestRefusedEventsAreDeadLetteredAndCountedByReason(t *testing.T) {
 				}
 			}
 		}
-		if len(got) != 2 || got["amount_mismatch"] != 1 || got[consumer.ReasonOther] != 1 {
+		if len(got) != 2 || got["amount_mismatch"] != 1 || got[runner.ReasonOther] != 1 {
 			return fmt.Errorf("refused by reason = %v, want amount_mismatch 1, other 1", got)
 		}
 		return nil
