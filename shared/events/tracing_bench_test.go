@@ -15,8 +15,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/tracing"
 )
 

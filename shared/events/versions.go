@@ -51,6 +51,17 @@ func (c Contract) Produces(service string, t Type) bool {
 	return false
 }
 
+// Reads reports whether the named service decodes events of type t, as a
+// consumer or by a read of a stored event ("*" reads every type).
+func (c Contract) Reads(service string, t Type) bool {
+	for _, p := range c.Services {
+		if p.Name == service {
+			return slices.Contains(p.Reads, t) || slices.Contains(p.Reads, "*")
+		}
+	}
+	return false
+}
+
 // ContractOf returns the contract this build was made with.
 func ContractOf() Contract { return contract }
 

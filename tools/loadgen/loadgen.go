@@ -20,8 +20,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/api"
+	"github.com/eventshop/shared/platform/natsconn"
 )
 
 // Config says what to drive and how.

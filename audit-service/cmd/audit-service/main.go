@@ -12,4 +12,6 @@ import (
 	"github.com/eventshop/shared/platform/kit"
 )
 
-func main() { kit.Main(service.Name, config.Load, service.New, kit.Command[config.Config]{Name: "setup-streams", Run: service.SetupStreams}) }
+func main() {
+	kit.Main(service.Name, config.Load, service.New, kit.Command[config.Config]{Name: "setup-streams", Run: service.SetupStreams})
+}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // Appender appends a record to the audit chain (idempotent per event).

@@ -21,9 +21,9 @@ import (
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/audit-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // Name is the service name in logs and metrics.

@@ -45,8 +45,8 @@ import (
 
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 

@@ -15,8 +15,8 @@ import (
 
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 

@@ -20,8 +20,8 @@ import (
 	"github.com/eventshop/notification-service/internal/httpapi"
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // Name is the service name in logs, metrics and event sources.

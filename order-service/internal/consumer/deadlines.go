@@ -12,8 +12,8 @@ import (
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/logging"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // DeadlinesDurable is the durable name of the deadline consumer.

@@ -13,8 +13,8 @@ import (
 	ordconsumer "github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 func withDeadline(d time.Duration) func(*config.Config) {

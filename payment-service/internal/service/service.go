@@ -22,9 +22,9 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // Name is the service name in logs, metrics and event sources.

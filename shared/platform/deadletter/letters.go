@@ -29,8 +29,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/subjects"
 )
 

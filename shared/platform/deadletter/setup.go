@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/httpserver"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // Config is what a service tells Setup.

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
@@ -22,13 +23,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/config"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/lifecycle"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/natsmetrics"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 // ErrInvalidConfig is returned, wrapped, for a declaration that cannot work.
@@ -132,6 +133,7 @@ type Service struct {
 	http     *httpserver.Server
 	registry *prometheus.Registry
 	parts    lifecycle.Parts
+	filters  []string
 }
 
 // New registers the service's set-up metrics, connects to NATS as cfg
@@ -183,8 +185,10 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 		return nil, fmt.Errorf("%s: routes and error mapper are required: %w", cfg.Name, ErrInvalidConfig)
 	}
 	runners := make([]*runner.Runner, 0, len(w.Consumers))
+	var filters []string
 	for _, c := range w.Consumers {
 		cc := c.Config
+		filters = append(filters, cc.FilterSubjects...)
 		cc.DeadLetterReplicas = base.StreamReplicas
 		r, err := runner.New(js, cc, c.Handle, log, runner.WithMetrics(cm))
 		if err != nil {
@@ -240,7 +244,7 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 	parts = append(parts, broker)
 	parts = append(parts, w.Parts...)
 	return &Service{
-		log: log, http: srv, registry: reg,
+		log: log, http: srv, registry: reg, filters: filters,
 		parts: lifecycle.Parts{
 			HTTP:            srv,
 			Consumers:       parts,
@@ -254,6 +258,11 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 // Addr returns the address the HTTP server is bound to (useful with
 // HTTP_ADDR "127.0.0.1:0").
 func (s *Service) Addr() string { return s.http.Addr() }
+
+// FilterSubjects returns the filter subjects of the service's consumers
+// (not the dead-letter capture's): the events it is delivered, which
+// contracttest.CheckConsumers holds to shared/events/contract.json.
+func (s *Service) FilterSubjects() []string { return slices.Clone(s.filters) }
 
 // Registry returns the service's metrics registry.
 func (s *Service) Registry() *prometheus.Registry { return s.registry }

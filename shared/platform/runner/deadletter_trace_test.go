@@ -16,8 +16,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
