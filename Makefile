@@ -20,6 +20,8 @@ run:
 test: vet test-unit test-e2e
 
 vet:
+	@unformatted=$$("$$($(GO) env GOROOT)/bin/gofmt" -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "not gofmt-formatted (run gofmt -w):"; echo "$$unformatted"; exit 1; fi
 	@set -e; for m in $(CHECKED) e2e; do echo "== vet $$m"; (cd $$m && GOWORK=off $(GO) vet ./...); done
 
 test-unit:
