@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit/kittest"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 const adminToken = "test-admin-token"

@@ -14,8 +14,8 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 

@@ -32,10 +32,10 @@ import (
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/events/contracttest"
 	platformconfig "github.com/eventshop/shared/platform/config"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
