@@ -20,9 +20,9 @@ import (
 // ErrBadRequest marks a request the API cannot serve as sent.
 var ErrBadRequest = errors.New("bad request")
 
-// Store reads notification records.
-type Store interface {
-	ListByOrder(ctx context.Context, orderID string) ([]notification.Notification, error)
+// Notifications lists an order's notifications (app.App).
+type Notifications interface {
+	List(ctx context.Context, orderID string) ([]notification.Notification, error)
 }
 
 // Response is the body of GET /notifications.
@@ -32,14 +32,14 @@ type Response struct {
 }
 
 // Register mounts the API on e, with its OpenAPI document at /openapi.json.
-func Register(e *gin.Engine, store Store) {
-	h := &handlers{store: store}
+func Register(e *gin.Engine, notifications Notifications) {
+	h := &handlers{notifications: notifications}
 	e.GET("/notifications", h.list)
 	e.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Notification)))
 }
 
 type handlers struct {
-	store Store
+	notifications Notifications
 }
 
 func (h *handlers) list(c *gin.Context) {
@@ -53,7 +53,7 @@ func (h *handlers) list(c *gin.Context) {
 		return
 	}
 	c.Set("order_id", orderID)
-	list, err := h.store.ListByOrder(c.Request.Context(), orderID)
+	list, err := h.notifications.List(c.Request.Context(), orderID)
 	if err != nil {
 		c.Error(fmt.Errorf("list notifications of %s: %w", orderID, err))
 		return

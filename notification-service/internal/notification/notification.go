@@ -1,17 +1,15 @@
-// Package notification is the notification domain: which final order
-// transitions cause a notification, its deterministic id, its delivery state
-// (pending until a channel accepted it, then sent) and the errors that
-// decide whether a failed delivery is retried.
+// Package notification is the notification domain: the kinds of
+// notification (one per final order transition), its deterministic id, its
+// delivery state (pending until a channel accepted it, then sent) and the
+// errors that decide whether a failed delivery is retried. It knows no
+// event: internal/app reads what an order event tells the customer.
 package notification
 
 import (
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/eventshop/shared/events"
 )
 
 // Sentinel errors of the domain.
@@ -65,7 +63,19 @@ type Payload struct {
 	Detail string `json:"detail,omitempty"`
 	// ShipTo is where a confirmed order ships, when its confirmation
 	// (order.confirmed v2) says.
-	ShipTo *events.Address `json:"shipping_address,omitempty"`
+	ShipTo *Address `json:"shipping_address,omitempty"`
+}
+
+// Address is where an order ships (the shape of the order.confirmed v2
+// shipping_address).
+type Address struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	Region     string `json:"region,omitempty"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
 }
 
 // Notification is the record of one notification, stored under
@@ -98,28 +108,9 @@ func ID(orderID string, k Kind) string {
 // Key returns the state key of an order's notification of kind k.
 func Key(orderID string, k Kind) string { return orderID + "." + string(k) }
 
-// FromEvent returns the pending notification a final order event causes, to
-// be delivered through channel. Any other event is ErrUnsupportedEvent.
-func FromEvent(env events.Envelope, channel string, now time.Time) (Notification, error) {
-	p := Payload{OrderID: env.Subject}
-	switch env.Type {
-	case events.OrderConfirmed:
-		var d events.OrderConfirmedData
-		if err := env.DecodeData(&d); err != nil {
-			return Notification{}, err
-		}
-		total := d.TotalCents
-		p.Kind, p.CustomerID, p.TotalCents, p.Currency = KindOrderConfirmed, d.CustomerID, &total, d.Currency
-		p.ShipTo = d.ShippingAddress
-	case events.OrderCancelled:
-		var d events.OrderCancelledData
-		if err := env.DecodeData(&d); err != nil {
-			return Notification{}, err
-		}
-		p.Kind, p.CustomerID, p.Reason, p.Detail = KindOrderCancelled, d.CustomerID, d.Reason, d.Detail
-	default:
-		return Notification{}, fmt.Errorf("%s: %w", env.Type, ErrUnsupportedEvent)
-	}
+// New returns the pending notification that tells p, to be delivered
+// through channel; traceID is the trace of the event that caused it.
+func New(p Payload, channel, traceID string, now time.Time) Notification {
 	return Notification{
 		ID:        ID(p.OrderID, p.Kind),
 		OrderID:   p.OrderID,
@@ -127,9 +118,9 @@ func FromEvent(env events.Envelope, channel string, now time.Time) (Notification
 		Channel:   channel,
 		Status:    StatusPending,
 		Payload:   p,
-		TraceID:   env.TraceID(),
+		TraceID:   traceID,
 		CreatedAt: now.UTC(),
-	}, nil
+	}
 }
 
 // Key returns the state key of n.

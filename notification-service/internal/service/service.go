@@ -14,9 +14,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/notification-service/internal/app"
 	"github.com/eventshop/notification-service/internal/channel"
 	"github.com/eventshop/notification-service/internal/config"
-	notifyconsumer "github.com/eventshop/notification-service/internal/consumer"
+	"github.com/eventshop/notification-service/internal/consumer"
 	"github.com/eventshop/notification-service/internal/httpapi"
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
@@ -26,14 +27,6 @@ import (
 
 // Name is the service name in logs, metrics and event sources.
 const Name = "notification-service"
-
-// The retry schedule of the orders consumer (the webhook channel retries
-// within one delivery first): NakWithDelay after 0.5-1s, doubling up to
-// 30-60s (full jitter); after 10 deliveries (several minutes) the message
-// is dead-lettered. Invalid events are dead-lettered at once.
-const maxDeliver = 10
-
-var retry = runner.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2}
 
 // Service is a wired notification service, ready to Run.
 type Service struct {
@@ -99,10 +92,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 }
 
 func wire(cfg config.Config, o options, p *kit.Platform, notifications *store.Notifications) (kit.Wiring, error) {
-	notifyMetrics, err := notifyconsumer.NewMetrics(p.Metrics)
-	if err != nil {
-		return kit.Wiring{}, fmt.Errorf("notification metrics: %w", err)
-	}
 	ch, err := newChannel(cfg, p.Log, o)
 	if err != nil {
 		return kit.Wiring{}, err
@@ -111,34 +100,23 @@ func wire(cfg config.Config, o options, p *kit.Platform, notifications *store.No
 	if err != nil {
 		return kit.Wiring{}, fmt.Errorf("publisher: %w", err)
 	}
-	hopts := []notifyconsumer.Option{notifyconsumer.WithClock(o.now), notifyconsumer.WithMetrics(notifyMetrics)}
+	opts := []app.Option{app.WithClock(o.now), app.WithMetrics(p.Metrics)}
 	if cfg.Channel == config.ChannelLog {
 		// A log line cannot fail half way: send, then record it sent.
-		hopts = append(hopts, notifyconsumer.WithoutPendingRecord())
+		opts = append(opts, app.WithoutPendingRecord())
 	}
-	h, err := notifyconsumer.NewHandler(notifications, ch, cfg.Channel, pub, p.Log, hopts...)
+	a, err := app.New(notifications, ch, cfg.Channel, pub, p.Log, opts...)
 	if err != nil {
 		return kit.Wiring{}, err
 	}
 	return kit.Wiring{
-		Consumers: []kit.Consumer{{
-			Config: runner.Config{
-				Stream:         events.StreamOrders,
-				Durable:        notifyconsumer.Durable,
-				FilterSubjects: notifyconsumer.FilterSubjects,
-				Concurrency:    cfg.ConsumerConcurrency,
-				AckWait:        cfg.AckWait(),
-				MaxDeliver:     maxDeliver,
-				Retry:          retry,
-			},
-			Handle: h.Handle,
-		}},
-		Routes:   func(r *gin.Engine) { httpapi.Register(r, notifications) },
-		MapError: httpapi.MapError,
+		Consumers: consumer.Consumers(a, cfg.ConsumerConcurrency, cfg.AckWait()),
+		Routes:    func(r *gin.Engine) { httpapi.Register(r, a) },
+		MapError:  httpapi.MapError,
 	}, nil
 }
 
-func newChannel(cfg config.Config, log *zap.Logger, o options) (notifyconsumer.Channel, error) {
+func newChannel(cfg config.Config, log *zap.Logger, o options) (app.Channel, error) {
 	switch cfg.Channel {
 	case config.ChannelWebhook:
 		client := o.httpClient

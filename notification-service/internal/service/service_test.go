@@ -18,7 +18,7 @@ import (
 
 	"github.com/eventshop/notification-service/internal/channel"
 	"github.com/eventshop/notification-service/internal/config"
-	notifyconsumer "github.com/eventshop/notification-service/internal/consumer"
+	"github.com/eventshop/notification-service/internal/consumer"
 	"github.com/eventshop/notification-service/internal/httpapi"
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/notification-service/internal/service"
@@ -96,7 +96,7 @@ func (h *harness) idle(t *testing.T) {
 		if err != nil {
 			return false
 		}
-		c, err := s.Consumer(ctx, notifyconsumer.Durable)
+		c, err := s.Consumer(ctx, consumer.Durable)
 		if err != nil {
 			return false
 		}
@@ -333,7 +333,7 @@ func TestWebhookDeliversTheShippingAddressAfterRetries(t *testing.T) {
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
 	got := rcv.lastBody.Payload.ShipTo
-	if rcv.requests != 3 || got == nil || *got != *to {
+	if rcv.requests != 3 || got == nil || *got != notification.Address(*to) {
 		t.Fatalf("receiver: %d requests, last body ships to %+v; want 3 and %+v", rcv.requests, got, to)
 	}
 	list := h.list(t, "o-ship").Notifications
@@ -350,7 +350,7 @@ func TestWebhookRejectionIsDeadLettered(t *testing.T) {
 	h := start(t, webhookEnv(recv.URL))
 	p := h.confirm(t, "o-rej")
 
-	dl := natstest.DeadLetter(t, h.js, notifyconsumer.Durable, events.StreamOrders, p.Sequence)
+	dl := natstest.DeadLetter(t, h.js, consumer.Durable, events.StreamOrders, p.Sequence)
 	if reason := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(reason, "400") {
 		t.Fatalf("Dlq-Error = %q, want the receiver's 400", reason)
 	}
@@ -380,7 +380,7 @@ func TestInvalidEventIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl := natstest.DeadLetter(t, h.js, notifyconsumer.Durable, events.StreamOrders, ack.Sequence)
+	dl := natstest.DeadLetter(t, h.js, consumer.Durable, events.StreamOrders, ack.Sequence)
 	if reason := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(reason, events.ErrInvalidEvent.Error()) {
 		t.Fatalf("Dlq-Error = %q, want it to say invalid event", reason)
 	}

@@ -34,46 +34,31 @@ func (s *Notifications) last(ctx context.Context, stream, subject string) (event
 // Announced reports whether the order's notification has been announced
 // (its notifications.<id>.sent event is stored).
 func (s *Notifications) Announced(ctx context.Context, orderID string) (bool, error) {
-	subject, err := events.Subject(events.NotificationSent, orderID)
-	if err != nil {
-		return false, err
-	}
-	_, err = s.last(ctx, events.StreamNotifications, subject)
+	_, err := s.Sent(ctx, orderID)
 	if errors.Is(err, notification.ErrNotFound) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
-// announced returns the notification an announcement records, with the
-// payload the order's final event gives it, or notification.ErrNotFound.
-func (s *Notifications) announced(ctx context.Context, orderID string) (notification.Notification, error) {
-	subject, err := events.Subject(events.NotificationSent, orderID)
+// Sent returns the order's notifications.<id>.sent event, or
+// notification.ErrNotFound.
+func (s *Notifications) Sent(ctx context.Context, orderID string) (events.Envelope, error) {
+	return s.event(ctx, events.StreamNotifications, events.NotificationSent, orderID)
+}
+
+// OrderEvent returns the order's event of type t in ORDERS, or
+// notification.ErrNotFound.
+func (s *Notifications) OrderEvent(ctx context.Context, t events.Type, orderID string) (events.Envelope, error) {
+	return s.event(ctx, events.StreamOrders, t, orderID)
+}
+
+// event returns the order's last event of type t in stream, or
+// notification.ErrNotFound.
+func (s *Notifications) event(ctx context.Context, stream string, t events.Type, orderID string) (events.Envelope, error) {
+	subject, err := events.Subject(t, orderID)
 	if err != nil {
-		return notification.Notification{}, err
+		return events.Envelope{}, err
 	}
-	env, err := s.last(ctx, events.StreamNotifications, subject)
-	if err != nil {
-		return notification.Notification{}, err
-	}
-	var d events.NotificationSentData
-	if err := env.DecodeData(&d); err != nil {
-		return notification.Notification{}, fmt.Errorf("%s: %w", subject, err)
-	}
-	final := events.OrderConfirmed
-	if notification.Kind(d.Kind) == notification.KindOrderCancelled {
-		final = events.OrderCancelled
-	}
-	orderSubject, _ := events.Subject(final, orderID)
-	cause, err := s.last(ctx, events.StreamOrders, orderSubject)
-	if err != nil {
-		return notification.Notification{}, fmt.Errorf("the event %s announces: %w", subject, err)
-	}
-	n, err := notification.FromEvent(cause, d.Channel, env.Time)
-	if err != nil {
-		return notification.Notification{}, fmt.Errorf("the event %s announces: %w", subject, err)
-	}
-	n.Attempt(d.Channel)
-	n.MarkSent(env.Time)
-	return n, nil
+	return s.last(ctx, stream, subject)
 }

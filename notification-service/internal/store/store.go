@@ -22,7 +22,8 @@ const Bucket = "notifications"
 const tracerName = "github.com/eventshop/notification-service/internal/store"
 
 // Notifications is the KV adapter of notification records, and the reader
-// of the notifications.<id>.sent events that are the log channel's records.
+// of the notifications.<id>.sent events that are the log channel's records
+// (app.Store).
 type Notifications struct {
 	records *kvstore.Repo[notification.Notification]
 	// streams holds NOTIFICATIONS and ORDERS: the log channel's records are
@@ -86,32 +87,4 @@ func (s *Notifications) Modify(ctx context.Context, orderID string, k notificati
 // the first attempt does not read.
 func (s *Notifications) ModifyFrom(ctx context.Context, n notification.Notification, rev uint64, change func(n *notification.Notification, rev uint64) error) (notification.Notification, uint64, error) {
 	return s.records.ModifyFrom(ctx, n.Key(), n, rev, change)
-}
-
-// ListByOrder returns the order's notifications, at most one per kind, in
-// the order of notification.Kinds: the KV records (webhook channel) and the
-// announced notification without one (log channel).
-func (s *Notifications) ListByOrder(ctx context.Context, orderID string) ([]notification.Notification, error) {
-	out := []notification.Notification{}
-	recorded := map[notification.Kind]bool{}
-	for _, k := range notification.Kinds {
-		n, _, err := s.Get(ctx, orderID, k)
-		if errors.Is(err, notification.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, n)
-		recorded[k] = true
-	}
-	n, err := s.announced(ctx, orderID)
-	switch {
-	case errors.Is(err, notification.ErrNotFound):
-	case err != nil:
-		return nil, err
-	case !recorded[n.Kind]:
-		out = append(out, n)
-	}
-	return out, nil
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/eventshop/shared/platform/problem"
 )
 
-// Payments reads an order's payment as it stands (payment.Processor).
+// Payments reads an order's payment as it stands (app.App).
 type Payments interface {
 	Get(ctx context.Context, orderID string) (payment.Record, error)
 }

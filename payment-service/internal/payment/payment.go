@@ -1,16 +1,15 @@
 // Package payment is the payment domain: the record of an order's payment,
-// the charge the gateway is asked for and its outcomes, and the Processor
-// that turns a reserved order into exactly one charge and one payment event,
-// and a cancelled order into no charge at all: voided before it was
-// charged, or refunded once after.
+// its states and transitions, and the charge and refund the gateway is
+// asked for and their results. It knows no event: internal/app turns a
+// reserved order into exactly one charge and one payment event, and a
+// cancelled order into no charge at all (voided before it was charged, or
+// refunded once after), and translates records to and from their events.
 package payment
 
 import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/eventshop/shared/events"
 )
 
 // Status is where an order's payment stands.
@@ -37,6 +36,11 @@ const (
 	StatusVoid      Status = "void"
 	StatusRefunded  Status = "refunded"
 )
+
+// NoChargeID is the charge id of an order whose total is zero: there is
+// nothing to charge (the gateway refuses zero amounts), so it is paid without
+// a call.
+const NoChargeID = "no_charge"
 
 // NoRefundID is the refund id of a refunded order whose charge moved no
 // money (NoChargeID): there is nothing to give back.
@@ -108,10 +112,11 @@ type Record struct {
 	UpdatedAt    time.Time `json:"updated_at"`
 }
 
-// Validate checks the invariants of a record.
+// Validate checks the invariants of a record. Whether the order id can be
+// a key and a subject token is the store's to check (store.Payments).
 func (r Record) Validate() error {
 	switch {
-	case !events.ValidID(r.OrderID):
+	case r.OrderID == "":
 		return fmt.Errorf("%w: order id %q", ErrInvalidRecord, r.OrderID)
 	case r.AmountCents < 0:
 		return fmt.Errorf("%w: negative amount %d", ErrInvalidRecord, r.AmountCents)
@@ -135,72 +140,6 @@ func (r Record) Validate() error {
 		return fmt.Errorf("%w: currency %q", ErrInvalidRecord, r.Currency)
 	}
 	return nil
-}
-
-// Event returns the type and payload of the event that announces the
-// record; ok is false for the statuses that announce nothing (charging and
-// void: no outcome to tell).
-func (r Record) Event() (t events.Type, data any, ok bool) {
-	switch r.Status {
-	case StatusSucceeded:
-		return events.PaymentSucceeded, events.PaymentSucceededData{
-			OrderID: r.OrderID, ChargeID: r.ChargeID, AmountCents: r.AmountCents, Currency: r.Currency,
-		}, true
-	case StatusFailed:
-		return events.PaymentFailed, events.PaymentFailedData{
-			OrderID: r.OrderID, Reason: events.ReasonCardDeclined, DeclineCode: r.DeclineCode,
-			ChargeID: r.ChargeID, AmountCents: r.AmountCents, Currency: r.Currency,
-		}, true
-	case StatusRefunded:
-		return events.PaymentRefunded, events.PaymentRefundedData{
-			OrderID: r.OrderID, ChargeID: r.ChargeID, RefundID: r.RefundID,
-			AmountCents: r.AmountCents, Currency: r.Currency, Reason: r.CancelReason,
-		}, true
-	}
-	return "", nil, false
-}
-
-// Outcome reads a payment event of the order whose charging record is r:
-// the record as the event tells it (succeeded, failed or refunded). An
-// event that cannot be this payment's (another order, amount or currency,
-// or not a payment outcome) is an error wrapping
-// events.ErrConflictingDuplicate: not written by the saga.
-func (r Record) Outcome(env events.Envelope) (Record, error) {
-	out := r
-	out.UpdatedAt = env.Time.UTC()
-	var (
-		order, currency string
-		amount          int64
-		err             error
-	)
-	switch env.Type {
-	case events.PaymentSucceeded:
-		var d events.PaymentSucceededData
-		err = env.DecodeData(&d)
-		order, amount, currency = d.OrderID, d.AmountCents, d.Currency
-		out.Status, out.ChargeID, out.DeclineCode = StatusSucceeded, d.ChargeID, ""
-	case events.PaymentFailed:
-		var d events.PaymentFailedData
-		err = env.DecodeData(&d)
-		order, amount, currency = d.OrderID, d.AmountCents, d.Currency
-		out.Status, out.ChargeID, out.DeclineCode = StatusFailed, d.ChargeID, d.DeclineCode
-	case events.PaymentRefunded:
-		var d events.PaymentRefundedData
-		err = env.DecodeData(&d)
-		order, amount, currency = d.OrderID, d.AmountCents, d.Currency
-		out.Status, out.ChargeID, out.DeclineCode = StatusRefunded, d.ChargeID, ""
-		out.RefundID, out.CancelReason = d.RefundID, d.Reason
-	default:
-		err = fmt.Errorf("%w: a %s event", events.ErrInvalidEvent, env.Type)
-	}
-	switch {
-	case err != nil:
-		return Record{}, fmt.Errorf("%w: payment event %s of order %s: %w", events.ErrConflictingDuplicate, env.ID, r.OrderID, err)
-	case order != r.OrderID || amount != r.AmountCents || currency != r.Currency:
-		return Record{}, fmt.Errorf("%w: payment event %s is about %s, %d %s, not order %s's %d %s",
-			events.ErrConflictingDuplicate, env.ID, order, amount, currency, r.OrderID, r.AmountCents, r.Currency)
-	}
-	return out, out.Validate()
 }
 
 // ChargeRequest is what the gateway is asked to charge.

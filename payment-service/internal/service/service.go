@@ -14,12 +14,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/payment-service/internal/app"
 	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/config"
 	"github.com/eventshop/payment-service/internal/consumer"
 	"github.com/eventshop/payment-service/internal/gateway"
 	"github.com/eventshop/payment-service/internal/httpapi"
-	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kit"
@@ -107,27 +107,20 @@ func wire(cfg config.Config, p *kit.Platform, payments *store.Payments) (kit.Wir
 	if err != nil {
 		return kit.Wiring{}, nil, err
 	}
-	proc, err := payment.NewProcessor(payments, store.NewPaymentEvents(p.JS), store.NewOrderTokens(p.JS), gw, pub, p.Log)
+	a, err := app.New(payments, store.NewPaymentEvents(p.JS), store.NewOrderTokens(p.JS), store.NewOrderHistory(p.JS), gw, pub, p.Log,
+		app.WithMetrics(p.Metrics))
 	if err != nil {
 		return kit.Wiring{}, nil, err
 	}
 	gatewayWait := runner.Backoff{Initial: 200 * time.Millisecond, Max: cfg.Breaker.OpenTimeout, Multiplier: 2}
-	reserved, err := consumer.NewReserved(timedPayer{next: proc, m: pm, now: time.Now}, gatewayWait)
-	if err != nil {
-		return kit.Wiring{}, nil, err
-	}
-	// Cancelled orders: refund what was charged, void what was not yet.
-	cancelled, err := consumer.NewCancelled(proc, store.NewOrderHistory(p.JS), gatewayWait)
+	consumers, err := consumer.Consumers(a, cfg.ConsumerConcurrency, gatewayWait)
 	if err != nil {
 		return kit.Wiring{}, nil, err
 	}
 	return kit.Wiring{
-		Consumers: []kit.Consumer{
-			{Config: consumer.ReservedConfig(cfg.ConsumerConcurrency), Handle: reserved.Handle},
-			{Config: consumer.OrdersConfig(cfg.ConsumerConcurrency), Handle: cancelled.Handle},
-		},
-		Routes:   func(r *gin.Engine) { httpapi.Register(r, proc, br) },
-		MapError: httpapi.MapError,
+		Consumers: consumers,
+		Routes:    func(r *gin.Engine) { httpapi.Register(r, a, br) },
+		MapError:  httpapi.MapError,
 		// The breaker is deliberately not a readiness check: while it is
 		// open the service is alive and its work waits in JetStream. /ready
 		// names its state; GET /breaker and the breaker metrics give the

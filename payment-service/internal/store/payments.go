@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/payment-service/internal/payment"
+	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kvstore"
 )
 
@@ -68,7 +69,7 @@ func (p *Payments) Load(ctx context.Context, orderID string) (payment.Record, ui
 // Create writes rec if the order has no record yet (a compare-and-set on
 // "no revision"); if it has one, the error wraps payment.ErrConflict.
 func (p *Payments) Create(ctx context.Context, rec payment.Record) (uint64, error) {
-	if err := rec.Validate(); err != nil {
+	if err := check(rec); err != nil {
 		return 0, err
 	}
 	return p.records.Create(ctx, rec.OrderID, rec)
@@ -77,10 +78,20 @@ func (p *Payments) Create(ctx context.Context, rec payment.Record) (uint64, erro
 // Update replaces the record stored at revision rev; if it changed since,
 // the error wraps payment.ErrConflict.
 func (p *Payments) Update(ctx context.Context, rec payment.Record, rev uint64) (uint64, error) {
-	if err := rec.Validate(); err != nil {
+	if err := check(rec); err != nil {
 		return 0, err
 	}
 	return p.records.Update(ctx, rec.OrderID, rec, rev)
+}
+
+// check holds a record to what the bucket stores: an order id that can be
+// a key and a subject token, and the domain's invariants. Either failure
+// wraps payment.ErrInvalidRecord.
+func check(rec payment.Record) error {
+	if !events.ValidID(rec.OrderID) {
+		return fmt.Errorf("%w: order id %q", payment.ErrInvalidRecord, rec.OrderID)
+	}
+	return rec.Validate()
 }
 
 // scope names the store's spans.

@@ -58,6 +58,12 @@ func TestPaymentsCompareAndSet(t *testing.T) {
 	if _, err := p.Create(ctx, payment.Record{OrderID: "o-2", Status: "maybe", Currency: "USD"}); !errors.Is(err, payment.ErrInvalidRecord) {
 		t.Fatalf("invalid record err = %v, want ErrInvalidRecord", err)
 	}
+	// An order id that cannot be a key or a subject token is no record.
+	dotted := intent
+	dotted.OrderID = "o.1"
+	if _, err := p.Create(ctx, dotted); !errors.Is(err, payment.ErrInvalidRecord) {
+		t.Fatalf("dotted order id err = %v, want ErrInvalidRecord", err)
+	}
 }
 
 func TestOrderTokens(t *testing.T) {

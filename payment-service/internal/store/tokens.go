@@ -27,7 +27,7 @@ func NewOrderTokens(js jetstream.JetStream) *OrderTokens {
 // Token returns the payment token of the order. An order whose created
 // event is unreadable has no token: the error wraps
 // payment.ErrNoPaymentToken. A created event not found wraps
-// payment.ErrTokenNotVisible, which the processor retries: the read asks
+// payment.ErrTokenNotVisible, which the consumer retries: the read asks
 // the stream's leader before it says "not found" (natsconn.Streams.Last),
 // and a reserved event for an order that truly never existed is
 // dead-lettered after a few attempts. Other errors (stream not there yet,

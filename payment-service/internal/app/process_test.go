@@ -1,4 +1,4 @@
-package payment_test
+package app
 
 import (
 	"context"
@@ -19,12 +19,12 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/metrics"
+	platformmetrics "github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
 
-// rig is the processor's world: a real NATS server (PAYMENTS, ORDERS, the
+// rig is the use cases' world: a real NATS server (PAYMENTS, ORDERS, the
 // payments bucket) and the real gateway simulator behind the real client.
 type rig struct {
 	t        *testing.T
@@ -35,7 +35,7 @@ type rig struct {
 	pub      *events.Publisher
 }
 
-const apiKey = "processor-test-key"
+const apiKey = "app-test-key"
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
@@ -55,7 +55,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	srv, err := gatewaysim.NewServer("127.0.0.1:0", sim, gatewaysim.Credentials{APIKey: apiKey, AdminToken: "admin-token-for-tests-0123456789"},
-		zap.NewNop(), metrics.NewRegistry(gatewaysim.ServiceName))
+		zap.NewNop(), platformmetrics.NewRegistry(gatewaysim.ServiceName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +72,10 @@ func newRig(t *testing.T) *rig {
 	return &rig{t: t, js: js, sim: sim, gw: gw, payments: payments, pub: pub}
 }
 
-// processor returns a processor instance (as in one process) over gw.
-func (r *rig) processor(gw payment.Gateway) *payment.Processor {
+// app returns an App instance (as in one process) over gw.
+func (r *rig) app(gw Gateway) *App {
 	r.t.Helper()
-	p, err := payment.NewProcessor(r.payments, store.NewPaymentEvents(r.js), store.NewOrderTokens(r.js), gw, r.pub,
+	p, err := New(r.payments, store.NewPaymentEvents(r.js), store.NewOrderTokens(r.js), store.NewOrderHistory(r.js), gw, r.pub,
 		zaptest.NewLogger(r.t, zaptest.Level(zap.WarnLevel)))
 	if err != nil {
 		r.t.Fatal(err)
@@ -150,7 +150,7 @@ func (r *rig) paid(orderID string) paid {
 // gateway answered a charge or a refund until the test lets it go on: a
 // process that is slow (or dies) between the gateway and its event.
 type pausingGateway struct {
-	payment.Gateway
+	Gateway
 	afterCharge, afterRefund func()
 }
 
@@ -184,12 +184,12 @@ func pause() (hook func(), reached, resume chan struct{}) {
 
 const amount = 2598
 
-func request(orderID string, cents int64) payment.Request {
-	return payment.Request{OrderID: orderID, AmountCents: cents, Currency: "USD", TraceParent: trace.New().String()}
+func reservedOrder(orderID string, cents int64) request {
+	return request{OrderID: orderID, AmountCents: cents, Currency: "USD", TraceParent: trace.New().String()}
 }
 
-func cancellation(orderID string) payment.Cancellation {
-	return payment.Cancellation{OrderID: orderID, Reason: events.ReasonTimeout, TraceParent: trace.New().String()}
+func cancelledOrder(orderID string) cancellation {
+	return cancellation{OrderID: orderID, Reason: events.ReasonTimeout, TraceParent: trace.New().String()}
 }
 
 type result struct {
@@ -209,16 +209,16 @@ func TestCancellationSettlesFirst(t *testing.T) {
 	orderID := "o-cancel-first"
 	r.created(orderID, gatewaysim.TokenVisa)
 	hook, charged, resume := pause()
-	slow := r.processor(pausingGateway{Gateway: r.gw, afterCharge: hook})
-	other := r.processor(r.gw)
+	slow := r.app(pausingGateway{Gateway: r.gw, afterCharge: hook})
+	other := r.app(r.gw)
 
 	done := make(chan result, 1)
 	go func() {
-		rec, err := slow.Process(ctx, request(orderID, amount))
+		rec, err := slow.process(ctx, reservedOrder(orderID, amount))
 		done <- result{rec, err}
 	}()
 	<-charged
-	rec, err := other.Cancel(ctx, cancellation(orderID))
+	rec, err := other.cancel(ctx, cancelledOrder(orderID))
 	if err != nil || rec.Status != payment.StatusRefunded {
 		t.Fatalf("Cancel = %+v, %v; want refunded", rec, err)
 	}
@@ -228,11 +228,11 @@ func TestCancellationSettlesFirst(t *testing.T) {
 		t.Fatalf("the charge path after the cancellation = %+v, %v; want the refund %s read back", res.rec, res.err, rec.RefundID)
 	}
 	// Every delivery again, on either process: nothing moves.
-	for _, p := range []*payment.Processor{slow, other} {
-		if got, err := p.Cancel(ctx, cancellation(orderID)); err != nil || got.Status != payment.StatusRefunded {
+	for _, p := range []*App{slow, other} {
+		if got, err := p.cancel(ctx, cancelledOrder(orderID)); err != nil || got.Status != payment.StatusRefunded {
 			t.Fatalf("repeated Cancel = %+v, %v", got, err)
 		}
-		if got, err := p.Process(ctx, request(orderID, amount)); err != nil || got.Status != payment.StatusRefunded {
+		if got, err := p.process(ctx, reservedOrder(orderID, amount)); err != nil || got.Status != payment.StatusRefunded {
 			t.Fatalf("repeated Process = %+v, %v", got, err)
 		}
 	}
@@ -262,18 +262,18 @@ func TestChargeAnnouncedFirstRefundFollows(t *testing.T) {
 	r.created(orderID, gatewaysim.TokenVisa)
 	chargeHook, charged, chargeResume := pause()
 	refundHook, refunded, refundResume := pause()
-	payer := r.processor(pausingGateway{Gateway: r.gw, afterCharge: chargeHook})
-	canceller := r.processor(pausingGateway{Gateway: r.gw, afterRefund: refundHook})
+	payer := r.app(pausingGateway{Gateway: r.gw, afterCharge: chargeHook})
+	canceller := r.app(pausingGateway{Gateway: r.gw, afterRefund: refundHook})
 
 	paying := make(chan result, 1)
 	go func() {
-		rec, err := payer.Process(ctx, request(orderID, amount))
+		rec, err := payer.process(ctx, reservedOrder(orderID, amount))
 		paying <- result{rec, err}
 	}()
 	<-charged // the charging record exists, the charge is made
 	cancelling := make(chan result, 1)
 	go func() {
-		rec, err := canceller.Cancel(ctx, cancellation(orderID))
+		rec, err := canceller.cancel(ctx, cancelledOrder(orderID))
 		cancelling <- result{rec, err}
 	}()
 	<-refunded // the cancellation has settled and refunded, not announced
@@ -319,12 +319,12 @@ func TestRacingDeliveriesPublishOneOutcome(t *testing.T) {
 			r := newRig(t)
 			orderID := "o-race"
 			r.created(orderID, tt.token)
-			procs := []*payment.Processor{r.processor(r.gw), r.processor(r.gw)}
+			procs := []*App{r.app(r.gw), r.app(r.gw)}
 			results := make([]result, 8)
 			var wg sync.WaitGroup
 			for i := range results {
 				wg.Go(func() {
-					rec, err := procs[i%2].Process(context.Background(), request(orderID, tt.cents))
+					rec, err := procs[i%2].process(context.Background(), reservedOrder(orderID, tt.cents))
 					results[i] = result{rec, err}
 				})
 			}
@@ -355,7 +355,7 @@ func TestRacingDeliveriesPublishOneOutcome(t *testing.T) {
 func TestPaymentAndCancellationRace(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	procs := []*payment.Processor{r.processor(r.gw), r.processor(r.gw)}
+	procs := []*App{r.app(r.gw), r.app(r.gw)}
 	for n := range 12 {
 		orderID := fmt.Sprintf("o-mixed-%d", n)
 		r.created(orderID, gatewaysim.TokenVisa)
@@ -365,9 +365,9 @@ func TestPaymentAndCancellationRace(t *testing.T) {
 			wg.Go(func() {
 				var err error
 				if i%2 == 0 {
-					_, err = procs[i/2%2].Process(ctx, request(orderID, amount))
+					_, err = procs[i/2%2].process(ctx, reservedOrder(orderID, amount))
 				} else {
-					_, err = procs[i/2%2].Cancel(ctx, cancellation(orderID))
+					_, err = procs[i/2%2].cancel(ctx, cancelledOrder(orderID))
 				}
 				errs <- err
 			})
@@ -408,7 +408,7 @@ func TestPaymentAndCancellationRace(t *testing.T) {
 func TestEarlierRecordsStayReadable(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	p := r.processor(r.gw)
+	p := r.app(r.gw)
 	orderID := "o-earlier"
 	r.created(orderID, gatewaysim.TokenVisa)
 	charge, err := r.gw.Charge(ctx, payment.ChargeRequest{OrderID: orderID, AmountCents: amount, Currency: "USD",
@@ -421,14 +421,14 @@ func TestEarlierRecordsStayReadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The earlier version died before announcing: the redelivery does.
-	if rec, err := p.Process(ctx, request(orderID, amount)); err != nil || rec.Status != payment.StatusSucceeded || rec.ChargeID != charge.ChargeID {
+	if rec, err := p.process(ctx, reservedOrder(orderID, amount)); err != nil || rec.Status != payment.StatusSucceeded || rec.ChargeID != charge.ChargeID {
 		t.Fatalf("Process = %+v, %v", rec, err)
 	}
 	if rec, err := p.Get(ctx, orderID); err != nil || rec.Status != payment.StatusSucceeded {
 		t.Fatalf("Get = %+v, %v", rec, err)
 	}
 	for range 2 {
-		if rec, err := p.Cancel(ctx, cancellation(orderID)); err != nil || rec.Status != payment.StatusRefunded {
+		if rec, err := p.cancel(ctx, cancelledOrder(orderID)); err != nil || rec.Status != payment.StatusRefunded {
 			t.Fatalf("Cancel = %+v, %v", rec, err)
 		}
 	}
@@ -447,7 +447,7 @@ func TestEarlierRecordsStayReadable(t *testing.T) {
 func TestForeignOutcomeIsAConflict(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()
-	p := r.processor(r.gw)
+	p := r.app(r.gw)
 	orderID := "o-foreign"
 	r.created(orderID, gatewaysim.TokenVisa)
 	if _, err := r.pub.Publish(ctx, events.PaymentSucceeded, orderID, trace.New().String(),
@@ -455,7 +455,7 @@ func TestForeignOutcomeIsAConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 { // the first delivery, then one that reads the event first
-		if _, err := p.Process(ctx, request(orderID, amount)); !errors.Is(err, events.ErrConflictingDuplicate) {
+		if _, err := p.process(ctx, reservedOrder(orderID, amount)); !errors.Is(err, events.ErrConflictingDuplicate) {
 			t.Fatalf("Process %d err = %v, want ErrConflictingDuplicate", i, err)
 		}
 	}
@@ -473,11 +473,11 @@ func TestACopyOfTheChargeAfterItsRefund(t *testing.T) {
 	ctx := context.Background()
 	orderID := "o-copied-charge"
 	r.created(orderID, gatewaysim.TokenVisa)
-	p := r.processor(r.gw)
-	if rec, err := p.Process(ctx, request(orderID, amount)); err != nil || rec.Status != payment.StatusSucceeded {
+	p := r.app(r.gw)
+	if rec, err := p.process(ctx, reservedOrder(orderID, amount)); err != nil || rec.Status != payment.StatusSucceeded {
 		t.Fatalf("Process = %+v, %v; want succeeded", rec, err)
 	}
-	if rec, err := p.Cancel(ctx, cancellation(orderID)); err != nil || rec.Status != payment.StatusRefunded {
+	if rec, err := p.cancel(ctx, cancelledOrder(orderID)); err != nil || rec.Status != payment.StatusRefunded {
 		t.Fatalf("Cancel = %+v, %v; want refunded", rec, err)
 	}
 	s, err := r.js.Stream(ctx, events.StreamPayments)
@@ -497,10 +497,10 @@ func TestACopyOfTheChargeAfterItsRefund(t *testing.T) {
 	if rec, err := p.Get(ctx, orderID); err != nil || rec.Status != payment.StatusRefunded {
 		t.Fatalf("Get after the copy = %+v, %v; want refunded", rec, err)
 	}
-	if rec, err := p.Cancel(ctx, cancellation(orderID)); err != nil || rec.Status != payment.StatusRefunded {
+	if rec, err := p.cancel(ctx, cancelledOrder(orderID)); err != nil || rec.Status != payment.StatusRefunded {
 		t.Fatalf("redelivered Cancel = %+v, %v; want refunded", rec, err)
 	}
-	if rec, err := p.Process(ctx, request(orderID, amount)); err != nil || rec.Status != payment.StatusRefunded {
+	if rec, err := p.process(ctx, reservedOrder(orderID, amount)); err != nil || rec.Status != payment.StatusRefunded {
 		t.Fatalf("redelivered Process = %+v, %v; want refunded", rec, err)
 	}
 	got := r.paid(orderID)

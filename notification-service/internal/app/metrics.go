@@ -1,20 +1,21 @@
-package consumer
+package app
 
 import (
+	"fmt"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/eventshop/notification-service/internal/notification"
 )
 
-// Metrics count notification outcomes.
-type Metrics struct {
+// metrics count notification outcomes.
+type metrics struct {
 	sentTotal   *prometheus.CounterVec
 	failedTotal *prometheus.CounterVec
 }
 
-// NewMetrics registers the notification metrics with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
+func newMetrics() *metrics {
+	return &metrics{
 		sentTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_notifications_sent_total",
 			Help: "Notifications a channel accepted, by kind and channel.",
@@ -24,25 +25,22 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Failed deliveries, by kind, channel and class (transient: retried; permanent: dead-lettered).",
 		}, []string{"kind", "channel", "class"}),
 	}
-	for _, c := range []prometheus.Collector{m.sentTotal, m.failedTotal} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
-func (m *Metrics) sent(n notification.Notification) {
-	if m == nil {
-		return
+func (m *metrics) register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{m.sentTotal, m.failedTotal} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("notification metrics: %w", err)
+		}
 	}
+	return nil
+}
+
+func (m *metrics) sent(n notification.Notification) {
 	m.sentTotal.WithLabelValues(string(n.Kind), n.Channel).Inc()
 }
 
-func (m *Metrics) failed(n notification.Notification, permanent bool) {
-	if m == nil {
-		return
-	}
+func (m *metrics) failed(n notification.Notification, permanent bool) {
 	class := "transient"
 	if permanent {
 		class = "permanent"

@@ -1,4 +1,4 @@
-package consumer_test
+package app
 
 import (
 	"context"
@@ -9,11 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	notifyconsumer "github.com/eventshop/notification-service/internal/consumer"
 	"github.com/eventshop/notification-service/internal/notification"
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
@@ -50,17 +48,17 @@ type fixture struct {
 	js    jetstream.JetStream
 	store *store.Notifications
 	ch    *recorder
-	h     *notifyconsumer.Handler
+	app   *App
 	pub   *events.Publisher
 }
 
-func setup(t *testing.T, opts ...notifyconsumer.Option) *fixture {
+func setup(t *testing.T, opts ...Option) *fixture {
 	t.Helper()
 	return setupOn(t, func(js jetstream.JetStream) jetstream.JetStream { return js }, opts...)
 }
 
 // setupOn is setup with the store opened through storeJS(js).
-func setupOn(t *testing.T, storeJS func(jetstream.JetStream) jetstream.JetStream, opts ...notifyconsumer.Option) *fixture {
+func setupOn(t *testing.T, storeJS func(jetstream.JetStream) jetstream.JetStream, opts ...Option) *fixture {
 	t.Helper()
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
@@ -79,7 +77,7 @@ func setupOn(t *testing.T, storeJS func(jetstream.JetStream) jetstream.JetStream
 		t.Fatal(err)
 	}
 	ch := &recorder{}
-	h, err := notifyconsumer.NewHandler(st, ch, "log", pubNotify, zap.NewNop(), opts...)
+	a, err := New(st, ch, "log", pubNotify, zap.NewNop(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +85,27 @@ func setupOn(t *testing.T, storeJS func(jetstream.JetStream) jetstream.JetStream
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{js: js, store: st, ch: ch, h: h, pub: pubOrder}
+	return &fixture{js: js, store: st, ch: ch, app: a, pub: pubOrder}
+}
+
+// deliver hands a delivered orders.<id>.confirmed to a, decoded once as
+// the consumer does.
+func deliver(ctx context.Context, a *App, msg jetstream.Msg) error {
+	env, err := events.Decode(msg.Subject(), msg.Data())
+	if err != nil {
+		return err
+	}
+	var d events.OrderConfirmedData
+	if err := env.DecodeData(&d); err != nil {
+		return err
+	}
+	return a.OrderConfirmed(ctx, env, d)
+}
+
+// permanent reports whether the consumer dead-letters err at once rather
+// than retrying it (consumer.verdict).
+func permanent(err error) bool {
+	return errors.Is(err, notification.ErrRejected) || errors.Is(err, events.ErrConflictingDuplicate)
 }
 
 // confirmed publishes shop.order.confirmed for orderID and returns the
@@ -111,7 +129,7 @@ func (f *fixture) pending(t *testing.T, msg jetstream.Msg) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := notification.FromEvent(env, "log", time.Now())
+	n, err := notificationOf(env, "log", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +195,7 @@ func TestCrashAfterSendResendsWithTheSameID(t *testing.T) {
 	// marking it sent.
 	f.pending(t, msg)
 
-	if err := f.h.Handle(ctx, msg); err != nil {
+	if err := deliver(ctx, f.app, msg); err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
 	calls := f.ch.calls()
@@ -202,7 +220,7 @@ func TestRedeliveryAfterSentOnlyRepublishes(t *testing.T) {
 	ctx := context.Background()
 	msg := f.confirmed(t, "o-again")
 	for i := range 3 {
-		if err := f.h.Handle(ctx, msg); err != nil {
+		if err := deliver(ctx, f.app, msg); err != nil {
 			t.Fatalf("Handle #%d: %v", i+1, err)
 		}
 	}
@@ -218,11 +236,11 @@ func TestConcurrentDeliveriesRecordOneNotification(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
 		name     string
-		opts     []notifyconsumer.Option
+		opts     []Option
 		kvWrites uint64 // the record's writes: created pending, then marked sent; none when the event is the record
 	}{
 		{name: "pending record first", kvWrites: 2},
-		{name: "send first (log channel)", opts: []notifyconsumer.Option{notifyconsumer.WithoutPendingRecord()}, kvWrites: 0},
+		{name: "send first (log channel)", opts: []Option{WithoutPendingRecord()}, kvWrites: 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -232,7 +250,7 @@ func TestConcurrentDeliveriesRecordOneNotification(t *testing.T) {
 			var wg sync.WaitGroup
 			errs := make(chan error, 8)
 			for range 8 {
-				wg.Go(func() { errs <- f.h.Handle(ctx, msg) })
+				wg.Go(func() { errs <- deliver(ctx, f.app, msg) })
 			}
 			wg.Wait()
 			close(errs)
@@ -247,7 +265,7 @@ func TestConcurrentDeliveriesRecordOneNotification(t *testing.T) {
 					t.Fatalf("delivery with id %s, want %s", c.ID, id)
 				}
 			}
-			list, err := f.store.ListByOrder(ctx, "o-race")
+			list, err := f.app.List(ctx, "o-race")
 			if err != nil || len(list) != 1 || !list[0].Sent() || list[0].ID != id {
 				t.Fatalf("notifications = %+v, %v; want one sent", list, err)
 			}
@@ -279,8 +297,8 @@ func TestChannelFailures(t *testing.T) {
 		f.ch.mu.Lock()
 		f.ch.err = tt.err
 		f.ch.mu.Unlock()
-		err := f.h.Handle(ctx, msg)
-		if err == nil || runner.IsPermanent(err) != tt.wantPermanent {
+		err := deliver(ctx, f.app, msg)
+		if err == nil || permanent(err) != tt.wantPermanent {
 			t.Fatalf("%s: Handle = %v, want permanent=%v", tt.name, err, tt.wantPermanent)
 		}
 		n, _, err := f.store.Get(ctx, orderID, notification.KindOrderConfirmed)
@@ -290,21 +308,6 @@ func TestChannelFailures(t *testing.T) {
 		if got := f.sentEvents(t, orderID); len(got) != 0 {
 			t.Fatalf("%s: sent events = %+v, want none", tt.name, got)
 		}
-	}
-}
-
-func TestInvalidEventIsPermanent(t *testing.T) {
-	t.Parallel()
-	f := setup(t)
-	ctx := context.Background()
-	m := nats.NewMsg("orders.o-bad.confirmed")
-	m.Data = []byte(`{"specversion":"1.0","id":"x"}`)
-	if _, err := f.js.PublishMsg(ctx, m); err != nil {
-		t.Fatal(err)
-	}
-	err := f.h.Handle(ctx, f.fetch(t, "orders.o-bad.confirmed"))
-	if !runner.IsPermanent(err) || !errors.Is(err, events.ErrInvalidEvent) {
-		t.Fatalf("Handle = %v, want permanent ErrInvalidEvent", err)
 	}
 }
 
@@ -338,18 +341,18 @@ func (p *publishFails) Publish(ctx context.Context, t events.Type, orderID, tp s
 
 func TestSendFirstRecordsOnceAsSent(t *testing.T) {
 	t.Parallel()
-	f := setup(t, notifyconsumer.WithoutPendingRecord())
+	f := setup(t, WithoutPendingRecord())
 	ctx := context.Background()
 	msg := f.confirmed(t, "o-1")
 	for i := range 2 { // the second is a redelivery
-		if err := f.h.Handle(ctx, msg); err != nil {
+		if err := deliver(ctx, f.app, msg); err != nil {
 			t.Fatalf("Handle #%d: %v", i+1, err)
 		}
 	}
 	if got := len(f.ch.calls()); got != 1 {
 		t.Fatalf("channel called %d times, want 1", got)
 	}
-	list, err := f.store.ListByOrder(ctx, "o-1")
+	list, err := f.app.List(ctx, "o-1")
 	if err != nil || len(list) != 1 || !list[0].Sent() || list[0].Attempts != 1 || list[0].Channel != "log" {
 		t.Fatalf("notifications = %+v, %v; want one sent through log after 1 attempt", list, err)
 	}
@@ -373,16 +376,16 @@ func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
 	}
 	dies := &publishFails{Publisher: pub}
 	dies.armed.Store(true)
-	h, err := notifyconsumer.NewHandler(f.store, f.ch, "log", dies, zap.NewNop(), notifyconsumer.WithoutPendingRecord())
+	h, err := New(f.store, f.ch, "log", dies, zap.NewNop(), WithoutPendingRecord())
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
 	msg := f.confirmed(t, "o-2")
-	if err := h.Handle(ctx, msg); err == nil || runner.IsPermanent(err) {
+	if err := deliver(ctx, h, msg); err == nil || permanent(err) {
 		t.Fatalf("Handle with the record lost = %v, want a retryable error", err)
 	}
-	if err := h.Handle(ctx, msg); err != nil {
+	if err := deliver(ctx, h, msg); err != nil {
 		t.Fatalf("redelivery: %v", err)
 	}
 	id := notification.ID("o-2", notification.KindOrderConfirmed)
@@ -390,7 +393,7 @@ func TestSendFirstCrashBeforeTheRecordSendsAgainWithTheSameID(t *testing.T) {
 	if len(calls) != 2 || calls[0].ID != id || calls[1].ID != id {
 		t.Fatalf("channel calls = %+v, want two with id %s", calls, id)
 	}
-	if list, err := f.store.ListByOrder(ctx, "o-2"); err != nil || len(list) != 1 || !list[0].Sent() {
+	if list, err := f.app.List(ctx, "o-2"); err != nil || len(list) != 1 || !list[0].Sent() {
 		t.Fatalf("notifications = %+v, %v", list, err)
 	}
 	if got := f.sentEvents(t, "o-2"); len(got) != 1 {
@@ -449,11 +452,11 @@ func TestContendedRecordGivesUp(t *testing.T) {
 	msg := f.confirmed(t, "o-busy")
 	f.pending(t, msg)
 
-	err := f.h.Handle(ctx, msg)
+	err := deliver(ctx, f.app, msg)
 	if n := other.writes.Load(); n >= limit {
 		t.Fatalf("Handle = %v after the other writer won %d times in a row: it would have gone on for as long as that writer does", err, n)
 	}
-	if !errors.Is(err, notification.ErrConflict) || runner.IsPermanent(err) {
+	if !errors.Is(err, notification.ErrConflict) || permanent(err) {
 		t.Fatalf("Handle = %v, want a retryable ErrConflict", err)
 	}
 	if got := f.ch.calls(); len(got) != 0 {

@@ -1,0 +1,101 @@
+// Package consumer is the notification service's JetStream adapter: the
+// runner configuration of its durable consumer on ORDERS, and the handler
+// that decodes each final order event once, hands it to the use cases
+// (internal/app), and turns their errors into the runner's verdicts in one
+// place, verdict.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/notification-service/internal/app"
+	"github.com/eventshop/notification-service/internal/notification"
+	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/kit"
+	"github.com/eventshop/shared/platform/runner"
+)
+
+// Durable is the name of the notification consumer on ORDERS.
+const Durable = "notification-orders"
+
+// The retry schedule of the orders consumer (the webhook channel retries
+// within one delivery first): NakWithDelay after 0.5-1s, doubling up to
+// 30-60s (full jitter); after 10 deliveries (several minutes) the message
+// is dead-lettered. Invalid events are dead-lettered at once.
+const maxDeliver = 10
+
+var retry = runner.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2}
+
+// Consumers returns the service's consumer over the use cases a: the final
+// order transitions (orders.<id>.confirmed and orders.<id>.cancelled), each
+// of which causes one notification. ackWait is how long a delivery may
+// take before the server redelivers it (the channel's retries within one
+// delivery fit in it).
+func Consumers(a *app.App, concurrency int, ackWait time.Duration) []kit.Consumer {
+	h := handler{app: a}
+	return []kit.Consumer{{
+		Config: runner.Config{
+			Stream:         events.StreamOrders,
+			Durable:        Durable,
+			FilterSubjects: []string{events.FilterSubject(events.OrderConfirmed), events.FilterSubject(events.OrderCancelled)},
+			Concurrency:    concurrency,
+			AckWait:        ackWait,
+			MaxDeliver:     maxDeliver,
+			Retry:          retry,
+		},
+		Handle: h.handle,
+	}}
+}
+
+// handler is the runner.Handler of the consumer.
+type handler struct {
+	app *app.App
+}
+
+// handle decodes the event once and hands it to the use case of its type.
+// An envelope that does not decode is refused as an invalid event; a
+// payload that does not, or an event that causes no notification, is
+// permanent.
+func (h handler) handle(ctx context.Context, msg jetstream.Msg) error {
+	env, err := events.Decode(msg.Subject(), msg.Data())
+	if err != nil {
+		return runner.Refused("invalid_event", fmt.Errorf("parse %s: %w", msg.Subject(), err))
+	}
+	switch env.Type {
+	case events.OrderConfirmed:
+		var d events.OrderConfirmedData
+		if err := env.DecodeData(&d); err != nil {
+			return runner.Permanent(fmt.Errorf("event %s: %w", env.ID, err))
+		}
+		return verdict(h.app.OrderConfirmed(ctx, env, d))
+	case events.OrderCancelled:
+		var d events.OrderCancelledData
+		if err := env.DecodeData(&d); err != nil {
+			return runner.Permanent(fmt.Errorf("event %s: %w", env.ID, err))
+		}
+		return verdict(h.app.OrderCancelled(ctx, env, d))
+	default:
+		return runner.Permanent(fmt.Errorf("event %s: %s: %w", env.ID, env.Type, notification.ErrUnsupportedEvent))
+	}
+}
+
+// verdict maps the use cases' errors onto the runner's handling.
+func verdict(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, notification.ErrRejected):
+		// The receiver refused the notification for good.
+		return runner.Permanent(err)
+	case errors.Is(err, events.ErrConflictingDuplicate):
+		// Another notification.sent is stored for the order: not ours.
+		return runner.Refused("conflicting_duplicate", err)
+	default:
+		return err // the channel, NATS or a contended record: retry
+	}
+}
