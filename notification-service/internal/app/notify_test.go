@@ -16,7 +16,6 @@ import (
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 

@@ -22,7 +22,6 @@ import (
 	"github.com/eventshop/notification-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kit"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // Name is the service name in logs, metrics and event sources.
