@@ -1,0 +1,69 @@
+package events
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/shared/platform/runner"
+)
+
+// Route hands the events of one type to the use case that handles them.
+type Route struct {
+	typ Type
+	// bind decodes the payload and returns the call of the use case.
+	bind func(env Envelope) (func(ctx context.Context) error, error)
+}
+
+// On routes events of type t to handle, with their payload decoded into
+// T, the type's Go payload (OrderCreatedData for OrderCreated, ...).
+func On[T any](t Type, handle func(ctx context.Context, env Envelope, data T) error) Route {
+	return Route{typ: t, bind: func(env Envelope) (func(ctx context.Context) error, error) {
+		var data T
+		if err := env.DecodeData(&data); err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context) error { return handle(ctx, env, data) }, nil
+	}}
+}
+
+// ReasonInvalidEvent is the refusal reason of an event that does not
+// decode, or of a type its consumer has no use case for.
+const ReasonInvalidEvent = "invalid_event"
+
+// Verdict turns a use case's error about msg into the runner's handling
+// (runner.Permanent, runner.Refused, runner.Wait, ...); nil stays nil.
+type Verdict func(msg jetstream.Msg, err error) error
+
+// Consume returns the runner.Handler of a consumer: it decodes each
+// message once (Decode: the envelope, checked against its subject), hands
+// it to the route of its type, which decodes the payload, and passes the
+// use case's error through verdict. An event that does not decode, and
+// one of a type no route takes, is refused as invalid_event: the
+// consumer's filter let through what its service cannot handle, or a
+// producer broke the contract, and retrying would not change it.
+func Consume(verdict Verdict, routes ...Route) runner.Handler {
+	byType := make(map[Type]Route, len(routes))
+	for _, r := range routes {
+		byType[r.typ] = r
+	}
+	return func(ctx context.Context, msg jetstream.Msg) error {
+		env, err := Decode(msg.Subject(), msg.Data())
+		if err != nil {
+			return runner.Refused(ReasonInvalidEvent, fmt.Errorf("%s: %w", msg.Subject(), err))
+		}
+		route, ok := byType[env.Type]
+		if !ok {
+			return runner.Refused(ReasonInvalidEvent, fmt.Errorf("%s: %w: no use case for a %s event", msg.Subject(), ErrInvalidEvent, env.Type))
+		}
+		call, err := route.bind(env)
+		if err != nil {
+			return runner.Refused(ReasonInvalidEvent, fmt.Errorf("event %s on %s: %w", env.ID, msg.Subject(), err))
+		}
+		if err := call(ctx); err != nil {
+			return verdict(msg, err)
+		}
+		return nil
+	}
+}
