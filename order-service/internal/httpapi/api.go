@@ -95,17 +95,17 @@ func New(a *app.App, registry *events.Registry, opts ...Option) (*API, error) {
 	if a == nil || registry == nil {
 		return nil, fmt.Errorf("app and registry are required: %w", ErrInvalidOption)
 	}
-	api := &API{
+	h := &API{
 		app: a, registry: registry,
 		connected: func() error { return nil },
 		timeout:   5 * time.Second,
 	}
 	for _, opt := range opts {
-		if err := opt(api); err != nil {
+		if err := opt(h); err != nil {
 			return nil, err
 		}
 	}
-	return api, nil
+	return h, nil
 }
 
 // Register mounts the endpoints on r, with their OpenAPI document at
