@@ -50,8 +50,12 @@ var retry = runner.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Secon
 // with up to concurrency messages in flight.
 func Consumers(a *app.App, concurrency int) []kit.Consumer {
 	return []kit.Consumer{
-		{Config: inventoryConfig(concurrency), Handle: outcomes(a)},
-		{Config: paymentsConfig(concurrency), Handle: outcomes(a)},
+		// A reservation changes nothing the order service must store: the
+		// order reads its inventory.<id>.reserved event when it needs the
+		// lines and total (the store's Current), so it costs no delivery
+		// and no write; only rejections are consumed.
+		{Config: outcomesConfig(events.StreamInventory, InventoryDurable, concurrency, events.InventoryRejected), Handle: outcomes(a)},
+		{Config: outcomesConfig(events.StreamPayments, PaymentsDurable, concurrency, events.PaymentSucceeded, events.PaymentFailed), Handle: outcomes(a)},
 		{Config: deadlinesConfig(concurrency), Handle: deadlines(a)},
 	}
 }
@@ -89,27 +93,17 @@ func deadlines(a *app.App) runner.Handler {
 	}
 }
 
-// inventoryConfig is the consumer of inventory rejections. A reservation
-// changes nothing the order service must store: the order reads its
-// inventory.<id>.reserved event when it needs the lines and total (the
-// store's Current), so it costs no delivery and no write.
-func inventoryConfig(concurrency int) runner.Config {
-	return runner.Config{
-		Stream:         events.StreamInventory,
-		Durable:        InventoryDurable,
-		FilterSubjects: []string{events.FilterSubject(events.InventoryRejected)},
-		Concurrency:    concurrency,
-		MaxDeliver:     maxDeliver,
-		Retry:          retry,
+// outcomesConfig is the consumer of the saga's outcomes of the given
+// types on stream.
+func outcomesConfig(stream, durable string, concurrency int, types ...events.Type) runner.Config {
+	filters := make([]string, len(types))
+	for i, t := range types {
+		filters[i] = events.FilterSubject(t)
 	}
-}
-
-// paymentsConfig is the consumer of payment outcomes.
-func paymentsConfig(concurrency int) runner.Config {
 	return runner.Config{
-		Stream:         events.StreamPayments,
-		Durable:        PaymentsDurable,
-		FilterSubjects: []string{events.FilterSubject(events.PaymentSucceeded), events.FilterSubject(events.PaymentFailed)},
+		Stream:         stream,
+		Durable:        durable,
+		FilterSubjects: filters,
 		Concurrency:    concurrency,
 		MaxDeliver:     maxDeliver,
 		Retry:          retry,
