@@ -14,17 +14,15 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/google/uuid"
 	oteltrace "go.opentelemetry.io/otel/trace"
-	"go.uber.org/zap"
 
+	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/httpserver"
-	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
 	"github.com/eventshop/shared/platform/tracing"
 )
@@ -40,30 +38,12 @@ const (
 	headerTraceparent = "traceparent"
 )
 
-// Orders is what the API needs from the order store.
-type Orders interface {
-	Find(ctx context.Context, orderID string) (order.Order, error)
-	Index(ctx context.Context, o order.Order) error
-	// ListByCustomer returns a page of up to limit orders after the
-	// cursor, and the cursor of the next page (nil on the last).
-	ListByCustomer(ctx context.Context, customerID string, after *store.Cursor, limit int) ([]order.Order, *store.Cursor, error)
-}
-
-// Publisher publishes an event create-once.
-type Publisher interface {
-	Publish(ctx context.Context, t events.Type, orderID, traceparent string, data any) (events.Published, error)
-}
-
 // API holds the order endpoints.
 type API struct {
-	orders    Orders
-	pub       Publisher
+	app       *app.App
 	registry  *events.Registry
-	log       *zap.Logger
 	connected func() error
 	timeout   time.Duration
-	now       func() time.Time
-	newID     func() string
 	// maxInFlight bounds POST /orders in progress (0: no limit).
 	maxInFlight int
 }
@@ -73,28 +53,6 @@ type Option func(*API) error
 
 // ErrInvalidOption is returned by an option given a value it cannot use.
 var ErrInvalidOption = errors.New("invalid option")
-
-// WithClock sets the clock used for created_at.
-func WithClock(now func() time.Time) Option {
-	return func(a *API) error {
-		if now == nil {
-			return fmt.Errorf("clock: %w", ErrInvalidOption)
-		}
-		a.now = now
-		return nil
-	}
-}
-
-// WithIDSource sets the order id generator (UUIDv7 by default).
-func WithIDSource(newID func() string) Option {
-	return func(a *API) error {
-		if newID == nil {
-			return fmt.Errorf("id source: %w", ErrInvalidOption)
-		}
-		a.newID = newID
-		return nil
-	}
-}
 
 // WithRequestTimeout bounds the NATS work of one request (5s by default).
 func WithRequestTimeout(d time.Duration) Option {
@@ -131,24 +89,23 @@ func WithConnCheck(check func() error) Option {
 	}
 }
 
-// New returns the API.
-func New(orders Orders, pub Publisher, registry *events.Registry, log *zap.Logger, opts ...Option) (*API, error) {
-	if orders == nil || pub == nil || registry == nil || log == nil {
-		return nil, fmt.Errorf("store, publisher, registry and logger are required: %w", ErrInvalidOption)
+// New returns the API over the use cases; registry validates request
+// bodies.
+func New(a *app.App, registry *events.Registry, opts ...Option) (*API, error) {
+	if a == nil || registry == nil {
+		return nil, fmt.Errorf("app and registry are required: %w", ErrInvalidOption)
 	}
-	a := &API{
-		orders: orders, pub: pub, registry: registry, log: log,
+	h := &API{
+		app: a, registry: registry,
 		connected: func() error { return nil },
 		timeout:   5 * time.Second,
-		now:       time.Now,
-		newID:     func() string { return uuid.Must(uuid.NewV7()).String() },
 	}
 	for _, opt := range opts {
-		if err := opt(a); err != nil {
+		if err := opt(h); err != nil {
 			return nil, err
 		}
 	}
-	return a, nil
+	return h, nil
 }
 
 // Register mounts the endpoints on r, with their OpenAPI document at
@@ -164,7 +121,7 @@ func (a *API) Register(r gin.IRouter) {
 // requireNATS answers 503 at once while NATS is unreachable.
 func (a *API) requireNATS(c *gin.Context) {
 	if err := a.connected(); err != nil {
-		c.Error(fmt.Errorf("%w: %w", ErrUnavailable, err))
+		c.Error(fmt.Errorf("%w: %w", app.ErrUnavailable, err))
 		c.Abort()
 		return
 	}
@@ -183,14 +140,8 @@ type createRequest struct {
 	ShippingAddress *events.Address `json:"shipping_address,omitempty"`
 }
 
-// create accepts an order. The created event is the source of truth and the
-// only write that makes the order (beside its customer index): an order is
-// its events, and GET reads them. An Idempotency-Key
-// names the order (its id is derived from the key), so the event's
-// create-once publish is also the key's claim: a repeat finds the event and
-// answers the same order if it asked the same (the publisher compares the
-// stored event with this one), 422 otherwise. A request that dies anywhere
-// is finished by its retry.
+// create accepts an order (app.Create): it answers 202 with the order's
+// id and status, and the order's trace as traceparent.
 func (a *API) create(c *gin.Context) {
 	ctx := c.Request.Context()
 	// The server span (shared httpserver, otelgin) is the trace: its
@@ -217,52 +168,17 @@ func (a *API) create(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-
-	orderID := a.newID()
-	if clientKey != "" {
-		orderID = KeyedOrderID(clientKey)
-	}
-	c.Set("order_id", orderID)
-	log := a.log.With(logging.Order(orderID, trace.TraceID(tp))...)
-
-	eventTP := trace.Child(tp).String()
-	now := a.now().UTC()
-	o, err := order.New(order.Draft{ID: orderID, CustomerID: req.CustomerID, Items: store.Items(req.Items), CreatedAt: now, TraceParent: eventTP,
-		ShipTo: (*order.Address)(req.ShippingAddress)})
-	if err != nil {
-		c.Error(err)
-		return
-	}
-	// Listed before it exists: every order that exists is listed, and an
-	// entry whose publish never happened names no order and is not shown.
-	if err := a.orders.Index(ctx, o); err != nil {
-		c.Error(err)
-		return
-	}
-	pub, err := a.pub.Publish(ctx, events.OrderCreated, orderID, eventTP, events.OrderCreatedData{
-		OrderID: orderID, CustomerID: req.CustomerID, Items: req.Items, PaymentToken: req.PaymentToken, CreatedAt: now,
-		ShippingAddress: req.ShippingAddress,
+	placed, err := a.app.Create(ctx, app.Placement{
+		IdempotencyKey: clientKey, CustomerID: req.CustomerID, Items: req.Items, PaymentToken: req.PaymentToken,
+		ShippingAddress: req.ShippingAddress, TraceParent: tp,
 	})
+	c.Set("order_id", placed.OrderID)
 	if err != nil {
-		c.Error(publishError(err))
+		c.Error(err)
 		return
 	}
-	// A duplicate means an earlier attempt with this key published the
-	// same request (another request is ErrConflictingDuplicate).
-	status := order.StatusPending
-	if pub.Duplicate {
-		cur, err := a.orders.Find(ctx, orderID)
-		if err != nil {
-			c.Error(err)
-			return
-		}
-		status = cur.Status
-		log.Info("order request replayed", zap.String("status", string(status)))
-	} else {
-		log.Info("order accepted", zap.String("customer_id", req.CustomerID), zap.Int("items", len(req.Items)))
-	}
-	c.Header("Location", "/orders/"+orderID)
-	c.JSON(http.StatusAccepted, api.OrderAccepted{OrderID: orderID, Status: string(status)})
+	c.Header("Location", "/orders/"+placed.OrderID)
+	c.JSON(http.StatusAccepted, api.OrderAccepted{OrderID: placed.OrderID, Status: string(placed.Status)})
 }
 
 // decode reads, validates and decodes the body.
@@ -282,31 +198,6 @@ func (a *API) decode(c *gin.Context) (createRequest, error) {
 		return req, &RequestError{Errors: []string{"body: " + err.Error()}}
 	}
 	return req, nil
-}
-
-// keyNamespace makes the order ids of Idempotency-Keys UUIDv5 values in a
-// space of their own.
-var keyNamespace = uuid.NewSHA1(uuid.NameSpaceURL, []byte("https://eventshop.dev/orders/idempotency-key"))
-
-// KeyedOrderID is the id of the order an Idempotency-Key creates: derived,
-// so that every attempt with the key, in any process, names the same order
-// and the created event's create-once publish is the key's claim.
-func KeyedOrderID(clientKey string) string {
-	return uuid.NewSHA1(keyNamespace, []byte(clientKey)).String()
-}
-
-// publishError tells a bug (an event our own code built is invalid) from
-// NATS being unreachable.
-func publishError(err error) error {
-	if errors.Is(err, events.ErrConflictingDuplicate) {
-		// The key's order holds a created event that asked for something
-		// else: the key is being reused.
-		return fmt.Errorf("%w: %w", ErrIdempotencyKeyReused, err)
-	}
-	if errors.Is(err, events.ErrInvalidEvent) || errors.Is(err, events.ErrInvalidID) || errors.Is(err, events.ErrUnknownType) {
-		return fmt.Errorf("publish order created: %w", err)
-	}
-	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // view is an order as the API shows it (its documented body). The total is
@@ -353,7 +244,7 @@ func (a *API) get(c *gin.Context) {
 		return
 	}
 	c.Set("order_id", id)
-	o, err := a.orders.Find(c.Request.Context(), id)
+	o, err := a.app.Get(c.Request.Context(), id)
 	if err != nil {
 		c.Error(err)
 		return
@@ -389,7 +280,7 @@ func (a *API) list(c *gin.Context) {
 		}
 		after = &cur
 	}
-	orders, next, err := a.orders.ListByCustomer(c.Request.Context(), customerID, after, limit)
+	orders, next, err := a.app.List(c.Request.Context(), customerID, after, limit)
 	if err != nil {
 		c.Error(err)
 		return

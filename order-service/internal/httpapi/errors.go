@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
@@ -18,17 +19,12 @@ var (
 	ErrInvalidRequest = errors.New("invalid request")
 	// ErrInvalidIdempotencyKey marks an Idempotency-Key header that is too long.
 	ErrInvalidIdempotencyKey = errors.New("invalid idempotency key")
-	// ErrIdempotencyKeyReused marks an Idempotency-Key sent again with a
-	// different body.
-	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 	// ErrMissingCustomer marks GET /orders without customer_id.
 	ErrMissingCustomer = errors.New("customer_id is required")
 	// ErrInvalidLimit marks a page size out of range.
 	ErrInvalidLimit = errors.New("invalid limit")
 	// ErrInvalidCursor marks a cursor the API did not answer.
 	ErrInvalidCursor = errors.New("invalid cursor")
-	// ErrUnavailable marks a request that could not reach NATS.
-	ErrUnavailable = errors.New("service unavailable")
 )
 
 // RequestError is a request body that fails validation, with each problem.
@@ -63,7 +59,7 @@ func MapError(err error) problem.Problem {
 		return p
 	case errors.Is(err, ErrInvalidIdempotencyKey):
 		return problem.New(http.StatusBadRequest, "invalid-idempotency-key", err.Error())
-	case errors.Is(err, ErrIdempotencyKeyReused):
+	case errors.Is(err, app.ErrIdempotencyKeyReused):
 		return problem.New(http.StatusUnprocessableEntity, "idempotency-key-reused",
 			"this Idempotency-Key was already used with a different request body")
 	case errors.Is(err, ErrMissingCustomer):
@@ -83,7 +79,7 @@ func MapError(err error) problem.Problem {
 		// trustworthy can be shown, and retrying will not change that.
 		return problem.New(http.StatusConflict, "order-events-invalid",
 			"this order's stored events are invalid (not what the order service writes), so it cannot be shown")
-	case errors.Is(err, ErrUnavailable), errors.Is(err, store.ErrUnavailable),
+	case errors.Is(err, app.ErrUnavailable), errors.Is(err, store.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
 		return problem.New(http.StatusServiceUnavailable, "unavailable", "the order store is unreachable; retry later")
 	}

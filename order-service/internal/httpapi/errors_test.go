@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/httpapi"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
@@ -23,7 +24,7 @@ func TestMapError(t *testing.T) {
 	}{
 		{name: "invalid body", err: &httpapi.RequestError{Errors: []string{"/items: minItems"}}, wantStatus: http.StatusBadRequest, wantType: "invalid-request"},
 		{name: "long idempotency key", err: fmt.Errorf("x: %w", httpapi.ErrInvalidIdempotencyKey), wantStatus: http.StatusBadRequest, wantType: "invalid-idempotency-key"},
-		{name: "key reused", err: httpapi.ErrIdempotencyKeyReused, wantStatus: http.StatusUnprocessableEntity, wantType: "idempotency-key-reused"},
+		{name: "key reused", err: app.ErrIdempotencyKeyReused, wantStatus: http.StatusUnprocessableEntity, wantType: "idempotency-key-reused"},
 		{name: "no customer", err: httpapi.ErrMissingCustomer, wantStatus: http.StatusBadRequest, wantType: "missing-customer-id"},
 		{name: "bad id", err: fmt.Errorf("id: %w", events.ErrInvalidID), wantStatus: http.StatusBadRequest, wantType: "invalid-order-id"},
 		{name: "not found", err: fmt.Errorf("get: %w", order.ErrNotFound), wantStatus: http.StatusNotFound, wantType: "order-not-found"},

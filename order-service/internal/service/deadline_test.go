@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/order-service/internal/config"
-	ordconsumer "github.com/eventshop/order-service/internal/consumer"
+	"github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
@@ -74,7 +74,7 @@ func TestOrderWithoutAnswerTimesOut(t *testing.T) {
 	// The timer again, as after a lost ack: the order stays as it is and
 	// the cancellation is not published twice.
 	_, before := h.get(pending)
-	h.redeliver(events.StreamOrders, ordconsumer.DeadlinesDurable, "orders."+pending+".created")
+	h.redeliver(events.StreamOrders, consumer.DeadlinesDurable, "orders."+pending+".created")
 	_, after := h.get(pending)
 	if !after.UpdatedAt.Equal(before.UpdatedAt) || after.Status != "CANCELLED" {
 		t.Fatalf("redelivery changed the order: before %+v after %+v", before, after)
@@ -85,8 +85,8 @@ func TestOrderWithoutAnswerTimesOut(t *testing.T) {
 	// payment is the payment service's to refund.
 	h.paid(reserved)
 	paidSeq := h.lastSeq(events.StreamPayments)
-	h.waitAcked(events.StreamPayments, ordconsumer.PaymentsDurable, paidSeq)
-	if n := h.count(runner.DeadLetterStream, fmt.Sprintf("dlq.%s.%s.%d", ordconsumer.PaymentsDurable, events.StreamPayments, paidSeq)); n != 0 {
+	h.waitAcked(events.StreamPayments, consumer.PaymentsDurable, paidSeq)
+	if n := h.count(runner.DeadLetterStream, fmt.Sprintf("dlq.%s.%s.%d", consumer.PaymentsDurable, events.StreamPayments, paidSeq)); n != 0 {
 		t.Fatal("the late payment of a reserved order was dead-lettered, want it acknowledged (the payment service refunds it)")
 	}
 	if _, v := h.get(reserved); v.Status != "CANCELLED" || v.CancelReason != "timeout" {
@@ -109,7 +109,7 @@ func TestOrderFinalInTimeIsUntouched(t *testing.T) {
 	h.paid(confirmed)
 	before := h.waitStatus(confirmed, "CONFIRMED")
 
-	h.waitAcked(events.StreamOrders, ordconsumer.DeadlinesDurable, created)
+	h.waitAcked(events.StreamOrders, consumer.DeadlinesDurable, created)
 	time.Sleep(200 * time.Millisecond) // past the deadline, for good measure
 	if _, after := h.get(confirmed); after.Status != "CONFIRMED" || !after.UpdatedAt.Equal(before.UpdatedAt) {
 		t.Fatalf("the deadline touched a confirmed order: before %+v after %+v", before, after)

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/eventshop/order-service/internal/config"
-	ordconsumer "github.com/eventshop/order-service/internal/consumer"
+	"github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
 )
@@ -86,11 +86,11 @@ func TestOrderMetrics(t *testing.T) {
 	if sum, err := h.sample("eventshop_order_final_seconds_sum", confirmed...); err != nil || sum <= first || sum >= deadline.Seconds() {
 		t.Errorf("time to confirm = %v s (%v), want between the %v s it waited and the deadline", sum, err, first)
 	}
-	h.waitAcked(events.StreamOrders, ordconsumer.DeadlinesDurable, created)
+	h.waitAcked(events.StreamOrders, consumer.DeadlinesDurable, created)
 	h.waitSample("nothing open once it is final", zero, "eventshop_order_oldest_open_age_seconds")
 
 	// The payment again (a lost ack): nothing is decided, nothing counted.
-	h.redeliver(events.StreamPayments, ordconsumer.PaymentsDurable, "payments."+id+".succeeded")
+	h.redeliver(events.StreamPayments, consumer.PaymentsDurable, "payments."+id+".succeeded")
 	if v, err := h.sample("eventshop_order_final_seconds_count", confirmed...); err != nil || v != 1 {
 		t.Errorf("after a redelivered payment: %v confirmations counted (%v), want still 1", v, err)
 	}

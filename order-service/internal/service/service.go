@@ -13,8 +13,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/config"
-	ordconsumer "github.com/eventshop/order-service/internal/consumer"
+	"github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/httpapi"
 	"github.com/eventshop/order-service/internal/openorders"
 	"github.com/eventshop/order-service/internal/store"
@@ -110,47 +111,38 @@ func wire(cfg config.Config, o options, p *kit.Platform, orders *store.Orders) (
 	if err != nil {
 		return kit.Wiring{}, err
 	}
-	om, err := ordconsumer.NewMetrics(p.Metrics)
-	if err != nil {
-		return kit.Wiring{}, err
-	}
-	handler, err := ordconsumer.NewHandler(orders, pub, p.Log, ordconsumer.WithClock(o.now), ordconsumer.WithMetrics(om))
+	m, err := app.NewMetrics(p.Metrics)
 	if err != nil {
 		return kit.Wiring{}, err
 	}
 	// Orders not final within ORDER_DEADLINE are cancelled (timeout).
-	deadlines, err := ordconsumer.NewDeadlines(handler, cfg.OrderDeadline)
+	appOpts := []app.Option{app.WithClock(o.now), app.WithMetrics(m), app.WithDeadline(cfg.OrderDeadline)}
+	if o.newID != nil {
+		appOpts = append(appOpts, app.WithIDSource(o.newID))
+	}
+	a, err := app.New(orders, pub, p.Log, appOpts...)
 	if err != nil {
 		return kit.Wiring{}, err
 	}
 	// The oldest order not final against ORDER_DEADLINE (the alert
 	// OrderPastDeadline), read from the deadline consumer like its lag.
-	open, err := openorders.New(p.JS, ordconsumer.DeadlinesDurable, cfg.OrderDeadline, p.Log, p.Metrics,
+	open, err := openorders.New(p.JS, consumer.DeadlinesDurable, cfg.OrderDeadline, p.Log, p.Metrics,
 		openorders.WithInterval(cfg.BrokerMetricsInterval), openorders.WithClock(o.now))
 	if err != nil {
 		return kit.Wiring{}, err
 	}
-	apiOpts := []httpapi.Option{
-		httpapi.WithClock(o.now),
+	api, err := httpapi.New(a, events.DefaultRegistry(),
 		httpapi.WithRequestTimeout(cfg.RequestTimeout),
 		httpapi.WithInFlightLimit(cfg.MaxInFlight),
 		httpapi.WithConnCheck(func() error { return natsconn.Ready(p.Conn) }),
-	}
-	if o.newID != nil {
-		apiOpts = append(apiOpts, httpapi.WithIDSource(o.newID))
-	}
-	api, err := httpapi.New(orders, pub, events.DefaultRegistry(), p.Log, apiOpts...)
+	)
 	if err != nil {
 		return kit.Wiring{}, err
 	}
 	return kit.Wiring{
-		Consumers: []kit.Consumer{
-			{Config: ordconsumer.InventoryConfig(cfg.ConsumerConcurrency), Handle: handler.Handle},
-			{Config: ordconsumer.PaymentsConfig(cfg.ConsumerConcurrency), Handle: handler.Handle},
-			{Config: ordconsumer.DeadlinesConfig(cfg.ConsumerConcurrency), Handle: deadlines.Handle},
-		},
-		Routes:   func(r *gin.Engine) { api.Register(r) },
-		MapError: httpapi.MapError,
-		Parts:    []lifecycle.Consumer{open},
+		Consumers: consumer.Consumers(a, cfg.ConsumerConcurrency),
+		Routes:    func(r *gin.Engine) { api.Register(r) },
+		MapError:  httpapi.MapError,
+		Parts:     []lifecycle.Consumer{open},
 	}, nil
 }

@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	ordconsumer "github.com/eventshop/order-service/internal/consumer"
-	"github.com/eventshop/order-service/internal/httpapi"
+	"github.com/eventshop/order-service/internal/app"
+	"github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/api/apitest"
@@ -338,7 +338,7 @@ func TestIdempotencyKey(t *testing.T) {
 // written anywhere: the key names the order.
 func TestIdempotentRetryAfterCrashBeforeIndex(t *testing.T) {
 	h := start(t)
-	id := httpapi.KeyedOrderID("retry-me")
+	id := app.KeyedOrderID("retry-me")
 	h.mustPublish(h.ord, events.OrderCreated, id, events.OrderCreatedData{
 		OrderID: id, CustomerID: "c-42", Items: []events.Item{{SKU: "SKU-1", Quantity: 2}}, PaymentToken: "tok_visa",
 		CreatedAt: time.Now().UTC(),
@@ -649,7 +649,7 @@ func TestNoOrderRecordIsWritten(t *testing.T) {
 	timedOut := h.create(validBody)
 	created := h.lastSeq(events.StreamOrders)
 	h.wantTimedOut(timedOut)
-	h.waitAcked(events.StreamOrders, ordconsumer.DeadlinesDurable, created) // both timers looked at for the last time
+	h.waitAcked(events.StreamOrders, consumer.DeadlinesDurable, created) // both timers looked at for the last time
 	for _, id := range []string{confirmed, timedOut} {
 		if n := h.count(events.StreamOrders, "orders."+id+".*"); n != 2 {
 			t.Errorf("order %s: %d ORDERS events, want created and its decision", id, n)

@@ -1,47 +1,41 @@
-package consumer_test
+package app_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	ordconsumer "github.com/eventshop/order-service/internal/consumer"
-	"github.com/eventshop/order-service/internal/httpapi"
+	"github.com/eventshop/order-service/internal/app"
+	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )
 
-// deciders is the order service's handlers over a real nats-server, run
+// deciders is the order service's use cases over a real nats-server, run
 // by hand (no consumer runs them): a test hands them the messages.
 type deciders struct {
-	t         *testing.T
-	js        jetstream.JetStream
-	orders    *store.Orders
-	handler   *ordconsumer.Handler
-	deadlines *ordconsumer.Deadlines
-	ord, inv  *events.Publisher
-	pay       *events.Publisher
-	api       http.Handler
-	metrics   *prometheus.Registry
+	t        *testing.T
+	js       jetstream.JetStream
+	orders   *store.Orders
+	app      *app.App
+	ord, inv *events.Publisher
+	pay      *events.Publisher
+	metrics  *prometheus.Registry
 }
 
-// newDeciders wires the handlers; opts are the handler's options (its
-// metrics are always on, registered with d.metrics).
-func newDeciders(t *testing.T, opts ...ordconsumer.Option) *deciders {
+// newDeciders wires the app; opts are its options (its metrics are always
+// on, registered with d.metrics; every order is past its deadline).
+func newDeciders(t *testing.T, opts ...app.Option) *deciders {
 	t.Helper()
 	_, js := natstest.Connect(t, natstest.Start(t))
 	ctx := context.Background()
@@ -69,26 +63,50 @@ func newDeciders(t *testing.T, opts ...ordconsumer.Option) *deciders {
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	d.metrics = prometheus.NewRegistry()
-	m, err := ordconsumer.NewMetrics(d.metrics)
+	m, err := app.NewMetrics(d.metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.handler, err = ordconsumer.NewHandler(d.orders, d.ord, log, append(opts, ordconsumer.WithMetrics(m))...); err != nil {
+	if d.app, err = newApp(d.orders, d.ord, log, m, opts...); err != nil {
 		t.Fatal(err)
 	}
-	// Every order here is past its deadline.
-	if d.deadlines, err = ordconsumer.NewDeadlines(d.handler, time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	api, err := httpapi.New(d.orders, d.ord, events.DefaultRegistry(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.TestMode)
-	engine := gin.New()
-	api.Register(engine)
-	d.api = engine
 	return d
+}
+
+// newApp is the app over orders whose deadline has passed for every order
+// here.
+func newApp(orders app.Orders, pub app.Publisher, log *zap.Logger, m *app.Metrics, opts ...app.Option) (*app.App, error) {
+	return app.New(orders, pub, log, append(opts, app.WithMetrics(m), app.WithDeadline(time.Millisecond))...)
+}
+
+// deliver hands the message to the app's handler of its event, as the
+// order service's consumers do.
+func deliver(ctx context.Context, a *app.App, msg jetstream.Msg) error {
+	env, err := events.Decode(msg.Subject(), msg.Data())
+	if err != nil {
+		return err
+	}
+	switch env.Type {
+	case events.OrderCreated:
+		var data events.OrderCreatedData
+		if err := env.DecodeData(&data); err != nil {
+			return err
+		}
+		return a.OrderCreated(ctx, env, data)
+	case events.PaymentSucceeded:
+		var data events.PaymentSucceededData
+		if err := env.DecodeData(&data); err != nil {
+			return err
+		}
+		return a.PaymentSucceeded(ctx, env, data)
+	case events.PaymentFailed:
+		var data events.PaymentFailedData
+		if err := env.DecodeData(&data); err != nil {
+			return err
+		}
+		return a.PaymentFailed(ctx, env, data)
+	}
+	return fmt.Errorf("no handler of %s", env.Type)
 }
 
 func (d *deciders) publish(p *events.Publisher, t events.Type, id string, data any) {
@@ -153,28 +171,10 @@ func (d *deciders) finals(id string) (confirmed, cancelled uint64) {
 	return info.State.Subjects["orders."+id+".confirmed"], info.State.Subjects["orders."+id+".cancelled"]
 }
 
-// get answers GET /orders/<id>.
-func (d *deciders) get(id string) (int, orderView) {
+// get reads the order as GET /orders/<id> does.
+func (d *deciders) get(id string) (order.Order, error) {
 	d.t.Helper()
-	rec := httptest.NewRecorder()
-	d.api.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/orders/"+id, nil))
-	var v orderView
-	if rec.Code == http.StatusOK {
-		if err := json.Unmarshal(rec.Body.Bytes(), &v); err != nil {
-			d.t.Fatal(err)
-		}
-	}
-	return rec.Code, v
-}
-
-type orderView struct {
-	Status       string `json:"status"`
-	TotalCents   *int64 `json:"total_cents"`
-	Currency     string `json:"currency"`
-	CancelReason string `json:"cancel_reason"`
-	Lines        []struct {
-		SKU string `json:"sku"`
-	} `json:"lines"`
+	return d.app.Get(context.Background(), id)
 }
 
 // TestRacingDecidersLeaveOneDecision: a payment success and the deadline
@@ -202,8 +202,8 @@ func TestRacingDecidersLeaveOneDecision(t *testing.T) {
 	)
 	for id, m := range race {
 		for _, handle := range []func() error{
-			func() error { return d.handler.Handle(ctx, m.paid) },
-			func() error { return d.deadlines.Handle(ctx, m.created) },
+			func() error { return deliver(ctx, d.app, m.paid) },
+			func() error { return deliver(ctx, d.app, m.created) },
 		} {
 			wg.Go(func() {
 				<-start
@@ -227,24 +227,24 @@ func TestRacingDecidersLeaveOneDecision(t *testing.T) {
 			t.Errorf("order %s has %d confirmed and %d cancelled events, want one decision", id, confirmed, cancelled)
 			continue
 		}
-		code, v := d.get(id)
+		v, err := d.get(id)
 		switch {
-		case code != http.StatusOK || v.TotalCents == nil || *v.TotalCents != 2598 || len(v.Lines) != 1:
-			t.Errorf("GET %s = %d %+v", id, code, v)
+		case err != nil || !v.TotalKnown() || v.TotalCents != 2598 || len(v.Lines) != 1:
+			t.Errorf("GET %s = %v %+v", id, err, v)
 		case confirmed == 1 && v.Status != "CONFIRMED":
 			t.Errorf("GET %s = %+v, but its decision is the confirmation", id, v)
 		case cancelled == 1 && (v.Status != "CANCELLED" || v.CancelReason != "timeout"):
 			t.Errorf("GET %s = %+v, but its decision is the cancellation for timeout", id, v)
 		}
-		won[v.Status]++
+		won[string(v.Status)]++
 	}
 	t.Logf("decisions: %v", won)
 	// Each decision observed once, by the decider that stored it: not by
 	// the one it overtook.
-	if n, _ := d.final(ordconsumer.OutcomeConfirmed, ""); n != uint64(won["CONFIRMED"]) {
+	if n, _ := d.final(app.OutcomeConfirmed, ""); n != uint64(won["CONFIRMED"]) {
 		t.Errorf("eventshop_order_final_seconds{confirmed} counts %d, want the %d confirmations stored", n, won["CONFIRMED"])
 	}
-	if n, _ := d.final(ordconsumer.OutcomeCancelled, "timeout"); n != uint64(won["CANCELLED"]) {
+	if n, _ := d.final(app.OutcomeCancelled, "timeout"); n != uint64(won["CANCELLED"]) {
 		t.Errorf("eventshop_order_final_seconds{cancelled,timeout} counts %d, want the %d cancellations stored", n, won["CANCELLED"])
 	}
 }
@@ -266,22 +266,22 @@ func TestCrashAfterDecisionIsRecoveredByRedelivery(t *testing.T) {
 	}
 	ctx := context.Background()
 	for range 2 {
-		if err := d.handler.Handle(ctx, d.msg(events.StreamPayments, "payments."+id+".succeeded")); err != nil {
+		if err := deliver(ctx, d.app, d.msg(events.StreamPayments, "payments."+id+".succeeded")); err != nil {
 			t.Fatalf("redelivered payment = %v, want it acknowledged", err)
 		}
 	}
-	if err := d.deadlines.Handle(ctx, d.msg(events.StreamOrders, "orders."+id+".created")); err != nil {
+	if err := deliver(ctx, d.app, d.msg(events.StreamOrders, "orders."+id+".created")); err != nil {
 		t.Fatalf("the deadline of a decided order = %v, want it acknowledged", err)
 	}
 	if confirmed, cancelled := d.finals(id); confirmed != 1 || cancelled != 0 {
 		t.Fatalf("%d confirmed and %d cancelled events, want the one confirmation", confirmed, cancelled)
 	}
-	if code, v := d.get(id); code != http.StatusOK || v.Status != "CONFIRMED" || *v.TotalCents != 2598 {
-		t.Fatalf("GET = %d %+v", code, v)
+	if v, err := d.get(id); err != nil || v.Status != "CONFIRMED" || v.TotalCents != 2598 {
+		t.Fatalf("GET = %v %+v", err, v)
 	}
 	// The decision was stored before these handlers ran: none of them
 	// decided it.
-	if n, _ := d.final(ordconsumer.OutcomeConfirmed, ""); n != 0 {
+	if n, _ := d.final(app.OutcomeConfirmed, ""); n != 0 {
 		t.Fatalf("eventshop_order_final_seconds counts %d, want 0: no handler here stored the decision", n)
 	}
 }
@@ -340,7 +340,7 @@ func (s *staleHeads) Head(ctx context.Context, orderID string) (store.Head, erro
 func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	var now time.Time
 	clock := func() time.Time { return now }
-	d := newDeciders(t, ordconsumer.WithClock(clock))
+	d := newDeciders(t, app.WithClock(clock))
 	ctx := context.Background()
 
 	// late is a second decider, whose store gives it the order's last
@@ -348,15 +348,11 @@ func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	stale := &staleHeads{Orders: d.orders, heads: map[string]store.Head{}}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	reg := prometheus.NewRegistry()
-	lateMetrics, err := ordconsumer.NewMetrics(reg)
+	lateMetrics, err := app.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	late, err := ordconsumer.NewHandler(stale, d.ord, log, ordconsumer.WithClock(clock), ordconsumer.WithMetrics(lateMetrics))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lateDeadlines, err := ordconsumer.NewDeadlines(late, time.Millisecond)
+	late, err := newApp(stale, d.ord, log, lateMetrics, app.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,33 +367,33 @@ func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	}
 	now = now.Add(1500 * time.Millisecond) // decided 2.5 s after it was placed
 	paid := d.msg(events.StreamPayments, "payments."+id+".succeeded")
-	if err := d.handler.Handle(ctx, paid); err != nil {
+	if err := deliver(ctx, d.app, paid); err != nil {
 		t.Fatal(err)
 	}
-	n, sum := d.final(ordconsumer.OutcomeConfirmed, "")
+	n, sum := d.final(app.OutcomeConfirmed, "")
 	if n != 1 || sum < 2.4 || sum > 2.6 {
 		t.Fatalf("after the confirmation: %d observations summing %.3f s, want 1 of 2.5 s", n, sum)
 	}
 	// The same payment again (a redelivery), to the same decider.
-	if err := d.handler.Handle(ctx, paid); err != nil {
+	if err := deliver(ctx, d.app, paid); err != nil {
 		t.Fatal(err)
 	}
 	// The same payment to a decider that read the order before the
 	// confirmation: its publish finds the same decision (a duplicate).
 	stale.heads[id] = head
-	if err := late.Handle(ctx, paid); err != nil {
+	if err := deliver(ctx, late, paid); err != nil {
 		t.Fatal(err)
 	}
 	// The deadline of a decider that read the order before: its
 	// cancellation is overtaken by the confirmation.
 	stale.heads[id] = head
-	if err := lateDeadlines.Handle(ctx, d.msg(events.StreamOrders, "orders."+id+".created")); err != nil {
+	if err := deliver(ctx, late, d.msg(events.StreamOrders, "orders."+id+".created")); err != nil {
 		t.Fatal(err)
 	}
 	if confirmed, cancelled := d.finals(id); confirmed != 1 || cancelled != 0 {
 		t.Fatalf("%d confirmed and %d cancelled events, want the one confirmation", confirmed, cancelled)
 	}
-	if n, _ := d.final(ordconsumer.OutcomeConfirmed, ""); n != 1 {
+	if n, _ := d.final(app.OutcomeConfirmed, ""); n != 1 {
 		t.Errorf("the decider that stored the confirmation observed it %d times, want once", n)
 	}
 	mfs, err := reg.Gather()
@@ -418,10 +414,10 @@ func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	d.publish(d.pay, events.PaymentFailed, declined, events.PaymentFailedData{
 		OrderID: declined, Reason: "card_declined", DeclineCode: "card_declined", AmountCents: 2598, Currency: "USD",
 	})
-	if err := d.handler.Handle(ctx, d.msg(events.StreamPayments, "payments."+declined+".failed")); err != nil {
+	if err := deliver(ctx, d.app, d.msg(events.StreamPayments, "payments."+declined+".failed")); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := d.final(ordconsumer.OutcomeCancelled, "payment_declined"); n != 1 {
+	if n, _ := d.final(app.OutcomeCancelled, "payment_declined"); n != 1 {
 		t.Fatalf("a declined order: %d observations with reason payment_declined, want 1", n)
 	}
 }
