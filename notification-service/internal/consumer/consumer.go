@@ -6,9 +6,7 @@
 package consumer
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,7 +35,6 @@ var retry = runner.Backoff{Initial: time.Second, Max: time.Minute, Multiplier: 2
 // take before the server redelivers it (the channel's retries within one
 // delivery fit in it).
 func Consumers(a *app.App, concurrency int, ackWait time.Duration) []kit.Consumer {
-	h := handler{app: a}
 	return []kit.Consumer{{
 		Config: runner.Config{
 			Stream:         events.StreamOrders,
@@ -48,44 +45,14 @@ func Consumers(a *app.App, concurrency int, ackWait time.Duration) []kit.Consume
 			MaxDeliver:     maxDeliver,
 			Retry:          retry,
 		},
-		Handle: h.handle,
+		Handle: events.Consume(verdict,
+			events.On(events.OrderConfirmed, a.OrderConfirmed),
+			events.On(events.OrderCancelled, a.OrderCancelled)),
 	}}
 }
 
-// handler is the runner.Handler of the consumer.
-type handler struct {
-	app *app.App
-}
-
-// handle decodes the event once and hands it to the use case of its type.
-// An envelope that does not decode is refused as an invalid event; a
-// payload that does not, or an event that causes no notification, is
-// permanent.
-func (h handler) handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := events.Decode(msg.Subject(), msg.Data())
-	if err != nil {
-		return runner.Refused("invalid_event", fmt.Errorf("parse %s: %w", msg.Subject(), err))
-	}
-	switch env.Type {
-	case events.OrderConfirmed:
-		var d events.OrderConfirmedData
-		if err := env.DecodeData(&d); err != nil {
-			return runner.Permanent(fmt.Errorf("event %s: %w", env.ID, err))
-		}
-		return verdict(h.app.OrderConfirmed(ctx, env, d))
-	case events.OrderCancelled:
-		var d events.OrderCancelledData
-		if err := env.DecodeData(&d); err != nil {
-			return runner.Permanent(fmt.Errorf("event %s: %w", env.ID, err))
-		}
-		return verdict(h.app.OrderCancelled(ctx, env, d))
-	default:
-		return runner.Permanent(fmt.Errorf("event %s: %s: %w", env.ID, env.Type, notification.ErrUnsupportedEvent))
-	}
-}
-
 // verdict maps the use cases' errors onto the runner's handling.
-func verdict(err error) error {
+func verdict(_ jetstream.Msg, err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -62,7 +62,7 @@ func TestVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := verdict(tt.err)
+			got := verdict(nil, tt.err)
 			if !errors.Is(got, tt.err) || runner.IsPermanent(got) != tt.wantPermanent {
 				t.Fatalf("verdict(%v) = %v, want permanent=%v", tt.err, got, tt.wantPermanent)
 			}
@@ -71,7 +71,7 @@ func TestVerdict(t *testing.T) {
 			}
 		})
 	}
-	if verdict(nil) != nil {
+	if verdict(nil, nil) != nil {
 		t.Fatal("verdict(nil) is not an ack")
 	}
 }

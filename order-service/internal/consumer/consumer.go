@@ -5,9 +5,7 @@
 package consumer
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,50 +44,18 @@ const maxDeliver = 10
 
 var retry = runner.Backoff{Initial: 200 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
 
-// Consumers are the order service's durable consumers, handled by a, each
-// with up to concurrency messages in flight.
+// Consumers returns the service's three consumers over the use cases a:
+// the outcomes of inventory and payment, which decide orders, and the
+// created orders whose deadlines they watch.
 func Consumers(a *app.App, concurrency int) []kit.Consumer {
+	outcomes := events.Consume(verdict,
+		events.On(events.InventoryRejected, a.InventoryRejected),
+		events.On(events.PaymentSucceeded, a.PaymentSucceeded),
+		events.On(events.PaymentFailed, a.PaymentFailed))
 	return []kit.Consumer{
-		// A reservation changes nothing the order service must store: the
-		// order reads its inventory.<id>.reserved event when it needs the
-		// lines and total (the store's Current), so it costs no delivery
-		// and no write; only rejections are consumed.
-		{Config: outcomesConfig(events.StreamInventory, InventoryDurable, concurrency, events.InventoryRejected), Handle: outcomes(a)},
-		{Config: outcomesConfig(events.StreamPayments, PaymentsDurable, concurrency, events.PaymentSucceeded, events.PaymentFailed), Handle: outcomes(a)},
-		{Config: deadlinesConfig(concurrency), Handle: deadlines(a)},
-	}
-}
-
-// outcomes handles one inventory or payment event.
-func outcomes(a *app.App) runner.Handler {
-	return func(ctx context.Context, msg jetstream.Msg) error {
-		env, err := events.Decode(msg.Subject(), msg.Data())
-		if err != nil {
-			return runner.Refused(app.ReasonInvalidEvent, err)
-		}
-		switch env.Type {
-		case events.InventoryRejected:
-			return handle(ctx, env, a.InventoryRejected)
-		case events.PaymentSucceeded:
-			return handle(ctx, env, a.PaymentSucceeded)
-		case events.PaymentFailed:
-			return handle(ctx, env, a.PaymentFailed)
-		}
-		return runner.Refused(app.ReasonInvalidEvent, fmt.Errorf("%w: the order service does not handle %s", events.ErrUnknownType, env.Type))
-	}
-}
-
-// deadlines handles one orders.<id>.created event, the order's timer.
-func deadlines(a *app.App) runner.Handler {
-	return func(ctx context.Context, msg jetstream.Msg) error {
-		env, err := events.Decode(msg.Subject(), msg.Data())
-		if err != nil {
-			return runner.Refused(app.ReasonInvalidEvent, err)
-		}
-		if env.Type != events.OrderCreated {
-			return runner.Refused(app.ReasonInvalidEvent, fmt.Errorf("%w: a %s event on %s", events.ErrInvalidEvent, env.Type, msg.Subject()))
-		}
-		return handle(ctx, env, a.OrderCreated)
+		{Config: outcomesConfig(events.StreamInventory, InventoryDurable, concurrency, events.InventoryRejected), Handle: outcomes},
+		{Config: outcomesConfig(events.StreamPayments, PaymentsDurable, concurrency, events.PaymentSucceeded, events.PaymentFailed), Handle: outcomes},
+		{Config: deadlinesConfig(concurrency), Handle: events.Consume(verdict, events.On(events.OrderCreated, a.OrderCreated))},
 	}
 }
 
@@ -128,16 +94,6 @@ func deadlinesConfig(concurrency int) runner.Config {
 	}
 }
 
-// handle decodes the event's data into its typed struct and hands both to
-// the app.
-func handle[T any](ctx context.Context, env events.Envelope, use func(context.Context, events.Envelope, T) error) error {
-	var d T
-	if err := env.DecodeData(&d); err != nil {
-		return runner.Refused(app.ReasonInvalidEvent, err)
-	}
-	return verdict(use(ctx, env, d))
-}
-
 // verdict is the one place the app's errors become the runner's verdicts:
 // an event refused for what it claims is dead-lettered and counted under
 // its reason; a wait is redelivered when asked without spending an
@@ -145,7 +101,7 @@ func handle[T any](ctx context.Context, env events.Envelope, use func(context.Co
 // this service writes, an order that does not exist, an event our own
 // code built invalid) is dead-lettered at once; anything else (NATS
 // unreachable, an order whose events kept changing) is retried.
-func verdict(err error) error {
+func verdict(_ jetstream.Msg, err error) error {
 	var (
 		wait    *app.WaitError
 		refused *app.RefusedError

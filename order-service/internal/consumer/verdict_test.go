@@ -38,7 +38,7 @@ func TestVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := verdict(tt.err)
+			got := verdict(nil, tt.err)
 			if (got == nil) != (tt.err == nil) {
 				t.Fatalf("verdict(%v) = %v", tt.err, got)
 			}

@@ -6,7 +6,6 @@
 package consumer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -54,10 +53,12 @@ func Consumers(a *app.App, concurrency int, gatewayWait runner.Backoff) ([]kit.C
 	if gatewayWait.Initial <= 0 || gatewayWait.Max < gatewayWait.Initial || gatewayWait.Multiplier < 1 {
 		return nil, fmt.Errorf("wait schedule %+v: %w", gatewayWait, runner.ErrInvalidConfig)
 	}
-	h := handlers{app: a, wait: gatewayWait}
+	h := handlers{wait: gatewayWait}
 	return []kit.Consumer{
-		{Config: config(events.StreamInventory, ReservedDurable, events.InventoryReserved, concurrency), Handle: h.reserved},
-		{Config: config(events.StreamOrders, OrdersDurable, events.OrderCancelled, concurrency), Handle: h.cancelled},
+		{Config: config(events.StreamInventory, ReservedDurable, events.InventoryReserved, concurrency),
+			Handle: events.Consume(h.verdict, events.On(events.InventoryReserved, a.InventoryReserved))},
+		{Config: config(events.StreamOrders, OrdersDurable, events.OrderCancelled, concurrency),
+			Handle: events.Consume(h.verdict, events.On(events.OrderCancelled, a.OrderCancelled))},
 	}, nil
 }
 
@@ -73,47 +74,10 @@ func config(stream, durable string, t events.Type, concurrency int) runner.Confi
 	}
 }
 
-// handlers are the runner.Handlers of the consumers; wait is the
-// redelivery schedule while the gateway is unavailable.
+// handlers hold what the verdict needs: wait is the redelivery schedule
+// while the gateway is unavailable.
 type handlers struct {
-	app  *app.App
 	wait runner.Backoff
-}
-
-// reserved handles inventory.<id>.reserved.
-func (h handlers) reserved(ctx context.Context, msg jetstream.Msg) error {
-	var data events.InventoryReservedData
-	env, err := decode(msg, events.InventoryReserved, &data)
-	if err != nil {
-		return err
-	}
-	return h.verdict(msg, h.app.InventoryReserved(ctx, env, data))
-}
-
-// cancelled handles orders.<id>.cancelled.
-func (h handlers) cancelled(ctx context.Context, msg jetstream.Msg) error {
-	var data events.OrderCancelledData
-	env, err := decode(msg, events.OrderCancelled, &data)
-	if err != nil {
-		return err
-	}
-	return h.verdict(msg, h.app.OrderCancelled(ctx, env, data))
-}
-
-// decode reads the message once: an event of type t, its payload into
-// data. Anything else is refused as an invalid event.
-func decode(msg jetstream.Msg, t events.Type, data any) (events.Envelope, error) {
-	env, err := events.Decode(msg.Subject(), msg.Data())
-	if err == nil && env.Type != t {
-		err = fmt.Errorf("%w: a %s event", events.ErrInvalidEvent, env.Type)
-	}
-	if err == nil {
-		err = env.DecodeData(data)
-	}
-	if err != nil {
-		return env, runner.Refused("invalid_event", fmt.Errorf("%s: %w", msg.Subject(), err))
-	}
-	return env, nil
 }
 
 // tokenAttempts bounds the deliveries of a reserved event whose order's
