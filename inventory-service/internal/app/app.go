@@ -45,9 +45,8 @@ type Retrier interface {
 var ErrInvalidOption = errors.New("invalid option")
 
 type options struct {
-	now        func() time.Time
-	staleAfter time.Duration
-	metrics    *Metrics
+	now     func() time.Time
+	metrics *Metrics
 }
 
 // Option configures App.
@@ -60,18 +59,6 @@ func WithClock(now func() time.Time) Option {
 			return fmt.Errorf("clock: %w", ErrInvalidOption)
 		}
 		o.now = now
-		return nil
-	}
-}
-
-// WithStaleMarkAge sets how old a mark must be before a write of its item
-// looks up its order to resolve it (reservation.WithStaleMarkAge).
-func WithStaleMarkAge(d time.Duration) Option {
-	return func(o *options) error {
-		if d <= 0 {
-			return fmt.Errorf("stale mark age %v: %w", d, ErrInvalidOption)
-		}
-		o.staleAfter = d
 		return nil
 	}
 }
@@ -110,11 +97,7 @@ func New(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts ...Opt
 			return nil, err
 		}
 	}
-	resOpts := []reservation.Option{reservation.WithClock(o.now)}
-	if o.staleAfter > 0 {
-		resOpts = append(resOpts, reservation.WithStaleMarkAge(o.staleAfter))
-	}
-	res, err := reservation.New(store, log, resOpts...)
+	res, err := reservation.New(store, o.now, log)
 	if err != nil {
 		return nil, err
 	}

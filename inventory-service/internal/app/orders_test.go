@@ -301,16 +301,22 @@ func (w *world) event(t events.Type, orderID string, data any) (string, events.E
 	return subject, env
 }
 
-func (w *world) created(orderID string, lines ...events.Item) msg {
-	subject, env := w.event(events.OrderCreated, orderID, events.OrderCreatedData{OrderID: orderID, CustomerID: "c-1", Items: lines,
-		PaymentToken: "tok_visa", CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)})
-	return msg{subject: subject, deliver: func(ctx context.Context, a *app.App) error {
-		var d events.OrderCreatedData
+// deliver is the call of handler with env and its payload, decoded as the
+// consumer decodes it.
+func deliver[D any](env events.Envelope, handler func(*app.App, context.Context, events.Envelope, D) error) func(context.Context, *app.App) error {
+	return func(ctx context.Context, a *app.App) error {
+		var d D
 		if err := env.DecodeData(&d); err != nil {
 			return err
 		}
-		return a.OrderCreated(ctx, env, d)
-	}}
+		return handler(a, ctx, env, d)
+	}
+}
+
+func (w *world) created(orderID string, lines ...events.Item) msg {
+	subject, env := w.event(events.OrderCreated, orderID, events.OrderCreatedData{OrderID: orderID, CustomerID: "c-1", Items: lines,
+		PaymentToken: "tok_visa", CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)})
+	return msg{subject: subject, deliver: deliver(env, (*app.App).OrderCreated)}
 }
 
 // confirmed is the order's confirmation, for the total its reservation
@@ -323,24 +329,12 @@ func (w *world) confirmed(orderID string) msg {
 		w.t.Fatal(err)
 	}
 	subject, env := w.event(events.OrderConfirmed, orderID, events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-1", TotalCents: r.TotalCents, Currency: r.Currency})
-	return msg{subject: subject, deliver: func(ctx context.Context, a *app.App) error {
-		var d events.OrderConfirmedData
-		if err := env.DecodeData(&d); err != nil {
-			return err
-		}
-		return a.OrderConfirmed(ctx, env, d)
-	}}
+	return msg{subject: subject, deliver: deliver(env, (*app.App).OrderConfirmed)}
 }
 
 func (w *world) cancelled(orderID string) msg {
 	subject, env := w.event(events.OrderCancelled, orderID, events.OrderCancelledData{OrderID: orderID, CustomerID: "c-1", Reason: events.ReasonPaymentDeclined})
-	return msg{subject: subject, deliver: func(ctx context.Context, a *app.App) error {
-		var d events.OrderCancelledData
-		if err := env.DecodeData(&d); err != nil {
-			return err
-		}
-		return a.OrderCancelled(ctx, env, d)
-	}}
+	return msg{subject: subject, deliver: deliver(env, (*app.App).OrderCancelled)}
 }
 
 func line(sku string, q int64) events.Item { return events.Item{SKU: sku, Quantity: q} }

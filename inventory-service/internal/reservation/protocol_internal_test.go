@@ -31,7 +31,7 @@ func open(t *testing.T) (*store.Store, jetstream.JetStream) {
 // protocol is one process's protocol over s.
 func protocol(t *testing.T, s Store) *Protocol {
 	t.Helper()
-	p, err := New(s, zap.NewNop())
+	p, err := New(s, time.Now, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

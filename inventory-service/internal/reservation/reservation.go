@@ -73,17 +73,6 @@ var ErrInvalidOption = errors.New("invalid option")
 // Option configures a Protocol.
 type Option func(*Protocol) error
 
-// WithClock sets the clock records and marks are stamped with.
-func WithClock(now func() time.Time) Option {
-	return func(p *Protocol) error {
-		if now == nil {
-			return fmt.Errorf("clock: %w", ErrInvalidOption)
-		}
-		p.now = now
-		return nil
-	}
-}
-
 // WithStaleMarkAge sets how old a mark must be before a write of its item
 // looks up its order to resolve it (default 2 seconds; see tidy).
 func WithStaleMarkAge(d time.Duration) Option {
@@ -113,12 +102,12 @@ type Protocol struct {
 	undecided *lookups
 }
 
-// New returns the protocol over store.
-func New(store Store, log *zap.Logger, opts ...Option) (*Protocol, error) {
-	if store == nil || log == nil {
-		return nil, fmt.Errorf("store and logger are required: %w", ErrInvalidOption)
+// New returns the protocol over store; now stamps records and marks.
+func New(store Store, now func() time.Time, log *zap.Logger, opts ...Option) (*Protocol, error) {
+	if store == nil || now == nil || log == nil {
+		return nil, fmt.Errorf("store, clock and logger are required: %w", ErrInvalidOption)
 	}
-	p := &Protocol{store: store, log: log, now: time.Now, locks: newSKULocks(), staleAfter: 2 * time.Second, undecided: newLookups()}
+	p := &Protocol{store: store, log: log, now: now, locks: newSKULocks(), staleAfter: 2 * time.Second, undecided: newLookups()}
 	for _, opt := range opts {
 		if err := opt(p); err != nil {
 			return nil, err

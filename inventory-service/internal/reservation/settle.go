@@ -30,22 +30,16 @@ func (p *Protocol) Release(ctx context.Context, orderID, traceparent string) (Ou
 	}
 	switch r.Status {
 	case stock.StatusReserved, stock.StatusReleasing:
+		var done stock.Reservation
 		if r.Status == stock.StatusReserved && r.KeepsMarks {
 			// The record is the decision and the end: the units follow,
 			// line by line, by their reserve marks.
-			released, err := r.Settle(stock.StatusReleased, p.now())
-			if err != nil {
-				return Outcome{}, err
+			if done, err = p.settleAtOnce(ctx, r, rev, stock.StatusReleased); err == nil {
+				err = p.giveBack(ctx, done)
 			}
-			if _, err := p.store.UpdateReservation(ctx, released, rev); err != nil {
-				return Outcome{}, err // a conflict: the retry reads what happened
-			}
-			if err := p.giveBack(ctx, released); err != nil {
-				return Outcome{}, err
-			}
-			return Outcome{Record: released, Changed: true}, nil
+		} else {
+			done, err = p.settleEarlier(ctx, r, rev, stock.StatusReleasing)
 		}
-		done, err := p.settleEarlier(ctx, r, rev, stock.StatusReleasing)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -81,20 +75,16 @@ func (p *Protocol) Commit(ctx context.Context, orderID string, totalCents int64,
 	}
 	switch r.Status {
 	case stock.StatusReserved, stock.StatusCommitting:
+		var done stock.Reservation
 		if r.Status == stock.StatusReserved && r.KeepsMarks {
 			// One write: the units of the order's reserve marks are sold
 			// from now on, and the next write of each item counts them so.
-			committed, err := r.Settle(stock.StatusCommitted, p.now())
-			if err != nil {
-				return Outcome{}, err
+			if done, err = p.settleAtOnce(ctx, r, rev, stock.StatusCommitted); err == nil {
+				p.known.remember(r.OrderID, stock.StatusCommitted)
 			}
-			if _, err := p.store.UpdateReservation(ctx, committed, rev); err != nil {
-				return Outcome{}, err // a conflict: the retry reads what happened
-			}
-			p.known.remember(r.OrderID, stock.StatusCommitted)
-			return Outcome{Record: committed, Changed: true}, nil
+		} else {
+			done, err = p.settleEarlier(ctx, r, rev, stock.StatusCommitting)
 		}
-		done, err := p.settleEarlier(ctx, r, rev, stock.StatusCommitting)
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -105,6 +95,20 @@ func (p *Protocol) Commit(ctx context.Context, orderID string, totalCents int64,
 	default:
 		return Outcome{}, fmt.Errorf("order %s confirmed but its reservation is %s: %w", r.OrderID, r.Status, stock.ErrInvalidTransition)
 	}
+}
+
+// settleAtOnce moves r, a reserved order that keeps its marks, read at
+// revision rev, to committed or released with one write of its record,
+// which it returns.
+func (p *Protocol) settleAtOnce(ctx context.Context, r stock.Reservation, rev uint64, to stock.Status) (stock.Reservation, error) {
+	done, err := r.Settle(to, p.now())
+	if err != nil {
+		return r, err
+	}
+	if _, err := p.store.UpdateReservation(ctx, done, rev); err != nil {
+		return r, err // a conflict: the retry reads what happened
+	}
+	return done, nil
 }
 
 // giveBack makes the units of a released order available again: each line
