@@ -9,10 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"time"
 
 	"github.com/gin-gonic/gin"
-	"go.uber.org/zap"
 
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/api"
@@ -28,36 +26,21 @@ const maxBody = 64 << 10
 // PutRequestSchema names the request schema a PUT body must satisfy.
 const PutRequestSchema = "inventory.put-request"
 
-// Catalogue is the state the API reads and writes.
+// Catalogue is the use cases the API calls (app.App).
 type Catalogue interface {
-	// View returns the item as its orders' decisions make it (a committed
-	// order's units sold, a released one's available), with the revision
-	// of the stored version it was read from.
-	View(ctx context.Context, sku string) (stock.Item, uint64, error)
-	Items(ctx context.Context) ([]stock.Item, error)
-	CreateItem(ctx context.Context, it stock.Item) (uint64, error)
-	UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint64, error)
-}
-
-// Retrier re-runs an operation that lost a compare-and-set race.
-type Retrier interface {
-	Do(ctx context.Context, op string, fn func(ctx context.Context) error) error
+	Get(ctx context.Context, sku string) (stock.Item, error)
+	List(ctx context.Context) ([]stock.Item, error)
+	Put(ctx context.Context, sku string, p stock.Put) (stock.Item, bool, error)
 }
 
 // API serves /inventory.
 type API struct {
-	cat   Catalogue
-	retry Retrier
-	log   *zap.Logger
-	now   func() time.Time
+	cat Catalogue
 }
 
-// New returns the API; now stamps updated items.
-func New(cat Catalogue, retry Retrier, log *zap.Logger, now func() time.Time) *API {
-	if now == nil {
-		now = time.Now
-	}
-	return &API{cat: cat, retry: retry, log: log, now: now}
+// New returns the API over cat.
+func New(cat Catalogue) *API {
+	return &API{cat: cat}
 }
 
 // Register mounts the routes on r, with their OpenAPI document at
@@ -81,7 +64,7 @@ func view(it stock.Item) Item {
 type List = api.StockList
 
 func (a *API) list(c *gin.Context) {
-	items, err := a.cat.Items(c.Request.Context())
+	items, err := a.cat.List(c.Request.Context())
 	if err != nil {
 		c.Error(err)
 		return
@@ -99,7 +82,7 @@ func (a *API) get(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	it, _, err := a.cat.View(c.Request.Context(), sku)
+	it, err := a.cat.Get(c.Request.Context(), sku)
 	if err != nil {
 		c.Error(err)
 		return
@@ -123,42 +106,11 @@ func (a *API) put(c *gin.Context) {
 		c.Error(err)
 		return
 	}
-	var (
-		out     stock.Item
-		created bool
-	)
-	// Reservations move the same record concurrently: read, apply, write
-	// at the revision read, and start again if it moved. The PUT sets what
-	// is for sale on the view GET shows: units of orders already settled
-	// are counted where they belong before it, never added on top of it by
-	// a later write.
-	err = a.retry.Do(c.Request.Context(), "put", func(ctx context.Context) error {
-		cur, rev, err := a.cat.View(ctx, sku)
-		if errors.Is(err, stock.ErrUnknownSKU) {
-			it := stock.ApplyPut(stock.Item{}, sku, p, a.now())
-			if _, err := a.cat.CreateItem(ctx, it); err != nil {
-				return err
-			}
-			out, created = it, true
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		it := stock.ApplyPut(cur, sku, p, a.now())
-		if _, err := a.cat.UpdateItem(ctx, it, rev); err != nil {
-			return err
-		}
-		out, created = it, false
-		return nil
-	})
+	out, created, err := a.cat.Put(c.Request.Context(), sku, p)
 	if err != nil {
 		c.Error(err)
 		return
 	}
-	a.log.Info("stock set", zap.String("sku", sku), zap.Bool("created", created), zap.Int64("available", out.Available),
-		zap.Int64("reserved", out.Reserved), zap.Int64("sold", out.Sold), zap.Int64("price_cents", out.PriceCents),
-		zap.String("currency", out.Currency))
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	invconsumer "github.com/eventshop/inventory-service/internal/consumer"
+	"github.com/eventshop/inventory-service/internal/consumer"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/runner"
 )
@@ -59,8 +59,8 @@ func TestForgedOrderOutcomesAreRefused(t *testing.T) {
 	}
 	status, body := h.do(http.MethodGet, "/metrics", "", "")
 	for _, want := range []string{
-		`eventshop_events_refused_total{consumer="` + invconsumer.Durable + `",reason="illegal_transition"`,
-		`eventshop_events_refused_total{consumer="` + invconsumer.Durable + `",reason="amount_mismatch"`,
+		`eventshop_events_refused_total{consumer="` + consumer.Durable + `",reason="illegal_transition"`,
+		`eventshop_events_refused_total{consumer="` + consumer.Durable + `",reason="amount_mismatch"`,
 	} {
 		if status != http.StatusOK || !strings.Contains(body, want) {
 			t.Fatalf("metrics lack %s:\n%s", want, grep(body, "refused"))

@@ -105,11 +105,11 @@ func (h *harness) setStock(sku, name string, price int64, currency string, avail
 	}
 }
 
-// item is sku as readers see it (store.View): a committed order's units
+// item is sku as readers see it (app.Get): a committed order's units
 // sold, a released one's available, whether or not a write stored it so.
 func (h *harness) item(sku string) stock.Item {
 	h.t.Helper()
-	it, _, err := h.in.Service.Store().View(context.Background(), sku)
+	it, err := h.in.Service.App().Get(context.Background(), sku)
 	if err != nil {
 		h.t.Fatalf("item %s: %v", sku, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/inventory-service/internal/app"
 	"github.com/eventshop/inventory-service/internal/cas"
 	"github.com/eventshop/inventory-service/internal/config"
 	"github.com/eventshop/inventory-service/internal/consumer"
@@ -52,6 +53,7 @@ func WithClock(now func() time.Time) Option {
 type Service struct {
 	*kit.Service
 	store *store.Store
+	app   *app.App
 }
 
 // New connects to NATS, makes sure the INVENTORY stream and the inventory
@@ -76,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 		// Dead letters of INVENTORY events (whoever gave up on them) are
 		// managed here: only this service may re-publish them.
 		DeadLetters: events.StreamInventory,
-	}, func(p *kit.Platform) (kit.Wiring, error) { return wire(cfg, o, p, s.store) })
+	}, func(p *kit.Platform) (kit.Wiring, error) { return wire(cfg, o, p, s) })
 	if err != nil {
 		return nil, err
 	}
@@ -84,8 +86,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	return s, nil
 }
 
-func wire(cfg config.Config, o options, p *kit.Platform, st *store.Store) (kit.Wiring, error) {
-	reservationMetrics, err := consumer.NewMetrics(p.Metrics)
+func wire(cfg config.Config, o options, p *kit.Platform, s *Service) (kit.Wiring, error) {
+	reservationMetrics, err := app.NewMetrics(p.Metrics)
 	if err != nil {
 		return kit.Wiring{}, err
 	}
@@ -97,22 +99,23 @@ func wire(cfg config.Config, o options, p *kit.Platform, st *store.Store) (kit.W
 	if err != nil {
 		return kit.Wiring{}, err
 	}
-	orders, err := consumer.NewOrders(st, pub, retrier, p.Log, consumer.WithClock(o.now), consumer.WithMetrics(reservationMetrics))
+	s.app, err = app.New(s.store, pub, retrier, p.Log, app.WithClock(o.now), app.WithMetrics(reservationMetrics))
 	if err != nil {
 		return kit.Wiring{}, err
 	}
 	if cfg.AdminToken == "" {
 		p.Log.Warn("ADMIN_TOKEN is not set: PUT /inventory/{sku} and /admin/dlq refuse every request")
 	}
-	api := httpapi.New(st, retrier, p.Log, o.now)
+	api := httpapi.New(s.app)
 	return kit.Wiring{
-		Consumers: []kit.Consumer{{
-			Config: consumer.RunnerConfig(cfg.ConsumerConcurrency, cfg.ConsumerMaxDeliver), Handle: orders.Handle,
-		}},
-		Routes:   func(r *gin.Engine) { api.Register(r, cfg.AdminToken) },
-		MapError: httpapi.MapError,
+		Consumers: consumer.Consumers(s.app, cfg.ConsumerConcurrency, cfg.ConsumerMaxDeliver),
+		Routes:    func(r *gin.Engine) { api.Register(r, cfg.AdminToken) },
+		MapError:  httpapi.MapError,
 	}, nil
 }
 
 // Store returns the service's KV store (tests inspect the state with it).
 func (s *Service) Store() *store.Store { return s.store }
+
+// App returns the service's use cases (tests read the catalogue with it).
+func (s *Service) App() *app.App { return s.app }

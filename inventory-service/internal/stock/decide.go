@@ -3,16 +3,37 @@ package stock
 import (
 	"fmt"
 	"time"
-
-	"github.com/eventshop/shared/events"
 )
+
+// Rejection reasons, as the inventory.rejected event carries them.
+const (
+	ReasonUnknownSKU        = "unknown_sku"
+	ReasonInsufficientStock = "insufficient_stock"
+	ReasonCurrencyMismatch  = "currency_mismatch"
+)
+
+// Line is one requested line of an order: a SKU and a quantity.
+type Line struct {
+	SKU      string `json:"sku"`
+	Quantity int64  `json:"quantity"`
+}
+
+// PricedLine is an order line priced from the catalogue; a reservation
+// record stores its lines so.
+type PricedLine struct {
+	SKU            string `json:"sku"`
+	Name           string `json:"name"`
+	Quantity       int64  `json:"quantity"`
+	UnitPriceCents int64  `json:"unit_price_cents"`
+	LineTotalCents int64  `json:"line_total_cents"`
+}
 
 // MergeLines sums the quantities of repeated SKUs, keeping the order in
 // which each SKU first appears: a SKU is one KV key and carries one mark per
 // order, so an order changes it once.
-func MergeLines(items []events.Item) []events.Item {
+func MergeLines(items []Line) []Line {
 	idx := make(map[string]int, len(items))
-	out := make([]events.Item, 0, len(items))
+	out := make([]Line, 0, len(items))
 	for _, it := range items {
 		if i, ok := idx[it.SKU]; ok {
 			out[i].Quantity += it.Quantity
@@ -28,10 +49,10 @@ func MergeLines(items []events.Item) []events.Item {
 // lines to reserve, or a rejection with its reason.
 type Decision struct {
 	Accepted   bool
-	Lines      []events.PricedLine
+	Lines      []PricedLine
 	TotalCents int64
 	Currency   string
-	// Rejection: one of the events.Reason* values, the SKU at fault and a
+	// Rejection: one of the Reason* values, the SKU at fault and a
 	// human-readable detail.
 	Reason string
 	SKU    string
@@ -54,29 +75,29 @@ func reject(reason, sku, detail string) Decision {
 // Money cannot overflow: the order schema bounds a line to 10 000 units and
 // 100 lines, the put schema a price to 10^11 cents, so a total stays under
 // 10^17.
-func Decide(orderID string, lines []events.Item, catalogue map[string]Item) Decision {
+func Decide(orderID string, lines []Line, catalogue map[string]Item) Decision {
 	for _, l := range lines {
 		if _, ok := catalogue[l.SKU]; !ok {
-			return reject(events.ReasonUnknownSKU, l.SKU, fmt.Sprintf("sku %s is not in the catalogue", l.SKU))
+			return reject(ReasonUnknownSKU, l.SKU, fmt.Sprintf("sku %s is not in the catalogue", l.SKU))
 		}
 	}
 	if len(lines) == 0 {
-		return reject(events.ReasonUnknownSKU, "", "the order has no lines")
+		return reject(ReasonUnknownSKU, "", "the order has no lines")
 	}
 	first := catalogue[lines[0].SKU]
 	for _, l := range lines[1:] {
 		if it := catalogue[l.SKU]; it.Currency != first.Currency {
-			return reject(events.ReasonCurrencyMismatch, l.SKU,
+			return reject(ReasonCurrencyMismatch, l.SKU,
 				fmt.Sprintf("sku %s is priced in %s, sku %s in %s", l.SKU, it.Currency, first.SKU, first.Currency))
 		}
 	}
-	d := Decision{Accepted: true, Currency: first.Currency, Lines: make([]events.PricedLine, 0, len(lines))}
+	d := Decision{Accepted: true, Currency: first.Currency, Lines: make([]PricedLine, 0, len(lines))}
 	for _, l := range lines {
 		it := catalogue[l.SKU]
 		if !it.Marked(orderID, OpReserve) && l.Quantity > it.Available {
-			return reject(events.ReasonInsufficientStock, l.SKU, fmt.Sprintf("want %d, available %d", l.Quantity, it.Available))
+			return reject(ReasonInsufficientStock, l.SKU, fmt.Sprintf("want %d, available %d", l.Quantity, it.Available))
 		}
-		line := events.PricedLine{
+		line := PricedLine{
 			SKU:            l.SKU,
 			Name:           it.Name,
 			Quantity:       l.Quantity,

@@ -3,8 +3,6 @@ package stock
 import (
 	"fmt"
 	"time"
-
-	"github.com/eventshop/shared/events"
 )
 
 // Status is the state of an order's reservation.
@@ -46,16 +44,16 @@ func (s Status) Final() bool {
 // reservation.<order_id>. Recording the decision is what makes every
 // handler idempotent: a redelivered event finds it and repeats the outcome.
 type Reservation struct {
-	OrderID     string              `json:"order_id"`
-	Status      Status              `json:"status"`
-	Lines       []events.PricedLine `json:"lines,omitempty"`
-	TotalCents  int64               `json:"total_cents"`
-	Currency    string              `json:"currency,omitempty"`
-	Reason      string              `json:"reason,omitempty"`
-	SKU         string              `json:"sku,omitempty"`
-	Detail      string              `json:"detail,omitempty"`
-	TraceParent string              `json:"traceparent,omitempty"`
-	UpdatedAt   time.Time           `json:"updated_at"`
+	OrderID     string       `json:"order_id"`
+	Status      Status       `json:"status"`
+	Lines       []PricedLine `json:"lines,omitempty"`
+	TotalCents  int64        `json:"total_cents"`
+	Currency    string       `json:"currency,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
+	SKU         string       `json:"sku,omitempty"`
+	Detail      string       `json:"detail,omitempty"`
+	TraceParent string       `json:"traceparent,omitempty"`
+	UpdatedAt   time.Time    `json:"updated_at"`
 	// KeepsMarks says the order's reserve marks stay on its items until its
 	// units are settled, so one write of the record settles it (Settle).
 	// Records of the earlier version lack it: their marks may be gone, and
@@ -64,10 +62,10 @@ type Reservation struct {
 }
 
 // Items returns the reserved lines as SKU and quantity.
-func (r Reservation) Items() []events.Item {
-	out := make([]events.Item, len(r.Lines))
+func (r Reservation) Items() []Line {
+	out := make([]Line, len(r.Lines))
 	for i, l := range r.Lines {
-		out[i] = events.Item{SKU: l.SKU, Quantity: l.Quantity}
+		out[i] = Line{SKU: l.SKU, Quantity: l.Quantity}
 	}
 	return out
 }
@@ -129,3 +127,20 @@ func (r Reservation) Finish(now time.Time) (Reservation, error) {
 	r.UpdatedAt = now.UTC()
 	return r, nil
 }
+
+// CheckConfirmation checks the total a confirmation claims against the
+// reservation's: an order is confirmed for what was reserved and paid. A
+// mismatch wraps ErrAmountMismatch.
+func (r Reservation) CheckConfirmation(totalCents int64, currency string) error {
+	if totalCents == r.TotalCents && currency == r.Currency {
+		return nil
+	}
+	return amountMismatch{fmt.Errorf("order %s confirmed for %d %s, but its reservation totals %d %s",
+		r.OrderID, totalCents, currency, r.TotalCents, r.Currency)}
+}
+
+// amountMismatch is an error that is ErrAmountMismatch without saying so in
+// its message.
+type amountMismatch struct{ error }
+
+func (amountMismatch) Is(target error) bool { return target == ErrAmountMismatch }

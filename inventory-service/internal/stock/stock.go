@@ -26,6 +26,9 @@ var (
 	// (a count would go negative, a reserved SKU vanished). Retrying cannot
 	// fix it; an operator must look.
 	ErrInvariant = errors.New("stock invariant violated")
+	// ErrAmountMismatch marks an event that claims another total for an
+	// order than its reservation holds: it is not from the saga.
+	ErrAmountMismatch = errors.New("amount mismatch")
 )
 
 // Item is one catalogue entry and its stock counts, stored under

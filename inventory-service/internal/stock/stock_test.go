@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/eventshop/inventory-service/internal/stock"
-	"github.com/eventshop/shared/events"
 )
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -30,12 +29,12 @@ func TestMergeLines(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
-		lines []events.Item
-		want  []events.Item
+		lines []stock.Line
+		want  []stock.Line
 	}{
-		{name: "distinct", lines: []events.Item{{SKU: "A", Quantity: 1}, {SKU: "B", Quantity: 2}}, want: []events.Item{{SKU: "A", Quantity: 1}, {SKU: "B", Quantity: 2}}},
-		{name: "repeated sku summed in first position", lines: []events.Item{{SKU: "B", Quantity: 1}, {SKU: "A", Quantity: 2}, {SKU: "B", Quantity: 3}}, want: []events.Item{{SKU: "B", Quantity: 4}, {SKU: "A", Quantity: 2}}},
-		{name: "empty", lines: nil, want: []events.Item{}},
+		{name: "distinct", lines: []stock.Line{{SKU: "A", Quantity: 1}, {SKU: "B", Quantity: 2}}, want: []stock.Line{{SKU: "A", Quantity: 1}, {SKU: "B", Quantity: 2}}},
+		{name: "repeated sku summed in first position", lines: []stock.Line{{SKU: "B", Quantity: 1}, {SKU: "A", Quantity: 2}, {SKU: "B", Quantity: 3}}, want: []stock.Line{{SKU: "B", Quantity: 4}, {SKU: "A", Quantity: 2}}},
+		{name: "empty", lines: nil, want: []stock.Line{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,78 +50,78 @@ func TestDecide(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name      string
-		lines     []events.Item
+		lines     []stock.Line
 		catalogue map[string]stock.Item
 		want      stock.Decision
 	}{
 		{
 			name:      "accepted, priced",
-			lines:     []events.Item{{SKU: "MUG", Quantity: 2}, {SKU: "TEE", Quantity: 1}},
+			lines:     []stock.Line{{SKU: "MUG", Quantity: 2}, {SKU: "TEE", Quantity: 1}},
 			catalogue: catalogue(mug, tee),
-			want: stock.Decision{Accepted: true, Currency: "USD", TotalCents: 2*1299 + 2000, Lines: []events.PricedLine{
+			want: stock.Decision{Accepted: true, Currency: "USD", TotalCents: 2*1299 + 2000, Lines: []stock.PricedLine{
 				{SKU: "MUG", Name: "Mug", Quantity: 2, UnitPriceCents: 1299, LineTotalCents: 2598},
 				{SKU: "TEE", Name: "T-shirt", Quantity: 1, UnitPriceCents: 2000, LineTotalCents: 2000},
 			}},
 		},
 		{
 			name:      "exactly what is available",
-			lines:     []events.Item{{SKU: "MUG", Quantity: 5}},
+			lines:     []stock.Line{{SKU: "MUG", Quantity: 5}},
 			catalogue: catalogue(mug),
-			want: stock.Decision{Accepted: true, Currency: "USD", TotalCents: 5 * 1299, Lines: []events.PricedLine{
+			want: stock.Decision{Accepted: true, Currency: "USD", TotalCents: 5 * 1299, Lines: []stock.PricedLine{
 				{SKU: "MUG", Name: "Mug", Quantity: 5, UnitPriceCents: 1299, LineTotalCents: 5 * 1299},
 			}},
 		},
 		{
 			name:      "unknown sku",
-			lines:     []events.Item{{SKU: "MUG", Quantity: 1}, {SKU: "NOPE", Quantity: 1}},
+			lines:     []stock.Line{{SKU: "MUG", Quantity: 1}, {SKU: "NOPE", Quantity: 1}},
 			catalogue: catalogue(mug),
-			want:      stock.Decision{Reason: events.ReasonUnknownSKU, SKU: "NOPE", Detail: "sku NOPE is not in the catalogue"},
+			want:      stock.Decision{Reason: stock.ReasonUnknownSKU, SKU: "NOPE", Detail: "sku NOPE is not in the catalogue"},
 		},
 		{
 			name:      "unknown sku wins over a short line",
-			lines:     []events.Item{{SKU: "TEE", Quantity: 9}, {SKU: "NOPE", Quantity: 1}},
+			lines:     []stock.Line{{SKU: "TEE", Quantity: 9}, {SKU: "NOPE", Quantity: 1}},
 			catalogue: catalogue(tee),
-			want:      stock.Decision{Reason: events.ReasonUnknownSKU, SKU: "NOPE", Detail: "sku NOPE is not in the catalogue"},
+			want:      stock.Decision{Reason: stock.ReasonUnknownSKU, SKU: "NOPE", Detail: "sku NOPE is not in the catalogue"},
 		},
 		{
 			name:      "second line short",
-			lines:     []events.Item{{SKU: "MUG", Quantity: 1}, {SKU: "TEE", Quantity: 2}},
+			lines:     []stock.Line{{SKU: "MUG", Quantity: 1}, {SKU: "TEE", Quantity: 2}},
 			catalogue: catalogue(mug, tee),
-			want:      stock.Decision{Reason: events.ReasonInsufficientStock, SKU: "TEE", Detail: "want 2, available 1"},
+			want:      stock.Decision{Reason: stock.ReasonInsufficientStock, SKU: "TEE", Detail: "want 2, available 1"},
 		},
 		{
 			name:      "nothing available",
-			lines:     []events.Item{{SKU: "MUG", Quantity: 1}},
+			lines:     []stock.Line{{SKU: "MUG", Quantity: 1}},
 			catalogue: catalogue(stock.Item{SKU: "MUG", Currency: "USD", Reserved: 3, Sold: 2}),
-			want:      stock.Decision{Reason: events.ReasonInsufficientStock, SKU: "MUG", Detail: "want 1, available 0"},
+			want:      stock.Decision{Reason: stock.ReasonInsufficientStock, SKU: "MUG", Detail: "want 1, available 0"},
 		},
 		{
 			name:      "currencies differ",
-			lines:     []events.Item{{SKU: "MUG", Quantity: 1}, {SKU: "CAP", Quantity: 1}},
+			lines:     []stock.Line{{SKU: "MUG", Quantity: 1}, {SKU: "CAP", Quantity: 1}},
 			catalogue: catalogue(mug, euros),
-			want:      stock.Decision{Reason: events.ReasonCurrencyMismatch, SKU: "CAP", Detail: "sku CAP is priced in EUR, sku MUG in USD"},
+			want:      stock.Decision{Reason: stock.ReasonCurrencyMismatch, SKU: "CAP", Detail: "sku CAP is priced in EUR, sku MUG in USD"},
 		},
 		{
 			name:  "a line this order already reserved needs no more units",
-			lines: []events.Item{{SKU: "MUG", Quantity: 3}, {SKU: "TEE", Quantity: 1}},
+			lines: []stock.Line{{SKU: "MUG", Quantity: 3}, {SKU: "TEE", Quantity: 1}},
 			catalogue: catalogue(stock.Item{SKU: "MUG", Name: "Mug", PriceCents: 1299, Currency: "USD", Available: 0, Reserved: 3,
 				Marks: map[string]stock.Mark{"o-1": {Op: stock.OpReserve, Qty: 3}}}, tee),
-			want: stock.Decision{Accepted: true, Currency: "USD", TotalCents: 3*1299 + 2000, Lines: []events.PricedLine{
+			want: stock.Decision{Accepted: true, Currency: "USD", TotalCents: 3*1299 + 2000, Lines: []stock.PricedLine{
 				{SKU: "MUG", Name: "Mug", Quantity: 3, UnitPriceCents: 1299, LineTotalCents: 3 * 1299},
 				{SKU: "TEE", Name: "T-shirt", Quantity: 1, UnitPriceCents: 2000, LineTotalCents: 2000},
 			}},
 		},
 		{
 			name:  "another order's mark holds nothing for this one",
-			lines: []events.Item{{SKU: "MUG", Quantity: 1}},
+			lines: []stock.Line{{SKU: "MUG", Quantity: 1}},
 			catalogue: catalogue(stock.Item{SKU: "MUG", Currency: "USD", Reserved: 3,
 				Marks: map[string]stock.Mark{"o-2": {Op: stock.OpReserve, Qty: 3}}}),
-			want: stock.Decision{Reason: events.ReasonInsufficientStock, SKU: "MUG", Detail: "want 1, available 0"},
+			want: stock.Decision{Reason: stock.ReasonInsufficientStock, SKU: "MUG", Detail: "want 1, available 0"},
 		},
 		{
 			name:      "no lines",
 			catalogue: catalogue(mug),
-			want:      stock.Decision{Reason: events.ReasonUnknownSKU, Detail: "the order has no lines"},
+			want:      stock.Decision{Reason: stock.ReasonUnknownSKU, Detail: "the order has no lines"},
 		},
 	}
 	for _, tt := range tests {
@@ -138,14 +137,14 @@ func TestDecide(t *testing.T) {
 func TestDecisionReservation(t *testing.T) {
 	t.Parallel()
 	cat := catalogue(mug, tee)
-	d := stock.Decide("o-1", []events.Item{{SKU: "MUG", Quantity: 2}, {SKU: "TEE", Quantity: 1}}, cat)
+	d := stock.Decide("o-1", []stock.Line{{SKU: "MUG", Quantity: 2}, {SKU: "TEE", Quantity: 1}}, cat)
 	r := d.Reservation("o-1", "tp", now)
 	if r.Status != stock.StatusReserved || r.TotalCents != 4598 || r.Currency != "USD" || len(r.Lines) != 2 {
 		t.Fatalf("reservation = %+v", r)
 	}
-	rej := stock.Decide("o-2", []events.Item{{SKU: "X", Quantity: 1}}, cat)
+	rej := stock.Decide("o-2", []stock.Line{{SKU: "X", Quantity: 1}}, cat)
 	rr := rej.Reservation("o-2", "tp", now)
-	if rr.Status != stock.StatusRejected || rr.Reason != events.ReasonUnknownSKU || rr.SKU != "X" || len(rr.Lines) != 0 {
+	if rr.Status != stock.StatusRejected || rr.Reason != stock.ReasonUnknownSKU || rr.SKU != "X" || len(rr.Lines) != 0 {
 		t.Fatalf("rejected reservation = %+v", rr)
 	}
 }
@@ -293,7 +292,7 @@ func TestResolveSettlesTheMarksOfFinalOrders(t *testing.T) {
 
 func TestReservationSettle(t *testing.T) {
 	t.Parallel()
-	lines := []events.PricedLine{{SKU: "MUG", Quantity: 2, UnitPriceCents: 1, LineTotalCents: 2}}
+	lines := []stock.PricedLine{{SKU: "MUG", Quantity: 2, UnitPriceCents: 1, LineTotalCents: 2}}
 	keeps := stock.Reservation{OrderID: "o-1", Status: stock.StatusReserved, Lines: lines, KeepsMarks: true}
 	earlier := stock.Reservation{OrderID: "o-1", Status: stock.StatusReserved, Lines: lines}
 	tests := []struct {
@@ -329,11 +328,11 @@ func TestReservationSettle(t *testing.T) {
 
 func TestDecisionKeepsMarks(t *testing.T) {
 	t.Parallel()
-	accepted := stock.Decide("o-1", []events.Item{{SKU: "MUG", Quantity: 1}}, catalogue(mug)).Reservation("o-1", "", now)
+	accepted := stock.Decide("o-1", []stock.Line{{SKU: "MUG", Quantity: 1}}, catalogue(mug)).Reservation("o-1", "", now)
 	if accepted.Status != stock.StatusReserved || !accepted.KeepsMarks {
 		t.Fatalf("accepted = %+v, want reserved and keeping its marks", accepted)
 	}
-	rejected := stock.Decide("o-2", []events.Item{{SKU: "MUG", Quantity: 9}}, catalogue(mug)).Reservation("o-2", "", now)
+	rejected := stock.Decide("o-2", []stock.Line{{SKU: "MUG", Quantity: 9}}, catalogue(mug)).Reservation("o-2", "", now)
 	if rejected.Status != stock.StatusRejected || rejected.KeepsMarks {
 		t.Fatalf("rejected = %+v", rejected)
 	}
@@ -342,7 +341,7 @@ func TestDecisionKeepsMarks(t *testing.T) {
 func TestReservationClaimAndFinish(t *testing.T) {
 	t.Parallel()
 	reserved := stock.Reservation{OrderID: "o-1", Status: stock.StatusReserved,
-		Lines: []events.PricedLine{{SKU: "MUG", Quantity: 2, UnitPriceCents: 1, LineTotalCents: 2}}}
+		Lines: []stock.PricedLine{{SKU: "MUG", Quantity: 2, UnitPriceCents: 1, LineTotalCents: 2}}}
 	tests := []struct {
 		name     string
 		from     stock.Reservation
@@ -386,7 +385,7 @@ func TestReservationClaimAndFinish(t *testing.T) {
 			if _, err := done.Op(); !errors.Is(err, stock.ErrInvalidTransition) {
 				t.Fatalf("Op of %s err = %v", done.Status, err)
 			}
-			if want := []events.Item{{SKU: "MUG", Quantity: 2}}; !reflect.DeepEqual(done.Items(), want) {
+			if want := []stock.Line{{SKU: "MUG", Quantity: 2}}; !reflect.DeepEqual(done.Items(), want) {
 				t.Fatalf("Items() = %v, want %v", done.Items(), want)
 			}
 		})

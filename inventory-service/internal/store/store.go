@@ -2,11 +2,11 @@
 // stock.<sku> holds a catalogue item with its counts and
 // reservation.<order_id> the decision taken for an order. Every write is a
 // compare-and-set on the revision read, one key at a time (kvstore.Repo; a
-// lost one is stock.ErrConflict, retried by the caller): the order
-// handlers make a multi-key change safe with marks and the record's
-// compare-and-set (stock.Mark, stock.Reservation.Settle; Claim for records
-// of the earlier version), not with atomic batches, which
-// nats-server stages in a temporary file store for every batch on a
+// lost one is stock.ErrConflict, retried by the caller): the reservation
+// protocol (package reservation) makes a multi-key change safe with marks
+// and the record's compare-and-set (stock.Mark, stock.Reservation.Settle;
+// Claim for records of the earlier version), not with atomic batches,
+// which nats-server stages in a temporary file store for every batch on a
 // single-replica file stream (docs/benchmarks.md).
 package store
 
@@ -46,11 +46,6 @@ type Store struct {
 	items *kvstore.Repo[stock.Item]
 	// reservations are read through the stream's leader: see Reservation.
 	reservations *kvstore.Repo[stock.Reservation]
-	// cache holds the last known version of items, for the reservation path.
-	cache itemCache
-	// settled holds the final statuses of orders this process knows, whose
-	// marks its writes resolve.
-	settled settledOrders
 }
 
 // Open creates the bucket if it is missing. An existing bucket is opened as
@@ -93,7 +88,7 @@ func (s *Store) KeyValue() jetstream.KeyValue { return s.kv }
 
 // Item returns the item of sku as stored, marks unresolved, and the
 // revision it was read at, or an error wrapping stock.ErrUnknownSKU.
-// Readers want View.
+// Readers want reservation.Protocol.View.
 func (s *Store) Item(ctx context.Context, sku string) (stock.Item, uint64, error) {
 	it, rev, err := s.items.Get(ctx, sku)
 	if errors.Is(err, kvstore.ErrNotFound) {
@@ -102,52 +97,10 @@ func (s *Store) Item(ctx context.Context, sku string) (stock.Item, uint64, error
 	return it, rev, err
 }
 
-// View returns the item of sku as its orders' decisions make it: the
-// reserve marks of final orders resolved (a committed order's units sold,
-// a released one's available; stock.Item.Resolve), looking up every record
-// of a reserve mark this process does not know final. The revision is the
-// stored version's: the view may be written at it (resolving is what any
-// write of the item does).
-func (s *Store) View(ctx context.Context, sku string) (stock.Item, uint64, error) {
-	it, rev, err := s.Item(ctx, sku)
-	if err != nil {
-		return it, rev, err
-	}
-	it, err = s.resolve(ctx, it)
-	return it, rev, err
-}
-
-// resolve resolves every mark of it whose order is final, looking up the
-// records of reserve marks this process does not know.
-func (s *Store) resolve(ctx context.Context, it stock.Item) (stock.Item, error) {
-	statuses := s.settled.of(it)
-	for id, m := range it.Marks {
-		if _, ok := statuses[id]; ok || m.Op != stock.OpReserve {
-			continue
-		}
-		r, _, err := s.Reservation(ctx, id)
-		if errors.Is(err, stock.ErrNoReservation) {
-			continue // an attempt in flight: its units are reserved
-		}
-		if err != nil {
-			return it, fmt.Errorf("sku %s: %w", it.SKU, err)
-		}
-		if r.Status.Final() {
-			s.settled.add(id, r.Status)
-			if statuses == nil {
-				statuses = map[string]stock.Status{}
-			}
-			statuses[id] = r.Status
-		}
-	}
-	out, _, err := it.Resolve(statuses)
-	return out, err
-}
-
-// Items returns every catalogue item as View shows it, sorted by SKU.
+// Items returns every catalogue item as stored, marks unresolved, sorted by
+// SKU.
 func (s *Store) Items(ctx context.Context) (out []stock.Item, err error) {
-	// The span is the watch, from its start to its last item; the reads
-	// of reservations that resolve the items' marks are beside it.
+	// The span is the watch, from its start to its last item.
 	wctx, span := tracing.StartKV(ctx, tracerName, Bucket, "watch", itemPrefix+">")
 	defer func() {
 		if span.IsRecording() {
@@ -174,10 +127,6 @@ func (s *Store) Items(ctx context.Context) (out []stock.Item, err error) {
 			if err := json.Unmarshal(e.Value(), &it); err != nil {
 				return nil, fmt.Errorf("decode %s: %w", e.Key(), err)
 			}
-			it, err := s.resolve(ctx, it)
-			if err != nil {
-				return nil, err
-			}
 			out = append(out, it)
 		}
 	}
@@ -189,24 +138,10 @@ func (s *Store) CreateItem(ctx context.Context, it stock.Item) (uint64, error) {
 	return s.items.Create(ctx, it.SKU, it)
 }
 
-// UpdateItem replaces an item read at revision rev; it fails with
-// stock.ErrConflict if the item changed since.
-//
-// The write also resolves the marks of the orders this process knows final
-// (Settled): a committed order's reserved units become sold with the next
-// write of the item, whoever makes it.
+// UpdateItem replaces an item read at revision rev and returns its new
+// revision; it fails with stock.ErrConflict if the item changed since.
 func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint64, error) {
-	it, _, err := it.Resolve(s.settled.of(it))
-	if err != nil {
-		return 0, fmt.Errorf("update sku %s: %w", it.SKU, err)
-	}
-	n, err := s.items.Update(ctx, it.SKU, it, rev)
-	if err != nil {
-		s.cache.forget(it.SKU)
-		return 0, err
-	}
-	s.cache.put(it, n)
-	return n, nil
+	return s.items.Update(ctx, it.SKU, it, rev)
 }
 
 // Reservation returns the reservation of orderID and its revision, or an
@@ -214,8 +149,8 @@ func (s *Store) UpdateItem(ctx context.Context, it stock.Item, rev uint64) (uint
 //
 // It is read from the stream's leader, never from a replica that may lag
 // (a KV get is a direct get any replica answers): the order handlers take
-// this read as proof that no decision was written before it (see
-// consumer.Orders).
+// this read as proof that no decision was written before it (see package
+// reservation).
 func (s *Store) Reservation(ctx context.Context, orderID string) (stock.Reservation, uint64, error) {
 	r, rev, err := s.reservations.Get(ctx, orderID)
 	if errors.Is(err, kvstore.ErrNotFound) {
@@ -236,19 +171,6 @@ func (s *Store) CreateReservation(ctx context.Context, r stock.Reservation) erro
 // since.
 func (s *Store) UpdateReservation(ctx context.Context, r stock.Reservation, rev uint64) (uint64, error) {
 	return s.reservations.Update(ctx, r.OrderID, r, rev)
-}
-
-// Settled tells the store that orderID's record is final with status st:
-// the next write of an item holding its marks resolves them.
-func (s *Store) Settled(orderID string, st stock.Status) {
-	if st.Final() {
-		s.settled.add(orderID, st)
-	}
-}
-
-// Known returns the final status of orderID if this process knows it.
-func (s *Store) Known(orderID string) (stock.Status, bool) {
-	return s.settled.get(orderID)
 }
 
 // tracerName is the instrumentation scope of the store's spans: one per

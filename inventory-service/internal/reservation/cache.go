@@ -1,22 +1,18 @@
-package store
+package reservation
 
 import (
-	"context"
 	"sync"
 
-	oteltrace "go.opentelemetry.io/otel/trace"
-
 	"github.com/eventshop/inventory-service/internal/stock"
-	"github.com/eventshop/shared/platform/tracing"
 )
 
 // itemCache remembers the last version of each item this process read or
-// wrote, so the reservation path does not read a hot SKU again before every
+// wrote, so the protocol does not read a hot SKU again before every
 // write. It is only ever a guess: every write built from it is a
 // compare-and-set on the cached revision, so a stale entry (another instance
 // or an admin PUT changed the item) fails the write, which forgets the entry
 // and retries on a fresh read. Decisions that write nothing to the item (a
-// rejection) must not trust it: the caller re-reads first (Forget).
+// rejection) must not trust it: the caller re-reads first (forget).
 type itemCache struct {
 	mu    sync.Mutex
 	items map[string]cachedItem
@@ -56,51 +52,34 @@ func (c *itemCache) forget(skus ...string) {
 	}
 }
 
-// CachedItem returns the item as this process last saw it, reading it only
-// when it is not cached. Use it only to build compare-and-set writes.
-func (s *Store) CachedItem(ctx context.Context, sku string) (stock.Item, uint64, error) {
-	if e, ok := s.cache.get(sku); ok {
-		// No read: say so on the caller's span, whose next write is
-		// built on this guess.
-		if span := oteltrace.SpanFromContext(ctx); span.IsRecording() {
-			span.AddEvent("item cache hit", oteltrace.WithAttributes(tracing.AttrKVKey.String(itemPrefix+sku),
-				tracing.AttrKVRevision.Int64(int64(e.rev))))
-		}
-		return e.item, e.rev, nil
-	}
-	it, rev, err := s.Item(ctx, sku)
-	if err != nil {
-		return it, rev, err
-	}
-	s.cache.put(it, rev)
-	return it, rev, nil
-}
-
-// Forget drops the cached versions of skus, so the next CachedItem reads.
-func (s *Store) Forget(skus ...string) { s.cache.forget(skus...) }
-
-// settledOrders remembers the final statuses of the latest orders this
+// finalStatuses remembers the final statuses of the latest orders this
 // process decided or looked up, so its writes resolve their marks
 // (stock.Item.Resolve) without reading the records. It is bounded: an order
-// it forgot is looked up again (consumer tidy, View).
-type settledOrders struct {
+// it forgot is looked up again (tidy, View).
+type finalStatuses struct {
 	mu     sync.Mutex
 	status map[string]stock.Status
 	ring   []string // insertion order, for eviction
 	next   int
 }
 
-// maxSettled bounds the orders remembered: at hundreds of orders a second,
+// maxKnown bounds the orders remembered: at hundreds of orders a second,
 // far more than the few seconds between a commit and the next write of its
 // SKUs.
-const maxSettled = 16384
+const maxKnown = 16384
 
-func (s *settledOrders) add(orderID string, st stock.Status) {
+// remember records that orderID's record is final with status st: the
+// next write of an item holding its marks resolves them. A status that is
+// not final is not remembered.
+func (s *finalStatuses) remember(orderID string, st stock.Status) {
+	if !st.Final() {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.status == nil {
 		s.status = make(map[string]stock.Status)
-		s.ring = make([]string, maxSettled)
+		s.ring = make([]string, maxKnown)
 	}
 	if _, ok := s.status[orderID]; ok {
 		s.status[orderID] = st
@@ -110,11 +89,12 @@ func (s *settledOrders) add(orderID string, st stock.Status) {
 		delete(s.status, old)
 	}
 	s.ring[s.next] = orderID
-	s.next = (s.next + 1) % maxSettled
+	s.next = (s.next + 1) % maxKnown
 	s.status[orderID] = st
 }
 
-func (s *settledOrders) get(orderID string) (stock.Status, bool) {
+// get returns the final status of orderID if this process knows it.
+func (s *finalStatuses) get(orderID string) (stock.Status, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.status[orderID]
@@ -122,7 +102,7 @@ func (s *settledOrders) get(orderID string) (stock.Status, bool) {
 }
 
 // of returns the known final statuses of the orders marked on it.
-func (s *settledOrders) of(it stock.Item) map[string]stock.Status {
+func (s *finalStatuses) of(it stock.Item) map[string]stock.Status {
 	if len(it.Marks) == 0 {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package consumer
+package app
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"github.com/eventshop/inventory-service/internal/stock"
 )
 
-// Metrics counts what the handlers decided.
+// Metrics counts what the use cases decided.
 type Metrics struct {
 	reservations *prometheus.CounterVec
 }

@@ -1,4 +1,4 @@
-package consumer_test
+package app_test
 
 import (
 	"context"
@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/inventory-service/internal/app"
 	"github.com/eventshop/inventory-service/internal/cas"
-	"github.com/eventshop/inventory-service/internal/consumer"
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/inventory-service/internal/store"
 	"github.com/eventshop/shared/events"
@@ -46,11 +46,11 @@ func (d *dyingStore) alive() error {
 	return nil
 }
 
-func (d *dyingStore) CachedItem(ctx context.Context, sku string) (stock.Item, uint64, error) {
+func (d *dyingStore) Item(ctx context.Context, sku string) (stock.Item, uint64, error) {
 	if err := d.alive(); err != nil {
 		return stock.Item{}, 0, err
 	}
-	return d.Store.CachedItem(ctx, sku)
+	return d.Store.Item(ctx, sku)
 }
 
 func (d *dyingStore) Reservation(ctx context.Context, orderID string) (stock.Reservation, uint64, error) {
@@ -106,15 +106,19 @@ func (r *recorder) last(orderID string) events.Type {
 	return ""
 }
 
-// msg is the part of a JetStream message the handler reads.
+// msg is one delivery of an order event: its subject, and the call of the
+// app's handler with the envelope and the payload decoded as the consumer
+// decodes them.
 type msg struct {
-	jetstream.Msg
 	subject string
-	data    []byte
+	deliver func(ctx context.Context, a *app.App) error
 }
 
-func (m msg) Subject() string { return m.subject }
-func (m msg) Data() []byte    { return m.data }
+// instance is one inventory process: the app over its own store.
+type instance struct{ *app.App }
+
+// Handle delivers m to the process.
+func (p instance) Handle(ctx context.Context, m msg) error { return m.deliver(ctx, p.App) }
 
 // world is one embedded nats-server holding the inventory's bucket.
 type world struct {
@@ -137,7 +141,7 @@ func newWorld(t *testing.T) *world {
 
 // process starts an inventory process: its own store (cache, done marks)
 // over the shared bucket. writes < 0 means it never dies.
-func (w *world) process(writes int64, opts ...consumer.Option) (*consumer.Orders, *dyingStore) {
+func (w *world) process(writes int64, opts ...app.Option) (instance, *dyingStore) {
 	w.t.Helper()
 	s, err := store.Open(context.Background(), w.js, store.Options{})
 	if err != nil {
@@ -152,11 +156,11 @@ func (w *world) process(writes int64, opts ...consumer.Option) (*consumer.Orders
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	o, err := consumer.NewOrders(d, w.rec, retry, zap.NewNop(), opts...)
+	a, err := app.New(d, w.rec, retry, zap.NewNop(), opts...)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return o, d
+	return instance{a}, d
 }
 
 func (w *world) seed(sku string, available int64) {
@@ -167,12 +171,12 @@ func (w *world) seed(sku string, available int64) {
 	}
 }
 
-// item is sku as a reader sees it (store.View): the marks of final orders
+// item is sku as a reader sees it (app.Get): the marks of final orders
 // resolved, looked up by a process that knows none of them.
 func (w *world) item(sku string) stock.Item {
 	w.t.Helper()
-	_, d := w.process(-1)
-	it, _, err := d.View(context.Background(), sku)
+	p, _ := w.process(-1)
+	it, err := p.Get(context.Background(), sku)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -230,7 +234,7 @@ func (w *world) legacyReserved(orderID string, swept map[string]bool, lines ...e
 		if _, err := d.UpdateItem(ctx, next, rev); err != nil {
 			w.t.Fatal(err)
 		}
-		r.Lines = append(r.Lines, events.PricedLine{SKU: l.SKU, Name: l.SKU, Quantity: l.Quantity, UnitPriceCents: 100, LineTotalCents: 100 * l.Quantity})
+		r.Lines = append(r.Lines, stock.PricedLine{SKU: l.SKU, Name: l.SKU, Quantity: l.Quantity, UnitPriceCents: 100, LineTotalCents: 100 * l.Quantity})
 		r.TotalCents += 100 * l.Quantity
 	}
 	raw, err := json.Marshal(r)
@@ -278,7 +282,9 @@ func (w *world) status(orderID string) stock.Status {
 	return r.Status
 }
 
-func (w *world) event(t events.Type, orderID string, data any) msg {
+// event builds the event as the order service publishes it and decodes
+// its envelope as the consumer does.
+func (w *world) event(t events.Type, orderID string, data any) (string, events.Envelope) {
 	w.t.Helper()
 	_, raw, err := w.pub.Build(t, orderID, trace.New().String(), data)
 	if err != nil {
@@ -288,12 +294,29 @@ func (w *world) event(t events.Type, orderID string, data any) msg {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return msg{subject: subject, data: raw}
+	env, err := events.Decode(subject, raw)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return subject, env
+}
+
+// deliver is the call of handler with env and its payload, decoded as the
+// consumer decodes it.
+func deliver[D any](env events.Envelope, handler func(*app.App, context.Context, events.Envelope, D) error) func(context.Context, *app.App) error {
+	return func(ctx context.Context, a *app.App) error {
+		var d D
+		if err := env.DecodeData(&d); err != nil {
+			return err
+		}
+		return handler(a, ctx, env, d)
+	}
 }
 
 func (w *world) created(orderID string, lines ...events.Item) msg {
-	return w.event(events.OrderCreated, orderID, events.OrderCreatedData{OrderID: orderID, CustomerID: "c-1", Items: lines,
+	subject, env := w.event(events.OrderCreated, orderID, events.OrderCreatedData{OrderID: orderID, CustomerID: "c-1", Items: lines,
 		PaymentToken: "tok_visa", CreatedAt: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)})
+	return msg{subject: subject, deliver: deliver(env, (*app.App).OrderCreated)}
 }
 
 // confirmed is the order's confirmation, for the total its reservation
@@ -305,11 +328,13 @@ func (w *world) confirmed(orderID string) msg {
 	if err != nil && !errors.Is(err, stock.ErrNoReservation) {
 		w.t.Fatal(err)
 	}
-	return w.event(events.OrderConfirmed, orderID, events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-1", TotalCents: r.TotalCents, Currency: r.Currency})
+	subject, env := w.event(events.OrderConfirmed, orderID, events.OrderConfirmedData{OrderID: orderID, CustomerID: "c-1", TotalCents: r.TotalCents, Currency: r.Currency})
+	return msg{subject: subject, deliver: deliver(env, (*app.App).OrderConfirmed)}
 }
 
 func (w *world) cancelled(orderID string) msg {
-	return w.event(events.OrderCancelled, orderID, events.OrderCancelledData{OrderID: orderID, CustomerID: "c-1", Reason: events.ReasonPaymentDeclined})
+	subject, env := w.event(events.OrderCancelled, orderID, events.OrderCancelledData{OrderID: orderID, CustomerID: "c-1", Reason: events.ReasonPaymentDeclined})
+	return msg{subject: subject, deliver: deliver(env, (*app.App).OrderCancelled)}
 }
 
 func line(sku string, q int64) events.Item { return events.Item{SKU: sku, Quantity: q} }
@@ -521,7 +546,7 @@ func TestDuplicateDeliveriesToTwoProcesses(t *testing.T) {
 	both := func(m msg) error {
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
-		for i, p := range []*consumer.Orders{p1, p2} {
+		for i, p := range []instance{p1, p2} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -623,11 +648,11 @@ func TestStaleMarksAreResolvedByLaterWrites(t *testing.T) {
 	w := newWorld(t)
 	c := newClock()
 	w.seed("A", 10)
-	proc := func() *consumer.Orders {
-		o, _ := w.process(-1, consumer.WithClock(c.now))
+	proc := func() instance {
+		o, _ := w.process(-1, app.WithClock(c.now))
 		return o
 	}
-	handle := func(o *consumer.Orders, m msg) {
+	handle := func(o instance, m msg) {
 		t.Helper()
 		if err := o.Handle(ctx, m); err != nil {
 			t.Fatal(err)
@@ -637,7 +662,7 @@ func TestStaleMarksAreResolvedByLaterWrites(t *testing.T) {
 	w.legacyReserved("o-1", map[string]bool{"A": true}, line("A", 2))
 	handle(proc(), w.confirmed("o-1"))
 	// o-2: an attempt that died after reserving, then voided.
-	dying, _ := w.process(1, consumer.WithClock(c.now))
+	dying, _ := w.process(1, app.WithClock(c.now))
 	if err := dying.Handle(ctx, w.created("o-2", line("A", 3))); !errors.Is(err, errDead) {
 		t.Fatalf("err = %v, want the crash", err)
 	}
@@ -683,8 +708,8 @@ func TestMarksOfAnotherInstanceDoNotPileUp(t *testing.T) {
 	w := newWorld(t)
 	c := newClock()
 	w.seed("A", 100)
-	p1, _ := w.process(-1, consumer.WithClock(c.now))
-	p2, _ := w.process(-1, consumer.WithClock(c.now))
+	p1, _ := w.process(-1, app.WithClock(c.now))
+	p2, _ := w.process(-1, app.WithClock(c.now))
 	const orders = 20
 	for i := range orders {
 		id := fmt.Sprintf("o-%02d", i)
@@ -839,7 +864,7 @@ func TestConfirmAndCancelRaceToOneOutcome(t *testing.T) {
 	errs := make(chan error, 4*orders)
 	for _, id := range ids {
 		for _, m := range []msg{w.confirmed(id), w.cancelled(id)} {
-			for _, p := range []*consumer.Orders{p1, p2} {
+			for _, p := range []instance{p1, p2} {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
