@@ -4,9 +4,7 @@
 package consumer
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -45,63 +43,23 @@ func Consumers(a *app.App, concurrency, maxDeliver int) []kit.Consumer {
 			MaxDeliver:  maxDeliver,
 			Retry:       retry,
 		},
-		Handle: orders{app: a}.handle,
+		Handle: events.Consume(verdict,
+			events.On(events.OrderCreated, a.OrderCreated),
+			events.On(events.OrderCancelled, a.OrderCancelled),
+			events.On(events.OrderConfirmed, a.OrderConfirmed)),
 	}}
-}
-
-// orders handles orders.*.created, orders.*.confirmed and
-// orders.*.cancelled.
-type orders struct{ app *app.App }
-
-func (o orders) handle(ctx context.Context, msg jetstream.Msg) error {
-	env, err := events.Decode(msg.Subject(), msg.Data())
-	if err != nil {
-		return runner.Refused(reasonInvalidEvent, fmt.Errorf("%s: %w", msg.Subject(), err))
-	}
-	switch env.Type {
-	case events.OrderCreated:
-		var d events.OrderCreatedData
-		if err := decode(env, &d); err != nil {
-			return err
-		}
-		return verdict(o.app.OrderCreated(ctx, env, d))
-	case events.OrderCancelled:
-		var d events.OrderCancelledData
-		if err := decode(env, &d); err != nil {
-			return err
-		}
-		return verdict(o.app.OrderCancelled(ctx, env, d))
-	case events.OrderConfirmed:
-		var d events.OrderConfirmedData
-		if err := decode(env, &d); err != nil {
-			return err
-		}
-		return verdict(o.app.OrderConfirmed(ctx, env, d))
-	default:
-		return runner.Permanent(fmt.Errorf("%w: the inventory does not handle %s", events.ErrUnknownType, env.Type))
-	}
 }
 
 // Reasons an event is refused for (eventshop_events_refused_total).
 const (
-	reasonInvalidEvent         = "invalid_event"
 	reasonIllegalTransition    = "illegal_transition"
 	reasonConflictingDuplicate = "conflicting_duplicate"
 	reasonAmountMismatch       = "amount_mismatch"
 )
 
-// decode decodes the payload into d; a payload that fails its checks is
-// dead-lettered.
-func decode(env events.Envelope, d any) error {
-	if err := env.DecodeData(d); err != nil {
-		return runner.Refused(reasonInvalidEvent, err)
-	}
-	return nil
-}
-
 // verdict turns the app's error into the runner's verdict: what redelivery
 // cannot change is refused or dead-lettered, the rest is retried.
-func verdict(err error) error {
+func verdict(_ jetstream.Msg, err error) error {
 	switch {
 	case err == nil:
 		return nil

@@ -31,7 +31,7 @@ func TestVerdict(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			got := verdict(tt.err)
+			got := verdict(nil, tt.err)
 			if !errors.Is(got, tt.err) {
 				t.Fatalf("verdict = %v, want it to carry %v", got, tt.err)
 			}
@@ -47,7 +47,7 @@ func TestVerdict(t *testing.T) {
 			}
 		})
 	}
-	if verdict(nil) != nil {
-		t.Error("verdict(nil) is an error")
+	if verdict(nil, nil) != nil {
+		t.Error("verdict(nil, nil) is an error")
 	}
 }
