@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,6 @@ import (
 	ordconsumer "github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
 )
 
@@ -86,7 +86,7 @@ func TestOrderWithoutAnswerTimesOut(t *testing.T) {
 	h.paid(reserved)
 	paidSeq := h.lastSeq(events.StreamPayments)
 	h.waitAcked(events.StreamPayments, ordconsumer.PaymentsDurable, paidSeq)
-	if n := h.count(runner.DeadLetterStream, fmt.Sprintf("dlq.%s.%s.%d", ordconsumer.PaymentsDurable, events.StreamPayments, paidSeq)); n != 0 {
+	if n := h.count(deadletter.DefaultStream, fmt.Sprintf("dlq.%s.%s.%d", ordconsumer.PaymentsDurable, events.StreamPayments, paidSeq)); n != 0 {
 		t.Fatal("the late payment of a reserved order was dead-lettered, want it acknowledged (the payment service refunds it)")
 	}
 	if _, v := h.get(reserved); v.Status != "CANCELLED" || v.CancelReason != "timeout" {

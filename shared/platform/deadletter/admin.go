@@ -83,11 +83,11 @@ type EntryView struct {
 }
 
 // View returns e as the admin API shows it; full adds headers and payload.
-func View(e Entry, full bool) EntryView {
+func View(e Letter, full bool) EntryView {
 	v := EntryView{
-		Sequence: e.Sequence, Subject: e.Subject, Consumer: e.Consumer,
+		Sequence: e.DLQSequence, Subject: e.DLQSubject, Consumer: e.Consumer,
 		OriginalStream: e.OriginalStream, OriginalSequence: e.OriginalSequence, OriginalSubject: e.OriginalSubject,
-		Deliveries: e.Deliveries, Error: e.Error, DeadLetteredAt: e.Time,
+		Deliveries: e.Deliveries, Error: e.Reason, DeadLetteredAt: e.Time,
 		OrderID: e.OrderID(), TraceID: e.TraceID(), OriginalMissing: e.Missing,
 	}
 	if full {
@@ -124,7 +124,7 @@ type BulkView struct {
 }
 
 func replayView(r Replayed) ReplayView {
-	return ReplayView{Sequence: r.Entry.Sequence, Consumer: r.Entry.Consumer, OriginalSubject: r.Entry.OriginalSubject,
+	return ReplayView{Sequence: r.Letter.DLQSequence, Consumer: r.Letter.Consumer, OriginalSubject: r.Letter.OriginalSubject,
 		ReplaySequence: r.ReplaySequence, Duplicate: r.Duplicate}
 }
 

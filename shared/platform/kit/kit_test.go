@@ -15,12 +15,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/problem"
+	"github.com/eventshop/shared/platform/runner"
 )
 
 const adminToken = "admin-secret"
