@@ -3,7 +3,6 @@ package natsauth
 import (
 	"context"
 	"errors"
-	"github.com/eventshop/shared/platform/deadletter"
 	"testing"
 	"time"
 
