@@ -3,6 +3,7 @@ package deadletter
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter/view"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -148,7 +149,7 @@ func FuzzLetterHeaders(f *testing.F) {
 		if err != nil {
 			t.Fatalf("admin view of letter with headers %q: %v", rawHeader, err)
 		}
-		var v EntryView
+		var v view.Letter
 		if err := json.Unmarshal(raw, &v); err != nil {
 			t.Fatalf("admin view %s is not JSON: %v", raw, err)
 		}

@@ -24,7 +24,7 @@ func dlqInfo(t *testing.T, js jetstream.JetStream) jetstream.StreamConfig {
 	return s.CachedInfo().Config
 }
 
-// TestDeadLetterStreamUnderProductionPermissions runs EnsureDeadLetterStream
+// TestDeadLetterStreamUnderProductionPermissions runs deadletter.EnsureStream
 // as a service's NATS user of deployments/nats/auth.conf, which may create
 // the shared dead-letter stream but never update it: a stream the ops step
 // made is used as it is, a missing one is created, one made before rollup
@@ -69,7 +69,7 @@ func TestDeadLetterStreamUnderProductionPermissions(t *testing.T) {
 			_, js := s.ConnectAs(t, "inventory-service")
 			err := deadletter.EnsureStream(ctx, js, deadletter.DefaultStream, 1)
 			if !errors.Is(err, tt.wantErr) || (err != nil && !strings.Contains(err.Error(), tt.wantMsg)) {
-				t.Fatalf("EnsureDeadLetterStream as inventory-service: err = %v, want %v mentioning %q", err, tt.wantErr, tt.wantMsg)
+				t.Fatalf("EnsureStream as inventory-service: err = %v, want %v mentioning %q", err, tt.wantErr, tt.wantMsg)
 			}
 			got := dlqInfo(t, ops)
 			want := deadletter.StreamConfig(deadletter.DefaultStream, 1)
