@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/api"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/tools/shopctl"
 )
 
@@ -129,7 +129,7 @@ func testDeadLetterOperations(t *testing.T) {
 
 	// Nothing was dead-lettered twice: each subject holds its one letter
 	// or, once resolved, the tombstone that replaced it.
-	dlq, err := js.Stream(ctx, runner.DeadLetterStream)
+	dlq, err := js.Stream(ctx, deadletter.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/api"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/tools/loadgen"
 	"github.com/eventshop/tools/natsauth"
 )
@@ -46,7 +46,7 @@ func testPoisonIsDeadLettered(t *testing.T) {
 		checkSaga(t, waitFinal(t, id, 20*time.Second), "CONFIRMED", confirmedTypes...)
 	}
 
-	dlq, err := js.Stream(ctx, runner.DeadLetterStream)
+	dlq, err := js.Stream(ctx, deadletter.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func testPoisonIsDeadLettered(t *testing.T) {
 				if err != nil {
 					return false
 				}
-				if m.Header.Get(runner.HeaderDLQSubject) != subj || !strings.Contains(m.Header.Get(runner.HeaderDLQError), "invalid event") {
+				if m.Header.Get(deadletter.HeaderOriginalSubject) != subj || !strings.Contains(m.Header.Get(deadletter.HeaderError), "invalid event") {
 					t.Fatalf("dead letter of %s by %s has headers %v", subj, durable, m.Header)
 				}
 				return true

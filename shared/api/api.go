@@ -5,9 +5,9 @@
 // test: the same fields, JSON names and types, and a field is optional
 // (omitempty) exactly when the schema does not require it.
 //
-// The package needs nothing but the standard library and the platform's
-// problem details type, so that a client importing it brings in no server
-// code. Where a service's answer is the body as documented, the service
+// The package needs nothing but the standard library, the platform's
+// problem details type and the dead-letter views, so that a client
+// importing it brings in no server code. Where a service's answer is the body as documented, the service
 // answers with these types too.
 package api
 
@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"time"
 
+	"github.com/eventshop/shared/platform/deadletter/view"
 	"github.com/eventshop/shared/platform/problem"
 )
 
@@ -232,52 +233,19 @@ type ChainBreak struct {
 	Reason    string `json:"reason"`
 }
 
-// DeadLetter is a dead letter as the admin API shows it; Headers, Data and
-// DataBase64 only when read one by one.
-type DeadLetter struct {
-	Sequence         uint64              `json:"sequence"`
-	Subject          string              `json:"subject"`
-	Consumer         string              `json:"consumer"`
-	OriginalStream   string              `json:"original_stream"`
-	OriginalSequence uint64              `json:"original_sequence"`
-	OriginalSubject  string              `json:"original_subject"`
-	Deliveries       uint64              `json:"deliveries"`
-	Error            string              `json:"error"`
-	DeadLetteredAt   time.Time           `json:"dead_lettered_at"`
-	OrderID          string              `json:"order_id,omitempty"`
-	TraceID          string              `json:"trace_id,omitempty"`
-	OriginalMissing  bool                `json:"original_missing,omitempty"`
-	Headers          map[string][]string `json:"headers,omitempty"`
-	// Data is the payload when it is JSON, DataBase64 when it is not.
-	Data       json.RawMessage `json:"data,omitempty"`
-	DataBase64 string          `json:"data_base64,omitempty"`
-}
-
-// DeadLetterList is the body of GET /admin/dlq.
-type DeadLetterList struct {
-	Stream      string       `json:"stream"`
-	Count       int          `json:"count"`
-	DeadLetters []DeadLetter `json:"dead_letters"`
-}
-
-// DeadLetterReplay is the outcome of one replay.
-type DeadLetterReplay struct {
-	Sequence        uint64 `json:"sequence"`
-	Consumer        string `json:"consumer"`
-	OriginalSubject string `json:"original_subject"`
-	ReplaySequence  uint64 `json:"replay_sequence"`
-	Duplicate       bool   `json:"duplicate"`
-}
-
-// DeadLetterBulk is the outcome of a replay or discard by filter.
-type DeadLetterBulk struct {
-	Replayed  []DeadLetterReplay  `json:"replayed,omitempty"`
-	Discarded []DeadLetter        `json:"discarded,omitempty"`
-	Failed    []DeadLetterFailure `json:"failed"`
-}
-
-// DeadLetterFailure is a letter a bulk action left as it was.
-type DeadLetterFailure struct {
-	Sequence uint64 `json:"sequence"`
-	Error    string `json:"error"`
-}
+// The bodies of the dead-letter admin API are defined once, beside the
+// server that answers with them (platform/deadletter/view, which needs
+// nothing but the standard library either).
+type (
+	// DeadLetter is a dead letter as the admin API shows it; Headers, Data
+	// and DataBase64 only when read one by one.
+	DeadLetter = view.Letter
+	// DeadLetterList is the body of GET /admin/dlq.
+	DeadLetterList = view.List
+	// DeadLetterReplay is the outcome of one replay.
+	DeadLetterReplay = view.Replay
+	// DeadLetterBulk is the outcome of a replay or discard by filter.
+	DeadLetterBulk = view.Bulk
+	// DeadLetterFailure is a letter a bulk action left as it was.
+	DeadLetterFailure = view.Failure
+)

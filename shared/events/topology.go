@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // StreamOptions tunes the streams a service creates.
@@ -122,7 +121,7 @@ func ensureOnce(ctx context.Context, js jetstream.JetStream, cfg jetstream.Strea
 // limit, a retention other than limits, memory storage, deletes or purges
 // allowed, or subjects that no longer hold every one of subjects.
 func AppendOnlyProblems(cfg jetstream.StreamConfig, subjects ...string) []string {
-	problems := runner.LossRisks(cfg, subjects...)
+	problems := deadletter.LossRisks(cfg, subjects...)
 	if !cfg.DenyDelete {
 		problems = append(problems, "deletes allowed (deny_delete off)")
 	}
@@ -144,7 +143,7 @@ func SetupSharedStreams(ctx context.Context, js jetstream.JetStream, o StreamOpt
 		return err
 	}
 	replicas := max(o.Replicas, 1)
-	for _, cfg := range []jetstream.StreamConfig{runner.DeadLetterStreamConfig(runner.DeadLetterStream, replicas), audit} {
+	for _, cfg := range []jetstream.StreamConfig{deadletter.StreamConfig(deadletter.DefaultStream, replicas), audit} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("set up stream %s: %w", cfg.Name, err)
 		}

@@ -3,6 +3,7 @@ package events_test
 import (
 	"context"
 	"errors"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // TestAuditStreamIsCreatedOnceAndNeverShrunk runs EnsureStream(AUDIT) as
@@ -98,7 +98,7 @@ func TestOpsSetsUpTheSharedStreams(t *testing.T) {
 	_, admin := s.ConnectAs(t, "admin")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	shrunk := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
+	shrunk := deadletter.StreamConfig(deadletter.DefaultStream, 1)
 	shrunk.MaxMsgs = 1
 	if _, err := admin.CreateStream(ctx, shrunk); err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestOpsSetsUpTheSharedStreams(t *testing.T) {
 	if err := events.SetupSharedStreams(ctx, ops, events.StreamOptions{Replicas: 1}); err != nil {
 		t.Fatalf("SetupSharedStreams as ops: %v", err)
 	}
-	for _, name := range []string{runner.DeadLetterStream, events.StreamAudit} {
+	for _, name := range []string{deadletter.DefaultStream, events.StreamAudit} {
 		st, err := admin.Stream(ctx, name)
 		if err != nil {
 			t.Fatalf("%s after setup: %v", name, err)
@@ -122,7 +122,7 @@ func TestOpsSetsUpTheSharedStreams(t *testing.T) {
 	if _, err := events.EnsureStream(ctx, audit, events.StreamAudit, events.StreamOptions{Replicas: 1}); err != nil {
 		t.Errorf("audit-service on the ops-made AUDIT: %v", err)
 	}
-	if err := runner.EnsureDeadLetterStream(ctx, audit, runner.DeadLetterStream, 1); err != nil {
+	if err := deadletter.EnsureStream(ctx, audit, deadletter.DefaultStream, 1); err != nil {
 		t.Errorf("audit-service on the ops-made DLQ: %v", err)
 	}
 }

@@ -411,11 +411,11 @@ func (m *Monkey) compare(ctx context.Context, poison []Injected) ([]string, int)
 	if err != nil {
 		return []string{err.Error()}, 0
 	}
-	letters, err := ReadLetters(ctx, m.js)
+	letters, messages, err := ReadLetters(ctx, m.js)
 	if err != nil {
 		return []string{err.Error()}, 0
 	}
-	return CompareDeadLetters(poison, durables, letters), len(letters)
+	return CompareDeadLetters(poison, durables, letters, messages), len(letters)
 }
 
 // Summary is what chaos did.

@@ -7,22 +7,12 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// DeadLetterStream is the stream every consumer runner writes its dead
-// letters to (shared/platform/runner).
-const DeadLetterStream = "DLQ"
+	"github.com/eventshop/shared/platform/deadletter"
+)
 
 // DomainStreams are the streams of the system's events.
 var DomainStreams = []string{"ORDERS", "INVENTORY", "PAYMENTS", "NOTIFICATIONS"}
-
-// Headers of a dead letter and of the tombstone of a resolved one
-// (shared/platform/runner, shared/platform/deadletter).
-const (
-	headerDLQSubject    = "Dlq-Original-Subject"
-	headerDLQError      = "Dlq-Error"
-	headerDLQResolution = "Dlq-Resolution"
-)
 
 // ReadDurables returns the durable consumers of the streams, with their
 // filter subjects, as the server has them.
@@ -55,33 +45,30 @@ func ReadDurables(ctx context.Context, js jetstream.JetStream, streams []string)
 	return out, nil
 }
 
-// ReadLetters returns every subject of the dead-letter stream with the
-// original subject and reason of its last message.
-func ReadLetters(ctx context.Context, js jetstream.JetStream) ([]Letter, error) {
-	s, err := js.Stream(ctx, DeadLetterStream)
+// ReadLetters reads the dead-letter stream: the last message of every
+// subject, a letter or the tombstone of a resolved one (deadletter.Decode),
+// and how many messages each subject holds (1: the letter alone).
+func ReadLetters(ctx context.Context, js jetstream.JetStream) ([]deadletter.Letter, map[string]uint64, error) {
+	s, err := js.Stream(ctx, deadletter.DefaultStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", DeadLetterStream, err)
+		return nil, nil, fmt.Errorf("stream %s: %w", deadletter.DefaultStream, err)
 	}
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter("dlq.>"))
 	if err != nil {
-		return nil, fmt.Errorf("stream %s info: %w", DeadLetterStream, err)
+		return nil, nil, fmt.Errorf("stream %s info: %w", deadletter.DefaultStream, err)
 	}
-	out := make([]Letter, 0, len(info.State.Subjects))
-	for subj, n := range info.State.Subjects {
-		l := Letter{Subject: subj, Messages: n}
+	out := make([]deadletter.Letter, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
 		m, err := s.GetLastMsgForSubject(ctx, subj)
 		if err != nil {
-			return nil, fmt.Errorf("dead letter %s: %w", subj, err)
+			return nil, nil, fmt.Errorf("dead letter %s: %w", subj, err)
 		}
-		l.OriginalSubject = m.Header.Get(headerDLQSubject)
-		l.Reason = m.Header.Get(headerDLQError)
-		l.Resolved = m.Header.Get(headerDLQResolution)
-		out = append(out, l)
+		out = append(out, deadletter.Decode(m))
 	}
-	return out, nil
+	return out, info.State.Subjects, nil
 }
 
 // isChaos reports whether a stored message was published by chaos.

@@ -10,7 +10,7 @@ import (
 )
 
 // dlqConfig is the dead-letter stream as the services and the ops step
-// create it (shared/platform/runner.DeadLetterStreamConfig; tools does
+// create it (shared/platform/deadletter.StreamConfig; tools does
 // not depend on the shared module).
 func dlqConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{

@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strings"
 	"testing"
@@ -9,7 +10,6 @@ import (
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -75,7 +75,7 @@ func TestEventsThatDoNotBelongOnTheirStreamAreNotAudited(t *testing.T) {
 			t.Fatal(err)
 		}
 		letter := natstest.DeadLetter(t, w.JS, "audit-"+strings.ToLower(tt.stream), tt.stream, ack.Sequence)
-		if reason := letter.Header.Get(runner.HeaderDLQError); !strings.Contains(reason, tt.wantReason) {
+		if reason := letter.Header.Get(deadletter.HeaderError); !strings.Contains(reason, tt.wantReason) {
 			t.Errorf("%s: Dlq-Error = %q, want it to say %q", tt.name, reason, tt.wantReason)
 		}
 	}

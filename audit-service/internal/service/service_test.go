@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -22,7 +23,6 @@ import (
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -339,7 +339,7 @@ func TestInvalidEventIsDeadLetteredNotAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	dl := natstest.DeadLetter(t, w.JS, auditconsumer.Durable(events.StreamPayments), events.StreamPayments, ack.Sequence)
-	if reason := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(reason, events.ErrInvalidEvent.Error()) {
+	if reason := dl.Header.Get(deadletter.HeaderError); !strings.Contains(reason, events.ErrInvalidEvent.Error()) {
 		t.Fatalf("Dlq-Error = %q", reason)
 	}
 	w.idle(t)

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // TestDeadLetterAdmin: the inventory service manages the dead letters of
@@ -39,8 +39,8 @@ func TestDeadLetterAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The payment service's runner gave up on the reserved event.
-	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{
-		Consumer: "payment-inventory", Stream: events.StreamInventory, Sequence: reserved, Subject: orig.Subject,
+	if _, err := deadletter.Write(ctx, h.js, deadletter.Letter{
+		Consumer: "payment-inventory", OriginalStream: events.StreamInventory, OriginalSequence: reserved, OriginalSubject: orig.Subject,
 		Data: orig.Data, Header: orig.Header, Deliveries: 1, Reason: "permanent failure: unknown currency", Time: time.Now(),
 	}); err != nil {
 		t.Fatal(err)
@@ -56,11 +56,11 @@ func TestDeadLetterAdmin(t *testing.T) {
 		return strings.Contains(body, `eventshop_dead_letter_advisories_total{kind="terminated",outcome="already",service="inventory-service"} 1`) &&
 			strings.Contains(body, `eventshop_dead_letters_total{consumer="inventory-orders",service="inventory-service"} 1`), body
 	})
-	dlq, err := h.js.Stream(ctx, runner.DeadLetterStream)
+	dlq, err := h.js.Stream(ctx, deadletter.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dlq.GetLastMsgForSubject(ctx, runner.DeadLetterSubject("inventory-orders", events.StreamOrders, ack.Sequence)); err != nil {
+	if _, err := dlq.GetLastMsgForSubject(ctx, deadletter.Subject("inventory-orders", events.StreamOrders, ack.Sequence)); err != nil {
 		t.Fatalf("poison letter: %v", err)
 	}
 

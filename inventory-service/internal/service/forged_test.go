@@ -1,13 +1,13 @@
 package service_test
 
 import (
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/eventshop/inventory-service/internal/consumer"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // TestForgedOrderOutcomesAreRefused (issue 9, finding 6): an order outcome
@@ -20,8 +20,8 @@ func TestForgedOrderOutcomesAreRefused(t *testing.T) {
 	wantRefused := func(reason string) {
 		t.Helper()
 		m := h.deadLetter(h.lastOrdersSeq())
-		if got := m.Header.Get(runner.HeaderDLQError); !strings.Contains(got, "refused ("+reason+")") {
-			t.Fatalf("%s = %q, want a refusal for %s", runner.HeaderDLQError, got, reason)
+		if got := m.Header.Get(deadletter.HeaderError); !strings.Contains(got, "refused ("+reason+")") {
+			t.Fatalf("%s = %q, want a refusal for %s", deadletter.HeaderError, got, reason)
 		}
 	}
 

@@ -1,6 +1,7 @@
 package service_test
 
 import (
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"reflect"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"github.com/eventshop/inventory-service/internal/httpapi"
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -281,8 +281,8 @@ func TestPoisonEventsAreDeadLettered(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.send()
 			m := h.deadLetter(h.lastOrdersSeq())
-			if got := m.Header.Get(runner.HeaderDLQError); !strings.Contains(got, tt.wantError) {
-				t.Fatalf("%s = %q, want it to mention %q", runner.HeaderDLQError, got, tt.wantError)
+			if got := m.Header.Get(deadletter.HeaderError); !strings.Contains(got, tt.wantError) {
+				t.Fatalf("%s = %q, want it to mention %q", deadletter.HeaderError, got, tt.wantError)
 			}
 		})
 	}

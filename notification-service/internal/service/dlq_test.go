@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strings"
 	"testing"
@@ -12,7 +13,6 @@ import (
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // TestDeadLetterAdmin: the notification service manages the dead letters
@@ -54,8 +54,8 @@ func TestDeadLetterAdmin(t *testing.T) {
 		return nil
 	})
 	// The audit service gave up on it.
-	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{Consumer: "audit-notifications", Stream: events.StreamNotifications,
-		Sequence: sent, Subject: "notifications.o-n.sent", Data: []byte(`{}`), Reason: "r", Time: time.Now()}); err != nil {
+	if _, err := deadletter.Write(ctx, h.js, deadletter.Letter{Consumer: "audit-notifications", OriginalStream: events.StreamNotifications,
+		OriginalSequence: sent, OriginalSubject: "notifications.o-n.sent", Data: []byte(`{}`), Reason: "r", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -28,7 +29,6 @@ import (
 	"github.com/eventshop/shared/events/contracttest"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -351,7 +351,7 @@ func TestWebhookRejectionIsDeadLettered(t *testing.T) {
 	p := h.confirm(t, "o-rej")
 
 	dl := natstest.DeadLetter(t, h.js, consumer.Durable, events.StreamOrders, p.Sequence)
-	if reason := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(reason, "400") {
+	if reason := dl.Header.Get(deadletter.HeaderError); !strings.Contains(reason, "400") {
 		t.Fatalf("Dlq-Error = %q, want the receiver's 400", reason)
 	}
 	h.idle(t)
@@ -381,7 +381,7 @@ func TestInvalidEventIsDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	dl := natstest.DeadLetter(t, h.js, consumer.Durable, events.StreamOrders, ack.Sequence)
-	if reason := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(reason, events.ErrInvalidEvent.Error()) {
+	if reason := dl.Header.Get(deadletter.HeaderError); !strings.Contains(reason, events.ErrInvalidEvent.Error()) {
 		t.Fatalf("Dlq-Error = %q, want it to say invalid event", reason)
 	}
 	if got := h.list(t, "o-bad").Notifications; len(got) != 0 {

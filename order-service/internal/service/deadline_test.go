@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,6 @@ import (
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 func withDeadline(d time.Duration) func(*config.Config) {
@@ -86,7 +86,7 @@ func TestOrderWithoutAnswerTimesOut(t *testing.T) {
 	h.paid(reserved)
 	paidSeq := h.lastSeq(events.StreamPayments)
 	h.waitAcked(events.StreamPayments, consumer.PaymentsDurable, paidSeq)
-	if n := h.count(runner.DeadLetterStream, fmt.Sprintf("dlq.%s.%s.%d", consumer.PaymentsDurable, events.StreamPayments, paidSeq)); n != 0 {
+	if n := h.count(deadletter.DefaultStream, fmt.Sprintf("dlq.%s.%s.%d", consumer.PaymentsDurable, events.StreamPayments, paidSeq)); n != 0 {
 		t.Fatal("the late payment of a reserved order was dead-lettered, want it acknowledged (the payment service refunds it)")
 	}
 	if _, v := h.get(reserved); v.Status != "CANCELLED" || v.CancelReason != "timeout" {

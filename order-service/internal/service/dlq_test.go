@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,7 +11,6 @@ import (
 	"time"
 
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 const adminToken = "test-admin-token"
@@ -32,8 +32,8 @@ func TestDeadLetterAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The inventory service's runner gave up on the created event.
-	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{
-		Consumer: "inventory-orders", Stream: events.StreamOrders, Sequence: seq, Subject: orig.Subject,
+	if _, err := deadletter.Write(ctx, h.js, deadletter.Letter{
+		Consumer: "inventory-orders", OriginalStream: events.StreamOrders, OriginalSequence: seq, OriginalSubject: orig.Subject,
 		Data: orig.Data, Header: orig.Header, Deliveries: 10, Reason: "gave up after 10 deliveries: db down", Time: time.Now(),
 	}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strings"
 	"sync"
@@ -22,7 +23,6 @@ import (
 	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -570,7 +570,7 @@ func (h *harness) lastSeq(stream string) uint64 {
 func (h *harness) wantDeadLetter(durable, stream string, seq uint64, reason string) {
 	h.t.Helper()
 	m := natstest.DeadLetter(h.t, h.js, durable, stream, seq)
-	if e := m.Header.Get(runner.HeaderDLQError); !strings.Contains(e, reason) {
+	if e := m.Header.Get(deadletter.HeaderError); !strings.Contains(e, reason) {
 		h.t.Fatalf("Dlq-Error = %q, want it to mention %q", e, reason)
 	}
 }

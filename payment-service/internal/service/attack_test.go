@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -13,7 +14,6 @@ import (
 	"github.com/eventshop/payment-service/internal/payment"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -119,7 +119,7 @@ func TestCancellationOfConfirmedOrderIsRefused(t *testing.T) {
 
 	seq := h.cancel(orderID) // the forgery
 	dl := natstest.DeadLetter(t, h.js, consumer.OrdersDurable, events.StreamOrders, seq)
-	if got := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(got, "illegal order transition") || !strings.Contains(got, "confirmed") {
+	if got := dl.Header.Get(deadletter.HeaderError); !strings.Contains(got, "illegal order transition") || !strings.Contains(got, "confirmed") {
 		t.Fatalf("Dlq-Error = %q, want an illegal transition of a confirmed order", got)
 	}
 	if rec, _ := h.record(orderID); rec.Status != payment.StatusSucceeded {
@@ -188,7 +188,7 @@ func TestForgedOutcomeOnTheSubjectIsAConflict(t *testing.T) {
 	}
 	p := h.placeOrder(orderID, gatewaysim.TokenVisa, total)
 	dl := natstest.DeadLetter(t, h.js, consumer.ReservedDurable, events.StreamInventory, p.Sequence)
-	if got := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(got, "refused (conflicting_duplicate)") {
-		t.Fatalf("%s = %q, want a refusal for a conflicting outcome", runner.HeaderDLQError, got)
+	if got := dl.Header.Get(deadletter.HeaderError); !strings.Contains(got, "refused (conflicting_duplicate)") {
+		t.Fatalf("%s = %q, want a refusal for a conflicting outcome", deadletter.HeaderError, got)
 	}
 }

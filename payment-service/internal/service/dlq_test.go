@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,7 +12,6 @@ import (
 
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kit/kittest"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 const adminToken = "test-admin-token"
@@ -29,8 +29,8 @@ func TestDeadLetterAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The order service's runner gave up on the payment outcome.
-	if _, err := runner.WriteDeadLetter(ctx, h.js, runner.Letter{
-		Consumer: "order-payments", Stream: events.StreamPayments, Sequence: orig.Sequence, Subject: orig.Subject,
+	if _, err := deadletter.Write(ctx, h.js, deadletter.Letter{
+		Consumer: "order-payments", OriginalStream: events.StreamPayments, OriginalSequence: orig.Sequence, OriginalSubject: orig.Subject,
 		Data: orig.Data, Header: orig.Header, Deliveries: 10, Reason: "gave up", Time: time.Now(),
 	}); err != nil {
 		t.Fatal(err)

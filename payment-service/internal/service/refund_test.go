@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"testing"
 	"time"
@@ -15,7 +16,6 @@ import (
 	"github.com/eventshop/payment-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -126,7 +126,7 @@ func TestLateChargeIsRefundedOnce(t *testing.T) {
 	seq = h.redeliver(events.StreamInventory, "inventory."+orderID+".reserved")
 	h.settled(events.StreamInventory, consumer.ReservedDurable, seq)
 	h.wantRefundedOnce(orderID)
-	if n := h.countMsgs(runner.DeadLetterStream, "dlq.>"); n != 0 {
+	if n := h.countMsgs(deadletter.DefaultStream, "dlq.>"); n != 0 {
 		t.Fatalf("%d dead letters, want none", n)
 	}
 }
@@ -277,7 +277,7 @@ func TestRefundWaitsOutGatewayOutage(t *testing.T) {
 	if n := h.countMsgs(events.StreamPayments, "payments."+orderID+".refunded"); n != 0 {
 		t.Fatalf("refunded announced during the outage")
 	}
-	if n := h.countMsgs(runner.DeadLetterStream, "dlq.>"); n != 0 {
+	if n := h.countMsgs(deadletter.DefaultStream, "dlq.>"); n != 0 {
 		t.Fatalf("%d dead letters during the outage, want none", n)
 	}
 	h.setGatewayMode(gatewaysim.Settings{Mode: gatewaysim.ModeHealthy})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,7 +36,6 @@ import (
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/metrics"
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
@@ -376,7 +376,7 @@ func TestGatewayOutageWaitsThenCompletes(t *testing.T) {
 	if rec, status := h.record(orderID); status != http.StatusOK || rec.Status != payment.StatusCharging {
 		t.Fatalf("GET /payments during the outage = %d %+v, want the charging record", status, rec)
 	}
-	if n := h.countMsgs(runner.DeadLetterStream, "dlq.>"); n != 0 {
+	if n := h.countMsgs(deadletter.DefaultStream, "dlq.>"); n != 0 {
 		t.Fatalf("%d dead letters during the outage, want none", n)
 	}
 	if oc := h.charges(orderID); len(oc.Charges) != 0 {
@@ -534,7 +534,7 @@ func TestPoisonMessagesAreDeadLettered(t *testing.T) {
 			orderID := newOrderID("poison")
 			seq := tt.publish(orderID)
 			dl := natstest.DeadLetter(t, h.js, consumer.ReservedDurable, events.StreamInventory, seq)
-			if got := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(got, tt.wantErr) {
+			if got := dl.Header.Get(deadletter.HeaderError); !strings.Contains(got, tt.wantErr) {
 				t.Fatalf("Dlq-Error = %q, want it to mention %q", got, tt.wantErr)
 			}
 			if oc := h.charges(orderID); len(oc.Charges) != 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/shared/platform/deadletter/view"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/problem"
 )
@@ -63,31 +64,12 @@ func (a *Admin) Register(r gin.IRouter) {
 	g.DELETE("", a.discardMatching)
 }
 
-// EntryView is a dead letter as the admin API shows it.
-type EntryView struct {
-	Sequence         uint64              `json:"sequence"`
-	Subject          string              `json:"subject"`
-	Consumer         string              `json:"consumer"`
-	OriginalStream   string              `json:"original_stream"`
-	OriginalSequence uint64              `json:"original_sequence"`
-	OriginalSubject  string              `json:"original_subject"`
-	Deliveries       uint64              `json:"deliveries"`
-	Error            string              `json:"error"`
-	DeadLetteredAt   time.Time           `json:"dead_lettered_at"`
-	OrderID          string              `json:"order_id,omitempty"`
-	TraceID          string              `json:"trace_id,omitempty"`
-	OriginalMissing  bool                `json:"original_missing,omitempty"`
-	Headers          map[string][]string `json:"headers,omitempty"`
-	Data             json.RawMessage     `json:"data,omitempty"`        // the payload, when it is JSON
-	DataBase64       string              `json:"data_base64,omitempty"` // the payload, when it is not
-}
-
 // View returns e as the admin API shows it; full adds headers and payload.
-func View(e Entry, full bool) EntryView {
-	v := EntryView{
-		Sequence: e.Sequence, Subject: e.Subject, Consumer: e.Consumer,
+func View(e Letter, full bool) view.Letter {
+	v := view.Letter{
+		Sequence: e.DLQSequence, Subject: e.DLQSubject, Consumer: e.Consumer,
 		OriginalStream: e.OriginalStream, OriginalSequence: e.OriginalSequence, OriginalSubject: e.OriginalSubject,
-		Deliveries: e.Deliveries, Error: e.Error, DeadLetteredAt: e.Time,
+		Deliveries: e.Deliveries, Error: e.Reason, DeadLetteredAt: e.Time,
 		OrderID: e.OrderID(), TraceID: e.TraceID(), OriginalMissing: e.Missing,
 	}
 	if full {
@@ -101,30 +83,8 @@ func View(e Entry, full bool) EntryView {
 	return v
 }
 
-// ReplayView is the outcome of one replay.
-type ReplayView struct {
-	Sequence        uint64 `json:"sequence"`
-	Consumer        string `json:"consumer"`
-	OriginalSubject string `json:"original_subject"`
-	ReplaySequence  uint64 `json:"replay_sequence"`
-	Duplicate       bool   `json:"duplicate"`
-}
-
-// FailureView is a letter a bulk operation left as it was.
-type FailureView struct {
-	Sequence uint64 `json:"sequence"`
-	Error    string `json:"error"`
-}
-
-// BulkView is the outcome of a replay or discard by filter.
-type BulkView struct {
-	Replayed  []ReplayView  `json:"replayed,omitempty"`
-	Discarded []EntryView   `json:"discarded,omitempty"`
-	Failed    []FailureView `json:"failed"`
-}
-
-func replayView(r Replayed) ReplayView {
-	return ReplayView{Sequence: r.Entry.Sequence, Consumer: r.Entry.Consumer, OriginalSubject: r.Entry.OriginalSubject,
+func replayView(r Replayed) view.Replay {
+	return view.Replay{Sequence: r.Letter.DLQSequence, Consumer: r.Letter.Consumer, OriginalSubject: r.Letter.OriginalSubject,
 		ReplaySequence: r.ReplaySequence, Duplicate: r.Duplicate}
 }
 
@@ -141,11 +101,11 @@ func (a *Admin) list(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	views := make([]EntryView, 0, len(entries))
+	views := make([]view.Letter, 0, len(entries))
 	for _, e := range entries {
 		views = append(views, View(e, false))
 	}
-	c.JSON(http.StatusOK, gin.H{"stream": a.letters.Stream(), "count": len(views), "dead_letters": views})
+	c.JSON(http.StatusOK, view.List{Stream: a.letters.Stream(), Count: len(views), DeadLetters: views})
 }
 
 func (a *Admin) show(c *gin.Context) {
@@ -193,7 +153,7 @@ func (a *Admin) replayMatching(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	v := BulkView{Replayed: []ReplayView{}, Failed: failures(b.Failed)}
+	v := view.Bulk{Replayed: []view.Replay{}, Failed: failures(b.Failed)}
 	for _, r := range b.Replayed {
 		v.Replayed = append(v.Replayed, replayView(r))
 	}
@@ -229,17 +189,17 @@ func (a *Admin) discardMatching(c *gin.Context) {
 		a.fail(c, err)
 		return
 	}
-	v := BulkView{Discarded: []EntryView{}, Failed: failures(b.Failed)}
+	v := view.Bulk{Discarded: []view.Letter{}, Failed: failures(b.Failed)}
 	for _, e := range b.Discarded {
 		v.Discarded = append(v.Discarded, View(e, false))
 	}
 	c.JSON(http.StatusOK, v)
 }
 
-func failures(fs []Failure) []FailureView {
-	out := make([]FailureView, 0, len(fs))
+func failures(fs []Failure) []view.Failure {
+	out := make([]view.Failure, 0, len(fs))
 	for _, f := range fs {
-		out = append(out, FailureView{Sequence: f.Sequence, Error: f.Err.Error()})
+		out = append(out, view.Failure{Sequence: f.Sequence, Error: f.Err.Error()})
 	}
 	return out
 }

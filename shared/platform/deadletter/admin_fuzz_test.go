@@ -3,6 +3,7 @@ package deadletter
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter/view"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -16,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/subjects"
 )
 
@@ -93,8 +93,8 @@ func refused(t *testing.T, err error, what string) {
 	}
 }
 
-// FuzzLetterHeaders holds the reading of a dead letter (parseEntry, and
-// parseResolution for tombstones) to its promise whatever headers and
+// FuzzLetterHeaders holds the reading of a dead letter (Decode, of a
+// letter or a tombstone) to its promise whatever headers and
 // payload the letter carries -- the original message's headers are copied
 // into it, and they are whatever its publisher wrote: no panic; the
 // original headers shown never include the Dlq-* and Nats-* ones; where
@@ -103,13 +103,13 @@ func refused(t *testing.T, err error, what string) {
 // view is JSON that gives the payload back exactly.
 func FuzzLetterHeaders(f *testing.F) {
 	h := nats.Header{}
-	h.Set(runner.HeaderDLQSubject, "orders.o-1.created")
-	h.Set(runner.HeaderDLQStream, "ORDERS")
-	h.Set(runner.HeaderDLQSequence, "42")
-	h.Set(runner.HeaderDLQConsumer, "inventory-orders")
-	h.Set(runner.HeaderDLQDeliveries, "5")
-	h.Set(runner.HeaderDLQError, "parse orders.o-1.created: invalid event")
-	h.Set(runner.HeaderDLQTime, "2026-01-02T03:04:05.123456789Z")
+	h.Set(HeaderOriginalSubject, "orders.o-1.created")
+	h.Set(HeaderOriginalStream, "ORDERS")
+	h.Set(HeaderOriginalSequence, "42")
+	h.Set(HeaderConsumer, "inventory-orders")
+	h.Set(HeaderDeliveries, "5")
+	h.Set(HeaderError, "parse orders.o-1.created: invalid event")
+	h.Set(HeaderTime, "2026-01-02T03:04:05.123456789Z")
 	h.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 	h.Set("Nats-Msg-Id", "x")
 	f.Add(encodeHeaders(h), "dlq.inventory-orders.ORDERS.42", []byte(`{"id":"e-1"}`))
@@ -123,15 +123,14 @@ func FuzzLetterHeaders(f *testing.F) {
 		}
 		stored := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
 		m := &jetstream.RawStreamMsg{Subject: subject, Sequence: 9, Header: hdr, Data: data, Time: stored}
-		e := parseEntry(m)
-		_ = parseResolution(m)
+		e := Decode(m)
 		for k := range e.Header {
-			if isDLQHeader(k) || isControlHeader(k) {
+			if isLetterHeader(k) || isControlHeader(k) {
 				t.Fatalf("original headers shown include %s", k)
 			}
 		}
 		parts := strings.Split(subject, ".")
-		if s, err := strconv.ParseUint(hdr.Get(runner.HeaderDLQSequence), 10, 64); err == nil && s != 0 {
+		if s, err := strconv.ParseUint(hdr.Get(HeaderOriginalSequence), 10, 64); err == nil && s != 0 {
 			if e.OriginalSequence != s {
 				t.Fatalf("original sequence %d, header says %d", e.OriginalSequence, s)
 			}
@@ -140,7 +139,7 @@ func FuzzLetterHeaders(f *testing.F) {
 				t.Fatalf("original sequence %d, subject %s says %d", e.OriginalSequence, subject, s)
 			}
 		}
-		if hdr.Get(runner.HeaderDLQConsumer) == "" && len(parts) == 4 && e.Consumer != parts[1] {
+		if hdr.Get(HeaderConsumer) == "" && len(parts) == 4 && e.Consumer != parts[1] {
 			t.Fatalf("consumer %q, subject %s says %q", e.Consumer, subject, parts[1])
 		}
 		if e.Time.IsZero() {
@@ -150,7 +149,7 @@ func FuzzLetterHeaders(f *testing.F) {
 		if err != nil {
 			t.Fatalf("admin view of letter with headers %q: %v", rawHeader, err)
 		}
-		var v EntryView
+		var v view.Letter
 		if err := json.Unmarshal(raw, &v); err != nil {
 			t.Fatalf("admin view %s is not JSON: %v", raw, err)
 		}

@@ -2,6 +2,7 @@ package deadletter_test
 
 import (
 	"encoding/json"
+	"github.com/eventshop/shared/platform/deadletter/view"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,21 +69,21 @@ func TestAdminEndpoints(t *testing.T) {
 		return resp.StatusCode
 	}
 	type list struct {
-		Count       int                    `json:"count"`
-		DeadLetters []deadletter.EntryView `json:"dead_letters"`
+		Count       int           `json:"count"`
+		DeadLetters []view.Letter `json:"dead_letters"`
 	}
 
 	var all list
 	if code := call(t, http.MethodGet, "/admin/dlq", "s3cret", &all); code != http.StatusOK || all.Count != 4 {
 		t.Fatalf("list = %d %+v, want 4 letters", code, all)
 	}
-	var ofA deadletter.EntryView
+	var ofA view.Letter
 	for _, v := range all.DeadLetters {
 		if v.Consumer == "a" && v.OriginalSequence == s1 {
 			ofA = v
 		}
 	}
-	var binary deadletter.EntryView
+	var binary view.Letter
 	for _, v := range all.DeadLetters {
 		if v.Consumer == "a" && v.OriginalSequence == s2 {
 			binary = v
@@ -115,18 +116,18 @@ func TestAdminEndpoints(t *testing.T) {
 	if code := call(t, http.MethodGet, "/admin/dlq?consumer=a&subject=t.*.created", "s3cret", &filtered); code != http.StatusOK || filtered.Count != 2 {
 		t.Fatalf("list a = %d %+v", code, filtered)
 	}
-	var shown deadletter.EntryView
+	var shown view.Letter
 	if code := call(t, http.MethodGet, "/admin/dlq/"+strconv.FormatUint(ofA.Sequence, 10), "s3cret", &shown); code != http.StatusOK ||
 		string(shown.Data) != `{"n":1}` || shown.Headers["traceparent"][0] != traceparent || shown.TraceID == "" || shown.OrderID != "x" {
 		t.Fatalf("show = %d %+v", code, shown)
 	}
-	var shownBinary deadletter.EntryView
+	var shownBinary view.Letter
 	if code := call(t, http.MethodGet, "/admin/dlq/"+strconv.FormatUint(binary.Sequence, 10), "s3cret", &shownBinary); code != http.StatusOK ||
 		shownBinary.Data != nil || shownBinary.DataBase64 == "" {
 		t.Fatalf("show of a non-JSON payload = %d %+v, want base64", code, shownBinary)
 	}
 
-	var rep deadletter.ReplayView
+	var rep view.Replay
 	path := "/admin/dlq/" + strconv.FormatUint(ofA.Sequence, 10)
 	if code := call(t, http.MethodPost, path+"/replay", "s3cret", &rep); code != http.StatusOK || rep.ReplaySequence == 0 || rep.Duplicate {
 		t.Fatalf("replay = %d %+v", code, rep)
@@ -138,7 +139,7 @@ func TestAdminEndpoints(t *testing.T) {
 	if code := call(t, http.MethodDelete, "/admin/dlq/"+strconv.FormatUint(binary.Sequence, 10), "s3cret", nil); code != http.StatusOK {
 		t.Fatalf("discard = %d", code)
 	}
-	var bulk deadletter.BulkView
+	var bulk view.Bulk
 	if code := call(t, http.MethodPost, "/admin/dlq/replay?consumer=b&subject=t.x.created", "s3cret", &bulk); code != http.StatusOK ||
 		len(bulk.Replayed) != 1 || !bulk.Replayed[0].Duplicate || len(bulk.Failed) != 0 {
 		t.Fatalf("replay b = %d %+v, want one duplicate replay", code, bulk)

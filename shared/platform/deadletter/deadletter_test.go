@@ -81,10 +81,10 @@ func run(t *testing.T, p part) {
 	})
 }
 
-func (e *env) capture(t *testing.T, sources ...deadletter.Source) *deadletter.Capture {
+func (e *env) capture(t *testing.T, sources ...*runner.Runner) *runner.Capture {
 	t.Helper()
-	c, err := deadletter.NewCapture(e.js, deadletter.CaptureConfig{Service: "test-service", Consumers: sources}, zap.NewNop(),
-		deadletter.WithMetrics(e.dm), deadletter.WithConsumerMetrics(e.cm))
+	c, err := runner.NewCapture(e.js, runner.CaptureConfig{Service: "test-service", Consumers: sources}, zap.NewNop(),
+		runner.WithMetrics(e.cm))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func (e *env) metric(t *testing.T, name string, labels map[string]string) float6
 // dlqMsgs counts the messages in the DLQ stream on subjects matching filter.
 func (e *env) dlqMsgs(t *testing.T, filter string) uint64 {
 	t.Helper()
-	s, err := e.js.Stream(context.Background(), runner.DeadLetterStream)
+	s, err := e.js.Stream(context.Background(), deadletter.DefaultStream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return 0
 	}
@@ -209,15 +209,15 @@ func TestHandlerOutlivingAckWaitIsDeadLetteredFromTheAdvisoryOnce(t *testing.T) 
 	seq := e.publish(t, "t.o-1.created", `{"n":1}`)
 
 	dl := natstest.DeadLetter(t, e.js, "hang", "T", seq)
-	if got := dl.Header.Get(runner.HeaderDLQDeliveries); got != "2" {
+	if got := dl.Header.Get(deadletter.HeaderDeliveries); got != "2" {
 		t.Errorf("deliveries = %q, want 2", got)
 	}
-	if got := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(got, "max deliveries exceeded") {
+	if got := dl.Header.Get(deadletter.HeaderError); !strings.Contains(got, "max deliveries exceeded") {
 		t.Errorf("reason = %q, want max deliveries exceeded", got)
 	}
-	if dl.Header.Get(runner.HeaderDLQSubject) != "t.o-1.created" || string(dl.Data) != `{"n":1}` ||
+	if dl.Header.Get(deadletter.HeaderOriginalSubject) != "t.o-1.created" || string(dl.Data) != `{"n":1}` ||
 		dl.Header.Get("traceparent") != traceparent || dl.Header.Get("Ce-Correlation") != "corr-t.o-1.created" ||
-		dl.Header.Get(runner.HeaderDLQConsumer) != "hang" || dl.Header.Get(runner.HeaderDLQTime) == "" {
+		dl.Header.Get(deadletter.HeaderConsumer) != "hang" || dl.Header.Get(deadletter.HeaderTime) == "" {
 		t.Errorf("dead letter = %q %v; want the original payload, subject and headers", dl.Data, dl.Header)
 	}
 	if id := dl.Header.Get(jetstream.MsgIDHeader); id != "" {
@@ -256,7 +256,7 @@ func TestPermanentErrorIsDeadLetteredOnceThoughTheTerminatedAdvisoryFires(t *tes
 	run(t, r)
 	seq := e.publish(t, "t.o-2.created", `{"bad":true}`)
 	dl := natstest.DeadLetter(t, e.js, "poison", "T", seq)
-	if got := dl.Header.Get(runner.HeaderDLQError); !strings.Contains(got, "schema says no") {
+	if got := dl.Header.Get(deadletter.HeaderError); !strings.Contains(got, "schema says no") {
 		t.Errorf("reason = %q, want the handler's error", got)
 	}
 	natstest.Eventually(t, "terminated advisory processed", func() bool {
@@ -289,14 +289,14 @@ func TestAdvisoryEmittedWhileTheServiceIsDownIsNotLost(t *testing.T) {
 	natstest.Eventually(t, "second (last) delivery", func() bool { return calls.Load() == 2 })
 	nc.Close() // the process is gone; nobody hears the advisory when AckWait runs out
 
-	capStream := deadletter.CaptureStreamName("test-service")
+	capStream := runner.CaptureStreamName("test-service")
 	natstest.Eventually(t, "advisory captured", func() bool { return e.streamMsgs(t, capStream) == 1 })
 	if n := e.dlqMsgs(t, "dlq.>"); n != 0 {
 		t.Fatalf("DLQ holds %d messages before the capture consumer runs", n)
 	}
 	run(t, capture) // the service is back
 	dl := natstest.DeadLetter(t, e.js, "crash", "T", seq)
-	if dl.Header.Get(runner.HeaderDLQDeliveries) != "2" || !strings.Contains(dl.Header.Get(runner.HeaderDLQError), "max deliveries exceeded") {
+	if dl.Header.Get(deadletter.HeaderDeliveries) != "2" || !strings.Contains(dl.Header.Get(deadletter.HeaderError), "max deliveries exceeded") {
 		t.Errorf("dead letter headers %v", dl.Header)
 	}
 	natstest.Eventually(t, "advisory consumed (work queue)", func() bool { return e.streamMsgs(t, capStream) == 0 })
@@ -331,7 +331,7 @@ func TestReplayOneReachesTheHandlerOnceAndResolvesTheLetter(t *testing.T) {
 	}
 	got := list[0]
 	if got.Consumer != "flip" || got.OriginalSubject != "t.o-4.created" || got.OriginalSequence != seq ||
-		got.OrderID() != "o-4" || got.TraceID() != "4bf92f3577b34da6a3ce929d0e0e4736" || !strings.Contains(got.Error, "bug in handler") {
+		got.OrderID() != "o-4" || got.TraceID() != "4bf92f3577b34da6a3ce929d0e0e4736" || !strings.Contains(got.Reason, "bug in handler") {
 		t.Fatalf("letter = %+v", got)
 	}
 	if err := l.Refresh(ctx); err != nil {
@@ -342,7 +342,7 @@ func TestReplayOneReachesTheHandlerOnceAndResolvesTheLetter(t *testing.T) {
 	}
 
 	broken.Store(false) // the fix is deployed
-	rep, err := l.Replay(ctx, got.Sequence)
+	rep, err := l.Replay(ctx, got.DLQSequence)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +354,7 @@ func TestReplayOneReachesTheHandlerOnceAndResolvesTheLetter(t *testing.T) {
 	m := handled[0]
 	mu.Unlock()
 	if m.Subject() != "t.o-4.created" || string(m.Data()) != `{"n":4}` || m.Headers().Get("traceparent") != traceparent ||
-		m.Headers().Get("Ce-Correlation") != "corr-t.o-4.created" || m.Headers().Get(runner.HeaderDLQError) != "" ||
+		m.Headers().Get("Ce-Correlation") != "corr-t.o-4.created" || m.Headers().Get(deadletter.HeaderError) != "" ||
 		m.Headers().Get(jetstream.MsgIDHeader) != "replay-T-"+strconv.FormatUint(seq, 10) {
 		t.Fatalf("replayed message %s %q %v", m.Subject(), m.Data(), m.Headers())
 	}
@@ -362,17 +362,17 @@ func TestReplayOneReachesTheHandlerOnceAndResolvesTheLetter(t *testing.T) {
 	if list, err := l.List(ctx, deadletter.Filter{}); err != nil || len(list) != 0 {
 		t.Fatalf("List after replay = %+v, %v; want none", list, err)
 	}
-	if _, err := l.Replay(ctx, got.Sequence); !errors.Is(err, deadletter.ErrResolved) {
+	if _, err := l.Replay(ctx, got.DLQSequence); !errors.Is(err, deadletter.ErrResolved) {
 		t.Fatalf("second replay: err = %v, want ErrResolved", err)
 	}
-	if _, err := l.Get(ctx, got.Sequence); !errors.Is(err, deadletter.ErrResolved) {
+	if _, err := l.Get(ctx, got.DLQSequence); !errors.Is(err, deadletter.ErrResolved) {
 		t.Fatalf("Get of a replayed letter: err = %v, want ErrResolved", err)
 	}
 	if n := e.streamMsgs(t, "T"); n != 2 {
 		t.Fatalf("stream T holds %d messages, want the original and one copy", n)
 	}
 	// An advisory about the original processed late finds the tombstone.
-	created, err := runner.WriteDeadLetter(ctx, e.js, runner.Letter{Consumer: "flip", Stream: "T", Sequence: seq, Reason: "late", Time: time.Now()})
+	created, err := deadletter.Write(ctx, e.js, deadletter.Letter{Consumer: "flip", OriginalStream: "T", OriginalSequence: seq, Reason: "late", Time: time.Now()})
 	if err != nil || created {
 		t.Fatalf("dead-lettering a replayed message again: created %v, err %v; want refused", created, err)
 	}
@@ -427,7 +427,7 @@ func TestReplayByFilterAndAll(t *testing.T) {
 	ctx := context.Background()
 
 	bulk, err := l.ReplayMatching(ctx, deadletter.Filter{Consumer: "a", Subject: "t.*.created"})
-	if err != nil || len(bulk.Replayed) != 1 || len(bulk.Failed) != 0 || bulk.Replayed[0].Entry.OriginalSequence != s1 {
+	if err != nil || len(bulk.Replayed) != 1 || len(bulk.Failed) != 0 || bulk.Replayed[0].Letter.OriginalSequence != s1 {
 		t.Fatalf("replay a's created = %+v, %v", bulk, err)
 	}
 	left, err := l.List(ctx, deadletter.Filter{})
@@ -444,7 +444,7 @@ func TestReplayByFilterAndAll(t *testing.T) {
 	published := map[uint64]int{}
 	for _, r := range bulk.Replayed {
 		if !r.Duplicate {
-			published[r.Entry.OriginalSequence]++
+			published[r.Letter.OriginalSequence]++
 		}
 	}
 	if published[s1] != 0 || published[s2] != 1 {
@@ -483,11 +483,11 @@ func TestDiscardOneAndByFilter(t *testing.T) {
 	if err != nil || len(ofA) != 2 {
 		t.Fatalf("List of a = %d, %v; want 2", len(ofA), err)
 	}
-	gone, err := l.Discard(ctx, ofA[0].Sequence)
-	if err != nil || gone.Sequence != ofA[0].Sequence {
+	gone, err := l.Discard(ctx, ofA[0].DLQSequence)
+	if err != nil || gone.DLQSequence != ofA[0].DLQSequence {
 		t.Fatalf("Discard = %+v, %v", gone, err)
 	}
-	if _, err := l.Discard(ctx, ofA[0].Sequence); !errors.Is(err, deadletter.ErrResolved) {
+	if _, err := l.Discard(ctx, ofA[0].DLQSequence); !errors.Is(err, deadletter.ErrResolved) {
 		t.Fatalf("second discard: err = %v, want ErrResolved", err)
 	}
 	if _, err := l.Get(ctx, 999); !errors.Is(err, deadletter.ErrNotFound) {
@@ -515,10 +515,10 @@ func TestLettersOfAnotherStreamAreOutOfScope(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	if err := runner.EnsureDeadLetterStream(ctx, e.js, runner.DeadLetterStream, 1); err != nil {
+	if err := deadletter.EnsureStream(ctx, e.js, deadletter.DefaultStream, 1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := runner.WriteDeadLetter(ctx, e.js, runner.Letter{Consumer: "c", Stream: "OTHER", Sequence: 1, Subject: "other.1.x", Reason: "r", Time: time.Now()}); err != nil {
+	if _, err := deadletter.Write(ctx, e.js, deadletter.Letter{Consumer: "c", OriginalStream: "OTHER", OriginalSequence: 1, OriginalSubject: "other.1.x", Reason: "r", Time: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	l := e.letters(t)
@@ -534,15 +534,15 @@ func TestDeadLetterStreamIsUpgradedForResolution(t *testing.T) {
 	t.Parallel()
 	e := setup(t)
 	ctx := context.Background()
-	old := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
+	old := deadletter.StreamConfig(deadletter.DefaultStream, 1)
 	old.AllowRollup, old.AllowMsgTTL = false, false
 	if _, err := e.js.CreateStream(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	if err := runner.EnsureDeadLetterStream(ctx, e.js, runner.DeadLetterStream, 1); err != nil {
+	if err := deadletter.EnsureStream(ctx, e.js, deadletter.DefaultStream, 1); err != nil {
 		t.Fatal(err)
 	}
-	s, err := e.js.Stream(ctx, runner.DeadLetterStream)
+	s, err := e.js.Stream(ctx, deadletter.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,8 @@ func TestPoisonCannotForgeItsLetterHeaders(t *testing.T) {
 	m := nats.NewMsg("t.o-9.created")
 	m.Data = []byte(`{"bad":true}`)
 	m.Header.Set(deadletter.HeaderResolution, "discarded")
-	m.Header.Set(runner.HeaderDLQMissing, "true")
-	m.Header.Set(runner.HeaderDLQError, "nothing to see")
+	m.Header.Set(deadletter.HeaderOriginalMissing, "true")
+	m.Header.Set(deadletter.HeaderError, "nothing to see")
 	ack, err := e.js.PublishMsg(context.Background(), m)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +36,7 @@ func TestPoisonCannotForgeItsLetterHeaders(t *testing.T) {
 	if got := dl.Header.Get(deadletter.HeaderResolution); got != "" {
 		t.Fatalf("the letter carries the poison's %s: %q", deadletter.HeaderResolution, got)
 	}
-	if got := dl.Header.Values(runner.HeaderDLQError); len(got) != 1 || got[0] != "permanent failure: schema says no" {
+	if got := dl.Header.Values(deadletter.HeaderError); len(got) != 1 || got[0] != "permanent failure: schema says no" {
 		t.Fatalf("letter's reasons = %q, want only the handler's", got)
 	}
 	open, err := e.letters(t).List(context.Background(), deadletter.Filter{Consumer: "poison"})

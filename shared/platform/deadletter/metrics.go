@@ -2,22 +2,12 @@ package deadletter
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Advisory kinds and outcomes, the labels of
-// eventshop_dead_letter_advisories_total.
-const (
-	KindMaxDeliveries = "max_deliveries"
-	KindTerminated    = "terminated"
-
-	AdvisoryWritten = "written" // the advisory path wrote the letter
-	AdvisoryAlready = "already" // the letter (or its tombstone) was there: the runner wrote it
-	AdvisoryIgnored = "ignored" // not an advisory of a known kind
-)
-
-// Metrics are the dead-letter metrics of one service.
+// Metrics are the metrics of the letters a service manages. The letters
+// its consumers cause, and the advisories its capture handles, are counted
+// with the consumer metrics (runner.Metrics).
 type Metrics struct {
 	gauge       *prometheus.GaugeVec
 	resolutions *prometheus.CounterVec
-	advisories  *prometheus.CounterVec
 }
 
 // NewMetrics registers the dead-letter metrics with reg.
@@ -31,12 +21,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "eventshop_dead_letters_resolved_total",
 			Help: "Dead letters resolved by an operator, by consumer and resolution (replayed, discarded).",
 		}, []string{"consumer", "resolution"}),
-		advisories: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventshop_dead_letter_advisories_total",
-			Help: "MAX_DELIVERIES and MSG_TERMINATED advisories processed for this service's consumers, by kind and outcome (written, already, ignored).",
-		}, []string{"kind", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.gauge, m.resolutions, m.advisories} {
+	for _, c := range []prometheus.Collector{m.gauge, m.resolutions} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -56,11 +42,4 @@ func (m *Metrics) resolved(consumer, resolution string) {
 		return
 	}
 	m.resolutions.WithLabelValues(consumer, resolution).Inc()
-}
-
-func (m *Metrics) advisory(kind, outcome string) {
-	if m == nil {
-		return
-	}
-	m.advisories.WithLabelValues(kind, outcome).Inc()
 }

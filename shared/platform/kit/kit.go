@@ -23,7 +23,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/config"
-	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/httpserver"
 	"github.com/eventshop/shared/platform/lifecycle"
 	"github.com/eventshop/shared/platform/metrics"
@@ -63,7 +62,7 @@ type Config struct {
 	Setup      func(ctx context.Context, js jetstream.JetStream) error
 	SetupRetry []natsconn.EnsureOption
 	// DeadLetters is the stream whose dead letters the service manages,
-	// whoever gave up on them: the one it owns (deadletter.Setup).
+	// whoever gave up on them: the one it owns (see deadletters.go).
 	DeadLetters string
 }
 
@@ -196,9 +195,7 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 		}
 		runners = append(runners, r)
 	}
-	dlq, err := deadletter.Setup(js, deadletter.Config{
-		Service: cfg.Name, Stream: cfg.DeadLetters, Consumers: runners, Replicas: base.StreamReplicas,
-	}, log, mreg, cm)
+	dlq, err := newDeadLetters(js, cfg.Name, cfg.DeadLetters, runners, base.StreamReplicas, log, mreg, cm)
 	if err != nil {
 		return nil, err
 	}
@@ -215,12 +212,12 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 		return nil, err
 	}
 	w.Routes(srv.Engine)
-	dlq.Register(srv.Engine, base.AdminToken)
+	dlq.register(srv.Engine, base.AdminToken)
 	srv.AddReadyCheck("nats", func(context.Context) error { return natsconn.Ready(nc) })
 	for _, r := range runners {
 		srv.AddReadyCheck("consumer:"+r.Name(), func(context.Context) error { return r.Ready() })
 	}
-	srv.AddReadyCheck("dlq-capture", dlq.Ready)
+	srv.AddReadyCheck("dlq-capture", dlq.ready)
 	for name, check := range w.Ready {
 		srv.AddReadyCheck(name, check)
 	}
@@ -235,8 +232,8 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 	// before the consumers it watches deliver anything. The broker metrics
 	// start once the durables exist.
 	var parts []lifecycle.Consumer
-	if dlq.Capture != nil {
-		parts = append(parts, dlq.Capture)
+	if dlq.capture != nil {
+		parts = append(parts, dlq.capture)
 	}
 	for _, r := range runners {
 		parts = append(parts, r)
@@ -249,7 +246,7 @@ func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.Jet
 			HTTP:            srv,
 			Consumers:       parts,
 			Conn:            nc,
-			Background:      append([]func(context.Context) error{dlq.Letters.Watch}, w.Jobs...),
+			Background:      append([]func(context.Context) error{dlq.letters.Watch}, w.Jobs...),
 			ShutdownTimeout: base.ShutdownTimeout,
 		},
 	}, nil

@@ -110,7 +110,11 @@ func TestCollectorReportsLagStreamSizeAndDeadLetters(t *testing.T) {
 	if _, err := stream.CreateOrUpdateConsumer(ctx, runner.ConsumerConfig()); err != nil {
 		t.Fatal(err)
 	}
-	kit, err := deadletter.Setup(js, deadletter.Config{Service: "test", Stream: "T"}, zap.NewNop(), metrics.Registerer(reg, "test"), cm)
+	dm, err := deadletter.NewMetrics(metrics.Registerer(reg, "test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	letters, err := deadletter.NewLetters(js, "T", zap.NewNop(), deadletter.WithMetrics(dm))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +159,7 @@ func TestCollectorReportsLagStreamSizeAndDeadLetters(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.DeadLetter(t, js, "lagging", "T", ack.Sequence)
-	if err := kit.Letters.Refresh(ctx); err != nil {
+	if err := letters.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	wantSample(t, url, 1, "eventshop_dead_letters", "consumer", "lagging")

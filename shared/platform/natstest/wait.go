@@ -3,12 +3,11 @@ package natstest
 import (
 	"context"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // Patience is how long the waits of this package poll for an eventual
@@ -51,13 +50,13 @@ func EventuallyNil(t testing.TB, what string, cond func() error) {
 
 // DeadLetter waits for the dead letter that consumer durable wrote for the
 // message at seq of stream, and returns it: its headers carry the reason
-// (runner.HeaderDLQError).
+// (deadletter.HeaderError).
 func DeadLetter(t testing.TB, js jetstream.JetStream, durable, stream string, seq uint64) *jetstream.RawStreamMsg {
 	t.Helper()
 	subject := fmt.Sprintf("dlq.%s.%s.%d", durable, stream, seq)
 	var msg *jetstream.RawStreamMsg
 	EventuallyNil(t, "dead letter "+subject, func() error {
-		s, err := js.Stream(context.Background(), runner.DeadLetterStream)
+		s, err := js.Stream(context.Background(), deadletter.DefaultStream)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package natstest_test
 import (
 	"context"
 	"errors"
+	"github.com/eventshop/shared/platform/deadletter"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/shared/platform/natstest"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 func TestEventually(t *testing.T) {
@@ -31,20 +31,20 @@ func TestDeadLetter(t *testing.T) {
 	srv := natstest.Start(t)
 	_, js := natstest.Connect(t, srv)
 	ctx := context.Background()
-	if err := runner.EnsureDeadLetterStream(ctx, js, runner.DeadLetterStream, 1); err != nil {
+	if err := deadletter.EnsureStream(ctx, js, deadletter.DefaultStream, 1); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
 		time.Sleep(100 * time.Millisecond) // the dead letter arrives later
 		msg := nats.NewMsg("dlq.c.S.7")
 		msg.Data = []byte("poison")
-		msg.Header.Set(runner.HeaderDLQError, "bad")
+		msg.Header.Set(deadletter.HeaderError, "bad")
 		if _, err := js.PublishMsg(ctx, msg); err != nil {
 			t.Error(err)
 		}
 	}()
 	got := natstest.DeadLetter(t, js, "c", "S", 7)
-	if string(got.Data) != "poison" || got.Header.Get(runner.HeaderDLQError) != "bad" {
+	if string(got.Data) != "poison" || got.Header.Get(deadletter.HeaderError) != "bad" {
 		t.Fatalf("dead letter = %q %v", got.Data, got.Header)
 	}
 }

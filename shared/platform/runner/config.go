@@ -3,6 +3,8 @@ package runner
 import (
 	"fmt"
 	"time"
+
+	"github.com/eventshop/shared/platform/deadletter"
 )
 
 // Config describes one durable pull consumer and how its messages are
@@ -66,7 +68,7 @@ func (c *Config) setDefaults() {
 		c.Retry.Multiplier = 2
 	}
 	if c.DeadLetterStream == "" {
-		c.DeadLetterStream = DeadLetterStream
+		c.DeadLetterStream = deadletter.DefaultStream
 	}
 	if c.DeadLetterReplicas == 0 {
 		c.DeadLetterReplicas = 1

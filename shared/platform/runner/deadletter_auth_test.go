@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"errors"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -16,14 +17,14 @@ import (
 
 func dlqInfo(t *testing.T, js jetstream.JetStream) jetstream.StreamConfig {
 	t.Helper()
-	s, err := js.Stream(context.Background(), runner.DeadLetterStream)
+	s, err := js.Stream(context.Background(), deadletter.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s.CachedInfo().Config
 }
 
-// TestDeadLetterStreamUnderProductionPermissions runs EnsureDeadLetterStream
+// TestDeadLetterStreamUnderProductionPermissions runs deadletter.EnsureStream
 // as a service's NATS user of deployments/nats/auth.conf, which may create
 // the shared dead-letter stream but never update it: a stream the ops step
 // made is used as it is, a missing one is created, one made before rollup
@@ -38,20 +39,20 @@ func TestDeadLetterStreamUnderProductionPermissions(t *testing.T) {
 		wantMsg  string
 	}{
 		{name: "made by ops", existing: func() *jetstream.StreamConfig {
-			c := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
+			c := deadletter.StreamConfig(deadletter.DefaultStream, 1)
 			return &c
 		}},
 		{name: "missing", existing: func() *jetstream.StreamConfig { return nil }},
 		{name: "made before rollup", existing: func() *jetstream.StreamConfig {
-			c := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
+			c := deadletter.StreamConfig(deadletter.DefaultStream, 1)
 			c.AllowRollup, c.AllowMsgTTL = false, false
 			return &c
-		}, wantErr: runner.ErrDeadLetterStreamOutdated, wantMsg: "setup-streams"},
+		}, wantErr: deadletter.ErrStreamOutdated, wantMsg: "setup-streams"},
 		{name: "limits drop letters", existing: func() *jetstream.StreamConfig {
-			c := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
+			c := deadletter.StreamConfig(deadletter.DefaultStream, 1)
 			c.MaxMsgs = 1
 			return &c
-		}, wantErr: runner.ErrDeadLetterStreamUnsafe, wantMsg: "max_msgs 1"},
+		}, wantErr: deadletter.ErrStreamUnsafe, wantMsg: "max_msgs 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -66,12 +67,12 @@ func TestDeadLetterStreamUnderProductionPermissions(t *testing.T) {
 				}
 			}
 			_, js := s.ConnectAs(t, "inventory-service")
-			err := runner.EnsureDeadLetterStream(ctx, js, runner.DeadLetterStream, 1)
+			err := deadletter.EnsureStream(ctx, js, deadletter.DefaultStream, 1)
 			if !errors.Is(err, tt.wantErr) || (err != nil && !strings.Contains(err.Error(), tt.wantMsg)) {
-				t.Fatalf("EnsureDeadLetterStream as inventory-service: err = %v, want %v mentioning %q", err, tt.wantErr, tt.wantMsg)
+				t.Fatalf("EnsureStream as inventory-service: err = %v, want %v mentioning %q", err, tt.wantErr, tt.wantMsg)
 			}
 			got := dlqInfo(t, ops)
-			want := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
+			want := deadletter.StreamConfig(deadletter.DefaultStream, 1)
 			if existing != nil {
 				want = *existing
 			}
@@ -93,7 +94,7 @@ func TestRunnerConsumesWithAnOutdatedDeadLetterStream(t *testing.T) {
 	s := natstest.StartAuth(t)
 	_, admin := s.ConnectAs(t, "admin")
 	ctx := context.Background()
-	old := runner.DeadLetterStreamConfig(runner.DeadLetterStream, 1)
+	old := deadletter.StreamConfig(deadletter.DefaultStream, 1)
 	old.AllowRollup, old.AllowMsgTTL = false, false
 	if _, err := admin.CreateStream(ctx, old); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package runner_test
 import (
 	"context"
 	"errors"
+	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -112,8 +113,8 @@ func TestDeadLetterIsASpanOfTheDelivery(t *testing.T) {
 
 	// The same letter again, from the span of an advisory (another trace).
 	actx, advisory := tp.Tracer("test").Start(ctx, "process $JS.EVENT.ADVISORY")
-	created, err := runner.WriteDeadLetter(actx, js, runner.Letter{
-		Consumer: "poison", Stream: "T", Sequence: 1, Subject: "t.o-1.x", Data: []byte("bad"), Header: msg.Header,
+	created, err := deadletter.Write(actx, js, deadletter.Letter{
+		Consumer: "poison", OriginalStream: "T", OriginalSequence: 1, OriginalSubject: "t.o-1.x", Data: []byte("bad"), Header: msg.Header,
 		Deliveries: 1, Reason: "terminated", Time: time.Now(),
 	})
 	advisory.End()

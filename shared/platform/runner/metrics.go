@@ -21,6 +21,7 @@ type Metrics struct {
 	attempts    *prometheus.HistogramVec
 	deadLetters *prometheus.CounterVec
 	refused     *prometheus.CounterVec
+	advisories  *prometheus.CounterVec
 }
 
 // NewMetrics registers the consumer metrics with reg.
@@ -51,8 +52,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 				"transition, a conflicting duplicate) and dead-lettered, by consumer and reason: each one is an event " +
 				"the saga did not write, or a bug; alert on any.",
 		}, []string{"consumer", "reason"}),
+		advisories: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventshop_dead_letter_advisories_total",
+			Help: "MAX_DELIVERIES and MSG_TERMINATED advisories processed for this service's consumers, by kind and outcome (written, already, ignored).",
+		}, []string{"kind", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.handled, m.duration, m.attempts, m.deadLetters, m.refused} {
+	for _, c := range []prometheus.Collector{m.handled, m.duration, m.attempts, m.deadLetters, m.refused, m.advisories} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,4 +91,12 @@ func (m *Metrics) Refused(consumer, reason string) {
 		return
 	}
 	m.refused.WithLabelValues(consumer, reason).Inc()
+}
+
+// advisory counts one advisory a Capture handled.
+func (m *Metrics) advisory(kind, outcome string) {
+	if m == nil {
+		return
+	}
+	m.advisories.WithLabelValues(kind, outcome).Inc()
 }

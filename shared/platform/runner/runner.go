@@ -23,7 +23,9 @@ import (
 	oteltrace "go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natsconn"
+	"github.com/eventshop/shared/platform/subjects"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
@@ -78,6 +80,9 @@ func WithTracerProvider(tp oteltrace.TracerProvider) Option {
 		return nil
 	}
 }
+
+// noSpan does nothing: the span of a delivery while tracing is off.
+var noSpan = oteltrace.SpanFromContext(context.Background())
 
 // tracerName is the instrumentation scope of the runner's spans.
 const tracerName = "github.com/eventshop/shared/platform/runner"
@@ -166,11 +171,11 @@ func (r *Runner) Start(ctx context.Context) error {
 	// requests late: a timeout is retried while ctx allows; a stream that
 	// can drop letters is not.
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err := EnsureDeadLetterStream(ctx, r.js, r.cfg.DeadLetterStream, r.cfg.DeadLetterReplicas)
+		err := deadletter.EnsureStream(ctx, r.js, r.cfg.DeadLetterStream, r.cfg.DeadLetterReplicas)
 		if err == nil {
 			break
 		}
-		if errors.Is(err, ErrDeadLetterStreamOutdated) {
+		if errors.Is(err, deadletter.ErrStreamOutdated) {
 			// Letters are still written and kept: consume, and say so.
 			r.log.Error("dead letters cannot be resolved", zap.Error(err))
 			break
@@ -342,7 +347,7 @@ func (r *Runner) startSpan(msg jetstream.Msg, meta *jetstream.MsgMetadata) (cont
 		return r.base, noSpan
 	}
 	ctx := tracing.Propagator.Extract(r.base, tracing.HeaderCarrier(msg.Headers()))
-	tmpl := subjectTemplate(msg.Subject())
+	tmpl := subjects.Template(msg.Subject())
 	opts := []oteltrace.SpanStartOption{oteltrace.WithSpanKind(oteltrace.SpanKindConsumer)}
 	if producer := oteltrace.SpanContextFromContext(ctx); producer.IsValid() {
 		opts = append(opts, oteltrace.WithLinks(oteltrace.Link{SpanContext: producer}))
@@ -361,21 +366,6 @@ func (r *Runner) startSpan(msg jetstream.Msg, meta *jetstream.MsgMetadata) (cont
 		)
 	}
 	return ctx, span
-}
-
-// subjectTemplate replaces the order id token (the second, by convention)
-// with *: orders.<id>.created becomes orders.*.created, the subject filter
-// of the event type.
-func subjectTemplate(subject string) string {
-	first, rest, ok := strings.Cut(subject, ".")
-	if !ok {
-		return subject
-	}
-	_, verb, ok := strings.Cut(rest, ".")
-	if !ok {
-		return subject
-	}
-	return first + ".*." + verb
 }
 
 // decide settles the message according to the handler's result and returns
@@ -433,6 +423,22 @@ func (r *Runner) toDeadLetter(ctx context.Context, msg jetstream.Msg, meta *jets
 	// this causes finds it there and writes nothing.
 	r.settle(msg.TermWithReason(truncate(reason.Error(), 256)), msg.Subject())
 	return OutcomeDeadLetter
+}
+
+// deadLetter copies the message the runner gives up on into the
+// dead-letter stream (see deadletter.Write).
+func (r *Runner) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason error) (bool, error) {
+	return deadletter.Write(ctx, r.js, deadletter.Letter{
+		Consumer:         r.cfg.Durable,
+		OriginalStream:   meta.Stream,
+		OriginalSequence: meta.Sequence.Stream,
+		OriginalSubject:  msg.Subject(),
+		Data:             msg.Data(),
+		Header:           msg.Headers(),
+		Deliveries:       meta.NumDelivered,
+		Reason:           reason.Error(),
+		Time:             r.now(),
+	})
 }
 
 func (r *Runner) safeHandle(ctx context.Context, msg jetstream.Msg) (err error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventshop/shared/platform/deadletter"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,7 +52,7 @@ func start(t *testing.T, js jetstream.JetStream, cfg runner.Config, h runner.Han
 
 func dlqCount(t *testing.T, js jetstream.JetStream) uint64 {
 	t.Helper()
-	s, err := js.Stream(context.Background(), runner.DeadLetterStream)
+	s, err := js.Stream(context.Background(), deadletter.DefaultStream)
 	if err != nil {
 		return 0
 	}
@@ -187,13 +188,13 @@ func TestPermanentErrorIsDeadLetteredOnceWithReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	natstest.Eventually(t, "dead letter", func() bool { return dlqCount(t, js) == 1 })
-	s, _ := js.Stream(ctx, runner.DeadLetterStream)
+	s, _ := js.Stream(ctx, deadletter.DefaultStream)
 	dl, err := s.GetLastMsgForSubject(ctx, "dlq.poison.T.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(dl.Data) != "bad" || dl.Header.Get(runner.HeaderDLQSubject) != "t.o-1.x" ||
-		dl.Header.Get(runner.HeaderDLQError) == "" || dl.Header.Get(runner.HeaderDLQConsumer) != "poison" {
+	if string(dl.Data) != "bad" || dl.Header.Get(deadletter.HeaderOriginalSubject) != "t.o-1.x" ||
+		dl.Header.Get(deadletter.HeaderError) == "" || dl.Header.Get(deadletter.HeaderConsumer) != "poison" {
 		t.Fatalf("dead letter = %q %v", dl.Data, dl.Header)
 	}
 	time.Sleep(200 * time.Millisecond)
@@ -398,12 +399,12 @@ func TestRefusedEventsAreDeadLetteredAndCountedByReason(t *testing.T) {
 		}
 	}
 	natstest.Eventually(t, "three dead letters", func() bool { return dlqCount(t, js) == 3 })
-	s, _ := js.Stream(ctx, runner.DeadLetterStream)
+	s, _ := js.Stream(ctx, deadletter.DefaultStream)
 	dl, err := s.GetLastMsgForSubject(ctx, "dlq.refuser.T.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e := dl.Header.Get(runner.HeaderDLQError); e != "refused (amount_mismatch): charged 1 USD cent, the order's total is 3000" {
+	if e := dl.Header.Get(deadletter.HeaderError); e != "refused (amount_mismatch): charged 1 USD cent, the order's total is 3000" {
 		t.Fatalf("Dlq-Error = %q", e)
 	}
 	natstest.EventuallyNil(t, "refused counter", func() error {

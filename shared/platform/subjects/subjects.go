@@ -1,6 +1,7 @@
 // Package subjects matches NATS subjects against subject filters, as the
 // server does, for code that selects messages by subject itself (the
-// dead-letter admin's filters, the chaos checker's durables).
+// dead-letter admin's filters, the chaos checker's durables), and names
+// the subject filter of an event type (Template, for span names).
 package subjects
 
 import "strings"
@@ -18,4 +19,19 @@ func Matches(filter, subject string) bool {
 		}
 	}
 	return len(ft) == len(st)
+}
+
+// Template replaces the order id token (the second, by convention) with
+// *: orders.<id>.created becomes orders.*.created, the subject filter of
+// the event type.
+func Template(subject string) string {
+	first, rest, ok := strings.Cut(subject, ".")
+	if !ok {
+		return subject
+	}
+	_, verb, ok := strings.Cut(rest, ".")
+	if !ok {
+		return subject
+	}
+	return first + ".*." + verb
 }

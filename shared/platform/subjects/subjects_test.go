@@ -56,3 +56,18 @@ func FuzzMatches(f *testing.F) {
 		}
 	})
 }
+
+func TestTemplate(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ subject, want string }{
+		{"orders.o-1.created", "orders.*.created"},
+		{"payments.p-1.refund.done", "payments.*.refund.done"},
+		{"orders", "orders"},
+		{"orders.o-1", "orders.o-1"},
+	}
+	for _, tt := range tests {
+		if got := subjects.Template(tt.subject); got != tt.want {
+			t.Errorf("Template(%q) = %q, want %q", tt.subject, got, tt.want)
+		}
+	}
+}

@@ -242,12 +242,12 @@ func upgradeCheck(up *upgrade.Rolling, c loadgen.Config, changed []string) func(
 			fail(fmt.Sprintf("dead letters: %v", err))
 			return
 		}
-		letters, err := chaos.ReadLetters(ctx, js)
+		letters, messages, err := chaos.ReadLetters(ctx, js)
 		if err != nil {
 			fail(fmt.Sprintf("dead letters: %v", err))
 			return
 		}
-		for _, v := range chaos.CompareDeadLetters(nil, durables, letters) {
+		for _, v := range chaos.CompareDeadLetters(nil, durables, letters, messages) {
 			fail("dead letters: " + v)
 		}
 	}

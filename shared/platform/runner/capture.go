@@ -1,4 +1,4 @@
-package deadletter
+package runner
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
-	"github.com/eventshop/shared/platform/runner"
+	"github.com/eventshop/shared/platform/deadletter"
 )
 
 // Advisory subject prefixes the server publishes on, followed by
@@ -22,31 +22,40 @@ const (
 	TerminatedPrefix    = "$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED"
 )
 
+// Advisory kinds and outcomes, the labels of
+// eventshop_dead_letter_advisories_total.
+const (
+	KindMaxDeliveries = "max_deliveries"
+	KindTerminated    = "terminated"
+
+	AdvisoryWritten = "written" // the advisory path wrote the letter
+	AdvisoryAlready = "already" // the letter (or its tombstone) was there: the runner wrote it
+	AdvisoryIgnored = "ignored" // not an advisory of a known kind
+)
+
 // CaptureDurable is the name of the consumer of a capture stream.
 const CaptureDurable = "dlq-advisories"
 
 // DefaultCaptureMaxAge bounds how long a captured advisory waits for its
 // consumer. It is shorter than DefaultTombstoneTTL, so an advisory never
-// outlives the tombstone of a letter resolved meanwhile.
+// outlives the tombstone of a letter resolved meanwhile
+// (deadletter.DefaultTombstoneTTL).
 const DefaultCaptureMaxAge = 14 * 24 * time.Hour
-
-// Source is one consumer whose given-up messages are captured: a
-// *runner.Runner.
-type Source interface {
-	Name() string   // durable name
-	Stream() string // stream it consumes
-}
 
 // CaptureConfig describes the advisories one service captures.
 type CaptureConfig struct {
 	// Service names the capture stream (CaptureStreamName) and the logs.
 	Service string
-	// Consumers are the service's durables.
-	Consumers []Source
-	// Replicas of the capture stream (default 1).
+	// Consumers are the service's runners.
+	Consumers []*Runner
+	// Replicas of the capture stream and, if the capture makes it, of the
+	// dead-letter stream (default 1).
 	Replicas int
 	// MaxAge of a captured advisory (default DefaultCaptureMaxAge).
 	MaxAge time.Duration
+	// DeadLetterStream is the dead-letter stream (default
+	// deadletter.DefaultStream).
+	DeadLetterStream string
 }
 
 // CaptureStreamName is the name of service's capture stream, e.g.
@@ -77,12 +86,15 @@ func CaptureStreamName(service string) string {
 // server deletes a message once it is terminated or no consumer needs it,
 // and the advisory would point at nothing; such a letter is written with
 // Dlq-Original-Missing so the loss is on record.
+//
+// Capture lives with the runner because it is one: a runner of the
+// capture stream whose handler writes the letters the service's other
+// runners could not, counted in the same consumer metrics.
 type Capture struct {
 	js     jetstream.JetStream
 	cfg    CaptureConfig
 	log    *zap.Logger
-	o      options
-	runner *runner.Runner
+	runner *Runner
 
 	mu      sync.Mutex
 	streams map[string]jetstream.Stream
@@ -90,10 +102,12 @@ type Capture struct {
 
 // NewCapture returns the advisory capture of cfg.Consumers. Start it
 // before the consumers it watches, so the stream listens from their first
-// delivery on.
+// delivery on. The options are those of its runner: WithMetrics counts the
+// letters it writes in eventshop_dead_letters_total and its advisories in
+// eventshop_dead_letter_advisories_total; WithClock dates its letters.
 func NewCapture(js jetstream.JetStream, cfg CaptureConfig, log *zap.Logger, opts ...Option) (*Capture, error) {
 	if js == nil || log == nil || cfg.Service == "" || len(cfg.Consumers) == 0 {
-		return nil, fmt.Errorf("jetstream, logger, service and consumers are required: %w", ErrInvalidOption)
+		return nil, fmt.Errorf("jetstream, logger, service and consumers are required: %w", ErrInvalidConfig)
 	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = 1
@@ -101,26 +115,19 @@ func NewCapture(js jetstream.JetStream, cfg CaptureConfig, log *zap.Logger, opts
 	if cfg.MaxAge == 0 {
 		cfg.MaxAge = DefaultCaptureMaxAge
 	}
-	o, err := newOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	c := &Capture{js: js, cfg: cfg, log: log.With(zap.String("component", "dlq-capture")), o: o, streams: map[string]jetstream.Stream{}}
-	var ropts []runner.Option
-	if o.consumerMet != nil {
-		ropts = append(ropts, runner.WithMetrics(o.consumerMet))
-	}
-	c.runner, err = runner.New(js, runner.Config{
+	c := &Capture{js: js, cfg: cfg, log: log.With(zap.String("component", "dlq-capture")), streams: map[string]jetstream.Stream{}}
+	var err error
+	c.runner, err = New(js, Config{
 		Stream:      CaptureStreamName(cfg.Service),
 		Durable:     CaptureDurable,
 		Concurrency: 1,
 		// Only NATS failing makes a letter fail to be written: keep the
 		// advisory until it can be, never give up on it.
 		MaxDeliver:         -1,
-		Retry:              runner.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
-		DeadLetterStream:   o.dlqStream,
+		Retry:              Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
+		DeadLetterStream:   cfg.DeadLetterStream,
 		DeadLetterReplicas: cfg.Replicas,
-	}, c.handle, log, ropts...)
+	}, c.handle, log, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -212,7 +219,7 @@ func (c *Capture) handle(ctx context.Context, msg jetstream.Msg) error {
 		kind = KindTerminated
 	default:
 		c.log.Error("not an advisory this capture knows, dropped", zap.String("subject", msg.Subject()))
-		c.o.metrics.advisory("unknown", AdvisoryIgnored)
+		c.runner.metrics.advisory("unknown", AdvisoryIgnored)
 		return nil
 	}
 	var a advisory
@@ -220,16 +227,16 @@ func (c *Capture) handle(ctx context.Context, msg jetstream.Msg) error {
 		// The server wrote it: retrying cannot make it readable.
 		c.log.Error("unreadable advisory, dropped", zap.String("subject", msg.Subject()),
 			zap.ByteString("advisory", msg.Data()), zap.Error(err))
-		c.o.metrics.advisory(kind, AdvisoryIgnored)
+		c.runner.metrics.advisory(kind, AdvisoryIgnored)
 		return nil
 	}
-	letter := runner.Letter{
-		Consumer:   a.Consumer,
-		Stream:     a.Stream,
-		Sequence:   a.StreamSeq,
-		Deliveries: a.Deliveries,
-		Reason:     reason(kind, a),
-		Time:       c.o.now(),
+	letter := deadletter.Letter{
+		Consumer:         a.Consumer,
+		OriginalStream:   a.Stream,
+		OriginalSequence: a.StreamSeq,
+		Deliveries:       a.Deliveries,
+		Reason:           advisoryReason(kind, a),
+		Time:             c.runner.now(),
 	}
 	orig, err := c.original(ctx, a.Stream, a.StreamSeq)
 	switch {
@@ -239,30 +246,30 @@ func (c *Capture) handle(ctx context.Context, msg jetstream.Msg) error {
 	case err != nil:
 		return fmt.Errorf("fetch %s #%d for its dead letter: %w", a.Stream, a.StreamSeq, err)
 	default:
-		letter.Subject, letter.Data, letter.Header = orig.Subject, orig.Data, orig.Header
+		letter.OriginalSubject, letter.Data, letter.Header = orig.Subject, orig.Data, orig.Header
 	}
-	created, err := runner.WriteDeadLetter(ctx, c.js, letter)
+	created, err := deadletter.Write(ctx, c.js, letter)
 	if err != nil {
 		return err
 	}
 	fields := []zap.Field{
 		zap.String("advisory", kind), zap.String("consumer", a.Consumer), zap.String("stream", a.Stream),
 		zap.Uint64("stream_seq", a.StreamSeq), zap.Uint64("delivered", a.Deliveries),
-		zap.String("subject", letter.Subject), zap.String("order_id", orderID(letter.Subject)),
-		zap.String("trace_id", traceID(letter.Header.Get("traceparent"))),
+		zap.String("subject", letter.OriginalSubject), zap.String("order_id", letter.OrderID()),
+		zap.String("trace_id", letter.TraceID()),
 	}
 	if !created {
 		c.log.Debug("advisory about a message already dead-lettered", fields...)
-		c.o.metrics.advisory(kind, AdvisoryAlready)
+		c.runner.metrics.advisory(kind, AdvisoryAlready)
 		return nil
 	}
 	c.log.Error("message dead-lettered from a server advisory", append(fields, zap.String("reason", letter.Reason))...)
-	c.o.metrics.advisory(kind, AdvisoryWritten)
-	c.o.consumerMet.DeadLettered(a.Consumer)
+	c.runner.metrics.advisory(kind, AdvisoryWritten)
+	c.runner.metrics.DeadLettered(a.Consumer)
 	return nil
 }
 
-func reason(kind string, a advisory) string {
+func advisoryReason(kind string, a advisory) string {
 	if kind == KindMaxDeliveries {
 		return fmt.Sprintf("max deliveries exceeded: no ack after %d deliveries (the handler failed or outlived AckWait every time)", a.Deliveries)
 	}
@@ -287,20 +294,4 @@ func (c *Capture) original(ctx context.Context, stream string, seq uint64) (*jet
 		c.mu.Unlock()
 	}
 	return s.GetMsg(ctx, seq)
-}
-
-func orderID(subject string) string {
-	parts := strings.Split(subject, ".")
-	if len(parts) < 3 {
-		return ""
-	}
-	return parts[1]
-}
-
-func traceID(traceparent string) string {
-	parts := strings.Split(traceparent, "-")
-	if len(parts) != 4 {
-		return ""
-	}
-	return parts[1]
 }
