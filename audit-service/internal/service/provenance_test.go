@@ -8,8 +8,8 @@ import (
 
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/shared/events"
-	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/natstest"
+	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/trace"
 )
 
