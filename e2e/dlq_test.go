@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/api"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/tools/shopctl"
 )
 

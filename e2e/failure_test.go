@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"github.com/eventshop/shared/platform/deadletter"
 	"strconv"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/api"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/tools/loadgen"
 	"github.com/eventshop/tools/natsauth"
 )

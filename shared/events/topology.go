@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"time"
 
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

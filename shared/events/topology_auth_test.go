@@ -3,7 +3,6 @@ package events_test
 import (
 	"context"
 	"errors"
-	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 )
 

@@ -1,6 +1,8 @@
 // Package chain is the audit log's domain: entries linked in a SHA-256 hash
 // chain, stored in blocks (one per group commit), how the next entry is
-// made from the head, and how the stored blocks are checked for tampering.
+// made from the head and a commit packed into blocks (Pack), what the
+// recent blocks hold so that each event is appended once (Window), and how
+// the stored blocks are checked for tampering.
 //
 // Each entry's hash covers the previous entry's hash, its own chain index,
 // the event id, the time it was recorded and the exact bytes of the audited

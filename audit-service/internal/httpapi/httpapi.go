@@ -13,18 +13,13 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventshop/audit-service/internal/app"
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/problem"
 )
-
-// Reader reads the audit chain.
-type Reader interface {
-	Timeline(ctx context.Context, orderID string) ([]chain.Entry, error)
-	Verify(ctx context.Context) (chain.Result, error)
-}
 
 // TimelineEntry is one event of an order's audit timeline.
 type TimelineEntry = api.TimelineEntry
@@ -33,15 +28,15 @@ type TimelineEntry = api.TimelineEntry
 type Timeline = api.Timeline
 
 // Register mounts the API on e, with its OpenAPI document at /openapi.json.
-func Register(e *gin.Engine, r Reader) {
-	h := &handlers{reader: r}
+func Register(e *gin.Engine, a *app.App) {
+	h := &handlers{app: a}
 	e.GET("/audit/orders/:id", h.timeline)
 	e.GET("/audit/verify", h.verify)
 	e.GET("/openapi.json", gin.WrapH(openapi.Handler(openapi.Audit)))
 }
 
 type handlers struct {
-	reader Reader
+	app *app.App
 }
 
 func (h *handlers) timeline(c *gin.Context) {
@@ -51,7 +46,7 @@ func (h *handlers) timeline(c *gin.Context) {
 		return
 	}
 	c.Set("order_id", orderID)
-	entries, err := h.reader.Timeline(c.Request.Context(), orderID)
+	entries, err := h.app.Timeline(c.Request.Context(), orderID)
 	if err != nil {
 		c.Error(err)
 		return
@@ -74,7 +69,7 @@ func (h *handlers) timeline(c *gin.Context) {
 }
 
 func (h *handlers) verify(c *gin.Context) {
-	res, err := h.reader.Verify(c.Request.Context())
+	res, err := h.app.Verify(c.Request.Context())
 	if err != nil {
 		c.Error(fmt.Errorf("verify audit chain: %w", err))
 		return

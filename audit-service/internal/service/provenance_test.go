@@ -2,13 +2,13 @@ package service_test
 
 import (
 	"context"
-	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
 )

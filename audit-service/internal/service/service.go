@@ -15,15 +15,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/audit-service/internal/app"
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/audit-service/internal/config"
-	auditconsumer "github.com/eventshop/audit-service/internal/consumer"
+	"github.com/eventshop/audit-service/internal/consumer"
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/audit-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/natsconn"
-	"github.com/eventshop/shared/platform/runner"
 )
 
 // Name is the service name in logs and metrics.
@@ -64,7 +64,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	}
 	var (
 		auditMetrics *store.Metrics
-		app          *store.Appender
+		appender     *store.Appender
 	)
 	svc, err := kit.New(ctx, kit.Config{
 		Name: Name, Base: cfg.Base, Log: log,
@@ -74,7 +74,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 			return err
 		},
 		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
-			app, err = store.NewAppender(ctx, js, log, store.WithClock(o.now), store.WithMetrics(auditMetrics))
+			appender, err = store.NewAppender(ctx, js, log, store.WithClock(o.now), store.WithMetrics(auditMetrics))
 			return err
 		},
 		// AUDIT has no consumers, so this service has no dead letters of
@@ -84,8 +84,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 		// API.
 		DeadLetters: events.StreamAudit,
 	}, func(p *kit.Platform) (kit.Wiring, error) {
-		p.Log.Info("audit chain head loaded", zap.Uint64("index", app.Head().Index), zap.Uint64("stream_seq", app.Head().Seq))
-		return wire(cfg, p, app)
+		p.Log.Info("audit chain head loaded", zap.Uint64("index", appender.Head().Index), zap.Uint64("stream_seq", appender.Head().Seq))
+		return wire(cfg, p, appender)
 	})
 	if err != nil {
 		return nil, err
@@ -112,39 +112,18 @@ func SetupStreams(ctx context.Context, cfg config.Config, log *zap.Logger) error
 	return nil
 }
 
-func wire(cfg config.Config, p *kit.Platform, app *store.Appender) (kit.Wiring, error) {
+func wire(cfg config.Config, p *kit.Platform, appender *store.Appender) (kit.Wiring, error) {
 	red, err := newRedactor(cfg.FingerprintKey, p.Log)
 	if err != nil {
 		return kit.Wiring{}, err
 	}
-	h := auditconsumer.NewHandler(app, red, p.Log)
-	// A failed append is redelivered after 0.25-0.5s, then doubling up to
-	// 15-30s, with full jitter.
-	retry := runner.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2}
-	const appendConcurrency = 64 // per consumer, four consumers
-	consumers := make([]kit.Consumer, 0, len(events.DomainStreams))
-	for _, stream := range events.DomainStreams {
-		consumers = append(consumers, kit.Consumer{
-			Config: runner.Config{
-				Stream:  stream,
-				Durable: auditconsumer.Durable(stream),
-				// The chain has one writer, but appends in flight together
-				// are stored as one block (store.Appender): the more
-				// handlers wait on it, the fewer round trips per entry.
-				Concurrency: appendConcurrency,
-				// An append fails only when NATS is unwell; giving up would
-				// leave a hole in the audit log, so retry for ever. Invalid
-				// events are permanent and dead-lettered at once.
-				MaxDeliver: -1,
-				Retry:      retry,
-			},
-			Handle: h.Handle,
-		})
+	a, err := app.New(appender, store.NewReader(p.JS, p.Log), red, p.Log)
+	if err != nil {
+		return kit.Wiring{}, err
 	}
-	reader := store.NewReader(p.JS, p.Log)
 	return kit.Wiring{
-		Consumers: consumers,
-		Routes:    func(r *gin.Engine) { httpapi.Register(r, reader) },
+		Consumers: consumer.Consumers(a),
+		Routes:    func(r *gin.Engine) { httpapi.Register(r, a) },
 		MapError:  httpapi.MapError,
 	}, nil
 }

@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -15,12 +14,13 @@ import (
 
 	"github.com/eventshop/audit-service/internal/chain"
 	"github.com/eventshop/audit-service/internal/config"
-	auditconsumer "github.com/eventshop/audit-service/internal/consumer"
+	"github.com/eventshop/audit-service/internal/consumer"
 	"github.com/eventshop/audit-service/internal/httpapi"
 	"github.com/eventshop/audit-service/internal/service"
 	"github.com/eventshop/shared/api/apitest"
 	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/trace"
@@ -151,7 +151,7 @@ func (w *world) idle(t *testing.T) {
 			if err != nil {
 				return false
 			}
-			c, err := s.Consumer(ctx, auditconsumer.Durable(name))
+			c, err := s.Consumer(ctx, consumer.Durable(name))
 			if err != nil {
 				return false
 			}
@@ -338,7 +338,7 @@ func TestInvalidEventIsDeadLetteredNotAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dl := natstest.DeadLetter(t, w.JS, auditconsumer.Durable(events.StreamPayments), events.StreamPayments, ack.Sequence)
+	dl := natstest.DeadLetter(t, w.JS, consumer.Durable(events.StreamPayments), events.StreamPayments, ack.Sequence)
 	if reason := dl.Header.Get(deadletter.HeaderError); !strings.Contains(reason, events.ErrInvalidEvent.Error()) {
 		t.Fatalf("Dlq-Error = %q", reason)
 	}

@@ -118,7 +118,7 @@ func WithDedupeWindow(d time.Duration) AppenderOption {
 // on the new head.
 //
 // Each event is appended once: the appender remembers the events of the
-// blocks of the last window of the chain (recent) and reports an event it
+// blocks of the last window of the chain (a chain.Window) and reports an event it
 // holds as a duplicate. Older events are checked in their domain stream
 // instead (isCopy). See docs/guarantees.md for why this is enough.
 type Appender struct {
@@ -129,7 +129,7 @@ type Appender struct {
 	metrics       *Metrics
 	maxBlockBytes int
 	window        time.Duration
-	seen          *recent
+	seen          *chain.Window
 	blockInterval time.Duration
 	lastCommit    time.Time // under mu
 
@@ -181,7 +181,7 @@ func NewAppender(ctx context.Context, js jetstream.JetStream, log *zap.Logger, o
 			return nil, err
 		}
 	}
-	a.seen = newRecent(a.window)
+	a.seen = chain.NewWindow(a.window)
 	s, err := js.Stream(ctx, events.StreamAudit)
 	if err != nil {
 		return nil, fmt.Errorf("audit stream: %w", err)
@@ -210,11 +210,11 @@ func (a *Appender) Head() chain.Head {
 // writer takes every queued append into its commit, and the others find
 // their result done when they get their turn.
 func (a *Appender) Append(ctx context.Context, rec chain.Record) (entry chain.Entry, duplicate bool, err error) {
-	if index, ok := a.seen.known(rec); ok {
+	if index, ok := a.seen.Known(rec); ok {
 		e, dup := a.duplicate(rec, index)
 		return e, dup, nil
 	}
-	if a.seen.mayPredate(rec.Time) {
+	if a.seen.MayPredate(rec.Time) {
 		// Outside the remembered window: only a copy of an event
 		// republished later can have been audited already.
 		copied, err := a.isCopy(ctx, rec)
@@ -300,7 +300,7 @@ func (a *Appender) isCopy(ctx context.Context, rec chain.Record) (bool, error) {
 		if json.Unmarshal(m.Data, &ev) != nil || ev.ID != rec.EventID {
 			continue
 		}
-		if m.Sequence < rec.StreamSeq || a.seen.holds(rec.Stream, m.Sequence) {
+		if m.Sequence < rec.StreamSeq || a.seen.Holds(rec.Stream, m.Sequence) {
 			return true, nil
 		}
 	}
@@ -316,11 +316,11 @@ func (a *Appender) write(ctx context.Context, batch []*appendReq) {
 	// The same event twice in one batch (a redelivery racing the first
 	// delivery, or a copy) is written once; the copy shares the outcome,
 	// as a duplicate.
-	first := make(map[idKey]*appendReq, len(batch))
+	first := make(map[string]*appendReq, len(batch))
 	pending := batch[:0:0]
 	var copies [][2]*appendReq
 	for _, r := range batch {
-		k := keyOf(r.rec.EventID)
+		k := r.rec.EventID
 		if f, ok := first[k]; ok {
 			copies = append(copies, [2]*appendReq{r, f})
 			continue
@@ -373,7 +373,7 @@ func (a *Appender) write(ctx context.Context, batch []*appendReq) {
 func (a *Appender) dropKnown(reqs []*appendReq) []*appendReq {
 	out := reqs[:0]
 	for _, r := range reqs {
-		if index, ok := a.seen.known(r.rec); ok {
+		if index, ok := a.seen.Known(r.rec); ok {
 			e, dup := a.duplicate(r.rec, index)
 			r.finish(e, dup, nil)
 			continue
@@ -385,15 +385,12 @@ func (a *Appender) dropKnown(reqs []*appendReq) []*appendReq {
 
 // pendingBlock is one block of a commit.
 type pendingBlock struct {
-	reqs    []*appendReq
-	entries []chain.Entry
-	encoded [][]byte
-	size    int // bytes of the encoded entries
-	block   chain.Block
-	bytes   int
-	future  jetstream.PubAckFuture
-	ack     *jetstream.PubAck
-	err     error
+	chain.Packed
+	reqs   []*appendReq
+	bytes  int
+	future jetstream.PubAckFuture
+	ack    *jetstream.PubAck
+	err    error
 }
 
 // commit chains reqs on the current head, stores them as blocks in one
@@ -404,55 +401,45 @@ type pendingBlock struct {
 // block after it, with the error: their redelivery finds them stored or
 // writes them.
 func (a *Appender) commit(ctx context.Context, reqs []*appendReq) (rest []*appendReq, moved bool) {
-	now := a.now()
-	prev := a.head
-	var blocks []*pendingBlock
-	cur := &pendingBlock{}
-	for _, r := range reqs {
-		e, err := chain.Next(prev, r.rec, now)
-		var raw []byte
-		if err == nil {
-			raw, err = chain.Encode(e)
-		}
+	recs := make([]chain.Record, len(reqs))
+	for i, r := range reqs {
+		recs[i] = r.rec
+	}
+	packed, errs := chain.Pack(a.head, recs, a.now(), a.maxBlockBytes)
+	for i, err := range errs {
 		if err != nil {
 			// The record cannot make an entry: it fails alone, and
 			// nothing links to it.
-			r.finish(chain.Entry{}, false, err)
-			continue
+			reqs[i].finish(chain.Entry{}, false, err)
 		}
-		if len(cur.entries) > 0 && chain.BlockSize(len(cur.entries)+1, cur.size+len(raw)) > a.maxBlockBytes {
-			blocks = append(blocks, cur)
-			cur = &pendingBlock{}
-		}
-		cur.reqs = append(cur.reqs, r)
-		cur.entries = append(cur.entries, e)
-		cur.encoded = append(cur.encoded, raw)
-		cur.size += len(raw)
-		prev = chain.Head{Index: e.Index, Hash: e.Hash}
 	}
-	if len(cur.entries) > 0 {
-		blocks = append(blocks, cur)
-	}
-	if len(blocks) == 0 {
+	if len(packed) == 0 {
 		return nil, false
+	}
+	blocks := make([]*pendingBlock, len(packed))
+	for i, p := range packed {
+		b := &pendingBlock{Packed: p, reqs: make([]*appendReq, len(p.Recs))}
+		for j, k := range p.Recs {
+			b.reqs[j] = reqs[k]
+		}
+		blocks[i] = b
 	}
 	entries := 0
 	for i, b := range blocks {
-		entries += len(b.entries)
-		b.block = chain.Seal(b.entries, now)
+		entries += len(b.Block.Entries)
 		msg := nats.NewMsg(chain.BlockSubject)
-		msg.Data = chain.EncodeBlock(b.block, b.encoded)
-		msg.Header.Set(chain.HeaderSeqs, chain.SeqsOf(b.entries).String())
+		msg.Data = b.Data
+		msg.Header.Set(chain.HeaderSeqs, b.Seqs)
 		b.bytes = len(msg.Data)
-		b.encoded = nil
+		b.Data = nil
 		opts := []jetstream.PublishOpt{
 			jetstream.WithExpectStream(events.StreamAudit),
-			jetstream.WithMsgID(b.block.LastHash),
+			jetstream.WithMsgID(b.Block.LastHash),
 		}
 		if i == 0 {
 			opts = append(opts, jetstream.WithExpectLastSequence(a.head.Seq))
 		} else {
-			opts = append(opts, jetstream.WithExpectLastMsgID(blocks[i-1].block.LastHash))
+			opts = append(opts, jetstream.WithExpectLastMsgID(blocks[i-1].Block.LastHash))
 		}
 		b.future, b.err = a.js.PublishMsgAsync(msg, opts...)
 		if b.err != nil {
@@ -480,11 +467,11 @@ func (a *Appender) commit(ctx context.Context, reqs []*appendReq) (rest []*appen
 	}
 	for i, b := range blocks {
 		if b.err == nil && !b.ack.Duplicate {
-			a.head = b.block.Head(b.ack.Sequence)
-			a.seen.addEntries(a.head.At, b.entries)
-			a.metrics.block(len(b.entries), b.bytes, a.head.Index)
+			a.head = b.Block.Head(b.ack.Sequence)
+			a.seen.AddEntries(a.head.At, b.Block.Entries)
+			a.metrics.block(len(b.Block.Entries), b.bytes, a.head.Index)
 			for j, r := range b.reqs {
-				r.finish(b.entries[j], false, nil)
+				r.finish(b.Block.Entries[j], false, nil)
 			}
 			continue
 		}
@@ -492,7 +479,7 @@ func (a *Appender) commit(ctx context.Context, reqs []*appendReq) (rest []*appen
 		a.loaded = false
 		if b.err != nil && !refused(b.err) {
 			// The block may or may not be stored (a lost ack).
-			err := fmt.Errorf("append block of %d entries at %d: %w", len(b.entries), b.block.First, b.err)
+			err := fmt.Errorf("append block of %d entries at %d: %w", len(b.Block.Entries), b.Block.First, b.err)
 			for _, later := range blocks[i:] {
 				for _, r := range later.reqs {
 					r.finish(chain.Entry{}, false, err)
@@ -574,16 +561,16 @@ func (a *Appender) load(ctx context.Context) error {
 				a.log.Warn("audit block with an undecodable header skipped", zap.Uint64("stream_seq", meta.Sequence.Stream), zap.Error(err))
 				return nil
 			}
-			a.seen.addSeqs(meta.Timestamp, seqs)
+			a.seen.AddSeqs(meta.Timestamp, seqs)
 			return nil
 		})
 		if err != nil {
 			return fmt.Errorf("load the audit window: %w", err)
 		}
-		a.seen.startIDs(head.At)
+		a.seen.StartIDs(head.At)
 	}
 	if headSeq > 0 {
-		a.seen.addEntries(head.At, headBlock.Entries)
+		a.seen.AddEntries(head.At, headBlock.Entries)
 	}
 	a.head = head
 	a.loaded = true
@@ -617,7 +604,7 @@ func (a *Appender) catchUp(ctx context.Context) error {
 		if h.At.IsZero() {
 			h.At = m.Time
 		}
-		a.seen.addEntries(h.At, b.Entries)
+		a.seen.AddEntries(h.At, b.Entries)
 		a.head = h
 	}
 	a.head.Seq = last

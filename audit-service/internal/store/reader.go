@@ -91,6 +91,12 @@ func NewReader(js jetstream.JetStream, log *zap.Logger) *Reader {
 	return &Reader{js: js, log: log, streams: natsconn.NewStreams(js)}
 }
 
+// seqKey names an event by where it was read from.
+type seqKey struct {
+	stream string
+	seq    uint64
+}
+
 // located is one event of an order as its domain stream holds it.
 type located struct {
 	key    seqKey
@@ -105,7 +111,7 @@ type located struct {
 // by subject in the domain streams (<prefix>.<order_id>.>), which tells
 // where each was read from and when it was stored. The audit stored each
 // after that, so the blocks are scanned from the earliest of those times
-// (less clockSkew) by their headers alone (chain.HeaderSeqs, a
+// (less chain.ClockSkew) by their headers alone (chain.HeaderSeqs, a
 // headers-only ordered consumer), and only the blocks that name one of the
 // order's events are read whole, by sequence. The scan stops once every
 // event is found: it reads the headers of the blocks written between the
@@ -133,7 +139,7 @@ func (r *Reader) Timeline(ctx context.Context, orderID string) ([]chain.Entry, e
 	err = scan(ctx, r.js, r.log, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{chain.BlockSubject},
 		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
-		OptStartTime:   new(from.Add(-clockSkew)),
+		OptStartTime:   new(from.Add(-chain.ClockSkew)),
 		HeadersOnly:    true,
 	}, func(m jetstream.Msg, meta *jetstream.MsgMetadata) error {
 		seqs, err := chain.ParseSeqs(m.Headers().Get(chain.HeaderSeqs))

@@ -1,13 +1,13 @@
 package service_test
 
 import (
-	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/eventshop/inventory-service/internal/consumer"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 )
 
 // TestForgedOrderOutcomesAreRefused (issue 9, finding 6): an order outcome

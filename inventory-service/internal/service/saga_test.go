@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"reflect"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"github.com/eventshop/inventory-service/internal/httpapi"
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/trace"
 )
 

@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/kit/kittest"
 	"github.com/eventshop/shared/platform/natstest"
 )

@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"fmt"
-	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/eventshop/order-service/internal/consumer"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 )
 

@@ -3,7 +3,6 @@ package service_test
 import (
 	"context"
 	"encoding/json"
-	"github.com/eventshop/shared/platform/deadletter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/kit/kittest"
 )
 

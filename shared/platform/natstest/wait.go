@@ -3,10 +3,10 @@ package natstest
 import (
 	"context"
 	"fmt"
-	"github.com/eventshop/shared/platform/deadletter"
 	"testing"
 	"time"
 
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/nats-io/nats.go/jetstream"
 )
 

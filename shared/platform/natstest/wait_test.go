@@ -3,13 +3,13 @@ package natstest_test
 import (
 	"context"
 	"errors"
-	"github.com/eventshop/shared/platform/deadletter"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 )
 

@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"errors"
-	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/runner"
 )

@@ -3,7 +3,6 @@ package runner_test
 import (
 	"context"
 	"errors"
-	"github.com/eventshop/shared/platform/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
+	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natstest"
 	"github.com/eventshop/shared/platform/runner"
 	"github.com/eventshop/shared/platform/tracing"

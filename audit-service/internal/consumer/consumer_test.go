@@ -1,0 +1,35 @@
+package consumer
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/eventshop/audit-service/internal/app"
+	"github.com/eventshop/shared/platform/runner"
+)
+
+func TestVerdict(t *testing.T) {
+	t.Parallel()
+	storage := errors.New("nats down")
+	tests := []struct {
+		name          string
+		err           error
+		wantPermanent bool
+	}{
+		{name: "recorded", err: nil},
+		{name: "refused: dead-lettered at once", err: &app.RefusedError{Err: app.ErrWrongSource}, wantPermanent: true},
+		{name: "the chain's storage failed: retried", err: storage},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := verdict(tt.err)
+			if !errors.Is(got, tt.err) || (tt.err == nil) != (got == nil) {
+				t.Fatalf("verdict(%v) = %v, want it kept in the chain", tt.err, got)
+			}
+			if runner.IsPermanent(got) != tt.wantPermanent {
+				t.Fatalf("verdict(%v) permanent = %v, want %v", tt.err, runner.IsPermanent(got), tt.wantPermanent)
+			}
+		})
+	}
+}
