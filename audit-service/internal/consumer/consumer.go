@@ -67,7 +67,7 @@ func (h handler) handle(ctx context.Context, msg jetstream.Msg) error {
 	// subjects are its own, so the type also matches the stream.
 	env, err := events.Decode(msg.Subject(), msg.Data())
 	if err != nil {
-		return runner.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+		return runner.Refused(events.ReasonInvalidEvent, fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -78,7 +78,7 @@ func (h handler) handle(ctx context.Context, msg jetstream.Msg) error {
 		err = env.DecodeData(payload)
 	}
 	if err != nil {
-		return runner.Permanent(fmt.Errorf("parse %s: %w", msg.Subject(), err))
+		return runner.Refused(events.ReasonInvalidEvent, fmt.Errorf("parse %s: %w", msg.Subject(), err))
 	}
 	return verdict(h.app.Record(ctx, env, app.Delivery{
 		Stream: meta.Stream, StreamSeq: meta.Sequence.Stream, Subject: msg.Subject(), Raw: msg.Data(),

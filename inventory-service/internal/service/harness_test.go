@@ -57,6 +57,7 @@ func start(t *testing.T, tune ...func(*config.Config)) *harness {
 	cfg := kittest.Config(t, config.Config{Base: base, Consumers: platformconfig.Consumers{ConsumerConcurrency: 8}}, tune...)
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	in := kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) }, kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Inventory, addr) }))
+	contracttest.CheckConsumers(t, service.Name, in.Service.FilterSubjects())
 	pub, err := events.NewPublisher(b.JS, "order-service")
 	if err != nil {
 		t.Fatal(err)

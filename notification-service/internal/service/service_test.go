@@ -58,6 +58,7 @@ func start(t *testing.T, env map[string]string) *harness {
 	h := &harness{js: b.JS, logs: logs}
 	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, zap.New(core)) },
 		kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Notification, addr) }))
+	contracttest.CheckConsumers(t, service.Name, h.in.Service.FilterSubjects())
 	h.orders, err = events.NewPublisher(b.JS, "order-service")
 	if err != nil {
 		t.Fatal(err)

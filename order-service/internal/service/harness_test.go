@@ -72,6 +72,7 @@ func startAfter(t *testing.T, seed func(js jetstream.JetStream), configure ...fu
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	h := &harness{t: t, nats: b.Server, js: b.JS}
 	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) }, kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Order, addr) }))
+	contracttest.CheckConsumers(t, service.Name, h.in.Service.FilterSubjects())
 	h.inv = h.publisher("inventory-service")
 	h.pay = h.publisher("payment-service")
 	h.ord = h.publisher("order-service")

@@ -93,6 +93,7 @@ func start(t *testing.T) *harness {
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	h := &harness{t: t, js: b.JS, gwURL: gw.URL}
 	h.in = kittest.Start(t, func(ctx context.Context) (*service.Service, error) { return service.New(ctx, cfg, log) }, kittest.WithFront(func(addr string) string { return apitest.Proxy(t, openapi.Payment, addr) }))
+	contracttest.CheckConsumers(t, service.Name, h.in.Service.FilterSubjects())
 	if h.orders, err = events.NewPublisher(b.JS, "order-service"); err != nil {
 		t.Fatal(err)
 	}
