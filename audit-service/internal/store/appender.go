@@ -104,23 +104,11 @@ func WithDedupeWindow(d time.Duration) AppenderOption {
 }
 
 // Appender appends entries to the AUDIT stream, one block per group
-// commit: the appends waiting together are chained on the head and stored
-// as one message on chain.BlockSubject (several if they would exceed the
-// block size), and each caller returns once its block is stored.
-//
-// The chain stays linear with several writers: a block's publish expects
-// the stream's last sequence to be the head this appender built on
-// (Nats-Expected-Last-Sequence), and the next block of the same commit
-// expects the stream's last message to be its predecessor
-// (Nats-Expected-Last-Msg-Id: each block carries its last hash as
-// Nats-Msg-Id). A refused block means another writer moved the head: the
-// appender reads the blocks it missed, and chains what is not yet stored
-// on the new head.
-//
-// Each event is appended once: the appender remembers the events of the
-// blocks of the last window of the chain (a chain.Window) and reports an event it
-// holds as a duplicate. Older events are checked in their domain stream
-// instead (isCopy). See docs/guarantees.md for why this is enough.
+// commit, each caller returning once its block is stored. How the chain
+// stays linear with several writers (expected last sequence, then expected
+// last message id) and how each event is appended once (the chain.Window,
+// then isCopy) is described in docs/architecture.md, "Audit", and
+// docs/guarantees.md.
 type Appender struct {
 	js            jetstream.JetStream
 	stream        jetstream.Stream

@@ -1,40 +1,10 @@
 // Package reservation is the inventory's reservation protocol: it reserves
 // an order's lines on their SKUs, records the decision, and settles the
-// order (commit or release) when the saga ends it.
-//
-// An order changes several keys — one item per SKU and its reservation
-// record — each with its own compare-and-set write, in an order that
-// keeps every crash and every duplicate delivery safe
-// (docs/architecture.md, "Stock reservation"):
-//
-//   - the record is the decision. A reservation is made on each SKU (and
-//     marked on the item, stock.Mark) before the record says reserved; a
-//     redelivered handler finds the marks of the lines that landed and
-//     makes only the others.
-//   - a reserve mark stays until the order's record is final: one write of
-//     the record (reserved -> committed or released) settles the order, and
-//     the mark tells any later write of the item what its units became
-//     (stock.Item.Resolve). A release gives each line back by its mark; a
-//     commit writes no item at all.
-//   - a handler applies a change to an item only from a version of it read
-//     before it read the record (or before its own claim of the record
-//     succeeded). Marks are dropped only by a write made after the record
-//     is final, so a handler that read the record undecided either sees the
-//     mark or fails its compare-and-set: no change is ever applied twice.
-//     Resolving a mark moves its units and drops it in the same write, so
-//     it happens once, whoever writes the item.
-//   - marks of orders settled by another instance, or by a process that
-//     died before giving units back, are resolved by later writes: the
-//     records of marks older than the stale mark age are looked up, a few
-//     per write (tidy); readers look up every one they need (View).
-//   - records of the earlier version (without KeepsMarks) are settled as
-//     it did: claimed (committing or releasing), SKU by SKU, finished.
-//
-// The words keep one meaning each: an order is settled when its record
-// reaches its end (committed or released); a mark is resolved when a write
-// of its item applies what its order's final status says; the units of a
-// line are given back when they go from reserved to available; a final
-// status is remembered when this process learns it (known).
+// order (commit or release) when the saga ends it, each key with its own
+// compare-and-set write, in an order that keeps every crash and every
+// duplicate delivery safe. The protocol, its fence and its words (settled,
+// resolved, given back, remembered) are described once, in
+// docs/architecture.md, "Stock reservation (no oversell)".
 package reservation
 
 import (

@@ -92,26 +92,11 @@ var casRetry = kvstore.Policy{Attempts: 16, Conflict: payment.ErrConflict}
 
 // App pays reserved orders and makes sure cancelled ones end up charged
 // nothing. Every step is safe to repeat, so redelivered or concurrent
-// requests end in the same single charge, refund and events
-// (docs/architecture.md, Payment):
-//   - a charging record is written before the gateway is first asked, so
-//     a cancellation that comes while a charge may exist settles that charge
-//     (asking again with the same key) and refunds it, instead of voiding;
-//   - the charge uses a random idempotency key drawn with the charging
-//     record and stored in it, and the refund the record's RefundKey:
-//     repeats after a crash or a timeout are gateway replays, and no
-//     customer can know the keys (one who could would charge 1 cent under
-//     it first, and be believed);
-//   - the outcome is not written to the record: the order's payment event
-//     is the record of it. succeeded or failed is published only as the
-//     order's first payment event, refunded only right after the event it
-//     follows (events.Publisher.PublishAfter), so of two deciders the first
-//     wins and the other reads what won;
-//   - a stored outcome is only read back, never decided again.
-//
-// Records an earlier version wrote with an outcome in them (succeeded,
-// failed, refunded) are still followed as it did: re-announced create-once,
-// refunded by compare-and-set.
+// requests end in the same single charge, refund and events: the charging
+// record before the first gateway call, the secret idempotency keys, the
+// outcome recorded as the order's payment event (first decider wins), and
+// the records of earlier versions are described in docs/architecture.md,
+// "Payment".
 type App struct {
 	store    Store
 	outcomes Outcomes

@@ -65,31 +65,14 @@ func CaptureStreamName(service string) string {
 	return "DLQ_ADVISORIES_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(name))
 }
 
-// Capture turns the server's advisories about a service's consumers into
-// dead letters. The server sends an advisory only while someone listens,
-// and a process that is down (or has not started) hears nothing, so a
-// stream captures them: the stream is always listening, and the capture
-// consumer reads what it stored whenever the service runs.
-//
-//   - MAX_DELIVERIES: a message ran out of deliveries without the runner
-//     seeing its last failure, typically because the handler outlived
-//     AckWait on the last delivery (or the process died holding it). The
-//     runner never wrote a letter; Capture does, with the delivery count
-//     and reason "max deliveries exceeded".
-//   - MSG_TERMINATED: a message was terminated. The runner writes its
-//     letter before it terminates, so Capture usually finds it there and
-//     writes nothing; a message terminated by anyone else still lands.
-//
-// Capture fetches the original by its stream sequence. That works because
-// the domain streams use limits retention: a terminated or exhausted
-// message stays in the stream. On a work-queue (or interest) stream the
-// server deletes a message once it is terminated or no consumer needs it,
-// and the advisory would point at nothing; such a letter is written with
-// Dlq-Original-Missing so the loss is on record.
-//
-// Capture lives with the runner because it is one: a runner of the
-// capture stream whose handler writes the letters the service's other
-// runners could not, counted in the same consumer metrics.
+// Capture turns the server's advisories about a service's consumers
+// (MAX_DELIVERIES, MSG_TERMINATED) into dead letters, read from a stream
+// that listens while the service is down; a letter whose original left its
+// stream records the loss (Dlq-Original-Missing). docs/architecture.md,
+// "Dead letters", says when each advisory comes and why the domain streams'
+// limits retention matters. Capture lives with the runner because it is
+// one: a runner of the capture stream, counted in the same consumer
+// metrics.
 type Capture struct {
 	js     jetstream.JetStream
 	cfg    CaptureConfig
