@@ -18,23 +18,41 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 )
 
 // Orders is what the use cases need from the order store.
 type Orders interface {
-	// Head reads the order's last event in ORDERS.
-	Head(ctx context.Context, orderID string) (store.Head, error)
-	// State returns the order whose last event is h.
-	State(ctx context.Context, orderID string, h store.Head) (store.State, error)
+	// Current returns the order as its events tell it.
+	Current(ctx context.Context, orderID string) (State, error)
+	// Undecided returns the order as Current does, and true, unless the
+	// order's final event is stored: then it returns false having read
+	// only the order's last event (one get), which is all the deadline
+	// needs to know that the order is final.
+	Undecided(ctx context.Context, orderID string) (State, bool, error)
 	// Find returns the order as its events tell it.
 	Find(ctx context.Context, orderID string) (order.Order, error)
 	// Index lists the order under its customer.
 	Index(ctx context.Context, o order.Order) error
 	// ListByCustomer returns a page of up to limit orders after the
 	// cursor, and the cursor of the next page (nil on the last).
-	ListByCustomer(ctx context.Context, customerID string, after *store.Cursor, limit int) ([]order.Order, *store.Cursor, error)
+	ListByCustomer(ctx context.Context, customerID string, after *Cursor, limit int) ([]order.Order, *Cursor, error)
+}
+
+// State is an order as its events tell it, and where its decision goes.
+type State struct {
+	Order order.Order
+	// After is the ORDERS stream sequence of the order's last event while
+	// no final event is stored: its decision is published after it
+	// (events.Publisher.PublishAfter). 0 once the final event is stored.
+	After uint64
+}
+
+// Cursor is where a page of a customer's orders ends: the index entry of
+// its last order. The next page starts after it.
+type Cursor struct {
+	CreatedAt time.Time
+	OrderID   string
 }
 
 // Publisher publishes an order's events (events.Publisher): its created
@@ -132,13 +150,17 @@ func New(orders Orders, pub Publisher, log *zap.Logger, opts ...Option) (*App, e
 	return a, nil
 }
 
-// Errors of the commands.
+// Errors of the commands and of the order store.
 var (
 	// ErrIdempotencyKeyReused marks an Idempotency-Key sent again with a
 	// different body.
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 	// ErrUnavailable marks a request that could not reach NATS.
 	ErrUnavailable = errors.New("service unavailable")
+	// ErrCorrupt means a stored value or event of an order cannot be
+	// decoded, or tells an order the domain refuses: it is not what this
+	// service writes.
+	ErrCorrupt = errors.New("corrupt stored order")
 )
 
 // Reasons an event is refused for (the reason label of

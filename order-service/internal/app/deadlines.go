@@ -39,14 +39,14 @@ func (a *App) OrderCreated(ctx context.Context, env events.Envelope, data events
 	}
 
 	// Once the order is decided, its last event says so: one get.
-	head, err := a.orders.Head(ctx, env.Subject)
-	if err == nil && head.Final != nil {
+	st, undecided, err := a.orders.Undecided(ctx, env.Subject)
+	if err == nil && !undecided {
 		return nil
 	}
 	if err == nil {
 		err = a.decide(ctx, env.Subject, func(o order.Order, now time.Time) (order.Order, bool, error) {
 			return order.ApplyDeadline(o, a.deadline, now)
-		}, &head, env.TraceParent, a.eventLog(env))
+		}, &st, env.TraceParent, a.eventLog(env))
 	}
 	if errors.Is(err, order.ErrNotDue) {
 		return &WaitError{Err: err, After: max(min(recheckEvery, due.Sub(a.now())), minWait)}

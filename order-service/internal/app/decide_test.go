@@ -311,24 +311,36 @@ func (d *deciders) final(outcome, reason string) (uint64, float64) {
 	return 0, 0
 }
 
-// staleHeads is the order store as a decider sees it that read the
-// order's last event before another decider published after it: its next
-// Head of an order is the one given.
-type staleHeads struct {
+// staleStates is the order store as a decider sees it that read the
+// order before another decider published after it: its next read of an
+// order (Current or Undecided) is the one given.
+type staleStates struct {
 	*store.Orders
-	mu    sync.Mutex
-	heads map[string]store.Head
+	mu     sync.Mutex
+	states map[string]app.State
 }
 
-func (s *staleHeads) Head(ctx context.Context, orderID string) (store.Head, error) {
+// stale returns the order's given state, once.
+func (s *staleStates) stale(orderID string) (app.State, bool) {
 	s.mu.Lock()
-	h, ok := s.heads[orderID]
-	delete(s.heads, orderID)
-	s.mu.Unlock()
-	if ok {
-		return h, nil
+	defer s.mu.Unlock()
+	st, ok := s.states[orderID]
+	delete(s.states, orderID)
+	return st, ok
+}
+
+func (s *staleStates) Current(ctx context.Context, orderID string) (app.State, error) {
+	if st, ok := s.stale(orderID); ok {
+		return st, nil
 	}
-	return s.Orders.Head(ctx, orderID)
+	return s.Orders.Current(ctx, orderID)
+}
+
+func (s *staleStates) Undecided(ctx context.Context, orderID string) (app.State, bool, error) {
+	if st, ok := s.stale(orderID); ok {
+		return st, true, nil
+	}
+	return s.Orders.Undecided(ctx, orderID)
 }
 
 // TestDecisionObservedOnceByWhoStoredIt: the time from created_at to the
@@ -343,9 +355,9 @@ func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	d := newDeciders(t, app.WithClock(clock))
 	ctx := context.Background()
 
-	// late is a second decider, whose store gives it the order's last
-	// event as read before the first decider decided it.
-	stale := &staleHeads{Orders: d.orders, heads: map[string]store.Head{}}
+	// late is a second decider, whose store gives it the order as read
+	// before the first decider decided it.
+	stale := &staleStates{Orders: d.orders, states: map[string]app.State{}}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	reg := prometheus.NewRegistry()
 	lateMetrics, err := app.NewMetrics(reg)
@@ -361,9 +373,9 @@ func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	now = time.Now().UTC()
 	d.reserved(id) // placed a second before now
 	d.paid(id)
-	head, err := d.orders.Head(ctx, id)
-	if err != nil || head.Final != nil {
-		t.Fatalf("head %+v, %v: want the created event", head, err)
+	read, undecided, err := d.orders.Undecided(ctx, id)
+	if err != nil || !undecided {
+		t.Fatalf("order %+v, %v: want its last event the created one", read, err)
 	}
 	now = now.Add(1500 * time.Millisecond) // decided 2.5 s after it was placed
 	paid := d.msg(events.StreamPayments, "payments."+id+".succeeded")
@@ -380,13 +392,13 @@ func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	}
 	// The same payment to a decider that read the order before the
 	// confirmation: its publish finds the same decision (a duplicate).
-	stale.heads[id] = head
+	stale.states[id] = read
 	if err := deliver(ctx, late, paid); err != nil {
 		t.Fatal(err)
 	}
 	// The deadline of a decider that read the order before: its
 	// cancellation is overtaken by the confirmation.
-	stale.heads[id] = head
+	stale.states[id] = read
 	if err := deliver(ctx, late, d.msg(events.StreamOrders, "orders."+id+".created")); err != nil {
 		t.Fatal(err)
 	}

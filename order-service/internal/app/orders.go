@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
@@ -53,7 +52,7 @@ func (a *App) Create(ctx context.Context, p Placement) (Placed, error) {
 
 	eventTP := trace.Child(p.TraceParent).String()
 	now := a.now().UTC()
-	o, err := order.New(order.Draft{ID: orderID, CustomerID: p.CustomerID, Items: store.Items(p.Items), CreatedAt: now, TraceParent: eventTP,
+	o, err := order.New(order.Draft{ID: orderID, CustomerID: p.CustomerID, Items: Items(p.Items), CreatedAt: now, TraceParent: eventTP,
 		ShipTo: (*order.Address)(p.ShippingAddress)})
 	if err != nil {
 		return placed, err
@@ -119,6 +118,15 @@ func (a *App) Get(ctx context.Context, orderID string) (order.Order, error) {
 // List returns up to limit of the customer's orders, newest first, after
 // the cursor (nil: from the newest), and the cursor of the next page (nil
 // on the last page).
-func (a *App) List(ctx context.Context, customerID string, after *store.Cursor, limit int) ([]order.Order, *store.Cursor, error) {
+func (a *App) List(ctx context.Context, customerID string, after *Cursor, limit int) ([]order.Order, *Cursor, error) {
 	return a.orders.ListByCustomer(ctx, customerID, after, limit)
+}
+
+// Items converts the contract's items into the domain's.
+func Items(in []events.Item) []order.Item {
+	out := make([]order.Item, len(in))
+	for i, it := range in {
+		out[i] = order.Item{SKU: it.SKU, Quantity: it.Quantity}
+	}
+	return out
 }

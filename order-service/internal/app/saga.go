@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/logging"
 	"github.com/eventshop/shared/platform/trace"
@@ -90,26 +89,22 @@ func refusal(err error) (string, bool) {
 	return "", false
 }
 
-// decide reads the order (from head, if the caller read it), applies the
+// decide reads the order (unless the caller read it), applies the
 // event and, if that decides the order, publishes the decision after the
 // order's last event. A decider another decision overtook applies its
 // event to that decision, as if it had read it (a payment success for an
 // order the deadline cancelled is acknowledged: the payment service
 // refunds it). An order decided by a record of an earlier version whose
 // event was never published gets that event published.
-func (a *App) decide(ctx context.Context, orderID string, apply transition, head *store.Head, incoming string, log *zap.Logger) error {
+func (a *App) decide(ctx context.Context, orderID string, apply transition, read *State, incoming string, log *zap.Logger) error {
 	for range maxAttempts {
 		var (
-			hd  store.Head
+			st  State
 			err error
 		)
-		if head != nil {
-			hd, head = *head, nil
-		} else if hd, err = a.orders.Head(ctx, orderID); err != nil {
-			return err
-		}
-		st, err := a.orders.State(ctx, orderID, hd)
-		if err != nil {
+		if read != nil {
+			st, read = *read, nil
+		} else if st, err = a.orders.Current(ctx, orderID); err != nil {
 			return err
 		}
 		for {
@@ -123,16 +118,16 @@ func (a *App) decide(ctx context.Context, orderID string, apply transition, head
 			res, err := a.publishFinal(ctx, next, st.After, incoming)
 			var over *events.OvertakenError
 			if errors.As(err, &over) && over.Stored.Type != events.OrderCreated {
-				d, err := store.DecisionOf(over.Stored)
+				d, err := DecisionOf(over.Stored)
 				if err != nil {
 					return err
 				}
 				o, err := order.ApplyDecision(st.Order, d)
 				if err != nil {
-					return fmt.Errorf("%w: %w", store.ErrCorrupt, err)
+					return fmt.Errorf("%w: %w", ErrCorrupt, err)
 				}
 				log.Info("order decided by another event first", zap.String("decided_by", string(over.Stored.Type)), zap.Uint64("stream_seq", over.Sequence))
-				st = store.State{Order: o}
+				st = State{Order: o}
 				continue
 			}
 			if errors.As(err, &over) {
@@ -199,4 +194,23 @@ func (a *App) publishFinal(ctx context.Context, o order.Order, after uint64, inc
 		return res, &RefusedError{Reason: ReasonConflictingDuplicate, Err: err}
 	}
 	return res, err
+}
+
+// DecisionOf reads what an order's final event says.
+func DecisionOf(env events.Envelope) (order.Decision, error) {
+	switch env.Type {
+	case events.OrderConfirmed:
+		var d events.OrderConfirmedData
+		if err := env.DecodeData(&d); err != nil {
+			return order.Decision{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return order.Decision{Status: order.StatusConfirmed, CustomerID: d.CustomerID, TotalCents: d.TotalCents, Currency: d.Currency, At: env.Time}, nil
+	case events.OrderCancelled:
+		var d events.OrderCancelledData
+		if err := env.DecodeData(&d); err != nil {
+			return order.Decision{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		return order.Decision{Status: order.StatusCancelled, CustomerID: d.CustomerID, Reason: d.Reason, Detail: d.Detail, At: env.Time}, nil
+	}
+	return order.Decision{}, fmt.Errorf("%w: a %s event is no decision", ErrCorrupt, env.Type)
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kit"
 	"github.com/eventshop/shared/platform/runner"
@@ -113,7 +112,7 @@ func verdict(_ jetstream.Msg, err error) error {
 		return runner.Wait(wait.Err, wait.After)
 	case errors.As(err, &refused):
 		return runner.Refused(refused.Reason, refused.Err)
-	case errors.Is(err, store.ErrCorrupt), errors.Is(err, order.ErrNotFound),
+	case errors.Is(err, app.ErrCorrupt), errors.Is(err, order.ErrNotFound),
 		errors.Is(err, order.ErrInvalidEvent), errors.Is(err, events.ErrInvalidEvent):
 		return runner.Permanent(err)
 	}

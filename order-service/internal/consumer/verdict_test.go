@@ -29,7 +29,7 @@ func TestVerdict(t *testing.T) {
 		{name: "handled", err: nil},
 		{name: "refused", err: &app.RefusedError{Reason: app.ReasonAmountMismatch, Err: order.ErrAmountMismatch}, wantPermanent: true, wantRefused: true},
 		{name: "not due", err: &app.WaitError{Err: order.ErrNotDue, After: time.Second}, wantWait: true},
-		{name: "corrupt", err: fmt.Errorf("%w: created event", store.ErrCorrupt), wantPermanent: true},
+		{name: "corrupt", err: fmt.Errorf("%w: created event", app.ErrCorrupt), wantPermanent: true},
 		{name: "unknown order", err: fmt.Errorf("%w: x", order.ErrNotFound), wantPermanent: true},
 		{name: "invalid for the order", err: fmt.Errorf("%w: x", order.ErrInvalidEvent), wantPermanent: true},
 		{name: "built invalid", err: fmt.Errorf("%w: x", events.ErrInvalidEvent), wantPermanent: true},

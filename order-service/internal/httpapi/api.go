@@ -18,7 +18,6 @@ import (
 
 	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/api"
 	"github.com/eventshop/shared/api/openapi"
 	"github.com/eventshop/shared/events"
@@ -271,7 +270,7 @@ func (a *API) list(c *gin.Context) {
 		}
 		limit = n
 	}
-	var after *store.Cursor
+	var after *app.Cursor
 	if raw, ok := c.GetQuery("cursor"); ok {
 		cur, err := decodeCursor(raw)
 		if err != nil {
@@ -301,7 +300,7 @@ type cursorJSON struct {
 	OrderID   string    `json:"o"`
 }
 
-func encodeCursor(c store.Cursor) string {
+func encodeCursor(c app.Cursor) string {
 	raw, err := json.Marshal(cursorJSON{CreatedAt: c.CreatedAt, OrderID: c.OrderID})
 	if err != nil { // a time and a string always encode
 		panic(err)
@@ -309,14 +308,14 @@ func encodeCursor(c store.Cursor) string {
 	return base64.RawURLEncoding.EncodeToString(raw)
 }
 
-func decodeCursor(s string) (store.Cursor, error) {
+func decodeCursor(s string) (app.Cursor, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(s)
 	if err != nil || len(raw) > 256 {
-		return store.Cursor{}, fmt.Errorf("%w: not a cursor this API answered", ErrInvalidCursor)
+		return app.Cursor{}, fmt.Errorf("%w: not a cursor this API answered", ErrInvalidCursor)
 	}
 	var c cursorJSON
 	if err := json.Unmarshal(raw, &c); err != nil || !events.ValidID(c.OrderID) {
-		return store.Cursor{}, fmt.Errorf("%w: not a cursor this API answered", ErrInvalidCursor)
+		return app.Cursor{}, fmt.Errorf("%w: not a cursor this API answered", ErrInvalidCursor)
 	}
-	return store.Cursor{CreatedAt: c.CreatedAt, OrderID: c.OrderID}, nil
+	return app.Cursor{CreatedAt: c.CreatedAt, OrderID: c.OrderID}, nil
 }

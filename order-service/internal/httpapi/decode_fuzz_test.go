@@ -11,8 +11,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 )
 
@@ -53,7 +53,7 @@ func FuzzCreateOrderBody(f *testing.F) {
 			}
 			return
 		}
-		if _, err := order.New(order.Draft{ID: "o-fuzz", CustomerID: req.CustomerID, Items: store.Items(req.Items),
+		if _, err := order.New(order.Draft{ID: "o-fuzz", CustomerID: req.CustomerID, Items: app.Items(req.Items),
 			CreatedAt: created, TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}); err != nil {
 			t.Fatalf("accepted body %q makes no order: %v", body, err)
 		}

@@ -73,7 +73,7 @@ func MapError(err error) problem.Problem {
 			"cursor must be the next value of a previous page, unchanged; leave it out for the first page")
 	case errors.Is(err, order.ErrNotFound):
 		return problem.New(http.StatusNotFound, "order-not-found", "no such order")
-	case errors.Is(err, store.ErrCorrupt):
+	case errors.Is(err, app.ErrCorrupt):
 		// Its events are stored but are not what the order service
 		// writes (a created event that fails its checks, say): nothing
 		// trustworthy can be shown, and retrying will not change that.

@@ -30,7 +30,7 @@ func TestMapError(t *testing.T) {
 		{name: "not found", err: fmt.Errorf("get: %w", order.ErrNotFound), wantStatus: http.StatusNotFound, wantType: "order-not-found"},
 		{name: "bad limit", err: fmt.Errorf("x: %w", httpapi.ErrInvalidLimit), wantStatus: http.StatusBadRequest, wantType: "invalid-limit"},
 		{name: "bad cursor", err: fmt.Errorf("x: %w", httpapi.ErrInvalidCursor), wantStatus: http.StatusBadRequest, wantType: "invalid-cursor"},
-		{name: "invalid stored events", err: fmt.Errorf("%w: created event", store.ErrCorrupt), wantStatus: http.StatusConflict, wantType: "order-events-invalid"},
+		{name: "invalid stored events", err: fmt.Errorf("%w: created event", app.ErrCorrupt), wantStatus: http.StatusConflict, wantType: "order-events-invalid"},
 		{name: "store down", err: fmt.Errorf("%w: boom", store.ErrUnavailable), wantStatus: http.StatusServiceUnavailable, wantType: "unavailable"},
 		{name: "timeout", err: fmt.Errorf("publish: %w", context.DeadlineExceeded), wantStatus: http.StatusServiceUnavailable, wantType: "unavailable"},
 		{name: "bug", err: errors.New("nil map"), wantStatus: http.StatusInternalServerError, wantType: "internal"},

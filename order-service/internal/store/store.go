@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/order"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/kvstore"
@@ -29,13 +30,9 @@ import (
 // OrdersBucket is the KV bucket of orders.
 const OrdersBucket = "orders"
 
-// Sentinel errors of the store.
-var (
-	// ErrUnavailable wraps a failure to reach JetStream.
-	ErrUnavailable = errors.New("order store unavailable")
-	// ErrCorrupt means a stored value or event cannot be decoded.
-	ErrCorrupt = errors.New("corrupt stored order")
-)
+// ErrUnavailable wraps a failure to reach JetStream. A stored value or
+// event that cannot be decoded is app.ErrCorrupt.
+var ErrUnavailable = errors.New("order store unavailable")
 
 // EnsureBucket creates or updates the orders bucket.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
@@ -146,24 +143,10 @@ func (s *Orders) Index(ctx context.Context, o order.Order) error {
 	return nil
 }
 
-// State is an order as its events tell it, and where its decision goes.
-type State struct {
-	Order order.Order
-	// After is the ORDERS stream sequence of the order's last event while
-	// no final event is stored: its decision is published after it
-	// (events.Publisher.PublishAfter). 0 once the final event is stored.
-	After uint64
-}
-
-// Unpublished reports whether the order is final by an order.<id> record
-// of an earlier version that died before publishing its final event: the
-// event must still be published.
-func (st State) Unpublished() bool { return st.Order.Final() && st.After != 0 }
-
-// Head is an order's last event in ORDERS, read in one get.
-type Head struct {
-	// Final is the order's final event, if it is stored.
-	Final *events.Envelope
+// head is an order's last event in ORDERS, read in one get.
+type head struct {
+	// final is the order's final event, if it is stored.
+	final *events.Envelope
 	// created is the created event when it is the last (then no final
 	// event is stored), at stream sequence seq.
 	created *events.Envelope
@@ -173,41 +156,41 @@ type Head struct {
 	replayed bool
 }
 
-// Head reads the order's last event in ORDERS (orders.<id>.*), or returns
+// readHead reads the order's last event in ORDERS (orders.<id>.*), or returns
 // order.ErrNotFound. It is all the deadline needs to know that an order
-// is final.
-func (s *Orders) Head(ctx context.Context, orderID string) (Head, error) {
+// is final (Undecided).
+func (s *Orders) readHead(ctx context.Context, orderID string) (head, error) {
 	if !events.ValidID(orderID) {
-		return Head{}, fmt.Errorf("%w: %w", order.ErrNotFound, events.ErrInvalidID)
+		return head{}, fmt.Errorf("%w: %w", order.ErrNotFound, events.ErrInvalidID)
 	}
 	filter := events.OrderSubjects(events.OrderCreated, orderID)
 	msg, err := s.last(ctx, events.StreamOrders, filter)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Head{}, fmt.Errorf("%w: %s has no events", order.ErrNotFound, orderID)
+		return head{}, fmt.Errorf("%w: %s has no events", order.ErrNotFound, orderID)
 	}
 	if err != nil {
-		return Head{}, fmt.Errorf("%w: get %s: %w", ErrUnavailable, filter, err)
+		return head{}, fmt.Errorf("%w: get %s: %w", ErrUnavailable, filter, err)
 	}
 	env, err := events.Decode(msg.Subject, msg.Data)
 	if err != nil {
-		return Head{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, msg.Subject, err)
+		return head{}, fmt.Errorf("%w: %s: %w", app.ErrCorrupt, msg.Subject, err)
 	}
 	switch env.Type {
 	case events.OrderConfirmed, events.OrderCancelled:
-		return Head{Final: &env}, nil
+		return head{final: &env}, nil
 	case events.OrderCreated:
-		h := Head{created: &env, seq: msg.Sequence, replayed: events.Republished(msg.Header, env)}
+		h := head{created: &env, seq: msg.Sequence, replayed: events.Republished(msg.Header, env)}
 		if !h.replayed {
 			return h, nil
 		}
 		final, err := s.finalEvent(ctx, orderID)
 		if err != nil {
-			return Head{}, err
+			return head{}, err
 		}
-		h.Final = final
+		h.final = final
 		return h, nil
 	}
-	return Head{}, fmt.Errorf("%w: %s: a %s event among the order's", ErrCorrupt, msg.Subject, env.Type)
+	return head{}, fmt.Errorf("%w: %s: a %s event among the order's", app.ErrCorrupt, msg.Subject, env.Type)
 }
 
 // finalEvent reads the order's confirmed and cancelled subjects: the
@@ -231,7 +214,7 @@ func (s *Orders) finalEvent(ctx context.Context, orderID string) (*events.Envelo
 		}
 		env, err := events.Decode(subject, msg.Data)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+			return nil, fmt.Errorf("%w: %s: %w", app.ErrCorrupt, subject, err)
 		}
 		if first == nil || msg.Sequence < seq {
 			first, seq = &env, msg.Sequence
@@ -240,55 +223,69 @@ func (s *Orders) finalEvent(ctx context.Context, orderID string) (*events.Envelo
 	return first, nil
 }
 
-// Current returns the order as its events tell it (Head, then State).
-func (s *Orders) Current(ctx context.Context, orderID string) (State, error) {
-	h, err := s.Head(ctx, orderID)
+// Current returns the order as its events tell it: its last event (readHead),
+// then the rest (state).
+func (s *Orders) Current(ctx context.Context, orderID string) (app.State, error) {
+	h, err := s.readHead(ctx, orderID)
 	if err != nil {
-		return State{}, err
+		return app.State{}, err
 	}
-	return s.State(ctx, orderID, h)
+	return s.state(ctx, orderID, h)
 }
 
-// State returns the order whose last event is h: the created event
+// Undecided returns the order as Current does, and true, unless its final
+// event is stored: then false, and nothing is read beside its last event.
+// An order an earlier version's record decided is undecided while its
+// event is not published: its next handler publishes it.
+func (s *Orders) Undecided(ctx context.Context, orderID string) (app.State, bool, error) {
+	h, err := s.readHead(ctx, orderID)
+	if err != nil || h.final != nil {
+		return app.State{}, false, err
+	}
+	st, err := s.state(ctx, orderID, h)
+	return st, true, err
+}
+
+// state returns the order whose last event is h: the created event
 // (PENDING), RESERVED with its lines and total if inventory.<id>.reserved
 // is there, and as its final event says if it has one; without a final
 // event, an order.<id> record of an earlier version decides it. A final
 // order shows the reservation's lines and total even if the reservation
 // came after the decision (a timeout can overtake it): a late payment
 // outcome is held to that total.
-func (s *Orders) State(ctx context.Context, orderID string, h Head) (State, error) {
+func (s *Orders) state(ctx context.Context, orderID string, h head) (app.State, error) {
 	created := h.created
 	if created == nil {
 		env, err := s.createdEvent(ctx, orderID)
 		if err != nil {
-			return State{}, err
+			return app.State{}, err
 		}
 		created = &env
 	}
 	o, err := pending(orderID, *created)
 	if err != nil {
-		return State{}, err
+		return app.State{}, err
 	}
 	r, reserved, err := s.reservation(ctx, orderID)
 	if err != nil {
-		return State{}, err
+		return app.State{}, err
 	}
 	if reserved {
 		if o, _, err = order.ApplyReserved(o, r, r.At); err != nil {
-			return State{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+			return app.State{}, fmt.Errorf("%w: %w", app.ErrCorrupt, err)
 		}
 	}
-	if h.Final != nil {
-		d, err := DecisionOf(*h.Final)
+	if h.final != nil {
+		d, err := app.DecisionOf(*h.final)
 		if err != nil {
-			return State{}, err
+			return app.State{}, err
 		}
 		if o, err = order.ApplyDecision(o, d); err != nil {
-			return State{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+			return app.State{}, fmt.Errorf("%w: %w", app.ErrCorrupt, err)
 		}
-		return State{Order: o}, nil
+		return app.State{Order: o}, nil
 	}
-	st := State{Order: o, After: h.seq}
+	st := app.State{Order: o, After: h.seq}
 	if !h.replayed && h.seq > s.legacyUpTo {
 		return st, nil // created after every order.<id> record was written
 	}
@@ -298,7 +295,7 @@ func (s *Orders) State(ctx context.Context, orderID string, h Head) (State, erro
 	}
 	if len(rec.Lines) == 0 && reserved {
 		if rec, _, err = order.ApplyReserved(rec, r, rec.UpdatedAt); err != nil {
-			return State{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+			return app.State{}, fmt.Errorf("%w: %w", app.ErrCorrupt, err)
 		}
 	}
 	st.Order = rec
@@ -319,12 +316,12 @@ func (s *Orders) record(ctx context.Context, orderID string) (order.Order, bool,
 	case errors.Is(err, kvstore.ErrNotFound):
 		return order.Order{}, false, nil
 	case errors.Is(err, kvstore.ErrCorrupt):
-		return order.Order{}, false, fmt.Errorf("%w: order record %s: %w", ErrCorrupt, orderID, err)
+		return order.Order{}, false, fmt.Errorf("%w: order record %s: %w", app.ErrCorrupt, orderID, err)
 	case err != nil:
 		return order.Order{}, false, fmt.Errorf("%w: get order %s: %w", ErrUnavailable, orderID, err)
 	}
 	if o.ID != orderID || !o.Final() {
-		return order.Order{}, false, fmt.Errorf("%w: order record %s holds order %q, %s", ErrCorrupt, orderID, o.ID, o.Status)
+		return order.Order{}, false, fmt.Errorf("%w: order record %s holds order %q, %s", app.ErrCorrupt, orderID, o.ID, o.Status)
 	}
 	return o, true, nil
 }
@@ -345,7 +342,7 @@ func (s *Orders) createdEvent(ctx context.Context, orderID string) (events.Envel
 	}
 	env, err := events.Decode(subject, msg.Data)
 	if err != nil {
-		return events.Envelope{}, fmt.Errorf("%w: %s: %w", ErrCorrupt, subject, err)
+		return events.Envelope{}, fmt.Errorf("%w: %s: %w", app.ErrCorrupt, subject, err)
 	}
 	return env, nil
 }
@@ -356,39 +353,20 @@ func (s *Orders) createdEvent(ctx context.Context, orderID string) (events.Envel
 func pending(orderID string, env events.Envelope) (order.Order, error) {
 	var d events.OrderCreatedData
 	if err := env.DecodeData(&d); err != nil {
-		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, orderID, err)
+		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", app.ErrCorrupt, orderID, err)
 	}
 	o, err := order.New(order.Draft{
 		ID:          orderID,
 		CustomerID:  d.CustomerID,
-		Items:       Items(d.Items),
+		Items:       app.Items(d.Items),
 		CreatedAt:   d.CreatedAt,
 		TraceParent: env.TraceParent,
 		ShipTo:      (*order.Address)(d.ShippingAddress),
 	})
 	if err != nil {
-		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", ErrCorrupt, orderID, err)
+		return order.Order{}, fmt.Errorf("%w: created event of %s: %w", app.ErrCorrupt, orderID, err)
 	}
 	return o, nil
-}
-
-// DecisionOf reads what an order's final event says.
-func DecisionOf(env events.Envelope) (order.Decision, error) {
-	switch env.Type {
-	case events.OrderConfirmed:
-		var d events.OrderConfirmedData
-		if err := env.DecodeData(&d); err != nil {
-			return order.Decision{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
-		return order.Decision{Status: order.StatusConfirmed, CustomerID: d.CustomerID, TotalCents: d.TotalCents, Currency: d.Currency, At: env.Time}, nil
-	case events.OrderCancelled:
-		var d events.OrderCancelledData
-		if err := env.DecodeData(&d); err != nil {
-			return order.Decision{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
-		return order.Decision{Status: order.StatusCancelled, CustomerID: d.CustomerID, Reason: d.Reason, Detail: d.Detail, At: env.Time}, nil
-	}
-	return order.Decision{}, fmt.Errorf("%w: a %s event is no decision", ErrCorrupt, env.Type)
 }
 
 // reservation reads the order's inventory.<id>.reserved event, if there is
@@ -429,16 +407,9 @@ func reservationOf(d events.InventoryReservedData, at time.Time) order.Reservati
 	return r
 }
 
-// Cursor is where a page of a customer's orders ends: the index entry of
-// its last order. The next page starts after it.
-type Cursor struct {
-	CreatedAt time.Time
-	OrderID   string
-}
-
 // before reports whether e sorts after c in newest-first order, that is
 // belongs to a page after c's.
-func (c Cursor) before(e indexed) bool {
+func before(c app.Cursor, e indexed) bool {
 	if cmp := e.CreatedAt.Compare(c.CreatedAt); cmp != 0 {
 		return cmp < 0
 	}
@@ -456,7 +427,7 @@ type indexed struct {
 // next page (nil on the last page). The index entries are read in one
 // pass (a watch of the customer's keys, with their values); only the
 // orders of the page are read one by one.
-func (s *Orders) ListByCustomer(ctx context.Context, customerID string, after *Cursor, limit int) ([]order.Order, *Cursor, error) {
+func (s *Orders) ListByCustomer(ctx context.Context, customerID string, after *app.Cursor, limit int) ([]order.Order, *app.Cursor, error) {
 	entries, err := s.index(ctx, customerID)
 	if err != nil {
 		return nil, nil, err
@@ -468,8 +439,8 @@ func (s *Orders) ListByCustomer(ctx context.Context, customerID string, after *C
 		return strings.Compare(b.OrderID, a.OrderID)
 	})
 	if after != nil {
-		i, _ := slices.BinarySearchFunc(entries, *after, func(e indexed, c Cursor) int {
-			if c.before(e) {
+		i, _ := slices.BinarySearchFunc(entries, *after, func(e indexed, c app.Cursor) int {
+			if before(c, e) {
 				return 1
 			}
 			return -1
@@ -480,7 +451,7 @@ func (s *Orders) ListByCustomer(ctx context.Context, customerID string, after *C
 	for i, e := range entries {
 		o, err := s.Find(ctx, e.OrderID)
 		switch {
-		case errors.Is(err, order.ErrNotFound), errors.Is(err, ErrCorrupt):
+		case errors.Is(err, order.ErrNotFound), errors.Is(err, app.ErrCorrupt):
 			continue // an entry whose order was never published, or whose events are invalid: nothing to show
 		case err != nil:
 			return nil, nil, err
@@ -493,7 +464,7 @@ func (s *Orders) ListByCustomer(ctx context.Context, customerID string, after *C
 			if i == len(entries)-1 {
 				return out, nil, nil
 			}
-			return out, &Cursor{CreatedAt: e.CreatedAt, OrderID: e.OrderID}, nil
+			return out, &app.Cursor{CreatedAt: e.CreatedAt, OrderID: e.OrderID}, nil
 		}
 	}
 	return out, nil, nil
@@ -539,15 +510,6 @@ func (s *Orders) index(ctx context.Context, customerID string) (out []indexed, e
 			out = append(out, indexed{OrderID: id, CreatedAt: v.CreatedAt})
 		}
 	}
-}
-
-// Items converts the contract's items into the domain's.
-func Items(in []events.Item) []order.Item {
-	out := make([]order.Item, len(in))
-	for i, it := range in {
-		out[i] = order.Item{SKU: it.SKU, Quantity: it.Quantity}
-	}
-	return out
 }
 
 // tracerName is the instrumentation scope of the store's spans: one per
