@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,9 +29,16 @@ func On[T any](t Type, handle func(ctx context.Context, env Envelope, data T) er
 	}}
 }
 
-// ReasonInvalidEvent is the refusal reason of an event that does not
-// decode, or of a type its consumer has no use case for.
-const ReasonInvalidEvent = "invalid_event"
+// Refusal reasons every consumer gives the same way.
+const (
+	// ReasonInvalidEvent: the event does not decode, or its consumer has
+	// no use case for its type.
+	ReasonInvalidEvent = "invalid_event"
+	// ReasonConflictingDuplicate: the event the use case would publish is
+	// already stored with other content (ErrConflictingDuplicate): not
+	// written by the saga, or a bug; an operator decides.
+	ReasonConflictingDuplicate = "conflicting_duplicate"
+)
 
 // Verdict turns a use case's error about msg into the runner's handling
 // (runner.Permanent, runner.Refused, runner.Wait, ...); nil stays nil.
@@ -39,7 +47,8 @@ type Verdict func(msg jetstream.Msg, err error) error
 // Consume returns the runner.Handler of a consumer: it decodes each
 // message once (Decode: the envelope, checked against its subject), hands
 // it to the route of its type, which decodes the payload, and passes the
-// use case's error through verdict. An event that does not decode, and
+// use case's error through verdict, but for ErrConflictingDuplicate, which
+// every consumer refuses as conflicting_duplicate. An event that does not decode, and
 // one of a type no route takes, is refused as invalid_event: the
 // consumer's filter let through what its service cannot handle, or a
 // producer broke the contract, and retrying would not change it.
@@ -61,9 +70,13 @@ func Consume(verdict Verdict, routes ...Route) runner.Handler {
 		if err != nil {
 			return runner.Refused(ReasonInvalidEvent, fmt.Errorf("event %s on %s: %w", env.ID, msg.Subject(), err))
 		}
-		if err := call(ctx); err != nil {
+		switch err := call(ctx); {
+		case err == nil:
+			return nil
+		case errors.Is(err, ErrConflictingDuplicate):
+			return runner.Refused(ReasonConflictingDuplicate, err)
+		default:
 			return verdict(msg, err)
 		}
-		return nil
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ func TestConsumeDecodesOnceAndRoutesByType(t *testing.T) {
 	}
 	cancelled := events.OrderCancelledData{OrderID: "o-2", CustomerID: "c-2", Reason: events.ReasonTimeout}
 	if _, err := pub.Publish(ctx, events.OrderCancelled, "o-2", trace.New().String(), cancelled); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pub.Publish(ctx, events.OrderCancelled, "o-6", trace.New().String(), events.OrderCancelledData{OrderID: "o-6", CustomerID: "c-6", Reason: events.ReasonTimeout}); err != nil {
 		t.Fatal(err)
 	}
 	confirmed := events.OrderConfirmedData{OrderID: "o-3", CustomerID: "c-3", TotalCents: 1000, Currency: "EUR"}
@@ -84,7 +88,10 @@ func TestConsumeDecodesOnceAndRoutesByType(t *testing.T) {
 			gotCreated = append(gotCreated, d)
 			return nil
 		}),
-		events.On(events.OrderCancelled, func(context.Context, events.Envelope, events.OrderCancelledData) error {
+		events.On(events.OrderCancelled, func(_ context.Context, env events.Envelope, _ events.OrderCancelledData) error {
+			if env.Subject == "o-6" {
+				return fmt.Errorf("announce: %w", events.ErrConflictingDuplicate)
+			}
 			return errBusy
 		}),
 	)
@@ -92,7 +99,7 @@ func TestConsumeDecodesOnceAndRoutesByType(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := cons.FetchNoWait(5)
+	batch, err := cons.FetchNoWait(6)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,8 +107,8 @@ func TestConsumeDecodesOnceAndRoutesByType(t *testing.T) {
 	for msg := range batch.Messages() {
 		results[msg.Subject()] = handle(ctx, msg)
 	}
-	if len(results) != 5 {
-		t.Fatalf("handled %d messages, want 5", len(results))
+	if len(results) != 6 {
+		t.Fatalf("handled %d messages, want 6", len(results))
 	}
 
 	if err := results["orders.o-1.created"]; err != nil {
@@ -115,6 +122,11 @@ func TestConsumeDecodesOnceAndRoutesByType(t *testing.T) {
 	}
 	if len(verdictMsgs) != 1 || verdictMsgs[0] != "orders.o-2.cancelled" {
 		t.Errorf("verdict saw %q, want only the cancelled event's message", verdictMsgs)
+	}
+	// A conflicting duplicate is refused the same way by every consumer,
+	// without asking the service's verdict.
+	if reason, _ := runner.RefusalReason(results["orders.o-6.cancelled"]); reason != events.ReasonConflictingDuplicate {
+		t.Errorf("conflicting duplicate: %v (reason %q), want refused as %s", results["orders.o-6.cancelled"], reason, events.ReasonConflictingDuplicate)
 	}
 	for subject, want := range map[string]string{
 		"orders.o-3.confirmed": "no use case for a shop.order.confirmed event",

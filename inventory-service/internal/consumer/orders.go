@@ -52,9 +52,8 @@ func Consumers(a *app.App, concurrency, maxDeliver int) []kit.Consumer {
 
 // Reasons an event is refused for (eventshop_events_refused_total).
 const (
-	reasonIllegalTransition    = "illegal_transition"
-	reasonConflictingDuplicate = "conflicting_duplicate"
-	reasonAmountMismatch       = "amount_mismatch"
+	reasonIllegalTransition = "illegal_transition"
+	reasonAmountMismatch    = "amount_mismatch"
 )
 
 // verdict turns the app's error into the runner's verdict: what redelivery
@@ -72,10 +71,6 @@ func verdict(_ jetstream.Msg, err error) error {
 		// (a confirmation of an order it rejected, a cancellation of one
 		// it sold): not from the saga. Dead-letter it, never apply it.
 		return runner.Refused(reasonIllegalTransition, err)
-	case errors.Is(err, events.ErrConflictingDuplicate):
-		// Another event about the order is on the subject ours was to
-		// take (a forged reservation, say): an operator must look.
-		return runner.Refused(reasonConflictingDuplicate, err)
 	case errors.Is(err, stock.ErrInvariant), errors.Is(err, app.ErrUnpublishable):
 		// Redelivery cannot repair the state, nor an event the contract
 		// refuses: dead-letter it with the reason for an operator.

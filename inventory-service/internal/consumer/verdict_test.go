@@ -7,7 +7,6 @@ import (
 
 	"github.com/eventshop/inventory-service/internal/app"
 	"github.com/eventshop/inventory-service/internal/stock"
-	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/runner"
 )
 
@@ -22,7 +21,6 @@ func TestVerdict(t *testing.T) {
 	}{
 		{name: "amount mismatch", err: fmt.Errorf("commit: %w", stock.ErrAmountMismatch), wantReason: reasonAmountMismatch, wantPermanent: true},
 		{name: "illegal transition", err: fmt.Errorf("x: %w", stock.ErrInvalidTransition), wantReason: reasonIllegalTransition, wantPermanent: true},
-		{name: "conflicting duplicate", err: fmt.Errorf("x: %w", events.ErrConflictingDuplicate), wantReason: reasonConflictingDuplicate, wantPermanent: true},
 		{name: "invariant", err: fmt.Errorf("x: %w", stock.ErrInvariant), wantPermanent: true},
 		{name: "unpublishable", err: fmt.Errorf("x: %w", app.ErrUnpublishable), wantPermanent: true},
 		{name: "transient", err: transient},

@@ -59,9 +59,6 @@ func verdict(_ jetstream.Msg, err error) error {
 	case errors.Is(err, notification.ErrRejected):
 		// The receiver refused the notification for good.
 		return runner.Permanent(err)
-	case errors.Is(err, events.ErrConflictingDuplicate):
-		// Another notification.sent is stored for the order: not ours.
-		return runner.Refused("conflicting_duplicate", err)
 	default:
 		return err // the channel, NATS or a contended record: retry
 	}

@@ -55,8 +55,6 @@ func TestVerdict(t *testing.T) {
 	}{
 		{name: "transient channel failure", err: errors.New("send n-1: connection refused")},
 		{name: "rejected", err: fmt.Errorf("send n-1: receiver answered 400: %w", notification.ErrRejected), wantPermanent: true},
-		{name: "another notification announced", err: fmt.Errorf("publish notification sent for n-1: %w", events.ErrConflictingDuplicate),
-			wantPermanent: true, wantReason: "conflicting_duplicate"},
 		{name: "contended record", err: fmt.Errorf("mark n-1 sent: %w", notification.ErrConflict)},
 	}
 	for _, tt := range tests {

@@ -103,10 +103,6 @@ func (h handlers) verdict(msg jetstream.Msg, err error) error {
 		errors.Is(err, payment.ErrInvalidOrderID),
 		errors.Is(err, payment.ErrInvalidRecord):
 		return runner.Permanent(err)
-	case errors.Is(err, events.ErrConflictingDuplicate):
-		// Another event already holds the outcome's subject (forged, or a
-		// bug): the payment cannot be announced; an operator decides.
-		return runner.Refused("conflicting_duplicate", err)
 	case errors.Is(err, payment.ErrTokenNotVisible):
 		// A replica catches up within milliseconds; an order that never
 		// existed is poison after a few tries (MaxDeliver is unlimited).
