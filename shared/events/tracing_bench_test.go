@@ -66,10 +66,7 @@ func benchPublishConsume(b *testing.B, tp trace.TracerProvider) {
 		b.Fatal(err)
 	}
 	done := make(chan struct{}, 1024)
-	m, err := runner.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		b.Fatal(err)
-	}
+	m := runner.NewMetrics(prometheus.NewRegistry())
 	r, err := runner.New(js, runner.Config{Stream: events.StreamOrders, Durable: "bench",
 		FilterSubjects: []string{events.FilterSubject(events.OrderConfirmed)}},
 		func(context.Context, jetstream.Msg) error { done <- struct{}{}; return nil },

@@ -60,10 +60,7 @@ func TestPublishAndConsumeMakeOneTrace(t *testing.T) {
 		handled <- res
 		return nil
 	}
-	m, err := runner.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := runner.NewMetrics(prometheus.NewRegistry())
 	r, err := runner.New(js, runner.Config{
 		Stream: events.StreamOrders, Durable: "notifier", FilterSubjects: []string{events.FilterSubject(events.OrderConfirmed)},
 	}, handle, zap.NewNop(), runner.WithMetrics(m), runner.WithTracerProvider(tp))

@@ -1,6 +1,9 @@
 package store
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Metrics describe the audit chain's growth.
 type Metrics struct {
@@ -14,46 +17,41 @@ type Metrics struct {
 }
 
 // NewMetrics registers the audit metrics with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		appendedTotal: prometheus.NewCounter(prometheus.CounterOpts{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		appendedTotal: f.NewCounter(prometheus.CounterOpts{
 			Name: "eventshop_audit_entries_appended_total",
 			Help: "Entries this process appended to the audit chain.",
 		}),
-		duplicatesTotal: prometheus.NewCounter(prometheus.CounterOpts{
+		duplicatesTotal: f.NewCounter(prometheus.CounterOpts{
 			Name: "eventshop_audit_duplicates_skipped_total",
 			Help: "Events not appended because they were already in the audit chain.",
 		}),
-		lookupsTotal: prometheus.NewCounter(prometheus.CounterOpts{
+		lookupsTotal: f.NewCounter(prometheus.CounterOpts{
 			Name: "eventshop_audit_copy_lookups_total",
 			Help: "Events older than the remembered window, looked up in their domain stream to tell a republished copy.",
 		}),
-		head: prometheus.NewGauge(prometheus.GaugeOpts{
+		head: f.NewGauge(prometheus.GaugeOpts{
 			Name: "eventshop_audit_chain_head_index",
 			Help: "Chain index of the last entry this process knows of.",
 		}),
-		commits: prometheus.NewHistogram(prometheus.HistogramOpts{
+		commits: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "eventshop_audit_pipeline_entries",
 			Help:    "Entries written together by one group commit of the audit appender (one round trip; one block unless it is split by size).",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}),
-		blockEntries: prometheus.NewHistogram(prometheus.HistogramOpts{
+		blockEntries: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "eventshop_audit_block_entries",
 			Help:    "Entries per block stored on the AUDIT stream.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024},
 		}),
-		blockBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
+		blockBytes: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "eventshop_audit_block_bytes",
 			Help:    "Bytes per block stored on the AUDIT stream.",
 			Buckets: prometheus.ExponentialBuckets(1024, 2, 10), // 1 KiB .. 512 KiB
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.appendedTotal, m.duplicatesTotal, m.lookupsTotal, m.head, m.commits, m.blockEntries, m.blockBytes} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 // block records a stored block of entries, whose last entry is at index.

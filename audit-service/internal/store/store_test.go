@@ -206,10 +206,7 @@ func TestRedeliveryAfterACrashIsADuplicate(t *testing.T) {
 		t.Fatalf("%d blocks for %d events", blocks, len(recs))
 	}
 	reg := prometheus.NewRegistry()
-	m, err := store.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := store.NewMetrics(reg)
 	restarted := newAppender(t, js, store.WithMetrics(m))
 	if dups := appendAll(t, restarted, recs); dups != len(recs) {
 		t.Fatalf("%d of %d redelivered events reported duplicate", dups, len(recs))
@@ -312,10 +309,7 @@ func TestConcurrentAppendsShareBlocks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	m, err := store.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := store.NewMetrics(reg)
 	a := newAppender(t, js, store.WithMetrics(m))
 	const events, early = 300, 20
 	for n := range early { // audited before: their second append is a duplicate

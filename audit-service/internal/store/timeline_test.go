@@ -81,10 +81,7 @@ func TestCopiesAreAuditedOnce(t *testing.T) {
 	var offset atomic.Int64
 	clock := func() time.Time { return base.Add(time.Duration(offset.Load())) }
 	reg := prometheus.NewRegistry()
-	m, err := store.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := store.NewMetrics(reg)
 	a := newAppender(t, d.js, store.WithClock(clock), store.WithMetrics(m))
 	ctx := context.Background()
 	early := d.saga(t, "o-early")

@@ -1,9 +1,8 @@
 package app
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/eventshop/inventory-service/internal/stock"
 )
@@ -15,18 +14,15 @@ type Metrics struct {
 
 // NewMetrics registers eventshop_inventory_reservations_total{outcome}
 // with reg; outcome is reserved, rejected, released, committed or void.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{reservations: prometheus.NewCounterVec(prometheus.CounterOpts{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{reservations: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "eventshop_inventory_reservations_total",
 		Help: "Reservation state changes, by outcome (reserved, rejected, released, committed, void).",
 	}, []string{"outcome"})}
-	if err := reg.Register(m.reservations); err != nil {
-		return nil, fmt.Errorf("register reservation metrics: %w", err)
-	}
 	for _, s := range []stock.Status{stock.StatusReserved, stock.StatusRejected, stock.StatusReleased, stock.StatusCommitted, stock.StatusVoid} {
 		m.reservations.WithLabelValues(string(s)) // export zeros, so rates work from the start
 	}
-	return m, nil
+	return m
 }
 
 func (m *Metrics) outcome(s stock.Status) {

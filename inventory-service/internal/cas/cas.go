@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/platform/kvstore"
@@ -53,25 +54,21 @@ func WithBackoff(initial, max time.Duration) Option {
 }
 
 // New returns a Retrier whose retried conflicts are counted in reg as
-// eventshop_inventory_cas_conflicts_total{op}.
+// eventshop_inventory_cas_conflicts_total{op} (counted but not exported
+// when reg is nil).
 func New(reg prometheus.Registerer, opts ...Option) (*Retrier, error) {
 	r := &Retrier{
 		policy: kvstore.Policy{Attempts: 12, Initial: 2 * time.Millisecond, Max: 200 * time.Millisecond, Conflict: stock.ErrConflict},
-		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "eventshop_inventory_cas_conflicts_total",
-			Help: "Optimistic-concurrency conflicts on the inventory KV bucket that were retried, by operation.",
-		}, []string{"op"}),
 	}
 	for _, opt := range opts {
 		if err := opt(r); err != nil {
 			return nil, err
 		}
 	}
-	if reg != nil {
-		if err := reg.Register(r.conflicts); err != nil {
-			return nil, fmt.Errorf("register cas metrics: %w", err)
-		}
-	}
+	r.conflicts = promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "eventshop_inventory_cas_conflicts_total",
+		Help: "Optimistic-concurrency conflicts on the inventory KV bucket that were retried, by operation.",
+	}, []string{"op"})
 	return r, nil
 }
 

@@ -87,10 +87,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 }
 
 func wire(cfg config.Config, o options, p *kit.Platform, s *Service) (kit.Wiring, error) {
-	reservationMetrics, err := app.NewMetrics(p.Metrics)
-	if err != nil {
-		return kit.Wiring{}, err
-	}
+	reservationMetrics := app.NewMetrics(p.Metrics)
 	retrier, err := cas.New(p.Metrics, cas.WithAttempts(cfg.CASAttempts))
 	if err != nil {
 		return kit.Wiring{}, err

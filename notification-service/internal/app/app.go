@@ -105,7 +105,8 @@ func WithMetrics(reg prometheus.Registerer) Option {
 		if reg == nil {
 			return fmt.Errorf("metrics registerer is nil: %w", ErrInvalidOption)
 		}
-		return a.metrics.register(reg)
+		a.metrics = newMetrics(reg)
+		return nil
 	}
 }
 
@@ -131,7 +132,7 @@ func New(store Store, channel Channel, channelName string, pub Publisher, log *z
 	}
 	a := &App{
 		store: store, channel: channel, channelName: channelName, pub: pub, log: log,
-		now: time.Now, metrics: newMetrics(),
+		now: time.Now, metrics: newMetrics(nil),
 	}
 	for _, opt := range opts {
 		if err := opt(a); err != nil {

@@ -1,9 +1,8 @@
 package app
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/eventshop/notification-service/internal/notification"
 )
@@ -14,26 +13,20 @@ type metrics struct {
 	failedTotal *prometheus.CounterVec
 }
 
-func newMetrics() *metrics {
+// newMetrics returns the metrics registered with reg (kept but not
+// exported when reg is nil).
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
 	return &metrics{
-		sentTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+		sentTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_notifications_sent_total",
 			Help: "Notifications a channel accepted, by kind and channel.",
 		}, []string{"kind", "channel"}),
-		failedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+		failedTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_notification_failures_total",
 			Help: "Failed deliveries, by kind, channel and class (transient: retried; permanent: dead-lettered).",
 		}, []string{"kind", "channel", "class"}),
 	}
-}
-
-func (m *metrics) register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{m.sentTotal, m.failedTotal} {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("notification metrics: %w", err)
-		}
-	}
-	return nil
 }
 
 func (m *metrics) sent(n notification.Notification) {

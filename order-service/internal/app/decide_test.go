@@ -63,10 +63,7 @@ func newDeciders(t *testing.T, opts ...app.Option) *deciders {
 	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	d.metrics = prometheus.NewRegistry()
-	m, err := app.NewMetrics(d.metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := app.NewMetrics(d.metrics)
 	if d.app, err = newApp(d.orders, d.ord, log, m, opts...); err != nil {
 		t.Fatal(err)
 	}
@@ -360,10 +357,7 @@ func TestDecisionObservedOnceByWhoStoredIt(t *testing.T) {
 	stale := &staleStates{Orders: d.orders, states: map[string]app.State{}}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel))
 	reg := prometheus.NewRegistry()
-	lateMetrics, err := app.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	lateMetrics := app.NewMetrics(reg)
 	late, err := newApp(stale, d.ord, log, lateMetrics, app.WithClock(clock))
 	if err != nil {
 		t.Fatal(err)

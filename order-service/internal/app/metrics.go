@@ -1,10 +1,10 @@
 package app
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/eventshop/order-service/internal/order"
 )
@@ -33,8 +33,8 @@ const reasonOther = "other"
 // reg: from an order's created_at to the decision that made it CONFIRMED or
 // CANCELLED, observed once per order, by the decider whose final event the
 // stream stored. Its _count is orders decided per outcome and reason.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{final: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{final: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
 		Name: "eventshop_order_final_seconds",
 		Help: "Time from an order's created_at (POST /orders) to its decision, CONFIRMED or CANCELLED, observed once " +
 			"per order when its final event is stored; reason is the cancel reason (\"\" when confirmed).",
@@ -42,15 +42,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		// (2 minutes by default) plus up to 10 s.
 		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 180, 300, 600},
 	}, []string{"outcome", "reason"})}
-	if err := reg.Register(m.final); err != nil {
-		return nil, fmt.Errorf("register order metrics: %w", err)
-	}
 	// Export zeros, so rates and increases work from the first decision.
 	m.final.WithLabelValues(OutcomeConfirmed, "")
 	for _, r := range reasons {
 		m.final.WithLabelValues(OutcomeCancelled, r)
 	}
-	return m, nil
+	return m
 }
 
 // decided observes o, whose final event was just stored: it took from its

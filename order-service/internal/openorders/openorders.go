@@ -22,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/events"
@@ -86,27 +87,22 @@ func New(js jetstream.JetStream, durable string, deadline time.Duration, log *za
 	}
 	w := &Watch{
 		js: js, durable: durable, log: log.With(zap.String("part", "open-orders")), interval: DefaultInterval, now: time.Now,
-		oldest: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "eventshop_order_oldest_open_age_seconds",
-			Help: "Age of the oldest order the " + durable + " consumer has not seen final (the created_at of the first created " +
-				"event after its ack floor); 0 when every order is. It may exceed ORDER_DEADLINE by the 10 s between looks and a poll.",
-		}),
 	}
 	for _, opt := range opts {
 		if err := opt(w); err != nil {
 			return nil, err
 		}
 	}
-	dl := prometheus.NewGauge(prometheus.GaugeOpts{
+	f := promauto.With(reg)
+	w.oldest = f.NewGauge(prometheus.GaugeOpts{
+		Name: "eventshop_order_oldest_open_age_seconds",
+		Help: "Age of the oldest order the " + durable + " consumer has not seen final (the created_at of the first created " +
+			"event after its ack floor); 0 when every order is. It may exceed ORDER_DEADLINE by the 10 s between looks and a poll.",
+	})
+	f.NewGauge(prometheus.GaugeOpts{
 		Name: "eventshop_order_deadline_seconds",
 		Help: "ORDER_DEADLINE in seconds: an order not final this long after it was placed is cancelled (reason timeout).",
-	})
-	dl.Set(deadline.Seconds())
-	for _, c := range []prometheus.Collector{w.oldest, dl} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("open orders metrics: %w", err)
-		}
-	}
+	}).Set(deadline.Seconds())
 	w.Every = lifecycle.NewEvery("open-orders", w.interval, func(ctx context.Context) {
 		if err := w.Poll(ctx); err != nil && ctx.Err() == nil {
 			w.log.Debug("oldest open order not read; its gauge is stale", zap.Error(err))

@@ -111,10 +111,7 @@ func wire(cfg config.Config, o options, p *kit.Platform, orders *store.Orders) (
 	if err != nil {
 		return kit.Wiring{}, err
 	}
-	m, err := app.NewMetrics(p.Metrics)
-	if err != nil {
-		return kit.Wiring{}, err
-	}
+	m := app.NewMetrics(p.Metrics)
 	// Orders not final within ORDER_DEADLINE are cancelled (timeout).
 	appOpts := []app.Option{app.WithClock(o.now), app.WithMetrics(m), app.WithDeadline(cfg.OrderDeadline)}
 	if o.newID != nil {

@@ -144,7 +144,8 @@ func WithMetrics(reg prometheus.Registerer) Option {
 		if reg == nil {
 			return fmt.Errorf("metrics registerer: %w", ErrInvalidOption)
 		}
-		return a.metrics.register(reg)
+		a.metrics = newMetrics(reg)
+		return nil
 	}
 }
 
@@ -157,7 +158,7 @@ func New(store Store, outcomes Outcomes, tokens TokenSource, history OrderHistor
 		return nil, fmt.Errorf("payment app needs a store, outcomes, token source, order history, gateway, publisher and logger: %w", ErrInvalidOption)
 	}
 	a := &App{store: store, outcomes: outcomes, tokens: tokens, history: history, gateway: gateway, pub: pub, log: log,
-		now: time.Now, newKey: randomKey, metrics: newMetrics()}
+		now: time.Now, newKey: randomKey, metrics: newMetrics(nil)}
 	for _, opt := range opts {
 		if err := opt(a); err != nil {
 			return nil, err

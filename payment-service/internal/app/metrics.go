@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/eventshop/payment-service/internal/payment"
 )
@@ -15,9 +16,11 @@ type metrics struct {
 	process *prometheus.HistogramVec
 }
 
-func newMetrics() *metrics {
+// newMetrics returns the metrics registered with reg (kept but not
+// exported when reg is nil).
+func newMetrics(reg prometheus.Registerer) *metrics {
 	return &metrics{
-		process: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		process: promauto.With(reg).NewHistogramVec(prometheus.HistogramOpts{
 			// The design's payment_process_duration_seconds, under the
 			// eventshop_ prefix every metric here has.
 			Name: "eventshop_payment_process_duration_seconds",
@@ -27,10 +30,6 @@ func newMetrics() *metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"outcome"}),
 	}
-}
-
-func (m *metrics) register(reg prometheus.Registerer) error {
-	return reg.Register(m.process)
 }
 
 // processed times one payment into

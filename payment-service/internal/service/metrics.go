@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/eventshop/payment-service/internal/breaker"
 	"github.com/eventshop/payment-service/internal/gateway"
@@ -22,47 +23,42 @@ type paymentMetrics struct {
 	reg         prometheus.Registerer
 }
 
-func newPaymentMetrics(reg prometheus.Registerer) (*paymentMetrics, error) {
-	m := &paymentMetrics{
+func newPaymentMetrics(reg prometheus.Registerer) *paymentMetrics {
+	f := promauto.With(reg)
+	return &paymentMetrics{
 		reg: reg,
-		charges: prometheus.NewCounterVec(prometheus.CounterOpts{
+		charges: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_payment_charges_total",
 			Help: "Charge attempts by outcome (succeeded, declined, mismatch, unavailable, rejected, breaker_open).",
 		}, []string{"outcome"}),
-		mismatches: prometheus.NewCounter(prometheus.CounterOpts{
+		mismatches: f.NewCounter(prometheus.CounterOpts{
 			Name: "eventshop_payment_gateway_mismatch_total",
 			Help: "Gateway answers about another charge than the one asked for (order, amount or currency differ): failed payments to investigate at once.",
 		}),
 
-		refunds: prometheus.NewCounterVec(prometheus.CounterOpts{
+		refunds: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_payment_refunds_total",
 			Help: "Refund attempts of cancelled orders' charges by outcome (succeeded, unavailable, rejected, breaker_open).",
 		}, []string{"outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		latency: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "eventshop_payment_gateway_request_seconds",
 			Help:    "Latency of payment gateway charge calls, by outcome.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"outcome"}),
-		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		transitions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_payment_breaker_transitions_total",
 			Help: "Gateway circuit breaker state transitions.",
 		}, []string{"from", "to"}),
 	}
-	for _, c := range []prometheus.Collector{m.charges, m.mismatches, m.refunds, m.latency, m.transitions} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 // watchBreaker exports the breaker's state, read at scrape time so that an
 // open breaker whose timeout has passed shows half-open.
-func (m *paymentMetrics) watchBreaker(b *breaker.Breaker) error {
-	return m.reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+func (m *paymentMetrics) watchBreaker(b *breaker.Breaker) {
+	promauto.With(m.reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "eventshop_payment_breaker_state",
 		Help: "Gateway circuit breaker state: 0 closed, 1 half-open, 2 open.",
-	}, func() float64 { return float64(b.State()) }))
+	}, func() float64 { return float64(b.State()) })
 }
 
 // ChargeOutcome implements gateway.Observer.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/payment-service/internal/breaker"
@@ -37,18 +38,14 @@ type gatewayPauser struct {
 	wake  chan struct{} // an opening to act on (capacity 1)
 }
 
-func newGatewayPauser(js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, consumers ...pausedConsumer) (*gatewayPauser, error) {
-	p := &gatewayPauser{
+func newGatewayPauser(js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, consumers ...pausedConsumer) *gatewayPauser {
+	return &gatewayPauser{
 		js: js, log: log, consumers: consumers, wake: make(chan struct{}, 1),
-		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
+		pauses: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_payment_consumer_pauses_total",
 			Help: "Server-side pauses of the gateway's consumers while the circuit breaker is open, by outcome (paused, failed).",
 		}, []string{"outcome"}),
 	}
-	if err := reg.Register(p.pauses); err != nil {
-		return nil, err
-	}
-	return p, nil
 }
 
 // observe is called on every breaker transition (with the breaker's lock

@@ -42,10 +42,7 @@ func TestPauseInProgressEndsWithTheService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := newGatewayPauser(js, zap.NewNop(), prometheus.NewRegistry(), pausedConsumer{"INVENTORY", "payment-inventory"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newGatewayPauser(js, zap.NewNop(), prometheus.NewRegistry(), pausedConsumer{"INVENTORY", "payment-inventory"})
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -72,16 +72,10 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger) (*Service, err
 }
 
 func wire(cfg config.Config, p *kit.Platform, payments *store.Payments) (kit.Wiring, *breaker.Breaker, error) {
-	pm, err := newPaymentMetrics(p.Metrics)
-	if err != nil {
-		return kit.Wiring{}, nil, err
-	}
-	pauser, err := newGatewayPauser(p.JS, p.Log, p.Metrics,
+	pm := newPaymentMetrics(p.Metrics)
+	pauser := newGatewayPauser(p.JS, p.Log, p.Metrics,
 		pausedConsumer{events.StreamInventory, consumer.ReservedDurable},
 		pausedConsumer{events.StreamOrders, consumer.OrdersDurable})
-	if err != nil {
-		return kit.Wiring{}, nil, err
-	}
 	openTimeout := cfg.Breaker.OpenTimeout
 	br, err := breaker.New(cfg.Breaker, breaker.WithObserver(func(t breaker.Transition) {
 		pm.transition(t)
@@ -96,9 +90,7 @@ func wire(cfg config.Config, p *kit.Platform, payments *store.Payments) (kit.Wir
 	if err != nil {
 		return kit.Wiring{}, nil, err
 	}
-	if err := pm.watchBreaker(br); err != nil {
-		return kit.Wiring{}, nil, err
-	}
+	pm.watchBreaker(br)
 	gw, err := gateway.New(cfg.GatewayURL, cfg.GatewayAPIKey, gateway.WithTimeout(cfg.GatewayTimeout), gateway.WithBreaker(br), gateway.WithObserver(pm))
 	if err != nil {
 		return kit.Wiring{}, nil, err

@@ -42,14 +42,8 @@ func setup(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	cm, err := runner.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dm, err := deadletter.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cm := runner.NewMetrics(reg)
+	dm := deadletter.NewMetrics(reg)
 	return &env{srv: srv, js: js, reg: reg, cm: cm, dm: dm}
 }
 

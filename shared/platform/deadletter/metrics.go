@@ -1,6 +1,9 @@
 package deadletter
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
 
 // Metrics are the metrics of the letters a service manages. The letters
 // its consumers cause, and the advisories its capture handles, are counted
@@ -11,23 +14,18 @@ type Metrics struct {
 }
 
 // NewMetrics registers the dead-letter metrics with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		gauge: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		gauge: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventshop_dead_letters",
 			Help: "Dead letters waiting to be replayed or discarded, of the messages of the stream this service owns, by the consumer that gave up.",
 		}, []string{"consumer"}),
-		resolutions: prometheus.NewCounterVec(prometheus.CounterOpts{
+		resolutions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_dead_letters_resolved_total",
 			Help: "Dead letters resolved by an operator, by consumer and resolution (replayed, discarded).",
 		}, []string{"consumer", "resolution"}),
 	}
-	for _, c := range []prometheus.Collector{m.gauge, m.resolutions} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 func (m *Metrics) waiting(consumer string, n int) {

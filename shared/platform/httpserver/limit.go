@@ -11,6 +11,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/eventshop/shared/platform/problem"
 )
@@ -89,36 +90,30 @@ type connLimit struct {
 	probeOnly prometheus.Counter
 }
 
-func newConnLimit(n int) *connLimit {
-	return &connLimit{
+// newConnLimit returns a bound of n connections whose metrics are
+// registered with reg.
+func newConnLimit(n int, reg prometheus.Registerer) *connLimit {
+	f := promauto.With(reg)
+	l := &connLimit{
 		n: n, headroom: probeHeadroom(n), now: time.Now, done: make(chan struct{}), changed: make(chan struct{}),
-		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+		shed: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_http_connections_shed_total",
 			Help: "Connections closed by the server to make room under its connection bound (MAX_CONNS), by reason: idle (at the bound), idle_pressure (idle past the short timeout near the bound), silent (no request since it connected).",
 		}, []string{"reason"}),
-		probeOnly: prometheus.NewCounter(prometheus.CounterOpts{
+		probeOnly: f.NewCounter(prometheus.CounterOpts{
 			Name: "eventshop_http_connections_probe_only_total",
 			Help: "Connections accepted past the bound while every slot was busy with a request; they answer only /health and /ready.",
 		}),
 	}
-}
-
-// register adds the limit's metrics to reg.
-func (l *connLimit) register(reg prometheus.Registerer) error {
-	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "eventshop_http_connections_open",
 		Help: "Open HTTP connections, against the bound MAX_CONNS.",
 	}, func() float64 { l.mu.Lock(); defer l.mu.Unlock(); return float64(l.regular + l.probes) })
-	idle := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "eventshop_http_connections_idle",
 		Help: "Open HTTP connections idle between keep-alive requests.",
 	}, func() float64 { l.mu.Lock(); defer l.mu.Unlock(); return float64(l.idle.Len()) })
-	for _, c := range []prometheus.Collector{l.shed, l.probeOnly, open, idle} {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("register connection metrics: %w", err)
-		}
-	}
-	return nil
+	return l
 }
 
 // wrap returns ln limited by l.

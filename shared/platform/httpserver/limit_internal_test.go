@@ -18,11 +18,8 @@ func TestConnLimitMakesRoom(t *testing.T) {
 	t.Parallel()
 	const n = 4
 	now := time.Unix(0, 0)
-	l := newConnLimit(n)
 	reg := prometheus.NewRegistry()
-	if err := l.register(reg); err != nil {
-		t.Fatal(err)
-	}
+	l := newConnLimit(n, reg)
 	shedCount := func(reason string) float64 {
 		mfs, err := reg.Gather()
 		if err != nil {

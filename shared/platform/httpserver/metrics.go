@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Label values for what a client chose freely. Every label of a request
@@ -49,24 +50,19 @@ type requestMetrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newRequestMetrics(reg prometheus.Registerer) (*requestMetrics, error) {
-	m := &requestMetrics{
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+func newRequestMetrics(reg prometheus.Registerer) *requestMetrics {
+	f := promauto.With(reg)
+	return &requestMetrics{
+		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_http_requests_total",
 			Help: "HTTP requests by route template, method (unknown methods as OTHER) and status.",
 		}, []string{"route", "method", "status"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "eventshop_http_request_seconds",
 			Help:    "HTTP request latency by route template and method (unknown methods as OTHER).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"route", "method"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 func (m *requestMetrics) middleware() gin.HandlerFunc {

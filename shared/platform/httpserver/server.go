@@ -88,19 +88,13 @@ func New(cfg Config, log *zap.Logger, reg *prometheus.Registry, mapErr ErrorMapp
 	e.ContextWithFallback = true
 	s := &Server{Engine: e, log: log, checks: map[string]ReadyCheck{}, info: map[string]func() string{}}
 	mreg := metrics.Registerer(reg, cfg.Service)
-	rm, err := newRequestMetrics(mreg)
-	if err != nil {
-		return nil, err
-	}
+	rm := newRequestMetrics(mreg)
 	// The server span is outermost: its context is the request's, so a
 	// handler's publishes and log lines carry its trace id. Probes and
 	// scrapes are not traced (a root trace per scrape says nothing).
 	e.Use(traceContext(cfg.Service), s.recovery(), s.accessLog(), rm.middleware(), errorResponder(mapErr, log))
 	if cfg.MaxConns > 0 {
-		s.limit = newConnLimit(cfg.MaxConns)
-		if err := s.limit.register(mreg); err != nil {
-			return nil, err
-		}
+		s.limit = newConnLimit(cfg.MaxConns, mreg)
 		e.Use(probeGate(cfg.MaxConns))
 	}
 	e.NoRoute(func(c *gin.Context) {

@@ -2,7 +2,6 @@ package kit
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,11 +33,7 @@ type deadLetters struct {
 // eventshop_dead_letters_total like the runners').
 func newDeadLetters(js jetstream.JetStream, service, stream string, runners []*runner.Runner, replicas int,
 	log *zap.Logger, reg prometheus.Registerer, cm *runner.Metrics) (*deadLetters, error) {
-	m, err := deadletter.NewMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("dead-letter metrics: %w", err)
-	}
-	letters, err := deadletter.NewLetters(js, stream, log, deadletter.WithMetrics(m))
+	letters, err := deadletter.NewLetters(js, stream, log, deadletter.WithMetrics(deadletter.NewMetrics(reg)))
 	if err != nil {
 		return nil, err
 	}

@@ -140,6 +140,10 @@ type Service struct {
 // NATS while ctx allows), calls wire with the platform, builds everything
 // the wiring needs and binds the HTTP listener, so that Addr is known
 // before Run. When anything fails the connection is closed.
+//
+// Every metric, the kit's and the service's, is registered with
+// promauto.With on the service's registry, so a metric registered twice
+// panics here, at start-up: promauto's contract for a programming error.
 func New(ctx context.Context, cfg Config, wire func(p *Platform) (Wiring, error)) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -172,10 +176,7 @@ func New(ctx context.Context, cfg Config, wire func(p *Platform) (Wiring, error)
 func build(cfg Config, reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream, wire func(p *Platform) (Wiring, error)) (*Service, error) {
 	log, base := cfg.Log, cfg.Base
 	mreg := metrics.Registerer(reg, cfg.Name)
-	cm, err := runner.NewMetrics(mreg)
-	if err != nil {
-		return nil, fmt.Errorf("consumer metrics: %w", err)
-	}
+	cm := runner.NewMetrics(mreg)
 	w, err := wire(&Platform{Conn: nc, JS: js, Log: log, Metrics: mreg})
 	if err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/lifecycle"
@@ -124,41 +125,37 @@ func New(js jetstream.JetStream, log *zap.Logger, reg prometheus.Registerer, opt
 		}
 	}
 	lag := []string{"stream", "consumer"}
+	f := promauto.With(reg)
 	c := &Collector{
 		js: js, log: log.With(zap.String("part", "broker-metrics")), o: o,
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		pending: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventshop_consumer_pending_messages",
 			Help: "Messages of the stream that match the durable consumer's filter and were not delivered yet (num_pending): its lag.",
 		}, lag),
-		ackPending: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		ackPending: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventshop_consumer_ack_pending_messages",
 			Help: "Messages delivered to the durable consumer and not acknowledged yet (num_ack_pending), bounded by its max ack pending.",
 		}, lag),
-		redelivered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		redelivered: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventshop_consumer_redelivered_messages",
 			Help: "Messages delivered more than once to the durable consumer and not acknowledged yet (num_redelivered).",
 		}, lag),
-		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		paused: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventshop_consumer_paused",
 			Help: "1 while the durable consumer is paused on the server (the payment service pauses its gateway consumers while the breaker is open), else 0.",
 		}, lag),
-		msgs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		msgs: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventshop_stream_messages",
 			Help: "Messages stored in a stream the service owns.",
 		}, []string{"stream"}),
-		bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		bytes: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "eventshop_stream_bytes",
 			Help: "Bytes stored in a stream the service owns.",
 		}, []string{"stream"}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+		errors: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_broker_info_errors_total",
 			Help: "Consumer and stream info requests that failed, by kind (consumer, stream) and name: the lag and size gauges of that name are stale.",
 		}, []string{"kind", "name"}),
-	}
-	for _, m := range []prometheus.Collector{c.pending, c.ackPending, c.redelivered, c.paused, c.msgs, c.bytes, c.errors} {
-		if err := reg.Register(m); err != nil {
-			return nil, fmt.Errorf("broker metrics: %w", err)
-		}
 	}
 	c.Every = lifecycle.NewEvery("broker-metrics", o.interval, func(ctx context.Context) { c.Poll(ctx) })
 	return c, nil

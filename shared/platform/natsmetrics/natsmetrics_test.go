@@ -89,10 +89,7 @@ func TestCollectorReportsLagStreamSizeAndDeadLetters(t *testing.T) {
 
 	// A runner that refuses the poison message and handles the rest,
 	// started only once the backlog is there.
-	cm, err := runner.NewMetrics(metrics.Registerer(reg, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	cm := runner.NewMetrics(metrics.Registerer(reg, "test"))
 	runner, err := runner.New(js, runner.Config{Stream: "T", Durable: "lagging", FilterSubjects: []string{"t.>"}},
 		func(_ context.Context, msg jetstream.Msg) error {
 			if strings.HasSuffix(msg.Subject(), ".poison") {
@@ -110,10 +107,7 @@ func TestCollectorReportsLagStreamSizeAndDeadLetters(t *testing.T) {
 	if _, err := stream.CreateOrUpdateConsumer(ctx, runner.ConsumerConfig()); err != nil {
 		t.Fatal(err)
 	}
-	dm, err := deadletter.NewMetrics(metrics.Registerer(reg, "test"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dm := deadletter.NewMetrics(metrics.Registerer(reg, "test"))
 	letters, err := deadletter.NewLetters(js, "T", zap.NewNop(), deadletter.WithMetrics(dm))
 	if err != nil {
 		t.Fatal(err)

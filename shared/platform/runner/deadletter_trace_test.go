@@ -41,10 +41,7 @@ func TestDeadLetterIsASpanOfTheDelivery(t *testing.T) {
 	js, ctx := setup(t)
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	m, err := runner.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := runner.NewMetrics(prometheus.NewRegistry())
 	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "poison"},
 		func(context.Context, jetstream.Msg) error { return runner.Permanent(errors.New("schema says no")) },
 		zap.NewNop(), runner.WithMetrics(m), runner.WithTracerProvider(tp))

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
 // Outcome labels.
@@ -25,44 +26,39 @@ type Metrics struct {
 }
 
 // NewMetrics registers the consumer metrics with reg.
-func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
-	m := &Metrics{
-		handled: prometheus.NewCounterVec(prometheus.CounterOpts{
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	f := promauto.With(reg)
+	return &Metrics{
+		handled: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_consumer_messages_total",
 			Help: "Messages handled, by consumer and outcome (ack, retry, wait, dead_letter).",
 		}, []string{"consumer", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		duration: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "eventshop_consumer_handle_seconds",
 			Help:    "Time to handle and settle one message.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"consumer"}),
-		attempts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		attempts: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "eventshop_consumer_delivery_attempt",
 			Help: "Delivery attempt number of each handled message (1 = first delivery), by consumer and outcome: " +
 				"how many tries an ack took, and after how many a message was dead-lettered.",
 			Buckets: []float64{1, 2, 3, 5, 10, 20, 50, 100},
 		}, []string{"consumer", "outcome"}),
-		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+		deadLetters: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_dead_letters_total",
 			Help: "Messages moved to the dead-letter stream, by consumer (by the runner or from a server advisory).",
 		}, []string{"consumer"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+		refused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_events_refused_total",
 			Help: "Well-formed events refused for what they claim (an amount that is not the order's total, an illegal " +
 				"transition, a conflicting duplicate) and dead-lettered, by consumer and reason: each one is an event " +
 				"the saga did not write, or a bug; alert on any.",
 		}, []string{"consumer", "reason"}),
-		advisories: prometheus.NewCounterVec(prometheus.CounterOpts{
+		advisories: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "eventshop_dead_letter_advisories_total",
 			Help: "MAX_DELIVERIES and MSG_TERMINATED advisories processed for this service's consumers, by kind and outcome (written, already, ignored).",
 		}, []string{"kind", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.handled, m.duration, m.attempts, m.deadLetters, m.refused, m.advisories} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
 }
 
 func (m *Metrics) observe(consumer, outcome string, attempt uint64, d time.Duration) {

@@ -31,10 +31,7 @@ func setup(t *testing.T) (jetstream.JetStream, context.Context) {
 
 func start(t *testing.T, js jetstream.JetStream, cfg runner.Config, h runner.Handler) *runner.Runner {
 	t.Helper()
-	m, err := runner.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := runner.NewMetrics(prometheus.NewRegistry())
 	r, err := runner.New(js, cfg, h, zap.NewNop(), runner.WithMetrics(m))
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +240,7 @@ func TestDrainFinishesInFlightWork(t *testing.T) {
 	js, ctx := setup(t)
 	release := make(chan struct{})
 	var done atomic.Int32
-	m, _ := runner.NewMetrics(prometheus.NewRegistry())
+	m := runner.NewMetrics(prometheus.NewRegistry())
 	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "drain", Concurrency: 2}, func(context.Context, jetstream.Msg) error {
 		<-release
 		done.Add(1)
@@ -292,10 +289,7 @@ func TestAttemptsAndDeadLettersAreMetrics(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	reg := prometheus.NewRegistry()
-	m, err := runner.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := runner.NewMetrics(reg)
 	var calls atomic.Int32
 	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "count", MaxDeliver: 3,
 		Retry: runner.Backoff{Initial: 5 * time.Millisecond, Max: 10 * time.Millisecond}},
@@ -369,10 +363,7 @@ func TestRefusedEventsAreDeadLetteredAndCountedByReason(t *testing.T) {
 	t.Parallel()
 	js, ctx := setup(t)
 	reg := prometheus.NewRegistry()
-	m, err := runner.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := runner.NewMetrics(reg)
 	var calls atomic.Int32
 	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "refuser", MaxDeliver: 5}, func(_ context.Context, msg jetstream.Msg) error {
 		calls.Add(1)

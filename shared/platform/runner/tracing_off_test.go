@@ -25,10 +25,7 @@ import (
 func TestTracingOffStartsNoSpanAndKeepsTheTraceID(t *testing.T) {
 	js, ctx := setup(t)
 	core, logs := observer.New(zapcore.DebugLevel)
-	m, err := runner.NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := runner.NewMetrics(prometheus.NewRegistry())
 	seen := make(chan oteltrace.SpanContext, 2)
 	r, err := runner.New(js, runner.Config{Stream: "T", Durable: "off", Concurrency: 1, MaxDeliver: 3,
 		Retry: runner.Backoff{Initial: time.Millisecond, Max: time.Millisecond, Multiplier: 1}},
