@@ -69,10 +69,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 	svc, err := kit.New(ctx, kit.Config{
 		Name: Name, Base: cfg.Base, Log: log,
 		Streams: []string{events.StreamAudit}, EnsureStream: events.EnsureOwnedStream,
-		Metrics: func(reg prometheus.Registerer) error {
-			auditMetrics = store.NewMetrics(reg)
-			return nil
-		},
+		Metrics: func(reg prometheus.Registerer) { auditMetrics = store.NewMetrics(reg) },
 		Setup: func(ctx context.Context, js jetstream.JetStream) (err error) {
 			appender, err = store.NewAppender(ctx, js, log, store.WithClock(o.now), store.WithMetrics(auditMetrics))
 			return err

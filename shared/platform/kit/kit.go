@@ -53,7 +53,7 @@ type Config struct {
 	// Metrics, if set, registers the service's metrics that Setup needs,
 	// once, before it (Setup may run more than once). The service's other
 	// metrics are registered with Platform.Metrics when it is wired.
-	Metrics func(reg prometheus.Registerer) error
+	Metrics func(reg prometheus.Registerer)
 	// Setup creates what else the service owns (its buckets) and opens its
 	// stores. With the streams, it runs once connected, before the wiring,
 	// and is retried while NATS is not reachable yet (the service may
@@ -150,9 +150,7 @@ func New(ctx context.Context, cfg Config, wire func(p *Platform) (Wiring, error)
 	}
 	reg := metrics.NewRegistry(cfg.Name)
 	if cfg.Metrics != nil {
-		if err := cfg.Metrics(metrics.Registerer(reg, cfg.Name)); err != nil {
-			return nil, fmt.Errorf("%s metrics: %w", cfg.Name, err)
-		}
+		cfg.Metrics(metrics.Registerer(reg, cfg.Name))
 	}
 	return natsconn.Open(cfg.Base.NATS(cfg.Name), cfg.Log, func(nc *nats.Conn, js jetstream.JetStream) (*Service, error) {
 		err := natsconn.Ensure(ctx, cfg.Log, "set up what "+cfg.Name+" owns", func(ctx context.Context) error {

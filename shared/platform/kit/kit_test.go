@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 
 	"github.com/eventshop/shared/platform/kit"
@@ -40,7 +41,7 @@ func newEcho(ctx context.Context, b *kittest.Broker) (*echo, error) {
 	base.BrokerMetricsInterval = 50 * time.Millisecond
 	base.SetDefaults("127.0.0.1:0")
 	e := &echo{}
-	setups := prometheus.NewCounter(prometheus.CounterOpts{Name: "echo_setups_total", Help: "Set-ups done."})
+	var setups prometheus.Counter
 	svc, err := kit.New(ctx, kit.Config{
 		Name: "echo-service", Base: base, Log: zap.NewNop(),
 		Streams: []string{"ECHO"},
@@ -48,7 +49,9 @@ func newEcho(ctx context.Context, b *kittest.Broker) (*echo, error) {
 			_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"echo.>"}, Replicas: replicas})
 			return err
 		},
-		Metrics: func(reg prometheus.Registerer) error { return reg.Register(setups) },
+		Metrics: func(reg prometheus.Registerer) {
+			setups = promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "echo_setups_total", Help: "Set-ups done."})
+		},
 		Setup: func(ctx context.Context, js jetstream.JetStream) error {
 			if _, err := js.Stream(ctx, "ECHO"); err != nil { // made before Setup
 				return err
