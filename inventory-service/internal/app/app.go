@@ -20,6 +20,7 @@ import (
 	"github.com/eventshop/inventory-service/internal/reservation"
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/shared/events"
+	"github.com/eventshop/shared/platform/kvstore"
 )
 
 // Store is the state the use cases read and write: what the reservation
@@ -36,17 +37,13 @@ type Publisher interface {
 	Publish(ctx context.Context, t events.Type, orderID, traceparent string, data any) (events.Published, error)
 }
 
-// Retrier re-runs an operation that lost a compare-and-set race.
-type Retrier interface {
-	Do(ctx context.Context, op string, fn func(ctx context.Context) error) error
-}
-
 // ErrInvalidOption is returned by an option given a value it cannot use.
 var ErrInvalidOption = errors.New("invalid option")
 
 type options struct {
 	now     func() time.Time
 	metrics *Metrics
+	retry   kvstore.Policy
 }
 
 // Option configures App.
@@ -79,19 +76,19 @@ type App struct {
 	store   Store
 	res     *reservation.Protocol
 	pub     Publisher
-	retry   Retrier
+	retry   retrier
 	log     *zap.Logger
 	metrics *Metrics
 	now     func() time.Time
 }
 
-// New returns the use cases over store, announcing with pub; retry re-runs
-// what lost a compare-and-set race.
-func New(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts ...Option) (*App, error) {
-	if store == nil || pub == nil || retry == nil || log == nil {
-		return nil, fmt.Errorf("store, publisher, retrier and logger are required: %w", ErrInvalidOption)
+// New returns the use cases over store, announcing with pub; what loses a
+// compare-and-set race is retried (WithCASAttempts, WithCASBackoff).
+func New(store Store, pub Publisher, log *zap.Logger, opts ...Option) (*App, error) {
+	if store == nil || pub == nil || log == nil {
+		return nil, fmt.Errorf("store, publisher and logger are required: %w", ErrInvalidOption)
 	}
-	o := options{now: time.Now}
+	o := options{now: time.Now, retry: defaultRetry}
 	for _, opt := range opts {
 		if err := opt(&o); err != nil {
 			return nil, err
@@ -100,6 +97,10 @@ func New(store Store, pub Publisher, retry Retrier, log *zap.Logger, opts ...Opt
 	res, err := reservation.New(store, o.now, log)
 	if err != nil {
 		return nil, err
+	}
+	retry := retrier{policy: o.retry}
+	if o.metrics != nil {
+		retry.conflicts = o.metrics.conflicts
 	}
 	return &App{store: store, res: res, pub: pub, retry: retry, log: log, metrics: o.metrics, now: o.now}, nil
 }

@@ -35,7 +35,7 @@ func (a *App) Put(ctx context.Context, sku string, p stock.Put) (stock.Item, boo
 	// is for sale on the view Get shows: units of orders already settled
 	// are counted where they belong before it, never added on top of it by
 	// a later write.
-	err := a.retry.Do(ctx, "put", func(ctx context.Context) error {
+	err := a.retry.do(ctx, "put", func(ctx context.Context) error {
 		cur, rev, err := a.res.View(ctx, sku)
 		if errors.Is(err, stock.ErrUnknownSKU) {
 			it := stock.ApplyPut(stock.Item{}, sku, p, a.now())

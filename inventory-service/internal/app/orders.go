@@ -22,7 +22,7 @@ func (a *App) OrderCreated(ctx context.Context, env events.Envelope, d events.Or
 	for i, it := range d.Items {
 		lines[i] = stock.Line(it)
 	}
-	return a.retry.Do(ctx, "reserve", func(ctx context.Context) error {
+	return a.retry.do(ctx, "reserve", func(ctx context.Context) error {
 		out, err := a.res.Reserve(ctx, d.OrderID, env.TraceParent, lines)
 		if err != nil {
 			return err
@@ -60,7 +60,7 @@ func (a *App) OrderCreated(ctx context.Context, env events.Envelope, d events.Or
 // fails with stock.ErrInvalidTransition.
 func (a *App) OrderCancelled(ctx context.Context, env events.Envelope, d events.OrderCancelledData) error {
 	log := a.orderLog(env)
-	return a.retry.Do(ctx, "release", func(ctx context.Context) error {
+	return a.retry.do(ctx, "release", func(ctx context.Context) error {
 		out, err := a.res.Release(ctx, d.OrderID, env.TraceParent)
 		if err != nil {
 			return err
@@ -95,7 +95,7 @@ func (a *App) OrderCancelled(ctx context.Context, env events.Envelope, d events.
 // order not reserved with stock.ErrInvalidTransition.
 func (a *App) OrderConfirmed(ctx context.Context, env events.Envelope, d events.OrderConfirmedData) error {
 	log := a.orderLog(env)
-	return a.retry.Do(ctx, "commit", func(ctx context.Context) error {
+	return a.retry.do(ctx, "commit", func(ctx context.Context) error {
 		out, err := a.res.Commit(ctx, d.OrderID, d.TotalCents, d.Currency)
 		if err != nil {
 			return err

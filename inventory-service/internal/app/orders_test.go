@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/inventory-service/internal/app"
-	"github.com/eventshop/inventory-service/internal/cas"
 	"github.com/eventshop/inventory-service/internal/stock"
 	"github.com/eventshop/inventory-service/internal/store"
 	"github.com/eventshop/shared/events"
@@ -152,11 +151,7 @@ func (w *world) process(writes int64, opts ...app.Option) (instance, *dyingStore
 		writes = 1 << 40
 	}
 	d.writesLeft.Store(writes)
-	retry, err := cas.New(nil, cas.WithBackoff(time.Millisecond, 20*time.Millisecond), cas.WithAttempts(50))
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	a, err := app.New(d, w.rec, retry, zap.NewNop(), opts...)
+	a, err := app.New(d, w.rec, zap.NewNop(), append([]app.Option{app.WithCASBackoff(time.Millisecond, 20*time.Millisecond), app.WithCASAttempts(50)}, opts...)...)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/eventshop/inventory-service/internal/app"
-	"github.com/eventshop/inventory-service/internal/cas"
 	"github.com/eventshop/inventory-service/internal/config"
 	"github.com/eventshop/inventory-service/internal/consumer"
 	"github.com/eventshop/inventory-service/internal/httpapi"
@@ -88,15 +87,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, opts ...Option
 
 func wire(cfg config.Config, o options, p *kit.Platform, s *Service) (kit.Wiring, error) {
 	reservationMetrics := app.NewMetrics(p.Metrics)
-	retrier, err := cas.New(p.Metrics, cas.WithAttempts(cfg.CASAttempts))
-	if err != nil {
-		return kit.Wiring{}, err
-	}
 	pub, err := events.NewPublisher(p.JS, Name, events.WithClock(o.now))
 	if err != nil {
 		return kit.Wiring{}, err
 	}
-	s.app, err = app.New(s.store, pub, retrier, p.Log, app.WithClock(o.now), app.WithMetrics(reservationMetrics))
+	s.app, err = app.New(s.store, pub, p.Log, app.WithClock(o.now), app.WithMetrics(reservationMetrics), app.WithCASAttempts(cfg.CASAttempts))
 	if err != nil {
 		return kit.Wiring{}, err
 	}

@@ -1,4 +1,4 @@
-package cas_test
+package app
 
 import (
 	"context"
@@ -9,11 +9,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/eventshop/inventory-service/internal/cas"
 	"github.com/eventshop/inventory-service/internal/stock"
 )
 
-func TestDo(t *testing.T) {
+func TestRetryCountsConflictsAndGivesUp(t *testing.T) {
 	t.Parallel()
 	errBoom := errors.New("boom")
 	tests := []struct {
@@ -34,12 +33,10 @@ func TestDo(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			reg := prometheus.NewRegistry()
-			r, err := cas.New(reg, cas.WithAttempts(5), cas.WithBackoff(time.Microsecond, time.Millisecond))
-			if err != nil {
-				t.Fatal(err)
-			}
+			r := retrier{policy: defaultRetry, conflicts: NewMetrics(reg).conflicts}
+			r.policy.Attempts, r.policy.Initial, r.policy.Max = 5, time.Microsecond, time.Millisecond
 			calls := 0
-			err = r.Do(context.Background(), "test", func(context.Context) error {
+			err := r.do(context.Background(), "test", func(context.Context) error {
 				calls++
 				if calls <= tt.conflicts {
 					return fmt.Errorf("write: %w", stock.ErrConflict)
@@ -52,15 +49,15 @@ func TestDo(t *testing.T) {
 			if calls != tt.wantCalls {
 				t.Errorf("calls = %d, want %d", calls, tt.wantCalls)
 			}
-			if got := conflictsTotal(t, reg); got != tt.wantConflicts {
+			if got := conflictsTotal(t, reg, "eventshop_inventory_cas_conflicts_total"); got != tt.wantConflicts {
 				t.Errorf("conflicts metric = %v, want %v", got, tt.wantConflicts)
 			}
 		})
 	}
 }
 
-// conflictsTotal sums the conflict counter over every label.
-func conflictsTotal(t *testing.T, reg *prometheus.Registry) float64 {
+// conflictsTotal sums the counter name over every label.
+func conflictsTotal(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -68,6 +65,9 @@ func conflictsTotal(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	total := 0.0
 	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
 		for _, m := range mf.GetMetric() {
 			total += m.GetCounter().GetValue()
 		}
@@ -75,15 +75,13 @@ func conflictsTotal(t *testing.T, reg *prometheus.Registry) float64 {
 	return total
 }
 
-func TestDoStopsWithContext(t *testing.T) {
+func TestRetryStopsWithContext(t *testing.T) {
 	t.Parallel()
-	r, err := cas.New(nil, cas.WithAttempts(1000), cas.WithBackoff(time.Millisecond, 5*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := retrier{policy: defaultRetry}
+	r.policy.Attempts, r.policy.Initial, r.policy.Max = 1000, time.Millisecond, 5*time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	calls := 0
-	err = r.Do(ctx, "test", func(context.Context) error {
+	err := r.do(ctx, "test", func(context.Context) error {
 		calls++
 		if calls == 3 {
 			cancel()
@@ -95,10 +93,11 @@ func TestDoStopsWithContext(t *testing.T) {
 	}
 }
 
-func TestOptionsValidate(t *testing.T) {
+func TestCASOptionsValidate(t *testing.T) {
 	t.Parallel()
-	for _, opt := range []cas.Option{cas.WithAttempts(0), cas.WithBackoff(0, time.Second), cas.WithBackoff(time.Second, time.Millisecond)} {
-		if _, err := cas.New(nil, opt); !errors.Is(err, cas.ErrInvalidOption) {
+	for _, opt := range []Option{WithCASAttempts(0), WithCASBackoff(0, time.Second), WithCASBackoff(time.Second, time.Millisecond)} {
+		var o options
+		if err := opt(&o); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("err = %v, want ErrInvalidOption", err)
 		}
 	}
