@@ -33,6 +33,16 @@ func (a *App) Record(ctx context.Context, env events.Envelope, d Delivery) error
 	if err := checkSource(d.Stream, env.Source); err != nil {
 		return &RefusedError{Err: fmt.Errorf("event %s on %s: %w", env.ID, d.Subject, err)}
 	}
+	// The trail holds only events the system could have acted on: one
+	// whose payload breaks its type is not audited (the error wraps
+	// events.ErrInvalidEvent).
+	payload, err := events.NewPayload(env.Type)
+	if err == nil {
+		err = env.DecodeData(payload)
+	}
+	if err != nil {
+		return fmt.Errorf("parse %s: %w", d.Subject, err)
+	}
 	// Secrets (the payment token) never enter the trail: it is served to
 	// whoever may read timelines.
 	raw, err := a.red.Redact(d.Raw)

@@ -68,22 +68,30 @@ func TestRecord(t *testing.T) {
 	}
 	d := app.Delivery{Stream: events.StreamOrders, StreamSeq: m.Sequence, Subject: m.Subject, Raw: m.Data}
 
+	// An event whose payload breaks its type (the envelope decodes).
+	broken := env
+	broken.Data = []byte(`{"order_id":"o-1","bogus":1}`)
+	payments := app.Delivery{Stream: events.StreamPayments, StreamSeq: m.Sequence, Subject: m.Subject, Raw: m.Data}
+
 	tests := []struct {
-		name    string
-		d       app.Delivery
-		wantErr error
+		name        string
+		env         events.Envelope
+		d           app.Delivery
+		wantErr     error
+		wantRefused bool
 	}{
-		{name: "recorded", d: d},
-		{name: "delivered again: a duplicate, no error", d: d},
-		{name: "read from a stream its source does not own", d: app.Delivery{Stream: events.StreamPayments,
-			StreamSeq: m.Sequence, Subject: m.Subject, Raw: m.Data}, wantErr: app.ErrWrongSource},
+		{name: "recorded", env: env, d: d},
+		{name: "delivered again: a duplicate, no error", env: env, d: d},
+		{name: "read from a stream its source does not own", env: env, d: payments, wantErr: app.ErrWrongSource, wantRefused: true},
+		{name: "a payload that breaks its type is not audited", env: broken, d: d, wantErr: events.ErrInvalidEvent},
+		{name: "a forged source is refused as such, whatever its payload", env: broken, d: payments, wantErr: app.ErrWrongSource, wantRefused: true},
 	}
 	for _, tt := range tests {
-		err := a.Record(ctx, env, tt.d)
-		if !errors.Is(err, tt.wantErr) {
+		err := a.Record(ctx, tt.env, tt.d)
+		if !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
 			t.Fatalf("%s: Record = %v, want %v", tt.name, err, tt.wantErr)
 		}
-		if _, refused := errors.AsType[*app.RefusedError](err); refused != (tt.wantErr != nil) {
+		if _, refused := errors.AsType[*app.RefusedError](err); refused != tt.wantRefused {
 			t.Fatalf("%s: Record = %v, refused %v", tt.name, err, refused)
 		}
 	}

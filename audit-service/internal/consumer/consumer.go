@@ -73,23 +73,21 @@ func (h handler) handle(ctx context.Context, msg jetstream.Msg) error {
 	if err != nil {
 		return runner.Permanent(fmt.Errorf("metadata of %s: %w", msg.Subject(), err))
 	}
-	payload, err := events.NewPayload(env.Type)
-	if err == nil {
-		err = env.DecodeData(payload)
-	}
-	if err != nil {
-		return runner.Refused(events.ReasonInvalidEvent, fmt.Errorf("parse %s: %w", msg.Subject(), err))
-	}
 	return verdict(h.app.Record(ctx, env, app.Delivery{
 		Stream: meta.Stream, StreamSeq: meta.Sequence.Stream, Subject: msg.Subject(), Raw: msg.Data(),
 	}))
 }
 
-// verdict turns the app's errors into the runner's: a refused event is
-// dead-lettered at once; anything else (the chain's storage) is retried.
+// verdict turns the app's errors into the runner's: a refused event (a
+// forged source, a payload that cannot be redacted) is dead-lettered at
+// once, as is one whose payload breaks its type (refused as
+// invalid_event); anything else (the chain's storage) is retried.
 func verdict(err error) error {
 	if _, ok := errors.AsType[*app.RefusedError](err); ok {
 		return runner.Permanent(err)
+	}
+	if errors.Is(err, events.ErrInvalidEvent) {
+		return runner.Refused(events.ReasonInvalidEvent, err)
 	}
 	return err
 }

@@ -2,9 +2,11 @@ package consumer
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/eventshop/audit-service/internal/app"
+	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/runner"
 )
 
@@ -15,10 +17,13 @@ func TestVerdict(t *testing.T) {
 		name          string
 		err           error
 		wantPermanent bool
+		wantReason    string
 	}{
 		{name: "recorded", err: nil},
 		{name: "refused: dead-lettered at once", err: &app.RefusedError{Err: app.ErrWrongSource}, wantPermanent: true},
 		{name: "the chain's storage failed: retried", err: storage},
+		{name: "a payload that breaks its type: refused", err: fmt.Errorf("parse orders.o-1.created: %w", events.ErrInvalidEvent),
+			wantPermanent: true, wantReason: events.ReasonInvalidEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -29,6 +34,9 @@ func TestVerdict(t *testing.T) {
 			}
 			if runner.IsPermanent(got) != tt.wantPermanent {
 				t.Fatalf("verdict(%v) permanent = %v, want %v", tt.err, runner.IsPermanent(got), tt.wantPermanent)
+			}
+			if reason, _ := runner.RefusalReason(got); reason != tt.wantReason {
+				t.Fatalf("verdict(%v) refused as %q, want %q", tt.err, reason, tt.wantReason)
 			}
 		})
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/eventshop/order-service/internal/app"
 	"github.com/eventshop/order-service/internal/order"
-	"github.com/eventshop/order-service/internal/store"
 	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/problem"
 )
@@ -79,7 +78,7 @@ func MapError(err error) problem.Problem {
 		// trustworthy can be shown, and retrying will not change that.
 		return problem.New(http.StatusConflict, "order-events-invalid",
 			"this order's stored events are invalid (not what the order service writes), so it cannot be shown")
-	case errors.Is(err, app.ErrUnavailable), errors.Is(err, store.ErrUnavailable),
+	case errors.Is(err, app.ErrUnavailable),
 		errors.Is(err, context.DeadlineExceeded):
 		return problem.New(http.StatusServiceUnavailable, "unavailable", "the order store is unreachable; retry later")
 	}

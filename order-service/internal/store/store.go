@@ -30,9 +30,15 @@ import (
 // OrdersBucket is the KV bucket of orders.
 const OrdersBucket = "orders"
 
-// ErrUnavailable wraps a failure to reach JetStream. A stored value or
-// event that cannot be decoded is app.ErrCorrupt.
-var ErrUnavailable = errors.New("order store unavailable")
+// ErrUnavailable wraps a failure to reach JetStream. It is an
+// app.ErrUnavailable (errors.Is), which the API answers with 503. A stored
+// value or event that cannot be decoded is app.ErrCorrupt.
+var ErrUnavailable error = unavailable{}
+
+type unavailable struct{}
+
+func (unavailable) Error() string        { return "order store unavailable" }
+func (unavailable) Is(target error) bool { return target == app.ErrUnavailable }
 
 // EnsureBucket creates or updates the orders bucket.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {

@@ -39,7 +39,7 @@ const DefaultInterval = 5 * time.Second
 var ErrInvalidOption = errors.New("invalid broker metrics option")
 
 // Durable names a durable consumer by its stream and name;
-// *consumer.Runner is one.
+// *runner.Runner is one.
 type Durable interface {
 	Stream() string
 	Name() string
@@ -69,7 +69,7 @@ func WithInterval(d time.Duration) Option {
 
 // WithConsumers adds durable consumers whose lag is exported; only these
 // name series, which keeps the label values bounded. It is generic so that
-// a service's []*consumer.Runner can be passed as it is.
+// a service's []*runner.Runner can be passed as it is.
 func WithConsumers[D Durable](ds ...D) Option {
 	return func(o *options) error {
 		for _, d := range ds {
