@@ -2,7 +2,6 @@ package events
 
 import (
 	"fmt"
-	"strings"
 )
 
 // Stream names. One stream per domain; the aggregate (order) id is the second
@@ -68,13 +67,4 @@ func Subject(t Type, orderID string) (string, error) {
 func FilterSubject(t Type) string {
 	r := routes[t]
 	return r.prefix + ".*." + r.verb
-}
-
-// OrderIDFromSubject returns the order id token of a domain subject.
-func OrderIDFromSubject(subject string) string {
-	parts := strings.Split(subject, ".")
-	if len(parts) < 3 {
-		return ""
-	}
-	return parts[1]
 }

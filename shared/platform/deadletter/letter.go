@@ -21,6 +21,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/eventshop/shared/platform/subjects"
+	"github.com/eventshop/shared/platform/trace"
 )
 
 // Headers of a dead letter, beside the original message's own.
@@ -95,10 +98,10 @@ func (l Letter) Resolved() bool { return l.Resolution.Kind != "" }
 
 // OrderID returns the order id of the original subject
 // (<domain>.<order_id>.<verb>), if it has one.
-func (l Letter) OrderID() string { return orderID(l.OriginalSubject) }
+func (l Letter) OrderID() string { return subjects.OrderID(l.OriginalSubject) }
 
 // TraceID returns the trace id of the original traceparent header.
-func (l Letter) TraceID() string { return traceID(l.Header.Get("traceparent")) }
+func (l Letter) TraceID() string { return trace.TraceID(l.Header.Get("traceparent")) }
 
 // Subject is the subject of the dead letter consumer wrote for the message
 // at seq of stream: one subject per consumer and message, so each message
@@ -239,20 +242,4 @@ func parseTime(s string, fallback time.Time) time.Time {
 		return t
 	}
 	return fallback
-}
-
-func orderID(subject string) string {
-	parts := strings.Split(subject, ".")
-	if len(parts) < 3 {
-		return ""
-	}
-	return parts[1]
-}
-
-func traceID(traceparent string) string {
-	parts := strings.Split(traceparent, "-")
-	if len(parts) != 4 {
-		return ""
-	}
-	return parts[1]
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,6 +25,7 @@ import (
 	"github.com/eventshop/shared/platform/deadletter"
 	"github.com/eventshop/shared/platform/natsconn"
 	"github.com/eventshop/shared/platform/subjects"
+	"github.com/eventshop/shared/platform/trace"
 	"github.com/eventshop/shared/platform/tracing"
 )
 
@@ -312,13 +312,13 @@ func (r *Runner) process(msg jetstream.Msg) {
 		span.RecordError(herr)
 		span.SetStatus(codes.Error, herr.Error())
 	}
-	tid := traceID(msg.Headers().Get("traceparent"))
+	tid := trace.TraceID(msg.Headers().Get("traceparent"))
 	if sc := span.SpanContext(); sc.IsValid() {
 		tid = sc.TraceID().String()
 	}
 	fields := []zap.Field{
 		zap.String("subject", msg.Subject()),
-		zap.String("order_id", aggregateID(msg.Subject())),
+		zap.String("order_id", subjects.OrderID(msg.Subject())),
 		zap.String("trace_id", tid),
 		zap.Uint64("stream_seq", meta.Sequence.Stream),
 		zap.Uint64("delivered", meta.NumDelivered),
@@ -480,23 +480,6 @@ func (r *Runner) settle(err error, subject string) {
 	if err != nil {
 		r.log.Warn("ack/nak failed; the server will redeliver after AckWait", zap.String("subject", subject), zap.Error(err))
 	}
-}
-
-// aggregateID returns the second subject token, the order id by convention.
-func aggregateID(subject string) string {
-	parts := strings.SplitN(subject, ".", 3)
-	if len(parts) < 3 {
-		return ""
-	}
-	return parts[1]
-}
-
-func traceID(traceparent string) string {
-	parts := strings.Split(traceparent, "-")
-	if len(parts) != 4 {
-		return ""
-	}
-	return parts[1]
 }
 
 func truncate(s string, n int) string {

@@ -21,6 +21,20 @@ func Matches(filter, subject string) bool {
 	return len(ft) == len(st)
 }
 
+// OrderID returns the order id token of a domain subject (the second, by
+// convention: orders.<id>.created), or "" if it has none.
+func OrderID(subject string) string {
+	_, rest, ok := strings.Cut(subject, ".")
+	if !ok {
+		return ""
+	}
+	id, _, ok := strings.Cut(rest, ".")
+	if !ok {
+		return ""
+	}
+	return id
+}
+
 // Template replaces the order id token (the second, by convention) with
 // *: orders.<id>.created becomes orders.*.created, the subject filter of
 // the event type.

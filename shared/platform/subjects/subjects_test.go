@@ -71,3 +71,19 @@ func TestTemplate(t *testing.T) {
 		}
 	}
 }
+
+func TestOrderID(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ subject, want string }{
+		{"orders.o-1.created", "o-1"},
+		{"payments.p-1.refund.done", "p-1"},
+		{"orders.o-1", ""},
+		{"orders", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := subjects.OrderID(tt.subject); got != tt.want {
+			t.Errorf("OrderID(%q) = %q, want %q", tt.subject, got, tt.want)
+		}
+	}
+}
