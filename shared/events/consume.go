@@ -13,19 +13,21 @@ import (
 // Route hands the events of one type to the use case that handles them.
 type Route struct {
 	typ Type
-	// bind decodes the payload and returns the call of the use case.
-	bind func(env Envelope) (func(ctx context.Context) error, error)
+	// handle decodes the payload and calls the use case with it: decodeErr
+	// when the payload does not decode (the use case is not called), err
+	// what the use case returned.
+	handle func(ctx context.Context, env Envelope) (decodeErr, err error)
 }
 
 // On routes events of type t to handle, with their payload decoded into
 // T, the type's Go payload (OrderCreatedData for OrderCreated, ...).
 func On[T any](t Type, handle func(ctx context.Context, env Envelope, data T) error) Route {
-	return Route{typ: t, bind: func(env Envelope) (func(ctx context.Context) error, error) {
+	return Route{typ: t, handle: func(ctx context.Context, env Envelope) (error, error) {
 		var data T
 		if err := env.DecodeData(&data); err != nil {
-			return nil, err
+			return err, nil
 		}
-		return func(ctx context.Context) error { return handle(ctx, env, data) }, nil
+		return nil, handle(ctx, env, data)
 	}}
 }
 
@@ -66,11 +68,11 @@ func Consume(verdict Verdict, routes ...Route) runner.Handler {
 		if !ok {
 			return runner.Refused(ReasonInvalidEvent, fmt.Errorf("%s: %w: no use case for a %s event", msg.Subject(), ErrInvalidEvent, env.Type))
 		}
-		call, err := route.bind(env)
-		if err != nil {
-			return runner.Refused(ReasonInvalidEvent, fmt.Errorf("event %s on %s: %w", env.ID, msg.Subject(), err))
+		decodeErr, err := route.handle(ctx, env)
+		if decodeErr != nil {
+			return runner.Refused(ReasonInvalidEvent, fmt.Errorf("event %s on %s: %w", env.ID, msg.Subject(), decodeErr))
 		}
-		switch err := call(ctx); {
+		switch {
 		case err == nil:
 			return nil
 		case errors.Is(err, ErrConflictingDuplicate):
