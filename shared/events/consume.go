@@ -40,6 +40,11 @@ const (
 	// already stored with other content (ErrConflictingDuplicate): not
 	// written by the saga, or a bug; an operator decides.
 	ReasonConflictingDuplicate = "conflicting_duplicate"
+	// ReasonIllegalTransition: the event contradicts what the consumer's
+	// service decided for the order (a cancellation of a sold order).
+	ReasonIllegalTransition = "illegal_transition"
+	// ReasonAmountMismatch: the event's amount is not the order's.
+	ReasonAmountMismatch = "amount_mismatch"
 )
 
 // Verdict turns a use case's error about msg into the runner's handling

@@ -50,12 +50,6 @@ func Consumers(a *app.App, concurrency, maxDeliver int) []kit.Consumer {
 	}}
 }
 
-// Reasons an event is refused for (eventshop_events_refused_total).
-const (
-	reasonIllegalTransition = "illegal_transition"
-	reasonAmountMismatch    = "amount_mismatch"
-)
-
 // verdict turns the app's error into the runner's verdict: what redelivery
 // cannot change is refused or dead-lettered, the rest is retried.
 func verdict(_ jetstream.Msg, err error) error {
@@ -65,12 +59,12 @@ func verdict(_ jetstream.Msg, err error) error {
 	case errors.Is(err, stock.ErrAmountMismatch):
 		// A confirmation for another total than the reservation's: not
 		// from the saga.
-		return runner.Refused(reasonAmountMismatch, err)
+		return runner.Refused(events.ReasonAmountMismatch, err)
 	case errors.Is(err, stock.ErrInvalidTransition):
 		// The event contradicts what the inventory decided for the order
 		// (a confirmation of an order it rejected, a cancellation of one
 		// it sold): not from the saga. Dead-letter it, never apply it.
-		return runner.Refused(reasonIllegalTransition, err)
+		return runner.Refused(events.ReasonIllegalTransition, err)
 	case errors.Is(err, stock.ErrInvariant), errors.Is(err, app.ErrUnpublishable):
 		// Redelivery cannot repair the state, nor an event the contract
 		// refuses: dead-letter it with the reason for an operator.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/eventshop/inventory-service/internal/app"
 	"github.com/eventshop/inventory-service/internal/stock"
+	"github.com/eventshop/shared/events"
 	"github.com/eventshop/shared/platform/runner"
 )
 
@@ -19,8 +20,8 @@ func TestVerdict(t *testing.T) {
 		wantReason    string // refused for it; "" if not refused
 		wantPermanent bool
 	}{
-		{name: "amount mismatch", err: fmt.Errorf("commit: %w", stock.ErrAmountMismatch), wantReason: reasonAmountMismatch, wantPermanent: true},
-		{name: "illegal transition", err: fmt.Errorf("x: %w", stock.ErrInvalidTransition), wantReason: reasonIllegalTransition, wantPermanent: true},
+		{name: "amount mismatch", err: fmt.Errorf("commit: %w", stock.ErrAmountMismatch), wantReason: events.ReasonAmountMismatch, wantPermanent: true},
+		{name: "illegal transition", err: fmt.Errorf("x: %w", stock.ErrInvalidTransition), wantReason: events.ReasonIllegalTransition, wantPermanent: true},
 		{name: "invariant", err: fmt.Errorf("x: %w", stock.ErrInvariant), wantPermanent: true},
 		{name: "unpublishable", err: fmt.Errorf("x: %w", app.ErrUnpublishable), wantPermanent: true},
 		{name: "transient", err: transient},

@@ -164,14 +164,11 @@ var (
 )
 
 // Reasons an event is refused for (the reason label of
-// eventshop_events_refused_total).
+// eventshop_events_refused_total) that only the order service gives; the
+// shared ones are events.Reason*.
 const (
-	ReasonInvalidEvent         = "invalid_event"
-	ReasonUnknownOrder         = "unknown_order"
-	ReasonNotReserved          = "not_reserved"
-	ReasonAmountMismatch       = "amount_mismatch"
-	ReasonIllegalTransition    = "illegal_transition"
-	ReasonConflictingDuplicate = "conflicting_duplicate"
+	ReasonUnknownOrder = "unknown_order"
+	ReasonNotReserved  = "not_reserved"
 )
 
 // RefusedError is an event refused for what it claims (an amount the

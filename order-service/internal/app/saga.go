@@ -76,15 +76,15 @@ type transition func(o order.Order, now time.Time) (order.Order, bool, error)
 func refusal(err error) (string, bool) {
 	switch {
 	case errors.Is(err, order.ErrAmountMismatch):
-		return ReasonAmountMismatch, true
+		return events.ReasonAmountMismatch, true
 	case errors.Is(err, order.ErrNotReserved):
 		return ReasonNotReserved, true
 	case errors.Is(err, order.ErrInvalidTransition):
-		return ReasonIllegalTransition, true
+		return events.ReasonIllegalTransition, true
 	case errors.Is(err, order.ErrNotFound):
 		return ReasonUnknownOrder, true
 	case errors.Is(err, order.ErrInvalidEvent):
-		return ReasonInvalidEvent, true
+		return events.ReasonInvalidEvent, true
 	}
 	return "", false
 }
@@ -186,14 +186,9 @@ func (a *App) publishFinal(ctx context.Context, o order.Order, after uint64, inc
 	default:
 		return events.Published{}, fmt.Errorf("order %s is %s: %w", o.ID, o.Status, order.ErrInvalidTransition)
 	}
-	res, err := a.pub.PublishAfter(ctx, t, o.ID, tp, data, after)
-	switch {
-	case errors.Is(err, events.ErrConflictingDuplicate):
-		// The order's last event is not a valid event: it was not written
-		// by this service.
-		return res, &RefusedError{Reason: ReasonConflictingDuplicate, Err: err}
-	}
-	return res, err
+	// A conflicting duplicate (the order's last event was not written by
+	// this service) is refused as such by events.Consume.
+	return a.pub.PublishAfter(ctx, t, o.ID, tp, data, after)
 }
 
 // DecisionOf reads what an order's final event says.

@@ -27,7 +27,7 @@ func TestVerdict(t *testing.T) {
 		wantWait      bool
 	}{
 		{name: "handled", err: nil},
-		{name: "refused", err: &app.RefusedError{Reason: app.ReasonAmountMismatch, Err: order.ErrAmountMismatch}, wantPermanent: true, wantRefused: true},
+		{name: "refused", err: &app.RefusedError{Reason: events.ReasonAmountMismatch, Err: order.ErrAmountMismatch}, wantPermanent: true, wantRefused: true},
 		{name: "not due", err: &app.WaitError{Err: order.ErrNotDue, After: time.Second}, wantWait: true},
 		{name: "corrupt", err: fmt.Errorf("%w: created event", app.ErrCorrupt), wantPermanent: true},
 		{name: "unknown order", err: fmt.Errorf("%w: x", order.ErrNotFound), wantPermanent: true},

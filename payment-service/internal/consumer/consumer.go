@@ -97,7 +97,7 @@ func (h handlers) verdict(msg jetstream.Msg, err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, app.ErrIllegalTransition):
-		return runner.Refused("illegal_transition", err)
+		return runner.Refused(events.ReasonIllegalTransition, err)
 	case errors.Is(err, payment.ErrNoPaymentToken),
 		errors.Is(err, payment.ErrGatewayRejected),
 		errors.Is(err, payment.ErrInvalidOrderID),
